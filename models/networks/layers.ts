@@ -1,0 +1,184 @@
+// Per-module build functions shared by the SVD networks, one per diffusers/transformers module.
+// Each takes the checkpoint name prefix of its module, so weights are found by the same names
+// as in the safetensors files.
+import type { GraphBuilder, Value } from '../onnx/graph-builder.js';
+
+export interface FrameDims {
+  /** Videos in the batch, [1] int64. */
+  batch: Value;
+  /** Frames per video, [1] int64. */
+  frames: Value;
+}
+
+export function linear(b: GraphBuilder, x: Value, name: string, inF: number, outF: number, opts: { bias?: boolean } = {}): Value {
+  const w = b.weight(`${name}.weight`, [outF, inF], { transpose: true });
+  const bias = opts.bias === false ? undefined : b.weight(`${name}.bias`, [outF]);
+  return b.linear(x, w, bias);
+}
+
+export function conv2d(
+  b: GraphBuilder,
+  x: Value,
+  name: string,
+  inC: number,
+  outC: number,
+  k: number,
+  opts: { stride?: number; pads?: number[]; bias?: boolean } = {},
+): Value {
+  const w = b.weight(`${name}.weight`, [outC, inC, k, k]);
+  const bias = opts.bias === false ? undefined : b.weight(`${name}.bias`, [outC]);
+  const p = (k - 1) / 2;
+  return b.conv(x, w, bias, { strides: [opts.stride ?? 1, opts.stride ?? 1], pads: opts.pads ?? [p, p, p, p] });
+}
+
+/** A (k,1,1) Conv3d over frames, run as a 2-D conv on [B, C, F, H·W] (3-D convs are missing on some providers). */
+export function temporalConv(b: GraphBuilder, x: Value, name: string, inC: number, outC: number, k: number): Value {
+  const w = b.weight(`${name}.weight`, [outC, inC, k, 1, 1], { reshape: [outC, inC, k, 1] });
+  const bias = b.weight(`${name}.bias`, [outC]);
+  const p = (k - 1) / 2;
+  return b.conv(x, w, bias, { pads: [p, 0, p, 0] });
+}
+
+/** GroupNorm with affine over axis 1 of a tensor of the given rank. */
+export function groupNorm(b: GraphBuilder, x: Value, name: string, channels: number, eps: number, rank: number, groups = 32): Value {
+  if (channels % groups !== 0) throw new Error(`${name}: ${channels} channels cannot be split into ${groups} groups`);
+  const view = [channels, ...new Array(rank - 2).fill(1)];
+  const scale = b.weight(`${name}.weight`, [channels], { reshape: view });
+  const bias = b.weight(`${name}.bias`, [channels], { reshape: view });
+  return b.groupNorm(x, groups, scale, bias, eps);
+}
+
+export function layerNorm(b: GraphBuilder, x: Value, name: string, channels: number, eps: number): Value {
+  return b.layerNorm(x, b.weight(`${name}.weight`, [channels]), b.weight(`${name}.bias`, [channels]), eps);
+}
+
+/**
+ * Sinusoidal embedding of diffusers' `Timesteps(dim, flip_sin_to_cos=True, shift=0)`:
+ * [N] float32 → [N, dim] float32 as cat(cos, sin).
+ */
+export function sinusoidalEmbedding(b: GraphBuilder, t: Value, dim: number): Value {
+  const half = Math.floor(dim / 2);
+  const freqs = new Float32Array(half);
+  const negLog = Math.fround(-Math.log(10000));
+  for (let i = 0; i < half; i++) freqs[i] = Math.fround(Math.exp(Math.fround(Math.fround(negLog * i) / half)));
+  const args = b.mul(b.unsqueeze(b.cast(t, 'float32'), [1]), b.constant(freqs, 'float32', [1, half]));
+  let emb = b.concat([b.cos(args), b.sin(args)], 1);
+  if (dim % 2 === 1) emb = b.concat([emb, b.expand(b.constant([0], 'float32', [1, 1]), b.shapeOf([b.dim(emb, 0), 1]))], 1);
+  return emb;
+}
+
+/** diffusers `TimestepEmbedding`: linear_1 → SiLU → linear_2. */
+export function timestepMlp(b: GraphBuilder, x: Value, name: string, inF: number, hidden: number, outF = hidden): Value {
+  return linear(b, b.silu(linear(b, x, `${name}.linear_1`, inF, hidden)), `${name}.linear_2`, hidden, outF);
+}
+
+/** diffusers `ResnetBlock2D` (pre-norm, SiLU, output scale 1) on [N, C, H, W]. `tembAct` is SiLU(temb) [N, T]. */
+export function resnetBlock2d(
+  b: GraphBuilder,
+  x: Value,
+  name: string,
+  inC: number,
+  outC: number,
+  eps: number,
+  temb?: { act: Value; channels: number },
+): Value {
+  return b.scope(name, () => {
+    let h = conv2d(b, b.silu(groupNorm(b, x, `${name}.norm1`, inC, eps, 4)), `${name}.conv1`, inC, outC, 3);
+    if (temb) h = b.add(h, b.unsqueeze(linear(b, temb.act, `${name}.time_emb_proj`, temb.channels, outC), [2, 3]));
+    h = conv2d(b, b.silu(groupNorm(b, h, `${name}.norm2`, outC, eps, 4)), `${name}.conv2`, outC, outC, 3);
+    const shortcut = inC === outC ? x : conv2d(b, x, `${name}.conv_shortcut`, inC, outC, 1);
+    return b.add(shortcut, h);
+  });
+}
+
+/** diffusers `TemporalResnetBlock` on [B, C, F, H·W]; `temb` is SiLU(emb) as [B, C_t, F] laid out per frame. */
+function temporalResnetBlock(
+  b: GraphBuilder,
+  x: Value,
+  name: string,
+  channels: number,
+  eps: number,
+  temb?: { act: Value; channels: number; frames: FrameDims },
+): Value {
+  let h = temporalConv(b, b.silu(groupNorm(b, x, `${name}.norm1`, channels, eps, 4)), `${name}.conv1`, channels, channels, 3);
+  if (temb) {
+    // [B·F, C_t] → [B, F, C] → [B, C, F, 1]
+    const proj = linear(b, temb.act, `${name}.time_emb_proj`, temb.channels, channels);
+    const perVideo = b.reshape(proj, b.shapeOf([temb.frames.batch, temb.frames.frames, channels]));
+    h = b.add(h, b.unsqueeze(b.transpose(perVideo, [0, 2, 1]), [3]));
+  }
+  h = temporalConv(b, b.silu(groupNorm(b, h, `${name}.norm2`, channels, eps, 4)), `${name}.conv2`, channels, channels, 3);
+  return b.add(x, h);
+}
+
+/**
+ * `AlphaBlender` with image_only_indicator = 0: alpha = sigmoid(mix_factor) for both the
+ * `learned` and `learned_with_images` strategies; `switch` swaps the roles (decoder).
+ */
+export function alphaBlend(b: GraphBuilder, name: string, spatial: Value, temporal: Value, switchSpatialToTemporal: boolean): Value {
+  const alpha = b.sigmoid(b.weight(`${name}.mix_factor`, [1]));
+  const [keep, other] = switchSpatialToTemporal ? [temporal, spatial] : [spatial, temporal];
+  // alpha·keep + (1 − alpha)·other
+  return b.add(other, b.mul(b.sub(keep, other), alpha));
+}
+
+/** diffusers `SpatioTemporalResBlock` on [B·F, C, H, W]. */
+export function spatioTemporalResBlock(
+  b: GraphBuilder,
+  x: Value,
+  name: string,
+  inC: number,
+  outC: number,
+  opts: { eps: number; temporalEps: number; switchMix: boolean; frames: FrameDims; temb?: { act: Value; channels: number } },
+): Value {
+  return b.scope(name, () => {
+    const spatial = resnetBlock2d(b, x, `${name}.spatial_res_block`, inC, outC, opts.eps, opts.temb);
+    const { batch, frames } = opts.frames;
+    const h = b.dim(spatial, 2);
+    const w = b.dim(spatial, 3);
+    // [B·F, C, H, W] → [B, C, F, H·W]
+    const byVideo = b.transpose(b.reshape(spatial, b.shapeOf([batch, frames, outC, -1])), [0, 2, 1, 3]);
+    const temporal = temporalResnetBlock(b, byVideo, `${name}.temporal_res_block`, outC, opts.temporalEps, opts.temb && { ...opts.temb, frames: opts.frames });
+    const mixed = alphaBlend(b, `${name}.time_mixer`, byVideo, temporal, opts.switchMix);
+    return b.reshape(b.transpose(mixed, [0, 2, 1, 3]), b.shapeOf([-1, outC, h, w]));
+  });
+}
+
+/** Self-attention over [N, S, C] with separate q/k/v projections (diffusers `Attention`). */
+export function selfAttention(b: GraphBuilder, x: Value, name: string, dim: number, heads: number, opts: { qkvBias: boolean; names?: AttentionNames }): Value {
+  const n = opts.names ?? DIFFUSERS_ATTENTION;
+  const headDim = dim / heads;
+  const q = linear(b, x, `${name}.${n.q}`, dim, dim, { bias: opts.qkvBias });
+  const k = linear(b, x, `${name}.${n.k}`, dim, dim, { bias: opts.qkvBias });
+  const v = linear(b, x, `${name}.${n.v}`, dim, dim, { bias: opts.qkvBias });
+  return linear(b, b.attention(q, k, v, heads, headDim), `${name}.${n.out}`, dim, dim);
+}
+
+export interface AttentionNames {
+  q: string;
+  k: string;
+  v: string;
+  out: string;
+}
+export const DIFFUSERS_ATTENTION: AttentionNames = { q: 'to_q', k: 'to_k', v: 'to_v', out: 'to_out.0' };
+
+/**
+ * Cross-attention to a context of exactly one token (SVD's CLIP image embedding): softmax over a
+ * single key is 1, so the result is out(v(context)) for every query. to_q/to_k are checked but
+ * not computed. Returns [N, 1, dim] to broadcast over the queries.
+ */
+export function singleTokenCrossAttention(b: GraphBuilder, context: Value, name: string, dim: number, contextDim: number): Value {
+  b.checkWeight(`${name}.to_q.weight`, [dim, dim]);
+  b.checkWeight(`${name}.to_k.weight`, [dim, contextDim]);
+  const v = linear(b, context, `${name}.to_v`, contextDim, dim, { bias: false });
+  return linear(b, v, `${name}.to_out.0`, dim, dim);
+}
+
+/** diffusers `FeedForward` with GEGLU: proj to 2·inner, value · gelu(gate), back to dimOut. */
+export function feedForwardGeglu(b: GraphBuilder, x: Value, name: string, dim: number, dimOut = dim, mult = 4): Value {
+  const inner = dim * mult;
+  const proj = linear(b, x, `${name}.net.0.proj`, dim, inner * 2);
+  const value = b.slice(proj, [0], [inner], [-1]);
+  const gate = b.slice(proj, [inner], [inner * 2], [-1]);
+  return linear(b, b.mul(value, b.gelu(gate)), `${name}.net.2`, inner, dimOut);
+}

@@ -1,0 +1,187 @@
+// UNetSpatioTemporalConditionModel (diffusers) as an ONNX graph. Every size comes from the
+// config; batch, frames, height and width stay dynamic.
+import { perLevelValue, type UNetConfig } from '../configs.js';
+import type { GraphBuilder, Value } from '../onnx/graph-builder.js';
+import {
+  alphaBlend,
+  conv2d,
+  feedForwardGeglu,
+  groupNorm,
+  layerNorm,
+  linear,
+  selfAttention,
+  sinusoidalEmbedding,
+  singleTokenCrossAttention,
+  spatioTemporalResBlock,
+  timestepMlp,
+  type FrameDims,
+} from './layers.js';
+
+interface Ctx {
+  b: GraphBuilder;
+  frames: FrameDims;
+  temb: { act: Value; channels: number };
+  /** CLIP embedding per video [B, 1, D] and repeated per frame [B·F, 1, D]. */
+  context: Value;
+  contextPerFrame: Value;
+  contextDim: number;
+}
+
+/** diffusers `BasicTransformerBlock` (self-attn, cross-attn, GEGLU FF) on [B·F, S, C]. */
+function basicTransformerBlock(c: Ctx, x: Value, name: string, dim: number, heads: number): Value {
+  const { b } = c;
+  let h = b.add(x, selfAttention(b, layerNorm(b, x, `${name}.norm1`, dim, 1e-5), `${name}.attn1`, dim, heads, { qkvBias: false }));
+  layerNormWeightsCheck(b, `${name}.norm2`, dim);
+  h = b.add(h, singleTokenCrossAttention(b, c.contextPerFrame, `${name}.attn2`, dim, c.contextDim));
+  return b.add(h, feedForwardGeglu(b, layerNorm(b, h, `${name}.norm3`, dim, 1e-5), `${name}.ff`, dim));
+}
+
+/** With a one-token context the normalised query never reaches the output, but its weights must still match. */
+function layerNormWeightsCheck(b: GraphBuilder, name: string, dim: number) {
+  b.checkWeight(`${name}.weight`, [dim]);
+  b.checkWeight(`${name}.bias`, [dim]);
+}
+
+/** diffusers `TemporalBasicTransformerBlock` on [B, S, F, C] (attention runs over frames). */
+function temporalTransformerBlock(c: Ctx, x: Value, name: string, dim: number, heads: number): Value {
+  const { b } = c;
+  let h = b.add(x, feedForwardGeglu(b, layerNorm(b, x, `${name}.norm_in`, dim, 1e-5), `${name}.ff_in`, dim));
+  const normed = layerNorm(b, h, `${name}.norm1`, dim, 1e-5);
+  const seqs = b.reshape(normed, [-1, b.dim(normed, 2), dim]);
+  const attn = selfAttention(b, seqs, `${name}.attn1`, dim, heads, { qkvBias: false });
+  h = b.add(h, b.reshape(attn, b.shape(h)));
+  layerNormWeightsCheck(b, `${name}.norm2`, dim);
+  // time_context: the first frame's embedding of each video, [B, 1, D] → [B, 1, 1, C]
+  h = b.add(h, b.unsqueeze(singleTokenCrossAttention(b, c.context, `${name}.attn2`, dim, c.contextDim), [1]));
+  return b.add(h, feedForwardGeglu(b, layerNorm(b, h, `${name}.norm3`, dim, 1e-5), `${name}.ff`, dim));
+}
+
+/** diffusers `TransformerSpatioTemporalModel` on [B·F, C, H, W]. */
+function transformerSpatioTemporal(c: Ctx, x: Value, name: string, channels: number, heads: number, layers: number): Value {
+  const { b } = c;
+  return b.scope(name, () => {
+    const { batch, frames } = c.frames;
+    const [bf, hgt, wid] = [b.dim(x, 0), b.dim(x, 2), b.dim(x, 3)];
+    const inner = channels; // heads × (channels / heads)
+    let h = groupNorm(b, x, `${name}.norm`, channels, 1e-6, 4);
+    h = b.reshape(b.transpose(h, [0, 2, 3, 1]), b.shapeOf([bf, -1, channels]));
+    h = linear(b, h, `${name}.proj_in`, channels, inner);
+
+    // Frame-position embedding: sinusoid of 0..F-1 through an MLP, [F, C] broadcast over videos.
+    const frameEmb = timestepMlp(b, b.cast(sinusoidalEmbedding(b, b.rangeFloat(frames), channels), b.dtype), `${name}.time_pos_embed`, channels, channels * 4, channels);
+    const frameEmb4 = b.unsqueeze(frameEmb, [1]); // [F, 1, C]
+
+    for (let i = 0; i < layers; i++) {
+      h = basicTransformerBlock(c, h, `${name}.transformer_blocks.${i}`, inner, heads);
+      // [B·F, S, C] → [B, F, S, C] (+ frame embedding) → [B, S, F, C]
+      const byVideo = b.reshape(h, b.shapeOf([batch, frames, -1, inner]));
+      const withPos = b.transpose(b.add(byVideo, frameEmb4), [0, 2, 1, 3]);
+      const temporal = temporalTransformerBlock(c, withPos, `${name}.temporal_transformer_blocks.${i}`, inner, heads);
+      const back = b.reshape(b.transpose(temporal, [0, 2, 1, 3]), b.shape(h));
+      h = alphaBlend(b, `${name}.time_mixer`, h, back, false);
+    }
+    h = linear(b, h, `${name}.proj_out`, inner, channels);
+    h = b.transpose(b.reshape(h, b.shapeOf([bf, hgt, wid, channels])), [0, 3, 1, 2]);
+    return b.add(h, x);
+  });
+}
+
+export interface UNetGraphInfo {
+  inputs: string[];
+  outputs: string[];
+}
+
+export function buildUNet(b: GraphBuilder, cfg: UNetConfig, file = 'unet/config.json'): UNetGraphInfo {
+  const levels = cfg.block_out_channels.length;
+  if (cfg.down_block_types.length !== levels || cfg.up_block_types.length !== levels) {
+    throw new Error(`${file}: block_out_channels has ${levels} entries but down_block_types ${cfg.down_block_types.length} and up_block_types ${cfg.up_block_types.length}`);
+  }
+  const ch = cfg.block_out_channels;
+  const heads = perLevelValue(cfg.num_attention_heads, levels, 'num_attention_heads', file);
+  const crossDims = perLevelValue(cfg.cross_attention_dim, levels, 'cross_attention_dim', file);
+  const layersPer = perLevelValue(cfg.layers_per_block, levels, 'layers_per_block', file);
+  const tLayers = perLevelValue(cfg.transformer_layers_per_block, levels, 'transformer_layers_per_block', file);
+  if (new Set(crossDims).size !== 1) throw new Error(`${file}: cross_attention_dim must be the same at every level (one CLIP embedding input)`);
+  const contextDim = crossDims[0]!;
+  if (cfg.addition_time_embed_dim * 3 !== cfg.projection_class_embeddings_input_dim) {
+    throw new Error(`${file}: addition_time_embed_dim × 3 (${cfg.addition_time_embed_dim * 3}) must equal projection_class_embeddings_input_dim (${cfg.projection_class_embeddings_input_dim})`);
+  }
+  ch.forEach((c, i) => {
+    if (c % heads[i]! !== 0) throw new Error(`${file}: block_out_channels[${i}] = ${c} is not divisible by num_attention_heads[${i}] = ${heads[i]}`);
+  });
+
+  const sample = b.input('sample', 'float32', ['batch', 'frames', cfg.in_channels, 'height', 'width']);
+  const timestep = b.input('timestep', 'float32', [1]);
+  const ehs = b.input('encoder_hidden_states', 'float32', ['batch', 1, contextDim]);
+  const addedTimeIds = b.input('added_time_ids', 'float32', ['batch', 3]);
+
+  const frames: FrameDims = { batch: b.dim(sample, 0), frames: b.dim(sample, 1) };
+  const bf = b.mulDims(frames.batch, frames.frames);
+  const timeDim = ch[0]! * 4;
+
+  // Time and micro-conditioning embeddings, computed in float32, then repeated per frame.
+  const tEmb = timestepMlp(b, b.cast(sinusoidalEmbedding(b, timestep, ch[0]!), b.dtype), 'time_embedding', ch[0]!, timeDim);
+  const idsEmb = b.reshape(sinusoidalEmbedding(b, b.reshape(addedTimeIds, [-1]), cfg.addition_time_embed_dim), [-1, cfg.projection_class_embeddings_input_dim]);
+  const augEmb = timestepMlp(b, b.cast(idsEmb, b.dtype), 'add_embedding', cfg.projection_class_embeddings_input_dim, timeDim);
+  const emb = b.add(tEmb, augEmb); // [B, T]
+  const embPerFrame = b.reshape(b.expand(b.unsqueeze(emb, [1]), b.shapeOf([frames.batch, frames.frames, timeDim])), b.shapeOf([bf, timeDim]));
+  const context = b.cast(ehs, b.dtype);
+  const contextPerFrame = b.reshape(b.expand(b.unsqueeze(context, [1]), b.shapeOf([frames.batch, frames.frames, 1, contextDim])), b.shapeOf([bf, 1, contextDim]));
+  const c: Ctx = { b, frames, temb: { act: b.silu(embPerFrame), channels: timeDim }, context, contextPerFrame, contextDim };
+
+  const stBlock = (x: Value, name: string, inC: number, outC: number, eps: number) =>
+    spatioTemporalResBlock(b, x, name, inC, outC, { eps, temporalEps: eps, switchMix: false, frames, temb: c.temb });
+
+  const x5 = b.cast(sample, b.dtype);
+  let h = b.reshape(x5, b.shapeOf([bf, cfg.in_channels, b.dim(x5, 3), b.dim(x5, 4)]));
+  h = conv2d(b, h, 'conv_in', cfg.in_channels, ch[0]!, 3);
+
+  const skips: { value: Value; channels: number }[] = [{ value: h, channels: ch[0]! }];
+  let inC = ch[0]!;
+  cfg.down_block_types.forEach((type, i) => {
+    const outC = ch[i]!;
+    const cross = type === 'CrossAttnDownBlockSpatioTemporal';
+    for (let j = 0; j < layersPer[i]!; j++) {
+      const name = `down_blocks.${i}`;
+      h = stBlock(h, `${name}.resnets.${j}`, j === 0 ? inC : outC, outC, cross ? 1e-6 : 1e-5);
+      if (cross) h = transformerSpatioTemporal(c, h, `${name}.attentions.${j}`, outC, heads[i]!, tLayers[i]!);
+      skips.push({ value: h, channels: outC });
+    }
+    if (i < levels - 1) {
+      h = conv2d(b, h, `down_blocks.${i}.downsamplers.0.conv`, outC, outC, 3, { stride: 2 });
+      skips.push({ value: h, channels: outC });
+    }
+    inC = outC;
+  });
+
+  const top = ch[levels - 1]!;
+  h = stBlock(h, 'mid_block.resnets.0', top, top, 1e-5);
+  // The mid block is resnet → transformer → resnet whatever the transformer depth.
+  h = transformerSpatioTemporal(c, h, 'mid_block.attentions.0', top, heads[levels - 1]!, tLayers[levels - 1]!);
+  h = stBlock(h, 'mid_block.resnets.1', top, top, 1e-5);
+
+  const rCh = [...ch].reverse();
+  const rHeads = [...heads].reverse();
+  const rLayers = [...layersPer].reverse();
+  const rTLayers = [...tLayers].reverse();
+  let prevC = rCh[0]!;
+  cfg.up_block_types.forEach((type, i) => {
+    const outC = rCh[i]!;
+    const cross = type === 'CrossAttnUpBlockSpatioTemporal';
+    const n = rLayers[i]! + 1;
+    for (let j = 0; j < n; j++) {
+      const skip = skips.pop();
+      if (!skip) throw new Error(`${file}: up blocks need more skip connections than the down blocks make`);
+      const resIn = (j === 0 ? prevC : outC) + skip.channels;
+      h = stBlock(b.concat([h, skip.value], 1), `up_blocks.${i}.resnets.${j}`, resIn, outC, 1e-6);
+      if (cross) h = transformerSpatioTemporal(c, h, `up_blocks.${i}.attentions.${j}`, outC, rHeads[i]!, rTLayers[i]!);
+    }
+    if (i < levels - 1) h = conv2d(b, b.upsampleNearest2x(h), `up_blocks.${i}.upsamplers.0.conv`, outC, outC, 3);
+    prevC = outC;
+  });
+
+  h = conv2d(b, b.silu(groupNorm(b, h, 'conv_norm_out', ch[0]!, 1e-5, 4)), 'conv_out', ch[0]!, cfg.out_channels, 3);
+  const out = b.reshape(h, b.shapeOf([frames.batch, frames.frames, cfg.out_channels, b.dim(h, 2), b.dim(h, 3)]));
+  b.output(b.cast(out, 'float32'), 'model_output', ['batch', 'frames', cfg.out_channels, 'height', 'width']);
+  return { inputs: ['sample', 'timestep', 'encoder_hidden_states', 'added_time_ids'], outputs: ['model_output'] };
+}

@@ -1,0 +1,89 @@
+// svd-studio command line: `npm run svd -- <command> [options]`.
+import { parseArgs } from 'node:util';
+import { convertModel, defaultCacheDir, type ConvertEvent } from '../models/convert.js';
+import { NETWORKS, type NetworkName } from '../models/build.js';
+
+const HELP = `usage: npm run svd -- <command> [options]
+
+commands:
+  convert --model DIR    build the ONNX networks of a diffusers SVD repository into the cache
+          [--dtype fp16|fp32] (default fp16; the VAE encoder stays fp32 as in diffusers)
+          [--attention mha|matmul] (default mha: fused attention, never the full score matrix)
+          [--networks unet,vae_decoder,...] [--cache DIR] (default ${defaultCacheDir()})
+`;
+
+export class UsageError extends Error {}
+
+function parseDType(v: string | undefined): 'float16' | 'float32' {
+  if (v === undefined || v === 'fp16' || v === 'float16') return 'float16';
+  if (v === 'fp32' || v === 'float32') return 'float32';
+  throw new UsageError(`--dtype must be fp16 or fp32, got "${v}"`);
+}
+
+function parseNetworks(v: string | undefined): NetworkName[] | undefined {
+  if (!v) return undefined;
+  const names = v.split(',').map((s) => s.trim());
+  for (const n of names) if (!(NETWORKS as readonly string[]).includes(n)) throw new UsageError(`unknown network "${n}"; choose from ${NETWORKS.join(', ')}`);
+  return names as NetworkName[];
+}
+
+function progressPrinter() {
+  let last = 0;
+  return (e: ConvertEvent) => {
+    switch (e.type) {
+      case 'cached':
+        console.error(`${e.network}: cached ${e.path}`);
+        break;
+      case 'building':
+        console.error(`${e.network}: building`);
+        break;
+      case 'progress': {
+        const now = Date.now();
+        if (process.stderr.isTTY && now - last > 200) {
+          last = now;
+          process.stderr.write(`\r${e.network}: ${(e.written / 2 ** 20).toFixed(0)} / ${(e.total / 2 ** 20).toFixed(0)} MiB written`);
+        }
+        break;
+      }
+      case 'built':
+        if (process.stderr.isTTY) process.stderr.write('\n');
+        console.error(`${e.network}: built ${e.path} (${(e.bytes / 2 ** 20).toFixed(1)} MiB, ${e.seconds.toFixed(1)} s)`);
+        break;
+    }
+  };
+}
+
+async function main(argv: string[]) {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help') {
+    console.log(HELP);
+    return;
+  }
+  if (command === 'convert') {
+    const { values } = parseArgs({
+      args: rest,
+      options: { model: { type: 'string' }, dtype: { type: 'string' }, attention: { type: 'string' }, networks: { type: 'string' }, cache: { type: 'string' } },
+      strict: true,
+    });
+    if (!values.model) throw new UsageError('convert needs --model DIR (a diffusers SVD repository)');
+    const attention = values.attention ?? 'mha';
+    if (attention !== 'mha' && attention !== 'matmul') throw new UsageError(`--attention must be mha or matmul, got "${attention}"`);
+    const { files } = convertModel({
+      model: values.model,
+      dtype: parseDType(values.dtype),
+      attention,
+      networks: parseNetworks(values.networks),
+      cacheDir: values.cache,
+      onEvent: progressPrinter(),
+    });
+    console.log(JSON.stringify(files, null, 2));
+    return;
+  }
+  throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  const e = err as Error;
+  console.error(`error: ${e.message}`);
+  process.exitCode = e instanceof UsageError ? 2 : 1;
+});

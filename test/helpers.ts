@@ -1,0 +1,40 @@
+import { cpSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { SafetensorsFile } from '../models/safetensors.js';
+
+export const FIXTURE = join(import.meta.dirname, 'fixtures', 'svd-tiny');
+export const FIXTURE_MODEL = join(FIXTURE, 'model');
+
+let golden: SafetensorsFile | undefined;
+export function goldenFile(): SafetensorsFile {
+  return (golden ??= SafetensorsFile.open(join(FIXTURE, 'golden.safetensors')));
+}
+export function goldenTensor(name: string): ort.Tensor {
+  const g = goldenFile();
+  return new ort.Tensor('float32', g.readFloat32(name), [...g.info(name).shape]);
+}
+
+/** ‖a − b‖ / ‖b‖ */
+export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+export function tempDir(prefix = 'svd-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A writable copy of the fixture model, for tests that break it on purpose. */
+export function fixtureCopy(): string {
+  const dir = join(tempDir(), 'model');
+  cpSync(FIXTURE_MODEL, dir, { recursive: true });
+  return dir;
+}
