@@ -116,7 +116,7 @@ function temporalResnetBlock(
  * `learned` and `learned_with_images` strategies; `switch` swaps the roles (decoder).
  */
 export function alphaBlend(b: GraphBuilder, name: string, spatial: Value, temporal: Value, switchSpatialToTemporal: boolean): Value {
-  const alpha = b.sigmoid(b.weight(`${name}.mix_factor`, [1]));
+  const alpha = b.weight(`${name}.mix_factor`, [1], { map: { id: 'sigmoid', fn: (v) => 1 / (1 + Math.exp(-v)) } });
   const [keep, other] = switchSpatialToTemporal ? [temporal, spatial] : [spatial, temporal];
   // alpha·keep + (1 − alpha)·other
   return b.add(other, b.mul(b.sub(keep, other), alpha));

@@ -56,6 +56,8 @@ interface WeightOptions {
   reshape?: number[];
   /** Keep this weight in float32 even in an fp16 graph. */
   dtype?: GraphDType;
+  /** Folds an elementwise function into the stored values (e.g. sigmoid of a mix factor). */
+  map?: { id: string; fn: (v: number) => number };
 }
 
 export interface SaveResult {
@@ -78,6 +80,8 @@ export class GraphBuilder {
   private readonly constCache = new Map<string, Value>();
   private readonly weightCache = new Map<string, Value>();
   private readonly scopes: string[] = [];
+  /** Element count of every checkpoint tensor the graph reads or checks. */
+  private readonly params = new Map<string, number>();
   private counter = 0;
 
   constructor(opts: BuilderOptions) {
@@ -110,7 +114,7 @@ export class GraphBuilder {
 
   /** A checkpoint tensor, shape-checked against what the config implies. */
   weight(name: string, shape: number[], opts: WeightOptions = {}): Value {
-    const key = `${name}|${opts.transpose ? 'T' : ''}|${opts.reshape?.join(',') ?? ''}|${opts.dtype ?? ''}`;
+    const key = `${name}|${opts.transpose ? 'T' : ''}|${opts.reshape?.join(',') ?? ''}|${opts.dtype ?? ''}|${opts.map?.id ?? ''}`;
     const cached = this.weightCache.get(key);
     if (cached) return cached;
     this.checkWeight(name, shape);
@@ -134,6 +138,7 @@ export class GraphBuilder {
       bytes: () => {
         let data = source.load(name, shape);
         if (opts.transpose) data = transpose2d(data, shape[0]!, shape[1]!);
+        if (opts.map) data = data.map(opts.map.fn);
         return encode(data, dtype);
       },
     });
@@ -143,6 +148,7 @@ export class GraphBuilder {
 
   /** Checks that a checkpoint tensor exists with the expected shape without adding it to the graph. */
   checkWeight(name: string, shape: readonly number[]): void {
+    this.params.set(name, count(shape));
     if (!this.weights.has(name)) {
       throw new WeightShapeError(`${this.weights.description}: missing tensor "${name}" (expected shape [${shape.join(', ')}] from config.json)`);
     }
@@ -422,6 +428,13 @@ export class GraphBuilder {
 
   get nodeCount() {
     return this.nodes.length;
+  }
+
+  /** Parameters of the checkpoint the graph accounts for (comparable to torch's numel sum). */
+  get parameterCount() {
+    let n = 0;
+    for (const c of this.params.values()) n += c;
+    return n;
   }
 
   private asValue(v: Value | number, like: Value): Value {

@@ -1,0 +1,44 @@
+// The published SVD-XT component configs (stabilityai/stable-video-diffusion-img2vid-xt), for
+// building full-size networks with random weights in benchmarks and tests.
+import type { ClipVisionConfig, UNetConfig, VaeConfig } from './configs.js';
+
+export const SVD_XT_UNET: UNetConfig = {
+  in_channels: 8,
+  out_channels: 4,
+  block_out_channels: [320, 640, 1280, 1280],
+  down_block_types: ['CrossAttnDownBlockSpatioTemporal', 'CrossAttnDownBlockSpatioTemporal', 'CrossAttnDownBlockSpatioTemporal', 'DownBlockSpatioTemporal'],
+  up_block_types: ['UpBlockSpatioTemporal', 'CrossAttnUpBlockSpatioTemporal', 'CrossAttnUpBlockSpatioTemporal', 'CrossAttnUpBlockSpatioTemporal'],
+  layers_per_block: 2,
+  transformer_layers_per_block: 1,
+  num_attention_heads: [5, 10, 20, 20],
+  cross_attention_dim: 1024,
+  addition_time_embed_dim: 256,
+  projection_class_embeddings_input_dim: 768,
+  num_frames: 25,
+  sample_size: 96,
+};
+
+export const SVD_XT_VAE: VaeConfig = {
+  in_channels: 3,
+  out_channels: 3,
+  latent_channels: 4,
+  block_out_channels: [128, 256, 512, 512],
+  down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D'],
+  layers_per_block: 2,
+  scaling_factor: 0.18215,
+  force_upcast: true,
+  norm_num_groups: 32,
+};
+
+export const SVD_XT_IMAGE_ENCODER: ClipVisionConfig = {
+  hidden_size: 1280,
+  intermediate_size: 5120,
+  num_hidden_layers: 32,
+  num_attention_heads: 16,
+  num_channels: 3,
+  image_size: 224,
+  patch_size: 14,
+  projection_dim: 1024,
+  hidden_act: 'gelu',
+  layer_norm_eps: 1e-5,
+};
