@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { convertModel, defaultCacheDir, type ConvertEvent } from '../models/convert.js';
 import { NETWORKS, type NetworkName } from '../models/build.js';
+import { runGenerate, GENERATE_HELP } from './generate-command.js';
 
 const HELP = `usage: npm run svd -- <command> [options]
 
@@ -10,11 +11,11 @@ commands:
           [--dtype fp16|fp32] (default fp16; the VAE encoder stays fp32 as in diffusers)
           [--attention mha|matmul] (default mha: fused attention, never the full score matrix)
           [--networks unet,vae_decoder,...] [--cache DIR] (default ${defaultCacheDir()})
-`;
+${GENERATE_HELP}`;
 
-export class UsageError extends Error {}
+import { UsageError } from './usage-error.js';
 
-function parseDType(v: string | undefined): 'float16' | 'float32' {
+export function parseDType(v: string | undefined): 'float16' | 'float32' {
   if (v === undefined || v === 'fp16' || v === 'float16') return 'float16';
   if (v === 'fp32' || v === 'float32') return 'float32';
   throw new UsageError(`--dtype must be fp16 or fp32, got "${v}"`);
@@ -79,6 +80,7 @@ async function main(argv: string[]) {
     console.log(JSON.stringify(files, null, 2));
     return;
   }
+  if (command === 'generate') return runGenerate(rest);
   throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
 }
 

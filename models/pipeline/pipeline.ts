@@ -1,0 +1,276 @@
+// Stable Video Diffusion image-to-video sampling, following diffusers'
+// StableVideoDiffusionPipeline.__call__ step by step (see docs in README).
+import * as ort from 'onnxruntime-node';
+import { convertModel, type ConvertEvent } from '../convert.js';
+import type { SvdModelDir } from '../model-dir.js';
+import type { NetworkName } from '../build.js';
+import type { AttentionImpl, GraphDType } from '../onnx/graph-builder.js';
+import { vaeScaleFactor } from '../networks/vae.js';
+import { clipPixelValues } from './clip-preprocess.js';
+import type { RgbImage } from './prepare-image.js';
+import { NormalGenerator, randomSeed } from './random.js';
+import { resolveProvider, sessionOptions, type Provider, type ProviderChoice, type ProviderResolution } from './runtime.js';
+import { EulerKarrasScheduler } from './scheduler.js';
+import type { GenerationSettings } from './settings.js';
+
+const f = Math.fround;
+
+export type ProgressEvent =
+  | { stage: 'loading'; message: string }
+  | { stage: 'encoding' }
+  | { stage: 'sampling'; step: number; steps: number; elapsedMs: number; etaMs: number }
+  | { stage: 'decoding'; chunk: number; chunks: number }
+  | { stage: 'done'; elapsedMs: number };
+
+export interface LoadOptions {
+  provider?: ProviderChoice;
+  /** Graph precision; default fp16 on GPU providers, fp32 on the CPU. */
+  dtype?: GraphDType;
+  attention?: AttentionImpl;
+  cacheDir?: string;
+  onProgress?: (e: ProgressEvent) => void;
+}
+
+export interface NoiseOverride {
+  /** [1, 3, H, W] noise for the conditioning image (replaces the first random draw). */
+  condAug?: Float32Array;
+  /** [1, F, 4, h, w] initial latent noise before scaling by the initial sigma. */
+  initial?: Float32Array;
+}
+
+export interface GenerateOptions {
+  signal?: AbortSignal;
+  onProgress?: (e: ProgressEvent) => void;
+  noise?: NoiseOverride;
+}
+
+export interface GenerateResult {
+  /** [F, H, W, 3] in [0, 1], before 8-bit conversion. */
+  frames: Float32Array;
+  /** [F, H, W, 3] 8-bit RGB. */
+  rgb: Uint8Array;
+  frameCount: number;
+  width: number;
+  height: number;
+  fps: number;
+  seed: number;
+  provider: Provider;
+  dtype: GraphDType;
+  timings: { encodeMs: number; sampleMs: number; decodeMs: number; totalMs: number };
+}
+
+export class GenerationCancelled extends Error {
+  constructor() {
+    super('generation cancelled');
+    this.name = 'GenerationCancelled';
+  }
+}
+
+type Sessions = Record<NetworkName, ort.InferenceSession>;
+
+export class SvdPipeline {
+  private constructor(
+    readonly model: SvdModelDir,
+    readonly resolution: ProviderResolution,
+    readonly dtype: GraphDType,
+    private sessions: Sessions | undefined,
+  ) {}
+
+  get provider(): Provider {
+    return this.resolution.provider;
+  }
+
+  get defaultFrames(): number {
+    return this.model.unet.config.num_frames;
+  }
+
+  static async load(modelDir: string, opts: LoadOptions = {}): Promise<SvdPipeline> {
+    const say = (message: string) => opts.onProgress?.({ stage: 'loading', message });
+    const resolution = await resolveProvider(opts.provider ?? 'auto');
+    for (const s of resolution.skipped) say(`provider ${s.provider} unavailable: ${s.reason}`);
+    say(`using provider ${resolution.provider}`);
+    const dtype = opts.dtype ?? (resolution.provider === 'cpu' ? 'float32' : 'float16');
+    const { model, files } = convertModel({
+      model: modelDir,
+      dtype,
+      attention: opts.attention ?? 'mha',
+      cacheDir: opts.cacheDir,
+      onEvent: (e: ConvertEvent) => {
+        if (e.type === 'building') say(`building ${e.network} (${dtype})`);
+      },
+    });
+    const sessions = {} as Sessions;
+    try {
+      for (const [network, path] of Object.entries(files) as [NetworkName, string][]) {
+        say(`loading ${network}`);
+        sessions[network] = await ort.InferenceSession.create(path, sessionOptions(resolution.provider));
+      }
+    } catch (err) {
+      await Promise.all(Object.values(sessions).map((s) => s.release()));
+      throw err;
+    }
+    return new SvdPipeline(model, resolution, dtype, sessions);
+  }
+
+  async release(): Promise<void> {
+    const s = this.sessions;
+    this.sessions = undefined;
+    if (s) await Promise.all(Object.values(s).map((x) => x.release()));
+  }
+
+  private get s(): Sessions {
+    if (!this.sessions) throw new Error('pipeline already released');
+    return this.sessions;
+  }
+
+  /** `image` must already have the target size (see prepareImage). */
+  async generate(image: RgbImage, settings: GenerationSettings, opts: GenerateOptions = {}): Promise<GenerateResult> {
+    const started = performance.now();
+    const { signal, onProgress } = opts;
+    const checkCancelled = () => {
+      if (signal?.aborted) throw new GenerationCancelled();
+    };
+    const { width: W, height: H } = image;
+    if (W !== settings.width || H !== settings.height) throw new Error(`image is ${W}x${H} but the settings ask for ${settings.width}x${settings.height}; frame it first`);
+    const F = settings.frames ?? this.defaultFrames;
+    const scale = vaeScaleFactor(this.model.vae.config);
+    const [h, w] = [H / scale, W / scale];
+    const latentC = this.model.vae.config.latent_channels;
+    const seed = settings.seed ?? randomSeed();
+    const rng = new NormalGenerator(seed);
+    const checkNoise = (name: string, data: Float32Array | undefined, n: number) => {
+      if (data && data.length !== n) throw new Error(`${name} noise has ${data.length} values, expected ${n}`);
+      return data;
+    };
+    const condNoise = checkNoise('conditioning', opts.noise?.condAug, 3 * H * W) ?? rng.normals(3 * H * W);
+    const initialNoise = checkNoise('initial', opts.noise?.initial, F * latentC * h * w) ?? rng.normals(F * latentC * h * w);
+
+    // 1. Conditioning: CLIP embedding of the clean image, VAE latent of the noise-augmented one.
+    onProgress?.({ stage: 'encoding' });
+    const fe = this.model.featureExtractor.config;
+    const clipSize = this.model.imageEncoder.config.image_size;
+    const clip = clipPixelValues(image.data, W, H, clipSize, fe.image_mean, fe.image_std);
+    const emb = (await this.s.image_encoder.run({ pixel_values: new ort.Tensor('float32', clip, [1, 3, clipSize, clipSize]) })).image_embeds!.data as Float32Array;
+    const embDim = emb.length;
+    const vaeIn = new Float32Array(3 * H * W);
+    for (let c = 0; c < 3; c++) {
+      for (let i = 0; i < H * W; i++) {
+        const px = f(f(image.data[i * 3 + c]! / 255) * 2 - 1);
+        vaeIn[c * H * W + i] = f(px + f(settings.noiseAug * condNoise[c * H * W + i]!));
+      }
+    }
+    const latent = (await this.s.vae_encoder.run({ image: new ort.Tensor('float32', vaeIn, [1, 3, H, W]) })).latent!.data as Float32Array;
+    const encodeMs = performance.now() - started;
+    checkCancelled();
+
+    // 2. Schedule and initial latents.
+    const scheduler = new EulerKarrasScheduler(this.model.scheduler.config);
+    scheduler.setTimesteps(settings.sigmas ? { sigmas: settings.sigmas } : settings.steps);
+    const sigma0 = f(scheduler.initNoiseSigma);
+    let latents: Float32Array = Float32Array.from(initialNoise, (v) => f(v * sigma0));
+
+    // 3. Guidance batch: unconditional (zeros) first, as diffusers orders it.
+    const cfg = settings.maxGuidance > 1;
+    const B = cfg ? 2 : 1;
+    const frameSize = latentC * h * w;
+    const ehs = new Float32Array(B * embDim);
+    ehs.set(emb, (B - 1) * embDim);
+    const ids = new Float32Array(B * 3);
+    for (let b = 0; b < B; b++) ids.set([settings.fps - 1, settings.motionBucket, settings.noiseAug], b * 3);
+    const guidance = linspace(settings.minGuidance, settings.maxGuidance, F);
+    const sampleIn = new Float32Array(B * F * 2 * frameSize);
+    // Image-latent half of the UNet input never changes: fill it once.
+    for (let f_ = 0; f_ < F; f_++) sampleIn.set(latent, ((B - 1) * F + f_) * 2 * frameSize + frameSize);
+
+    const steps = scheduler.numInferenceSteps;
+    const loopStart = performance.now();
+    const scaled = new Float32Array(latents.length);
+    for (let i = 0; i < steps; i++) {
+      checkCancelled();
+      scheduler.scaleModelInput(latents, i, scaled);
+      for (let b = 0; b < B; b++) for (let f_ = 0; f_ < F; f_++) sampleIn.set(scaled.subarray(f_ * frameSize, (f_ + 1) * frameSize), (b * F + f_) * 2 * frameSize);
+      const out = (
+        await this.s.unet.run({
+          sample: new ort.Tensor('float32', sampleIn, [B, F, 2 * latentC, h, w]),
+          timestep: new ort.Tensor('float32', Float32Array.of(scheduler.timesteps[i]!), [1]),
+          encoder_hidden_states: new ort.Tensor('float32', ehs, [B, 1, embDim]),
+          added_time_ids: new ort.Tensor('float32', ids, [B, 3]),
+        })
+      ).model_output!.data as Float32Array;
+      let v: Float32Array = out;
+      if (cfg) {
+        v = new Float32Array(F * frameSize);
+        for (let f_ = 0; f_ < F; f_++) {
+          const g = guidance[f_]!;
+          for (let k = 0; k < frameSize; k++) {
+            const idx = f_ * frameSize + k;
+            const u = out[idx]!;
+            v[idx] = f(u + f(g * f(out[F * frameSize + idx]! - u)));
+          }
+        }
+      }
+      latents = scheduler.step(v, i, latents);
+      const elapsedMs = performance.now() - loopStart;
+      onProgress?.({ stage: 'sampling', step: i + 1, steps, elapsedMs, etaMs: (elapsedMs / (i + 1)) * (steps - i - 1) });
+    }
+    const sampleMs = performance.now() - loopStart;
+
+    // 4. Decode in chunks of contiguous frames; the temporal layers see one chunk at a time.
+    const decodeStart = performance.now();
+    const inv = f(1 / this.model.vae.config.scaling_factor);
+    const unscaled = Float32Array.from(latents, (x) => f(x * inv));
+    const chunk = Math.min(settings.decodeChunk, F);
+    const chunks = Math.ceil(F / chunk);
+    const frames = new Float32Array(F * H * W * 3);
+    for (let k = 0; k < chunks; k++) {
+      checkCancelled();
+      onProgress?.({ stage: 'decoding', chunk: k + 1, chunks });
+      const from = k * chunk;
+      const n = Math.min(chunk, F - from);
+      const decoded = (
+        await this.s.vae_decoder.run({ latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, latentC, h, w]) })
+      ).frames!.data as Float32Array;
+      for (let fi = 0; fi < n; fi++) {
+        for (let c = 0; c < 3; c++) {
+          const src = (fi * 3 + c) * H * W;
+          const dst = (from + fi) * H * W * 3;
+          for (let p = 0; p < H * W; p++) frames[dst + p * 3 + c] = Math.min(1, Math.max(0, f(f(decoded[src + p]! * 0.5) + 0.5)));
+        }
+      }
+    }
+    const rgb = new Uint8Array(frames.length);
+    for (let i = 0; i < frames.length; i++) rgb[i] = roundHalfEven(f(frames[i]! * 255));
+    const totalMs = performance.now() - started;
+    onProgress?.({ stage: 'done', elapsedMs: totalMs });
+    return {
+      frames,
+      rgb,
+      frameCount: F,
+      width: W,
+      height: H,
+      fps: settings.fps,
+      seed,
+      provider: this.provider,
+      dtype: this.dtype,
+      timings: { encodeMs, sampleMs, decodeMs: performance.now() - decodeStart, totalMs },
+    };
+  }
+}
+
+/** torch.linspace in float32: the first half counts up from start, the second down from end. */
+export function linspace(start: number, end: number, n: number): Float32Array {
+  const out = new Float32Array(n);
+  if (n === 1) {
+    out[0] = start;
+    return out;
+  }
+  const step = f((end - start) / (n - 1));
+  const half = Math.floor(n / 2);
+  for (let i = 0; i < n; i++) out[i] = i < half ? f(start + f(step * i)) : f(end - f(step * (n - 1 - i)));
+  return out;
+}
+
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}

@@ -1,0 +1,84 @@
+// The project's seeded normal generator, written out so a seed means the same noise on every
+// machine and provider:
+//   - seed: an integer in [0, 2^53); expanded by SplitMix64 into the 128-bit xoshiro128** state;
+//   - uniforms: xoshiro128** 32-bit outputs u, mapped to (0, 1) as (u + 0.5) / 2^32;
+//   - normals: Box–Muller in float64, both values of each pair used (cos first, then sin),
+//     rounded to float32 when stored.
+// Draws happen in a fixed order per generation (conditioning-image noise, then the initial
+// latents), like the reference pipeline; the values differ from torch's generator.
+
+export const MAX_SEED = Number.MAX_SAFE_INTEGER;
+
+export class NormalGenerator {
+  private s0 = 0;
+  private s1 = 0;
+  private s2 = 0;
+  private s3 = 0;
+  private spare: number | undefined;
+
+  constructor(readonly seed: number) {
+    if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) throw new RangeError(`seed must be an integer from 0 to ${MAX_SEED}, got ${seed}`);
+    let x = BigInt(seed);
+    const mask = (1n << 64n) - 1n;
+    const next = () => {
+      x = (x + 0x9e3779b97f4a7c15n) & mask;
+      let z = x;
+      z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & mask;
+      z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & mask;
+      return z ^ (z >> 31n);
+    };
+    const a = next();
+    const b = next();
+    this.s0 = Number(a & 0xffffffffn) | 0;
+    this.s1 = Number(a >> 32n) | 0;
+    this.s2 = Number(b & 0xffffffffn) | 0;
+    this.s3 = Number(b >> 32n) | 0;
+    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
+  }
+
+  /** xoshiro128**: next 32-bit unsigned integer. */
+  nextUint32(): number {
+    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
+    const t = this.s1 << 9;
+    this.s2 ^= this.s0;
+    this.s3 ^= this.s1;
+    this.s1 ^= this.s2;
+    this.s0 ^= this.s3;
+    this.s2 ^= t;
+    this.s3 = rotl(this.s3, 11);
+    return result;
+  }
+
+  /** Uniform in the open interval (0, 1). */
+  uniform(): number {
+    return (this.nextUint32() + 0.5) / 4294967296;
+  }
+
+  normal(): number {
+    if (this.spare !== undefined) {
+      const v = this.spare;
+      this.spare = undefined;
+      return v;
+    }
+    const r = Math.sqrt(-2 * Math.log(this.uniform()));
+    const theta = 2 * Math.PI * this.uniform();
+    this.spare = r * Math.sin(theta);
+    return r * Math.cos(theta);
+  }
+
+  /** n standard normal float32 values. */
+  normals(n: number): Float32Array {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.normal();
+    return out;
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return (x << k) | (x >>> (32 - k));
+}
+
+/** A fresh random seed for when the user leaves it empty; the seed used is always reported. */
+export function randomSeed(): number {
+  return Math.floor(Math.random() * 2 ** 32);
+}
