@@ -13,7 +13,7 @@ export interface FrameDims {
 export function linear(b: GraphBuilder, x: Value, name: string, inF: number, outF: number, opts: { bias?: boolean } = {}): Value {
   const w = b.weight(`${name}.weight`, [outF, inF], { transpose: true });
   const bias = opts.bias === false ? undefined : b.weight(`${name}.bias`, [outF]);
-  return b.linear(x, w, bias);
+  return b.linear(x, w, bias, outF);
 }
 
 export function conv2d(
@@ -177,8 +177,12 @@ export function singleTokenCrossAttention(b: GraphBuilder, context: Value, name:
 /** diffusers `FeedForward` with GEGLU: proj to 2·inner, value · gelu(gate), back to dimOut. */
 export function feedForwardGeglu(b: GraphBuilder, x: Value, name: string, dim: number, dimOut = dim, mult = 4): Value {
   const inner = dim * mult;
-  const proj = linear(b, x, `${name}.net.0.proj`, dim, inner * 2);
-  const value = b.slice(proj, [0], [inner], [-1]);
-  const gate = b.slice(proj, [inner], [inner * 2], [-1]);
-  return linear(b, b.mul(value, b.gelu(gate)), `${name}.net.2`, inner, dimOut);
+  // The checkpoint's proj is [2·inner, dim]: rows 0..inner are the value, the rest the gate.
+  // Two projections from the halves avoid slicing the large 2·inner-wide activation.
+  const half = (part: 0 | 1) => {
+    const w = b.weight(`${name}.net.0.proj.weight`, [inner * 2, dim], { transpose: true, rows: [part * inner, (part + 1) * inner] });
+    const bias = b.weight(`${name}.net.0.proj.bias`, [inner * 2], { rows: [part * inner, (part + 1) * inner] });
+    return b.linear(x, w, bias, inner);
+  };
+  return linear(b, b.mul(half(0), b.geluFused(half(1))), `${name}.net.2`, inner, dimOut);
 }

@@ -56,6 +56,8 @@ interface WeightOptions {
   reshape?: number[];
   /** Keep this weight in float32 even in an fp16 graph. */
   dtype?: GraphDType;
+  /** Only rows [start, end) of the first axis (applied before `transpose`). */
+  rows?: [number, number];
   /** Folds an elementwise function into the stored values (e.g. sigmoid of a mix factor). */
   map?: { id: string; fn: (v: number) => number };
 }
@@ -114,19 +116,21 @@ export class GraphBuilder {
 
   /** A checkpoint tensor, shape-checked against what the config implies. */
   weight(name: string, shape: number[], opts: WeightOptions = {}): Value {
-    const key = `${name}|${opts.transpose ? 'T' : ''}|${opts.reshape?.join(',') ?? ''}|${opts.dtype ?? ''}|${opts.map?.id ?? ''}`;
+    const key = `${name}|${opts.transpose ? 'T' : ''}|${opts.reshape?.join(',') ?? ''}|${opts.dtype ?? ''}|${opts.map?.id ?? ''}|${opts.rows?.join('-') ?? ''}`;
     const cached = this.weightCache.get(key);
     if (cached) return cached;
     this.checkWeight(name, shape);
     const dtype: GraphDType = opts.dtype ?? this.dtype;
     const source = this.weights;
-    let dims = [...shape];
+    const rows = opts.rows;
+    const kept = rows ? [rows[1] - rows[0], ...shape.slice(1)] : [...shape];
+    let dims = [...kept];
     if (opts.transpose) {
-      if (shape.length !== 2) throw new Error(`transpose needs a 2-D weight, ${name} is [${shape.join(', ')}]`);
-      dims = [shape[1]!, shape[0]!];
+      if (kept.length !== 2) throw new Error(`transpose needs a 2-D weight, ${name} is [${shape.join(', ')}]`);
+      dims = [kept[1]!, kept[0]!];
     }
     if (opts.reshape) {
-      if (count(opts.reshape) !== count(shape)) throw new Error(`cannot view ${name} [${shape}] as [${opts.reshape}]`);
+      if (count(opts.reshape) !== count(kept)) throw new Error(`cannot view ${name} [${kept}] as [${opts.reshape}]`);
       dims = opts.reshape;
     }
     const value: Value = { name: this.unique(`w:${name}`), dtype };
@@ -137,7 +141,11 @@ export class GraphBuilder {
       external: true,
       bytes: () => {
         let data = source.load(name, shape);
-        if (opts.transpose) data = transpose2d(data, shape[0]!, shape[1]!);
+        if (rows) {
+          const stride = count(shape.slice(1));
+          data = data.slice(rows[0] * stride, rows[1] * stride);
+        }
+        if (opts.transpose) data = transpose2d(data, kept[0]!, kept[1]!);
         if (opts.map) data = data.map(opts.map.fn);
         return encode(data, dtype);
       },
@@ -252,10 +260,19 @@ export class GraphBuilder {
   matmul(a: Value, b: Value): Value {
     return this.op('MatMul', [a, b]);
   }
-  /** x·W + b with W already stored as [in, out]. */
-  linear(x: Value, w: Value, bias?: Value): Value {
-    const y = this.matmul(x, w);
-    return bias ? this.add(y, bias) : y;
+  /**
+   * x·W + b with W stored as [in, out]. Inputs of rank > 2 are flattened to 2-D so that
+   * onnxruntime fuses MatMul + Add into one Gemm (the bias costs no extra pass over memory).
+   */
+  linear(x: Value, w: Value, bias: Value | undefined, outFeatures: number): Value {
+    if (!bias) return this.matmul(x, w);
+    const flat = this.reshape(x, [-1, this.dim(x, -1)]);
+    const y = this.add(this.matmul(flat, w), bias);
+    return this.reshape(y, this.concat([this.shape(x, 0, -1), this.ints([outFeatures])], 0));
+  }
+  /** Exact GELU as one fused com.microsoft operator (CPU, CUDA and WebGPU implement it). */
+  geluFused(x: Value): Value {
+    return this.op('Gelu', [x], {}, { domain: 'com.microsoft' });
   }
   conv(x: Value, w: Value, bias: Value | undefined, opts: { strides?: number[]; pads?: number[]; group?: number } = {}): Value {
     const attrs: Record<string, Attr> = {};
@@ -323,7 +340,7 @@ export class GraphBuilder {
   }
   /** Dimension i of x as a [1] int64 value. */
   dim(x: Value, i: number): Value {
-    return this.shape(x, i, i + 1);
+    return i === -1 ? this.shape(x, -1) : this.shape(x, i, i + 1);
   }
   /** Builds a 1-D int64 shape from fixed sizes and graph values ([1] or [n] int64). */
   shapeOf(dims: Dim[] | Value): Value {

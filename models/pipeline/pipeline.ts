@@ -99,6 +99,17 @@ export class SvdPipeline {
         if (e.type === 'building') say(`building ${e.network} (${dtype})`);
       },
     });
+    return SvdPipeline.create(model, files, resolution, dtype, say);
+  }
+
+  /** Opens sessions for already-built network files (the benchmark builds random-weight ones). */
+  static async create(
+    model: SvdModelDir,
+    files: Record<NetworkName, string>,
+    resolution: ProviderResolution,
+    dtype: GraphDType,
+    say: (message: string) => void = () => {},
+  ): Promise<SvdPipeline> {
     const sessions = {} as Sessions;
     try {
       for (const [network, path] of Object.entries(files) as [NetworkName, string][]) {

@@ -1,20 +1,9 @@
 // Decodes an uploaded image and brings it to the generation size: EXIF orientation applied,
 // alpha flattened on white, then crop (cover + movable window), fit (letterbox) or stretch.
 import sharp from 'sharp';
-import { z } from 'zod';
+import { cropWindow, framingSchema, type Framing } from './framing.js';
 
-export const resizeModes = ['crop', 'fit', 'stretch'] as const;
-export type ResizeMode = (typeof resizeModes)[number];
-
-export const framingSchema = z.object({
-  width: z.number().int().positive().multipleOf(64, 'width must be a multiple of 64'),
-  height: z.number().int().positive().multipleOf(64, 'height must be a multiple of 64'),
-  mode: z.enum(resizeModes).default('crop'),
-  /** Crop window position over the free range: 0 = left/top edge, 0.5 = centre, 1 = right/bottom. */
-  x: z.number().min(0).max(1).default(0.5),
-  y: z.number().min(0).max(1).default(0.5),
-});
-export type Framing = z.input<typeof framingSchema>;
+export { cropWindow, framingSchema, resizeModes, type Framing, type ResizeMode } from './framing.js';
 
 export interface RgbImage {
   /** Interleaved 8-bit RGB, row-major [height, width, 3]. */
@@ -48,14 +37,6 @@ export async function decodeImage(input: Buffer | string): Promise<RgbImage> {
     const what = typeof input === 'string' ? input : 'the uploaded file';
     throw new ImageInputError(`could not read ${what} as an image (${(err as Error).message}); use a PNG, JPEG, WebP, AVIF, GIF or TIFF file`);
   }
-}
-
-/** Where the crop window sits: offsets in [0,1] mapped linearly over the free range. */
-export function cropWindow(srcW: number, srcH: number, width: number, height: number, x: number, y: number) {
-  const scale = Math.max(width / srcW, height / srcH);
-  const coverW = Math.max(width, Math.round(srcW * scale));
-  const coverH = Math.max(height, Math.round(srcH * scale));
-  return { coverW, coverH, left: Math.round(x * (coverW - width)), top: Math.round(y * (coverH - height)) };
 }
 
 export async function frameImage(image: RgbImage, framing: Framing): Promise<RgbImage> {

@@ -34,7 +34,7 @@ export function sessionOptions(provider: Provider): ort.InferenceSession.Session
   return {
     executionProviders: [provider],
     graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
+    logSeverityLevel: Number(process.env.SVD_ORT_LOG_LEVEL ?? 3) as 0 | 1 | 2 | 3 | 4,
   };
 }
 

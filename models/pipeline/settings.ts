@@ -1,7 +1,7 @@
 // Generation settings as users give them (CLI flags, the page's form), checked with zod.
 import { z } from 'zod';
 import { MAX_SEED } from './random.js';
-import { resizeModes } from './prepare-image.js';
+import { resizeModes } from './framing.js';
 
 export const generationSettingsSchema = z
   .object({

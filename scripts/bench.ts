@@ -1,0 +1,162 @@
+// Full-size SVD-XT benchmark: builds the four networks from the real configuration with random
+// weights (no download), then times a whole generation on one provider and prints one table
+// (and JSON). `--check-fixture` first replays the fixture in the chosen precision against fp32 CPU.
+//   npm run bench -- [--provider webgpu|cuda|cpu] [--width 1024] [--height 576] [--frames 25]
+//     [--steps 25] [--decode-chunk 8] [--dtype fp16|fp32] [--json FILE] [--work DIR] [--check-fixture]
+import { execFile } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { GraphBuilder } from '../models/onnx/graph-builder.js';
+import { RandomWeights } from '../models/onnx/weights.js';
+import { buildImageEncoder } from '../models/networks/image-encoder.js';
+import { buildUNet } from '../models/networks/unet.js';
+import { buildVaeDecoder, buildVaeEncoder } from '../models/networks/vae.js';
+import { SVD_XT_IMAGE_ENCODER, SVD_XT_UNET, SVD_XT_VAE } from '../models/reference-configs.js';
+import type { SvdModelDir } from '../models/model-dir.js';
+import type { NetworkName } from '../models/build.js';
+import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
+import { resolveProvider, type ProviderChoice } from '../models/pipeline/runtime.js';
+import { parseSettings } from '../models/pipeline/settings.js';
+import { SafetensorsFile } from '../models/safetensors.js';
+import { machineLine } from './bench-env.js';
+
+const { values } = parseArgs({
+  options: {
+    provider: { type: 'string', default: 'webgpu' },
+    width: { type: 'string', default: '1024' },
+    height: { type: 'string', default: '576' },
+    frames: { type: 'string', default: '25' },
+    steps: { type: 'string', default: '25' },
+    'decode-chunk': { type: 'string', default: '8' },
+    dtype: { type: 'string', default: 'fp16' },
+    json: { type: 'string' },
+    work: { type: 'string', default: 'bench-out' },
+    'check-fixture': { type: 'boolean', default: false },
+    'fixture-dir': { type: 'string', default: 'test/fixtures/svd-tiny' },
+  },
+});
+const dtype = values.dtype === 'fp32' ? 'float32' : 'float16';
+const report: Record<string, unknown> = { machine: machineLine(values.provider!), date: new Date().toISOString() };
+console.log(report.machine);
+
+// GPU memory, sampled while the benchmark runs (nvidia-smi where present).
+let gpuPeakMiB = 0;
+let gpuName: string | undefined;
+const poll = setInterval(() => {
+  execFile('nvidia-smi', ['--query-gpu=name,memory.used', '--format=csv,noheader,nounits'], (err, out) => {
+    if (err) return;
+    const [name, used] = out.trim().split('\n')[0]!.split(', ');
+    gpuName = name;
+    gpuPeakMiB = Math.max(gpuPeakMiB, Number(used));
+  });
+}, 250);
+const hostPeakMiB = () => Math.round(process.resourceUsage().maxRSS / 1024);
+const sec = (ms: number) => +(ms / 1000).toFixed(3);
+
+const resolution = await resolveProvider(values.provider as ProviderChoice);
+
+if (values['check-fixture']) {
+  const dir = values['fixture-dir']!;
+  const g = SafetensorsFile.open(join(dir, 'golden.safetensors'));
+  const image = { data: g.readBytes('input_image'), width: 128, height: 64 };
+  const settings = parseSettings({ width: 128, height: 64, frames: 5, steps: 4, decodeChunk: 2, resize: 'stretch' });
+  const noise = { condAug: g.readFloat32('cond_aug_noise'), initial: g.readFloat32('initial_noise') };
+  const run = async (provider: ProviderChoice, dt: 'float32' | 'float16') => {
+    const p = await SvdPipeline.load(join(dir, 'model'), { provider, dtype: dt, cacheDir: join(values.work!, 'fixture-cache') });
+    const r = await p.generate(image, settings, { noise });
+    await p.release();
+    return r.frames;
+  };
+  const ref = await run('cpu', 'float32');
+  const gpu = await run(values.provider as ProviderChoice, dtype);
+  let mse = 0;
+  let nan = 0;
+  for (let i = 0; i < ref.length; i++) {
+    if (!Number.isFinite(gpu[i]!)) nan++;
+    mse += (gpu[i]! - ref[i]!) ** 2;
+  }
+  mse /= ref.length;
+  const golden = g.readFloat32('frames');
+  let goldenMax = 0;
+  for (let i = 0; i < ref.length; i++) goldenMax = Math.max(goldenMax, Math.abs(ref[i]! - golden[i]!));
+  report.fixture = { psnrDb: +(10 * Math.log10(1 / mse)).toFixed(2), nonFinite: nan, cpuVsGoldenMaxAbs: goldenMax };
+  console.log(`fixture replay ${values.provider} ${dtype} vs cpu fp32: PSNR ${(report.fixture as { psnrDb: number }).psnrDb} dB, non-finite values ${nan}; cpu vs golden max abs ${goldenMax.toExponential(2)}`);
+}
+
+// Build the full-size networks.
+mkdirSync(values.work!, { recursive: true });
+const files = {} as Record<NetworkName, string>;
+const build: Record<string, number> = {};
+const define: Record<NetworkName, (b: GraphBuilder) => void> = {
+  image_encoder: (b) => buildImageEncoder(b, SVD_XT_IMAGE_ENCODER),
+  vae_encoder: (b) => buildVaeEncoder(b, SVD_XT_VAE),
+  unet: (b) => buildUNet(b, SVD_XT_UNET),
+  vae_decoder: (b) => buildVaeDecoder(b, SVD_XT_VAE),
+};
+for (const network of Object.keys(define) as NetworkName[]) {
+  const t = performance.now();
+  const b = new GraphBuilder({ dtype: network === 'vae_encoder' ? 'float32' : dtype, attention: 'mha', weights: new RandomWeights(3) });
+  define[network](b);
+  files[network] = join(values.work!, `${network}.onnx`);
+  b.save(files[network]);
+  build[network] = sec(performance.now() - t);
+  console.log(`built ${network} in ${build[network]} s`);
+}
+report.buildS = build;
+
+const model: SvdModelDir = {
+  root: '(random weights)',
+  unet: { dir: '', configPath: '', configText: '', weightsPath: '', config: SVD_XT_UNET },
+  vae: { dir: '', configPath: '', configText: '', weightsPath: '', config: SVD_XT_VAE },
+  imageEncoder: { dir: '', configPath: '', configText: '', weightsPath: '', config: SVD_XT_IMAGE_ENCODER },
+  scheduler: { configPath: '', config: { _class_name: 'EulerDiscreteScheduler', prediction_type: 'v_prediction', sigma_min: 0.002, sigma_max: 700, use_karras_sigmas: true, timestep_type: 'continuous', timestep_spacing: 'leading', final_sigmas_type: 'zero' } },
+  featureExtractor: { configPath: '', config: { image_mean: [0.48145466, 0.4578275, 0.40821073], image_std: [0.26862954, 0.26130258, 0.27577711] } },
+};
+let t = performance.now();
+const pipeline = await SvdPipeline.create(model, files, resolution, dtype);
+report.sessionCreateS = sec(performance.now() - t);
+console.log(`sessions created in ${report.sessionCreateS} s`);
+
+const W = Number(values.width);
+const H = Number(values.height);
+const settings = parseSettings({ width: W, height: H, frames: Number(values.frames), steps: Number(values.steps), decodeChunk: Number(values['decode-chunk']), seed: 1 });
+const image = { data: new Uint8Array(W * H * 3).map((_, i) => (i * 31) % 251), width: W, height: H };
+const marks: { e: ProgressEvent; t: number }[] = [];
+t = performance.now();
+const result = await pipeline.generate(image, settings, {
+  onProgress: (e) => {
+    marks.push({ e, t: performance.now() });
+    if (e.stage === 'sampling') console.log(`  step ${e.step}/${e.steps} ${sec(e.elapsedMs)} s`);
+  },
+});
+const total = performance.now() - t;
+clearInterval(poll);
+const sampling = marks.filter((m) => m.e.stage === 'sampling');
+const steps = sampling.map((m, i) => m.t - (i === 0 ? marks.find((x) => x.e.stage === 'encoding')!.t + result.timings.encodeMs : sampling[i - 1]!.t));
+const decodeMarks = [...marks.filter((m) => m.e.stage === 'decoding'), marks.find((m) => m.e.stage === 'done')!];
+const chunks = decodeMarks.slice(1).map((m, i) => m.t - decodeMarks[i]!.t);
+let nonFinite = 0;
+for (const v of result.frames) if (!Number.isFinite(v)) nonFinite++;
+Object.assign(report, {
+  provider: resolution.provider,
+  dtype,
+  workload: { width: W, height: H, frames: result.frameCount, steps: settings.steps, decodeChunk: settings.decodeChunk, guidanceBatch: 2 },
+  encodeS: sec(result.timings.encodeMs),
+  unetFirstStepS: sec(steps[0]!),
+  unetStepMedianS: sec([...steps.slice(1)].sort((a, b) => a - b)[Math.floor((steps.length - 1) / 2)] ?? steps[0]!),
+  samplingS: sec(result.timings.sampleMs),
+  decodeChunkS: chunks.map(sec),
+  decodeS: sec(result.timings.decodeMs),
+  totalS: sec(total),
+  gpu: gpuName,
+  gpuPeakMiB,
+  hostPeakMiB: hostPeakMiB(),
+  nonFiniteFrames: nonFinite,
+});
+await pipeline.release();
+console.log('\n| stage | seconds |\n| --- | --- |');
+for (const [k, v] of Object.entries(report)) if (typeof v === 'number' || Array.isArray(v)) console.log(`| ${k} | ${Array.isArray(v) ? v.join(', ') : v} |`);
+console.log(`| gpu | ${gpuName ?? 'n/a'} |`);
+if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));
+console.log(JSON.stringify(report));
