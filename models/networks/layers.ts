@@ -91,13 +91,20 @@ export function resnetBlock2d(
   });
 }
 
-/** diffusers `TemporalResnetBlock` on [B, C, F, H·W]; `temb` is SiLU(emb) as [B, C_t, F] laid out per frame. */
-function temporalResnetBlock(
+/**
+ * diffusers `TemporalResnetBlock` on [B, C, F, H·W] followed by the block's `AlphaBlender`,
+ * folded together: the temporal branch is x + h and the blend is α·x + (1 − α)·(x + h) (or the
+ * switched form), so the result is x + c·h with c = 1 − α (switched: α), and c is folded into
+ * conv2's weights and bias. `temb` is SiLU(emb) [B·F, C_t].
+ */
+function temporalResnetBlockBlended(
   b: GraphBuilder,
   x: Value,
   name: string,
+  mixName: string,
   channels: number,
   eps: number,
+  switchMix: boolean,
   temb?: { act: Value; channels: number; frames: FrameDims },
 ): Value {
   let h = temporalConv(b, b.silu(groupNorm(b, x, `${name}.norm1`, channels, eps, 4)), `${name}.conv1`, channels, channels, 3);
@@ -107,7 +114,11 @@ function temporalResnetBlock(
     const perVideo = b.reshape(proj, b.shapeOf([temb.frames.batch, temb.frames.frames, channels]));
     h = b.add(h, b.unsqueeze(b.transpose(perVideo, [0, 2, 1]), [3]));
   }
-  h = temporalConv(b, b.silu(groupNorm(b, h, `${name}.norm2`, channels, eps, 4)), `${name}.conv2`, channels, channels, 3);
+  const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+  const blend = { name: `${mixName}.mix_factor`, id: switchMix ? 'alpha' : 'one-minus-alpha', fn: switchMix ? sigmoid : (v: number) => 1 - sigmoid(v) };
+  const w = b.weight(`${name}.conv2.weight`, [channels, channels, 3, 1, 1], { reshape: [channels, channels, 3, 1], scaleBy: blend });
+  const bias = b.weight(`${name}.conv2.bias`, [channels], { scaleBy: blend });
+  h = b.conv(b.silu(groupNorm(b, h, `${name}.norm2`, channels, eps, 4)), w, bias, { pads: [1, 0, 1, 0] });
   return b.add(x, h);
 }
 
@@ -138,8 +149,7 @@ export function spatioTemporalResBlock(
     const w = b.dim(spatial, 3);
     // [B·F, C, H, W] → [B, C, F, H·W]
     const byVideo = b.transpose(b.reshape(spatial, b.shapeOf([batch, frames, outC, -1])), [0, 2, 1, 3]);
-    const temporal = temporalResnetBlock(b, byVideo, `${name}.temporal_res_block`, outC, opts.temporalEps, opts.temb && { ...opts.temb, frames: opts.frames });
-    const mixed = alphaBlend(b, `${name}.time_mixer`, byVideo, temporal, opts.switchMix);
+    const mixed = temporalResnetBlockBlended(b, byVideo, `${name}.temporal_res_block`, `${name}.time_mixer`, outC, opts.temporalEps, opts.switchMix, opts.temb && { ...opts.temb, frames: opts.frames });
     return b.reshape(b.transpose(mixed, [0, 2, 1, 3]), b.shapeOf([-1, outC, h, w]));
   });
 }

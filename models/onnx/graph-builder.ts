@@ -60,6 +60,8 @@ interface WeightOptions {
   rows?: [number, number];
   /** Folds an elementwise function into the stored values (e.g. sigmoid of a mix factor). */
   map?: { id: string; fn: (v: number) => number };
+  /** Multiplies the values by fn(first value of another checkpoint tensor), e.g. a blend factor. */
+  scaleBy?: { name: string; id: string; fn: (v: number) => number };
 }
 
 export interface SaveResult {
@@ -116,10 +118,11 @@ export class GraphBuilder {
 
   /** A checkpoint tensor, shape-checked against what the config implies. */
   weight(name: string, shape: number[], opts: WeightOptions = {}): Value {
-    const key = `${name}|${opts.transpose ? 'T' : ''}|${opts.reshape?.join(',') ?? ''}|${opts.dtype ?? ''}|${opts.map?.id ?? ''}|${opts.rows?.join('-') ?? ''}`;
+    const key = `${name}|${opts.transpose ? 'T' : ''}|${opts.reshape?.join(',') ?? ''}|${opts.dtype ?? ''}|${opts.map?.id ?? ''}|${opts.rows?.join('-') ?? ''}|${opts.scaleBy ? `${opts.scaleBy.name}:${opts.scaleBy.id}` : ''}`;
     const cached = this.weightCache.get(key);
     if (cached) return cached;
     this.checkWeight(name, shape);
+    if (opts.scaleBy) this.checkWeight(opts.scaleBy.name, [1]);
     const dtype: GraphDType = opts.dtype ?? this.dtype;
     const source = this.weights;
     const rows = opts.rows;
@@ -147,6 +150,10 @@ export class GraphBuilder {
         }
         if (opts.transpose) data = transpose2d(data, kept[0]!, kept[1]!);
         if (opts.map) data = data.map(opts.map.fn);
+        if (opts.scaleBy) {
+          const k = opts.scaleBy.fn(source.load(opts.scaleBy.name, [1])[0]!);
+          data = data.map((v) => v * k);
+        }
         return encode(data, dtype);
       },
     });
