@@ -141,7 +141,7 @@ for (const v of result.frames) if (!Number.isFinite(v)) nonFinite++;
 Object.assign(report, {
   provider: resolution.provider,
   dtype,
-  workload: { width: W, height: H, frames: result.frameCount, steps: settings.steps, decodeChunk: settings.decodeChunk, guidanceBatch: 2 },
+  workload: { width: W, height: H, frames: result.frameCount, steps: settings.steps, decodeChunk: settings.decodeChunk, decodeChunkUsed: Math.min(settings.decodeChunk, pipeline.maxDecodeChunk(W, H)), guidanceBatch: 2 },
   encodeS: sec(result.timings.encodeMs),
   unetFirstStepS: sec(steps[0]!),
   unetStepMedianS: sec([...steps.slice(1)].sort((a, b) => a - b)[Math.floor((steps.length - 1) / 2)] ?? steps[0]!),

@@ -134,6 +134,18 @@ export class SvdPipeline {
     return this.sessions;
   }
 
+  /**
+   * WebGPU fails a convolution whose output passes about 2 GiB (seen on an H100 with 8 frames of
+   * 256 channels at 1024x576), so the decode chunk is capped there; other providers take any size.
+   */
+  maxDecodeChunk(width: number, height: number): number {
+    if (this.provider !== 'webgpu') return Number.POSITIVE_INFINITY;
+    const ch = this.model.vae.config.block_out_channels;
+    const widestFullRes = ch.length > 1 ? ch[1]! : ch[0]!;
+    const bytesPerFrame = widestFullRes * width * height * (this.dtype === 'float16' ? 2 : 4);
+    return Math.max(1, Math.floor(1.9e9 / bytesPerFrame));
+  }
+
   /** `image` must already have the target size (see prepareImage). */
   async generate(image: RgbImage, settings: GenerationSettings, opts: GenerateOptions = {}): Promise<GenerateResult> {
     const started = performance.now();
@@ -230,7 +242,8 @@ export class SvdPipeline {
     const decodeStart = performance.now();
     const inv = f(1 / this.model.vae.config.scaling_factor);
     const unscaled = Float32Array.from(latents, (x) => f(x * inv));
-    const chunk = Math.min(settings.decodeChunk, F);
+    const chunk = Math.min(settings.decodeChunk, F, this.maxDecodeChunk(W, H));
+    if (chunk < Math.min(settings.decodeChunk, F)) onProgress?.({ stage: 'loading', message: `decoding ${chunk} frames at a time (the ${this.provider} provider cannot hold ${settings.decodeChunk} at ${W}x${H})` });
     const chunks = Math.ceil(F / chunk);
     const frames = new Float32Array(F * H * W * 3);
     for (let k = 0; k < chunks; k++) {

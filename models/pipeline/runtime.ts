@@ -31,8 +31,11 @@ function probeModelPath(): string {
 }
 
 export function sessionOptions(provider: Provider): ort.InferenceSession.SessionOptions {
+  // Shapes repeat exactly from step to step: exact-size buffer reuse ('simple') keeps WebGPU
+  // memory flat, where the default size buckets grew until the card ran out (seen on an H100).
+  const ep: ort.InferenceSession.ExecutionProviderConfig = provider === 'webgpu' ? { name: 'webgpu', storageBufferCacheMode: 'simple' } : provider;
   return {
-    executionProviders: [provider],
+    executionProviders: [ep],
     graphOptimizationLevel: 'all',
     logSeverityLevel: Number(process.env.SVD_ORT_LOG_LEVEL ?? 3) as 0 | 1 | 2 | 3 | 4,
   };
