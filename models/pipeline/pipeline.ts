@@ -42,6 +42,8 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   onProgress?: (e: ProgressEvent) => void;
   noise?: NoiseOverride;
+  /** After each step: the current estimate of the clean latents, [F, C, h, w], for previews. */
+  onPreview?: (denoised: Float32Array, dims: { frames: number; channels: number; height: number; width: number }) => void;
 }
 
 export interface GenerateResult {
@@ -232,7 +234,9 @@ export class SvdPipeline {
           }
         }
       }
-      latents = scheduler.step(v, i, latents);
+      const denoised = opts.onPreview ? new Float32Array(latents.length) : undefined;
+      latents = scheduler.step(v, i, latents, denoised);
+      if (denoised) opts.onPreview!(denoised, { frames: F, channels: latentC, height: h, width: w });
       const elapsedMs = performance.now() - loopStart;
       onProgress?.({ stage: 'sampling', step: i + 1, steps, elapsedMs, etaMs: (elapsedMs / (i + 1)) * (steps - i - 1) });
     }

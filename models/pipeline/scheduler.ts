@@ -58,7 +58,7 @@ export class EulerKarrasScheduler {
   }
 
   /** One Euler step from σ_i to σ_{i+1} with the v-prediction `modelOutput`; returns x_{i+1}. */
-  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array): Float32Array {
+  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, predOriginal?: Float32Array): Float32Array {
     const s = this.sigmas[stepIndex]!;
     const next = this.sigmas[stepIndex + 1]!;
     const s2p1 = f(f(s * s) + 1);
@@ -68,6 +68,7 @@ export class EulerKarrasScheduler {
     for (let i = 0; i < sample.length; i++) {
       const x = sample[i]!;
       const x0 = f(f(modelOutput[i]! * cOut) + f(x / s2p1));
+      if (predOriginal) predOriginal[i] = x0;
       const d = f(f(x - x0) / s);
       out[i] = x + d * dt;
     }

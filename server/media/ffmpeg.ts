@@ -89,3 +89,26 @@ export async function encodeVideo(video: RawVideo, outPath: string, format: Vide
     rmSync(tmp, { force: true });
   }
 }
+
+/** Ping-pong (forward then back, without repeating the end frames) and repeats, before encoding. */
+export function arrangeFrames(video: RawVideo, opts: { pingPong?: boolean; loops?: number }): RawVideo {
+  const frameBytes = video.width * video.height * 3;
+  const order = Array.from({ length: video.frameCount }, (_, i) => i);
+  if (opts.pingPong && video.frameCount > 2) order.push(...order.slice(1, -1).reverse());
+  const loops = Math.max(1, opts.loops ?? 1);
+  const all = Array.from({ length: loops }, () => order).flat();
+  if (all.length === video.frameCount) return video;
+  const rgb = new Uint8Array(all.length * frameBytes);
+  all.forEach((src, i) => rgb.set(video.rgb.subarray(src * frameBytes, (src + 1) * frameBytes), i * frameBytes));
+  return { ...video, rgb, frameCount: all.length };
+}
+
+/** Whether the ffmpeg binary can be started; the reason when it cannot. */
+export async function checkFfmpeg(): Promise<string | undefined> {
+  try {
+    await runFfmpeg(['-version']);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}

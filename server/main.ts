@@ -1,0 +1,155 @@
+// `npm start -- [options]`: the svd-studio server (page, HTTP API, socket.io, one GPU queue).
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { openModelDir } from '../models/model-dir.js';
+import { defaultModelDir } from '../models/paths.js';
+import { SvdPipeline } from '../models/pipeline/pipeline.js';
+import { providers, type ProviderChoice } from '../models/pipeline/runtime.js';
+import { createApp, type HealthInfo } from './app.js';
+import { generateToken } from './auth.js';
+import { JobService } from './jobs/job-service.js';
+import { JobStore } from './jobs/job-store.js';
+import { checkFfmpeg } from './media/ffmpeg.js';
+
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const DEMO_MODEL = join(PROJECT_ROOT, 'test', 'fixtures', 'svd-tiny', 'model');
+
+const HELP = `usage: npm start -- [options]
+  --model DIR        diffusers SVD repository (default ${defaultModelDir()}; the tiny demo model when absent)
+  --port N           default 7860
+  --host H           default 127.0.0.1 (0.0.0.0 to listen on every interface)
+  --output-dir DIR   job folders (default ${join(PROJECT_ROOT, 'data', 'outputs')})
+  --save-dir DIR     also copy finished videos here as 000001.mp4, ... (e.g. a mounted Google Drive folder)
+  --token T          require this access token (generated when --host is not local and none is given)
+  --provider P       auto | cuda | webgpu | cpu (default auto)
+`;
+
+const optionsSchema = z.object({
+  model: z.string().optional(),
+  port: z.coerce.number().int().min(0).max(65535).default(7860),
+  host: z.string().default('127.0.0.1'),
+  outputDir: z.string().default(join(PROJECT_ROOT, 'data', 'outputs')),
+  saveDir: z.string().optional(),
+  token: z.string().min(8, 'the token needs at least 8 characters').optional(),
+  provider: z.enum(providers).default('auto'),
+});
+export type ServerOptions = z.input<typeof optionsSchema>;
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  token?: string;
+  service: JobService;
+  close(): Promise<void>;
+}
+
+function gpuInfo(): Promise<HealthInfo['gpu']> {
+  return new Promise((done) => {
+    execFile('nvidia-smi', ['--query-gpu=name,memory.total,memory.used', '--format=csv,noheader,nounits'], { timeout: 3000 }, (err, out) => {
+      if (err) return done(undefined);
+      const [name, total, used] = out.trim().split('\n')[0]!.split(', ');
+      done({ name: name!, memoryTotalMiB: Number(total), memoryUsedMiB: Number(used) });
+    });
+  });
+}
+
+export async function startServer(input: ServerOptions, log: (line: string) => void = console.log): Promise<RunningServer> {
+  const opts = optionsSchema.parse(input);
+  let modelPath = opts.model ?? defaultModelDir();
+  let demo = false;
+  if (!existsSync(modelPath)) {
+    if (opts.model) openModelDir(modelPath); // throws with what is missing
+    log(`no model at ${modelPath}: starting with the tiny DEMO model (random weights, output is noise). Run npm run setup to download SVD-XT.`);
+    modelPath = DEMO_MODEL;
+    demo = true;
+  }
+  openModelDir(modelPath);
+  const ffmpegError = await checkFfmpeg();
+  if (ffmpegError) log(`warning: ${ffmpegError}. Videos cannot be written until ffmpeg is installed (Debian/Ubuntu/Colab: apt-get install -y ffmpeg).`);
+
+  const health: HealthInfo = { model: { path: modelPath, demo }, status: 'loading', ffmpeg: { ok: !ffmpegError, error: ffmpegError } };
+  const pipeline = SvdPipeline.load(modelPath, {
+    provider: opts.provider as ProviderChoice,
+    onProgress: (e) => e.stage === 'loading' && log(e.message),
+  });
+  pipeline.then(
+    (p) => {
+      health.status = 'ready';
+      health.provider = `${p.provider} (${p.dtype})`;
+      health.model.frames = p.defaultFrames;
+      log(`model ready on ${health.provider}`);
+    },
+    (err: Error) => {
+      health.status = 'error';
+      health.error = err.message;
+      log(`error: the model could not be loaded: ${err.message}`);
+    },
+  );
+  pipeline.catch(() => {});
+
+  const store = new JobStore(opts.outputDir);
+  const history = store.load();
+  const service = new JobService({ store, pipeline, saveDir: opts.saveDir });
+  const local = opts.host === '127.0.0.1' || opts.host === 'localhost' || opts.host === '::1';
+  const token = opts.token ?? (local ? undefined : generateToken());
+  const { server, io } = createApp({
+    service,
+    token,
+    clientDir: join(PROJECT_ROOT, 'client', 'dist'),
+    health: async () => ({ ...health, gpu: await gpuInfo() }),
+  });
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(opts.port, opts.host, () => ok());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.port;
+  const url = `http://${local ? '127.0.0.1' : opts.host}:${port}/`;
+  log(`svd-studio listening on ${url}${token ? `?token=${token}` : ''} (${history.length} earlier jobs)`);
+  if (token) log(`access token: ${token}`);
+  return {
+    url,
+    port,
+    token,
+    service,
+    close: async () => {
+      io.close();
+      await new Promise<void>((ok) => server.close(() => ok()));
+      await service.idle();
+      await (await pipeline.catch(() => undefined))?.release();
+    },
+  };
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, 'output-dir': { type: 'string' },
+      'save-dir': { type: 'string' }, token: { type: 'string' }, provider: { type: 'string' }, help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+  } else {
+    const parsed = optionsSchema.safeParse({ model: values.model, port: values.port, host: values.host, outputDir: values['output-dir'], saveDir: values['save-dir'], token: values.token, provider: values.provider });
+    if (!parsed.success) {
+      console.error(`error: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}\n\n${HELP}`);
+      process.exit(2);
+    }
+    startServer(parsed.data).then(
+      (s) => {
+        const stop = () => void s.close().then(() => process.exit(0));
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      },
+      (err: Error) => {
+        console.error(`error: ${err.message}`);
+        process.exit(1);
+      },
+    );
+  }
+}
