@@ -24,6 +24,8 @@ export interface HealthInfo {
   error?: string;
   gpu?: { name: string; memoryTotalMiB: number; memoryUsedMiB: number };
   ffmpeg: { ok: boolean; error?: string };
+  /** Whether a Drive-style save folder is configured. */
+  saveDir: boolean;
 }
 
 export interface AppOptions {

@@ -71,7 +71,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   const ffmpegError = await checkFfmpeg();
   if (ffmpegError) log(`warning: ${ffmpegError}. Videos cannot be written until ffmpeg is installed (Debian/Ubuntu/Colab: apt-get install -y ffmpeg).`);
 
-  const health: HealthInfo = { model: { path: modelPath, demo }, status: 'loading', ffmpeg: { ok: !ffmpegError, error: ffmpegError } };
+  const health: HealthInfo = { model: { path: modelPath, demo }, status: 'loading', ffmpeg: { ok: !ffmpegError, error: ffmpegError }, saveDir: !!opts.saveDir };
   const pipeline = SvdPipeline.load(modelPath, {
     provider: opts.provider as ProviderChoice,
     onProgress: (e) => e.stage === 'loading' && log(e.message),
