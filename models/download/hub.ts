@@ -1,0 +1,209 @@
+// Downloads a diffusers-layout SVD repository from the Hugging Face hub (or any server with the
+// same file endpoints): the JSON configs and the fp16 weights, resuming interrupted files with
+// HTTP Range, retrying with backoff, and checking each weights file's sha256 against the hub's
+// LFS metadata. A second run only verifies.
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, openSync, closeSync, renameSync, statSync, statfsSync, writeSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+
+export const MODEL_REPOS = {
+  'svd-xt': 'stabilityai/stable-video-diffusion-img2vid-xt',
+  svd: 'stabilityai/stable-video-diffusion-img2vid',
+} as const;
+
+export interface HubFile {
+  path: string;
+  size: number;
+  /** sha256 from the LFS pointer, for large files. */
+  sha256?: string;
+}
+
+export interface DownloadOptions {
+  repo: string;
+  dest: string;
+  endpoint?: string;
+  token?: string;
+  revision?: string;
+  retries?: number;
+  backoffMs?: number;
+  onProgress?: (e: DownloadProgress) => void;
+  /** Free bytes at a path (statfs by default); replaceable in tests. */
+  freeBytes?: (dir: string) => number;
+}
+
+export type DownloadProgress =
+  | { type: 'verified'; path: string }
+  | { type: 'progress'; path: string; bytes: number; total: number; bytesPerSecond: number; etaSeconds: number }
+  | { type: 'done'; path: string }
+  | { type: 'retry'; path: string; attempt: number; reason: string }
+  | { type: 'mismatch'; path: string };
+
+export class HubError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HubError';
+  }
+}
+
+const treeSchema = z.array(
+  z.object({
+    type: z.string(),
+    path: z.string(),
+    size: z.number().optional(),
+    lfs: z.object({ oid: z.string(), size: z.number() }).optional(),
+  }),
+);
+
+function authHeaders(opts: DownloadOptions): Record<string, string> {
+  return opts.token ? { authorization: `Bearer ${opts.token}` } : {};
+}
+
+function explainStatus(status: number, repo: string, what: string): HubError {
+  if (status === 401 || status === 403) {
+    return new HubError(
+      `the hub refused ${what} (${status}): accept the model license at https://huggingface.co/${repo} while logged in, then create a read token at https://huggingface.co/settings/tokens and set HF_TOKEN=... before running setup again`,
+    );
+  }
+  if (status === 404) return new HubError(`${what} was not found on the hub (404); check the repository name (${repo})`);
+  return new HubError(`the hub answered ${status} for ${what}`);
+}
+
+export async function listRepoFiles(opts: DownloadOptions): Promise<HubFile[]> {
+  const endpoint = opts.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co';
+  const url = `${endpoint}/api/models/${opts.repo}/tree/${opts.revision ?? 'main'}?recursive=true`;
+  const res = await fetch(url, { headers: authHeaders(opts) });
+  if (!res.ok) throw explainStatus(res.status, opts.repo, `the file list of ${opts.repo}`);
+  const parsed = treeSchema.safeParse(await res.json());
+  if (!parsed.success) throw new HubError(`unexpected file list from ${url}`);
+  return parsed.data
+    .filter((e) => e.type === 'file')
+    .map((e) => ({ path: e.path, size: e.lfs?.size ?? e.size ?? 0, sha256: e.lfs?.oid }));
+}
+
+const COMPONENTS = ['unet', 'vae', 'image_encoder'];
+
+/** The files svd-studio needs: model_index.json, every component's JSON, and fp16 weights (else fp32). */
+export function selectSvdFiles(files: HubFile[]): HubFile[] {
+  const json = files.filter((f) => f.path === 'model_index.json' || /^(unet|vae|image_encoder|scheduler|feature_extractor)\/[^/]+\.json$/.test(f.path));
+  const weights = COMPONENTS.flatMap((c) => {
+    const st = files.filter((f) => f.path.startsWith(`${c}/`) && f.path.split('/').length === 2 && f.path.endsWith('.safetensors'));
+    const fp16 = st.filter((f) => f.path.endsWith('.fp16.safetensors'));
+    return fp16.length > 0 ? fp16 : st;
+  });
+  return [...json, ...weights];
+}
+
+async function sha256Of(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** Verified files are remembered by size and mtime, so a second run does not hash 4.5 GB again. */
+function verifiedMarker(dest: string, file: HubFile): string {
+  return join(dest, '.svd-verified', `${file.path.replace(/\//g, '__')}.${file.sha256 ?? 'nosha'}`);
+}
+
+async function isValid(dest: string, file: HubFile): Promise<boolean> {
+  const path = join(dest, file.path);
+  if (!existsSync(path)) return false;
+  const st = statSync(path);
+  if (file.size && st.size !== file.size) return false;
+  if (!file.sha256) return true;
+  const marker = verifiedMarker(dest, file);
+  if (existsSync(marker) && statSync(marker).mtimeMs >= st.mtimeMs) return true;
+  if ((await sha256Of(path)) !== file.sha256) return false;
+  mkdirSync(dirname(marker), { recursive: true });
+  closeSync(openSync(marker, 'w'));
+  return true;
+}
+
+function defaultFreeBytes(dir: string): number {
+  const s = statfsSync(dir);
+  return s.bavail * s.bsize;
+}
+
+async function fetchInto(opts: DownloadOptions, file: HubFile, partial: string): Promise<void> {
+  const endpoint = opts.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co';
+  const url = `${endpoint}/${opts.repo}/resolve/${opts.revision ?? 'main'}/${file.path.split('/').map(encodeURIComponent).join('/')}`;
+  let have = existsSync(partial) ? statSync(partial).size : 0;
+  const res = await fetch(url, { headers: { ...authHeaders(opts), ...(have > 0 ? { range: `bytes=${have}-` } : {}) }, redirect: 'follow' });
+  if (res.status === 416) {
+    rmSync(partial, { force: true });
+    throw new Error('the partial file is longer than the remote file; starting again');
+  }
+  if (!res.ok) throw explainStatus(res.status, opts.repo, file.path);
+  if (have > 0 && res.status !== 206) have = 0; // the server ignored the range: start over
+  const fd = openSync(partial, have > 0 ? 'r+' : 'w');
+  const started = Date.now();
+  let written = have;
+  try {
+    const reader = res.body!.getReader();
+    let lastReport = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      try {
+        written += writeSync(fd, value, 0, value.length, written);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new HubError(`the disk is full while writing ${file.path} into ${opts.dest}; free some space (about ${gib(file.size - written)} more) and run setup again: the download resumes`);
+        throw err;
+      }
+      const now = Date.now();
+      if (now - lastReport > 250) {
+        lastReport = now;
+        const rate = (written - have) / Math.max(0.001, (now - started) / 1000);
+        opts.onProgress?.({ type: 'progress', path: file.path, bytes: written, total: file.size, bytesPerSecond: rate, etaSeconds: rate > 0 ? (file.size - written) / rate : Infinity });
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  if (file.size && written !== file.size) throw new Error(`got ${written} of ${file.size} bytes`);
+}
+
+const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GB`;
+
+export async function downloadFile(opts: DownloadOptions, file: HubFile): Promise<void> {
+  const target = join(opts.dest, file.path);
+  const partial = `${target}.incomplete`;
+  mkdirSync(dirname(target), { recursive: true });
+  const retries = opts.retries ?? 5;
+  let delay = opts.backoffMs ?? 1000;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await fetchInto(opts, file, partial);
+      if (file.sha256 && (await sha256Of(partial)) !== file.sha256) {
+        rmSync(partial, { force: true });
+        opts.onProgress?.({ type: 'mismatch', path: file.path });
+        throw new Error(`sha256 of ${file.path} does not match the hub's; fetching it again`);
+      }
+      renameSync(partial, target);
+      opts.onProgress?.({ type: 'done', path: file.path });
+      return;
+    } catch (err) {
+      if (err instanceof HubError || attempt > retries) throw err;
+      opts.onProgress?.({ type: 'retry', path: file.path, attempt, reason: (err as Error).message });
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 30_000);
+    }
+  }
+}
+
+/** Downloads (or verifies) everything svd-studio needs from `opts.repo` into `opts.dest`. */
+export async function downloadModel(opts: DownloadOptions): Promise<HubFile[]> {
+  mkdirSync(opts.dest, { recursive: true });
+  const files = selectSvdFiles(await listRepoFiles(opts));
+  if (!files.some((f) => f.path.startsWith('unet/') && f.path.endsWith('.safetensors'))) throw new HubError(`${opts.repo} has no unet/*.safetensors: is it a diffusers SVD repository?`);
+  const todo: HubFile[] = [];
+  for (const f of files) {
+    if (await isValid(opts.dest, f)) opts.onProgress?.({ type: 'verified', path: f.path });
+    else todo.push(f);
+  }
+  const need = todo.reduce((s, f) => s + f.size - (existsSync(join(opts.dest, `${f.path}.incomplete`)) ? statSync(join(opts.dest, `${f.path}.incomplete`)).size : 0), 0);
+  const free = (opts.freeBytes ?? defaultFreeBytes)(opts.dest);
+  if (need > free) throw new HubError(`not enough disk space in ${opts.dest}: the download needs ${gib(need)} more and ${gib(free)} is free; free some space or choose another --dir`);
+  for (const f of todo) await downloadFile(opts, f);
+  return files;
+}

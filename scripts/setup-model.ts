@@ -1,0 +1,83 @@
+// `npm run setup -- --model svd-xt|svd`: checks the machine, downloads the model's fp16 files
+// from the Hugging Face hub, converts them to ONNX for the best provider here, and runs a short
+// self-test. Running it again only verifies.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, statfsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { convertModel } from '../models/convert.js';
+import { downloadModel, HubError, MODEL_REPOS } from '../models/download/hub.js';
+import { modelDirFor } from '../models/paths.js';
+import { SvdPipeline } from '../models/pipeline/pipeline.js';
+import { resolveProvider } from '../models/pipeline/runtime.js';
+import { parseSettings } from '../models/pipeline/settings.js';
+
+const { values } = parseArgs({
+  options: { model: { type: 'string', default: 'svd-xt' }, repo: { type: 'string' }, dir: { type: 'string' }, 'skip-self-test': { type: 'boolean', default: false } },
+});
+
+function fail(message: string): never {
+  console.error(`error: ${message}`);
+  process.exit(1);
+}
+
+const gb = (b: number) => `${(b / 1e9).toFixed(1)} GB`;
+
+async function main() {
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+  if (major < 20 || (major === 20 && minor < 19)) fail(`Node ${process.versions.node} is too old: install Node 20.19 or newer`);
+  const key = values.model as keyof typeof MODEL_REPOS;
+  if (!values.repo && !(key in MODEL_REPOS)) fail(`--model must be one of ${Object.keys(MODEL_REPOS).join(', ')} (or give --repo owner/name)`);
+  const repo = values.repo ?? MODEL_REPOS[key];
+  const dest = values.dir ?? modelDirFor(repo);
+  mkdirSync(dest, { recursive: true });
+  const fs = statfsSync(dest);
+  console.log(`node ${process.versions.node}; ${gb(fs.bavail * fs.bsize)} free in ${dest}`);
+  try {
+    const gpu = execFileSync('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader'], { timeout: 5000 }).toString().trim();
+    console.log(`GPU: ${gpu}`);
+  } catch {
+    console.log('no NVIDIA GPU found (nvidia-smi is missing): generation will use WebGPU if available, else the CPU, which takes hours per video');
+  }
+
+  let current = '';
+  await downloadModel({
+    repo,
+    dest,
+    token: process.env.HF_TOKEN,
+    onProgress: (e) => {
+      if (e.type === 'verified') console.log(`ok        ${e.path}`);
+      else if (e.type === 'done') {
+        if (process.stdout.isTTY) process.stdout.write('\n');
+        console.log(`fetched   ${e.path}`);
+      } else if (e.type === 'retry') console.log(`retrying  ${e.path} (attempt ${e.attempt}): ${e.reason}`);
+      else if (e.type === 'mismatch') console.log(`checksum  ${e.path} did not match; fetching again`);
+      else if (e.type === 'progress') {
+        const pct = e.total ? ((100 * e.bytes) / e.total).toFixed(1) : '?';
+        const line = `${e.path}  ${pct}%  ${gb(e.bytes)}/${gb(e.total)}  ${(e.bytesPerSecond / 1e6).toFixed(1)} MB/s  ETA ${Number.isFinite(e.etaSeconds) ? Math.round(e.etaSeconds) : '?'} s`;
+        if (process.stdout.isTTY) process.stdout.write(`\r\x1b[K${line}`);
+        else if (current !== e.path) console.log(line);
+        current = e.path;
+      }
+    },
+  });
+
+  const provider = await resolveProvider('auto');
+  for (const s of provider.skipped) console.log(`provider ${s.provider} unavailable: ${s.reason}`);
+  if (provider.provider === 'cpu') console.log('warning: running on the CPU; a 25-frame video takes hours. On an NVIDIA machine run: bash scripts/setup.sh --gpu');
+  const dtype = provider.provider === 'cpu' ? 'float32' : 'float16';
+  console.log(`converting for ${provider.provider} (${dtype}); the first time this takes a few minutes`);
+  convertModel({ model: dest, dtype, attention: 'mha', onEvent: (e) => e.type === 'built' && console.log(`built     ${e.network} (${e.seconds.toFixed(0)} s)`) });
+
+  if (!values['skip-self-test']) {
+    console.log('self-test: a 2-frame, 1-step video at 256x256');
+    const p = await SvdPipeline.load(dest, { provider: provider.provider, dtype });
+    const image = { data: new Uint8Array(256 * 256 * 3).fill(128), width: 256, height: 256 };
+    const r = await p.generate(image, parseSettings({ width: 256, height: 256, frames: 2, steps: 1, decodeChunk: 2, seed: 1 }));
+    await p.release();
+    if (!r.frames.every(Number.isFinite)) fail('the self-test produced NaN values; please report this with the output above');
+    console.log(`self-test passed in ${(r.timings.totalMs / 1000).toFixed(1)} s`);
+  }
+  console.log(`ready: ${dest}\nstart the server with: npm start (add -- --share for a public link)`);
+}
+
+main().catch((err: Error) => fail(err instanceof HubError ? err.message : `${err.message}`));

@@ -1,0 +1,150 @@
+// The downloader against a local server that behaves like the hub's file endpoints and serves
+// the tiny fixture model.
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join, relative } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { downloadModel, selectSvdFiles, type DownloadProgress } from '../models/download/hub.js';
+import { openModelDir } from '../models/model-dir.js';
+import { FIXTURE_MODEL, tempDir } from './helpers.js';
+
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+}
+
+interface HubBehaviour {
+  token?: string;
+  /** Close the connection after this many bytes, once per file. */
+  cutAfter?: number;
+  /** Serve wrong bytes for this file the first time. */
+  corruptOnce?: string;
+}
+
+function fakeHub(behaviour: HubBehaviour) {
+  const files = walk(FIXTURE_MODEL).map((p) => relative(FIXTURE_MODEL, p));
+  const cut = new Set<string>();
+  const corrupted = new Set<string>();
+  const requests: { path: string; range?: string }[] = [];
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    if (behaviour.token && req.headers.authorization !== `Bearer ${behaviour.token}`) {
+      res.writeHead(401).end('{"error":"Access to model is restricted"}');
+      return;
+    }
+    if (url.pathname === '/api/models/acme/svd-tiny/tree/main') {
+      const tree = files.map((p) => {
+        const data = readFileSync(join(FIXTURE_MODEL, p));
+        const big = p.endsWith('.safetensors');
+        return { type: 'file', path: p, size: data.length, ...(big ? { lfs: { oid: createHash('sha256').update(data).digest('hex'), size: data.length } } : {}) };
+      });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify([{ type: 'directory', path: 'unet' }, ...tree]));
+      return;
+    }
+    const m = /^\/acme\/svd-tiny\/resolve\/main\/(.+)$/.exec(url.pathname);
+    const rel = m ? decodeURIComponent(m[1]!) : '';
+    if (!m || !files.includes(rel)) return void res.writeHead(404).end();
+    requests.push({ path: rel, range: req.headers.range });
+    let data = readFileSync(join(FIXTURE_MODEL, rel));
+    if (behaviour.corruptOnce === rel && !corrupted.has(rel)) {
+      corrupted.add(rel);
+      data = Buffer.from(data).fill(7, 1000, 2000);
+    }
+    let start = 0;
+    const range = /bytes=(\d+)-/.exec(req.headers.range ?? '');
+    if (range) start = Number(range[1]);
+    const body = data.subarray(start);
+    res.writeHead(range ? 206 : 200, { 'content-length': body.length, ...(range ? { 'content-range': `bytes ${start}-${data.length - 1}/${data.length}` } : {}) });
+    if (behaviour.cutAfter && body.length > behaviour.cutAfter && !cut.has(rel)) {
+      cut.add(rel);
+      res.write(body.subarray(0, behaviour.cutAfter), () => res.destroy());
+      return;
+    }
+    res.end(body);
+  });
+  return { server, requests };
+}
+
+async function listen(s: Server): Promise<string> {
+  await new Promise<void>((ok) => s.listen(0, '127.0.0.1', () => ok()));
+  const a = s.address();
+  return `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+}
+
+describe('model download', () => {
+  const servers: Server[] = [];
+  const hub = async (b: HubBehaviour) => {
+    const h = fakeHub(b);
+    servers.push(h.server);
+    return { endpoint: await listen(h.server), requests: h.requests };
+  };
+  afterAll(() => servers.forEach((s) => s.close()));
+  const base = { repo: 'acme/svd-tiny', backoffMs: 10 };
+
+  it('downloads a complete, loadable model, and a second run only verifies', async () => {
+    const { endpoint, requests } = await hub({});
+    const dest = tempDir();
+    const events: DownloadProgress[] = [];
+    const files = await downloadModel({ ...base, endpoint, dest, onProgress: (e) => events.push(e) });
+    expect(files.map((f) => f.path)).toContain('unet/diffusion_pytorch_model.fp16.safetensors');
+    expect(openModelDir(dest).unet.config.block_out_channels).toEqual([32, 32, 64]);
+    for (const f of files) expect(readFileSync(join(dest, f.path)).equals(readFileSync(join(FIXTURE_MODEL, f.path)))).toBe(true);
+    const n = requests.length;
+    const again: DownloadProgress[] = [];
+    await downloadModel({ ...base, endpoint, dest, onProgress: (e) => again.push(e) });
+    expect(requests.length).toBe(n);
+    expect(again.every((e) => e.type === 'verified')).toBe(true);
+  });
+
+  it('resumes a file after the connection is cut mid-file', async () => {
+    const { endpoint, requests } = await hub({ cutAfter: 1_000_000 });
+    const dest = tempDir();
+    await downloadModel({ ...base, endpoint, dest });
+    const unet = requests.filter((r) => r.path === 'unet/diffusion_pytorch_model.fp16.safetensors');
+    expect(unet.length).toBe(2);
+    expect(unet[1]!.range).toBe('bytes=1000000-');
+    expect(statSync(join(dest, 'unet/diffusion_pytorch_model.fp16.safetensors')).size).toBe(statSync(join(FIXTURE_MODEL, 'unet/diffusion_pytorch_model.fp16.safetensors')).size);
+  });
+
+  it('explains a 401 and works with HF_TOKEN', async () => {
+    const { endpoint } = await hub({ token: 'hf_secret' });
+    await expect(downloadModel({ ...base, endpoint, dest: tempDir() })).rejects.toThrow(/refused .* \(401\): accept the model license .* set HF_TOKEN/);
+    await expect(downloadModel({ ...base, endpoint, dest: tempDir(), token: 'hf_secret' })).resolves.toBeTruthy();
+  });
+
+  it('detects a wrong sha256 and fetches the file again', async () => {
+    const file = 'vae/diffusion_pytorch_model.fp16.safetensors';
+    const { endpoint, requests } = await hub({ corruptOnce: file });
+    const dest = tempDir();
+    const events: DownloadProgress[] = [];
+    await downloadModel({ ...base, endpoint, dest, onProgress: (e) => events.push(e) });
+    expect(events).toContainEqual({ type: 'mismatch', path: file });
+    expect(requests.filter((r) => r.path === file).length).toBe(2);
+    expect(readFileSync(join(dest, file)).equals(readFileSync(join(FIXTURE_MODEL, file)))).toBe(true);
+    // A file damaged on disk later is found on the next run and fetched again.
+    const unet = join(dest, 'unet/diffusion_pytorch_model.fp16.safetensors');
+    const good = readFileSync(unet);
+    writeFileSync(unet, Buffer.from(good).fill(1, 5000, 6000));
+    await downloadModel({ ...base, endpoint, dest });
+    expect(readFileSync(unet).equals(good)).toBe(true);
+  });
+
+  it('says how much space is missing before downloading', async () => {
+    const { endpoint, requests } = await hub({});
+    await expect(downloadModel({ ...base, endpoint, dest: tempDir(), freeBytes: () => 1000 })).rejects.toThrow(/not enough disk space in .*: the download needs 0\.01 GB more and 0\.00 GB is free/);
+    expect(requests.length).toBe(0);
+  });
+
+  it('prefers fp16 weights and keeps the configs', () => {
+    const chosen = selectSvdFiles([
+      { path: 'model_index.json', size: 1 },
+      { path: 'unet/config.json', size: 1 },
+      { path: 'unet/diffusion_pytorch_model.safetensors', size: 9 },
+      { path: 'unet/diffusion_pytorch_model.fp16.safetensors', size: 5 },
+      { path: 'vae/diffusion_pytorch_model.safetensors', size: 9 },
+      { path: 'svd_xt.safetensors', size: 99 },
+      { path: 'image_encoder/model.fp16.safetensors', size: 5 },
+    ]).map((f) => f.path);
+    expect(chosen).toEqual(['model_index.json', 'unet/config.json', 'unet/diffusion_pytorch_model.fp16.safetensors', 'vae/diffusion_pytorch_model.safetensors', 'image_encoder/model.fp16.safetensors']);
+  });
+});
