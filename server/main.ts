@@ -14,6 +14,7 @@ import { generateToken } from './auth.js';
 import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
 import { checkFfmpeg } from './media/ffmpeg.js';
+import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEMO_MODEL = join(PROJECT_ROOT, 'test', 'fixtures', 'svd-tiny', 'model');
@@ -26,6 +27,8 @@ const HELP = `usage: npm start -- [options]
   --save-dir DIR     also copy finished videos here as 000001.mp4, ... (e.g. a mounted Google Drive folder)
   --token T          require this access token (generated when --host is not local and none is given)
   --provider P       auto | cuda | webgpu | cpu (default auto)
+  --share [cloudflared]  open a public link (localtunnel by default, or a cloudflared binary);
+                     prints the link, the tunnel password and the access token
 `;
 
 const optionsSchema = z.object({
@@ -36,6 +39,10 @@ const optionsSchema = z.object({
   saveDir: z.string().optional(),
   token: z.string().min(8, 'the token needs at least 8 characters').optional(),
   provider: z.enum(providers).default('auto'),
+  share: z.enum(['localtunnel', 'cloudflared']).optional(),
+  /** For tests: another localtunnel-protocol server and password endpoint. */
+  tunnelHost: z.string().optional(),
+  tunnelPasswordUrl: z.string().optional(),
 });
 export type ServerOptions = z.input<typeof optionsSchema>;
 
@@ -95,7 +102,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   const history = store.load();
   const service = new JobService({ store, pipeline, saveDir: opts.saveDir });
   const local = opts.host === '127.0.0.1' || opts.host === 'localhost' || opts.host === '::1';
-  const token = opts.token ?? (local ? undefined : generateToken());
+  const token = opts.token ?? (local && !opts.share ? undefined : generateToken());
   const { server, io } = createApp({
     service,
     token,
@@ -111,12 +118,27 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   const url = `http://${local ? '127.0.0.1' : opts.host}:${port}/`;
   log(`svd-studio listening on ${url}${token ? `?token=${token}` : ''} (${history.length} earlier jobs)`);
   if (token) log(`access token: ${token}`);
+  let tunnel: LocalTunnel | CloudflaredTunnel | undefined;
+  if (opts.share) {
+    tunnel =
+      opts.share === 'cloudflared'
+        ? new CloudflaredTunnel(port)
+        : new LocalTunnel({ localPort: port, host: opts.tunnelHost, passwordUrl: opts.tunnelPasswordUrl ?? (opts.tunnelHost ? undefined : 'https://loca.lt/mytunnelpassword') });
+    tunnel.on('ready', ({ url: link, password }) => {
+      log(`public link: ${link.replace(/\/$/, '')}/?token=${token}`);
+      if (password) log(`tunnel password: ${password}`);
+      log(`access token: ${token}`);
+    });
+    tunnel.on('down', (reason) => log(`public link lost (${reason}); opening a new one…`));
+    tunnel.start();
+  }
   return {
     url,
     port,
     token,
     service,
     close: async () => {
+      tunnel?.close();
       io.close();
       await new Promise<void>((ok) => server.close(() => ok()));
       await service.idle();
@@ -126,7 +148,17 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  // `--share` alone means localtunnel; `--share cloudflared` picks the other.
+  const argv = process.argv.slice(2);
+  const shareAt = argv.indexOf('--share');
+  let share: string | undefined;
+  if (shareAt >= 0) {
+    const next = argv[shareAt + 1];
+    share = next && !next.startsWith('--') ? next : 'localtunnel';
+    argv.splice(shareAt, next && !next.startsWith('--') ? 2 : 1);
+  }
   const { values } = parseArgs({
+    args: argv,
     options: {
       model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, 'output-dir': { type: 'string' },
       'save-dir': { type: 'string' }, token: { type: 'string' }, provider: { type: 'string' }, help: { type: 'boolean' },
@@ -135,7 +167,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   if (values.help) {
     console.log(HELP);
   } else {
-    const parsed = optionsSchema.safeParse({ model: values.model, port: values.port, host: values.host, outputDir: values['output-dir'], saveDir: values['save-dir'], token: values.token, provider: values.provider });
+    const parsed = optionsSchema.safeParse({ model: values.model, port: values.port, host: values.host, outputDir: values['output-dir'], saveDir: values['save-dir'], token: values.token, provider: values.provider, share });
     if (!parsed.success) {
       console.error(`error: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}\n\n${HELP}`);
       process.exit(2);
