@@ -1,5 +1,6 @@
 // The downloader against a local server that behaves like the hub's file endpoints and serves
 // the tiny fixture model.
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -133,6 +134,34 @@ describe('model download', () => {
     const { endpoint, requests } = await hub({});
     await expect(downloadModel({ ...base, endpoint, dest: tempDir(), freeBytes: () => 1000 })).rejects.toThrow(/not enough disk space in .*: the download needs 0\.01 GB more and 0\.00 GB is free/);
     expect(requests.length).toBe(0);
+  });
+
+  it('npm run setup downloads, converts and self-tests a model from the hub, then only verifies', async () => {
+    const { endpoint } = await hub({ token: 'hf_x' });
+    const dir = tempDir();
+    const env = { ...process.env, HF_ENDPOINT: endpoint, HF_TOKEN: 'hf_x', SVD_STUDIO_CACHE: tempDir() };
+    // Asynchronous: the fake hub answers from this same process.
+    const npmSetup = (target: string, e: NodeJS.ProcessEnv) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((ok) => {
+        const child = spawn('npm', ['run', '-s', 'setup', '--', '--repo', 'acme/svd-tiny', '--dir', target], { env: e });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('close', (status) => ok({ status, stdout, stderr }));
+      });
+    const run = () => npmSetup(dir, env);
+    const first = await run();
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/fetched +unet\/diffusion_pytorch_model\.fp16\.safetensors/);
+    expect(first.stdout).toMatch(/self-test passed/);
+    const second = await run();
+    expect(second.status, second.stderr).toBe(0);
+    expect(second.stdout).not.toMatch(/fetched/);
+    expect(second.stdout).toMatch(/ok +unet\/diffusion_pytorch_model\.fp16\.safetensors/);
+    const denied = await npmSetup(tempDir(), { ...env, HF_TOKEN: '' });
+    expect(denied.status).toBe(1);
+    expect(denied.stderr).toMatch(/accept the model license/);
   });
 
   it('prefers fp16 weights and keeps the configs', () => {
