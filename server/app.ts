@@ -13,20 +13,12 @@ import { readCookie, requireToken, TOKEN_COOKIE, tokenMatches } from './auth.js'
 import { JOB_ID, jobSettingsSchema, type JobRecord } from './jobs/job.js';
 import { QueueFullError, type JobService } from './jobs/job-service.js';
 import { videoFormats } from './media/ffmpeg.js';
+import type { HealthInfo } from './api-types.js';
+
+export type { HealthInfo } from './api-types.js';
 
 export const MAX_UPLOAD_BYTES = 20 * 1024 * 1024;
 export const MAX_UPLOAD_PIXELS = 50_000_000;
-
-export interface HealthInfo {
-  model: { path: string; demo: boolean; frames?: number };
-  status: 'loading' | 'ready' | 'error';
-  provider?: string;
-  error?: string;
-  gpu?: { name: string; memoryTotalMiB: number; memoryUsedMiB: number };
-  ffmpeg: { ok: boolean; error?: string };
-  /** Whether a Drive-style save folder is configured. */
-  saveDir: boolean;
-}
 
 export interface AppOptions {
   service: JobService;

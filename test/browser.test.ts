@@ -30,6 +30,16 @@ async function fillSmall(page: Page, steps: number) {
   await page.fill('#f-steps', String(steps));
 }
 
+/** A fresh page with the fixture image uploaded and small settings filled in. */
+async function pageWithImage(steps: number): Promise<Page> {
+  const page = await newPage();
+  await page.goto(server.url);
+  await page.waitForSelector('[data-testid=status]:has-text("cpu")');
+  await page.setInputFiles('[data-testid=file-input]', join(FIXTURE, 'input.png'));
+  await fillSmall(page, steps);
+  return page;
+}
+
 const stepOf = async (page: Page) => Number(/step (\d+)\//.exec((await page.textContent('[data-testid=progress-label]').catch(() => '')) ?? '')?.[1] ?? 0);
 
 beforeAll(async () => {
@@ -45,11 +55,7 @@ afterAll(async () => {
 
 describe('the page', () => {
   it('uploads, moves the crop, changes a setting, runs with progress, plays and downloads the MP4', async () => {
-    const page = await newPage();
-    await page.goto(server.url);
-    await page.waitForSelector('[data-testid=status]:has-text("cpu")');
-    await page.setInputFiles('[data-testid=file-input]', join(FIXTURE, 'input.png'));
-    await fillSmall(page, 40);
+    const page = await pageWithImage(40);
     // A square output from a 2:1 image leaves room to move the crop window sideways.
     await page.fill('#f-width', '64');
     const win = page.locator('[data-testid=crop-window]');
@@ -86,11 +92,7 @@ describe('the page', () => {
   });
 
   it('continues a job after a reload, and cancels it', async () => {
-    const page = await newPage();
-    await page.goto(server.url);
-    await page.waitForSelector('[data-testid=status]:has-text("cpu")');
-    await page.setInputFiles('[data-testid=file-input]', join(FIXTURE, 'input.png'));
-    await fillSmall(page, 150);
+    const page = await pageWithImage(150);
     await page.click('[data-testid=run]');
     await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")');
     const beforeReload = await stepOf(page);

@@ -1,39 +1,11 @@
 // The page's link to the server: HTTP calls with the access token, and one socket.io connection.
 import { io, type Socket } from 'socket.io-client';
+import type { HealthResponse, JobSnapshotOf } from '../../server/api-types.js';
 
 const TOKEN_KEY = 'svd-studio-token';
 
-export interface Health {
-  model: { path: string; demo: boolean; frames?: number };
-  status: 'loading' | 'ready' | 'error';
-  provider?: string;
-  error?: string;
-  gpu?: { name: string; memoryTotalMiB: number; memoryUsedMiB: number };
-  ffmpeg: { ok: boolean; error?: string };
-  saveDir: boolean;
-  queue: { waiting: number; running: string | null };
-}
-
-export type Progress =
-  | { stage: 'queued'; position: number }
-  | { stage: 'loading' | 'encoding' | 'writing'; message?: string }
-  | { stage: 'sampling'; step: number; steps: number; elapsedMs: number; etaMs: number }
-  | { stage: 'decoding'; chunk: number; chunks: number }
-  | { stage: 'done' };
-
-export interface Job {
-  id: string;
-  status: 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
-  createdAt: string;
-  settings: Record<string, unknown> & { formats: string[]; width: number; height: number };
-  seed?: number;
-  progress?: Progress;
-  error?: string;
-  videos: Partial<Record<'mp4' | 'gif' | 'webm', string>>;
-  position: number;
-  saved?: { status: string; files?: string[]; error?: string };
-  provider?: string;
-}
+export type Health = HealthResponse;
+export type Job = JobSnapshotOf<Record<string, unknown> & { formats: string[]; width: number; height: number }>;
 
 export class AuthError extends Error {}
 

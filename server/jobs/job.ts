@@ -2,9 +2,9 @@
 import { z } from 'zod';
 import { generationSettingsSchema } from '../../models/pipeline/settings.js';
 import { videoFormats } from '../media/ffmpeg.js';
+import type { JobRecordOf } from '../api-types.js';
 
-export const jobStatuses = ['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'] as const;
-export type JobStatus = (typeof jobStatuses)[number];
+export type { JobProgress, JobStatus } from '../api-types.js';
 
 /** Settings a client sends: generation settings plus what to do with the result. */
 export const jobSettingsSchema = generationSettingsSchema.and(
@@ -19,32 +19,6 @@ export const jobSettingsSchema = generationSettingsSchema.and(
 );
 export type JobSettings = z.output<typeof jobSettingsSchema>;
 
-export type JobProgress =
-  | { stage: 'queued'; position: number }
-  | { stage: 'loading' | 'encoding' | 'writing'; message?: string }
-  | { stage: 'sampling'; step: number; steps: number; elapsedMs: number; etaMs: number }
-  | { stage: 'decoding'; chunk: number; chunks: number }
-  | { stage: 'done' };
-
-export interface JobRecord {
-  id: string;
-  status: JobStatus;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  settings: JobSettings;
-  /** The seed actually used (set once generation starts). */
-  seed?: number;
-  progress?: JobProgress;
-  error?: string;
-  /** Video files written, by format. */
-  videos: Partial<Record<(typeof videoFormats)[number], string>>;
-  inputName: string;
-  saved?: { status: 'pending' | 'saved' | 'failed'; files?: string[]; error?: string };
-  /** The job this one re-runs, if any. */
-  rerunOf?: string;
-  provider?: string;
-  timings?: { totalMs: number };
-}
+export type JobRecord = JobRecordOf<JobSettings>;
 
 export const JOB_ID = /^[a-z0-9]{16}$/;

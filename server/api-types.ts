@@ -1,0 +1,49 @@
+// The shapes the HTTP API and socket.io send, shared by the server and the page (types only:
+// nothing here runs, so the browser bundle can import it).
+
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
+export type VideoFormat = 'mp4' | 'webm' | 'gif';
+
+export type JobProgress =
+  | { stage: 'queued'; position: number }
+  | { stage: 'loading' | 'encoding' | 'writing'; message?: string }
+  | { stage: 'sampling'; step: number; steps: number; elapsedMs: number; etaMs: number }
+  | { stage: 'decoding'; chunk: number; chunks: number }
+  | { stage: 'done' };
+
+export interface JobRecordOf<Settings> {
+  id: string;
+  status: JobStatus;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  settings: Settings;
+  /** The seed actually used (set once generation starts). */
+  seed?: number;
+  progress?: JobProgress;
+  error?: string;
+  /** Video files written, by format. */
+  videos: Partial<Record<VideoFormat, string>>;
+  inputName: string;
+  saved?: { status: 'pending' | 'saved' | 'failed'; files?: string[]; error?: string };
+  /** The job this one re-runs, if any. */
+  rerunOf?: string;
+  provider?: string;
+  timings?: { totalMs: number };
+}
+
+/** A job as the API and socket.io send it: the record plus where it stands in the queue. */
+export type JobSnapshotOf<Settings> = JobRecordOf<Settings> & { position: number; queueLength: number };
+
+export interface HealthInfo {
+  model: { path: string; demo: boolean; frames?: number };
+  status: 'loading' | 'ready' | 'error';
+  provider?: string;
+  error?: string;
+  gpu?: { name: string; memoryTotalMiB: number; memoryUsedMiB: number };
+  ffmpeg: { ok: boolean; error?: string };
+  /** Whether a Drive-style save folder is configured. */
+  saveDir: boolean;
+}
+
+export type HealthResponse = HealthInfo & { queue: { waiting: number; running: string | null } };
