@@ -103,7 +103,7 @@ export async function runGenerate(args: string[]): Promise<void> {
       await encodeVideo(result, outPath);
     }
     console.error(
-      `done: ${result.frameCount} frames ${result.width}x${result.height}, seed ${result.seed}, provider ${result.provider} (${result.dtype}), ${(result.timings.totalMs / 1000).toFixed(1)} s${outPath ? ` → ${outPath}` : ''}${values['frames-out'] ? ` → ${values['frames-out']}` : ''}`,
+      `done: ${result.frameCount} frames ${result.width}x${result.height}, ${noise ? `noise from ${values['noise-file']}` : `seed ${result.seed}`}, provider ${result.provider} (${result.dtype}), ${(result.timings.totalMs / 1000).toFixed(1)} s${outPath ? ` → ${outPath}` : ''}${values['frames-out'] ? ` → ${values['frames-out']}` : ''}`,
     );
   } catch (err) {
     if (err instanceof GenerationCancelled) {
