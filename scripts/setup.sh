@@ -29,9 +29,9 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 if [ "$gpu" -eq 1 ]; then
-  ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci --no-audit --no-fund
-  npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12 --ignore-scripts=false
-else
-  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
+  # npm 11 skips dependencies' install scripts unless approved: run onnxruntime-node's own
+  # installer directly, which downloads its CUDA 12 execution provider.
+  (cd node_modules/onnxruntime-node && node script/install.js --onnxruntime-node-install=cuda12)
 fi
