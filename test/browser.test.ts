@@ -55,7 +55,7 @@ afterAll(async () => {
 
 describe('the page', () => {
   it('uploads, moves the crop, changes a setting, runs with progress, plays and downloads the MP4', async () => {
-    const page = await pageWithImage(40);
+    const page = await pageWithImage(100);
     // A square output from a 2:1 image leaves room to move the crop window sideways.
     await page.fill('#f-width', '64');
     const win = page.locator('[data-testid=crop-window]');
@@ -92,7 +92,7 @@ describe('the page', () => {
   });
 
   it('continues a job after a reload, and cancels it', async () => {
-    const page = await pageWithImage(150);
+    const page = await pageWithImage(200);
     await page.click('[data-testid=run]');
     await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")');
     const beforeReload = await stepOf(page);

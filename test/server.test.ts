@@ -112,7 +112,7 @@ describe('server', () => {
 
   it('sends a full snapshot again after the connection drops mid-job', async () => {
     const socket = await connect(server.url);
-    const { body } = await submit(server.url, { ...small, steps: 30 });
+    const { body } = await submit(server.url, { ...small, steps: 80 });
     await watch(socket, body.id!);
     await waitFor(async () => (await getJob(server.url, body.id!)).progress?.stage === 'sampling' || undefined);
     const reconnected = new Promise<void>((ok) => socket.io.once('reconnect', () => ok()));
@@ -120,7 +120,7 @@ describe('server', () => {
     await reconnected;
     const snap = await watch(socket, body.id!);
     expect(['running', 'done']).toContain(snap.job?.status);
-    expect(snap.job?.settings.steps).toBe(30);
+    expect(snap.job?.settings.steps).toBe(80);
     await finished(server.url, body.id!);
     socket.close();
   });
