@@ -36,7 +36,10 @@ export interface JobRecordOf<Settings> {
 export type JobSnapshotOf<Settings> = JobRecordOf<Settings> & { position: number; queueLength: number };
 
 export interface HealthInfo {
+  /** The model loaded now (or loading). */
   model: { path: string; demo: boolean; frames?: number };
+  /** Every model a job may ask for by name (settings.model). */
+  models: { name: string; demo: boolean; frames: number }[];
   status: 'loading' | 'ready' | 'error';
   provider?: string;
   error?: string;

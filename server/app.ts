@@ -26,6 +26,8 @@ export interface AppOptions {
   health: () => HealthInfo | Promise<HealthInfo>;
   clientDir?: string;
   jobRateLimit?: number;
+  /** Names a job may ask for in settings.model. */
+  modelNames?: string[];
 }
 
 class HttpError extends Error {
@@ -62,6 +64,12 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
     return job;
   };
 
+  const checkModel = (name: string | undefined) => {
+    if (name !== undefined && opts.modelNames && !opts.modelNames.includes(name)) {
+      throw new HttpError(400, `bad settings: model "${name.slice(0, 60)}" is not installed; installed: ${opts.modelNames.join(', ')}`);
+    }
+  };
+
   api.get('/health', async (_req, res) => {
     res.json({ ...(await opts.health()), queue: { waiting: service.queueLength, running: service.runningId ?? null } });
   });
@@ -78,6 +86,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
     }
     const parsed = jobSettingsSchema.safeParse(raw);
     if (!parsed.success) throw new HttpError(400, `bad settings: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'settings'}: ${i.message}`).join('; ')}`);
+    checkModel(parsed.data.model);
     const png = await normaliseUpload(req.file.buffer);
     const ext = (req.file.originalname.split('.').pop() ?? 'bin').toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 5) || 'bin';
     const job = service.submit({ png, original: { name: `original.${ext}`, data: req.file.buffer } }, parsed.data);
@@ -99,6 +108,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
     const old = jobOr404(String(req.params.id));
     const override = jobSettingsSchema.safeParse({ ...old.settings, ...(req.body?.settings ?? {}) });
     if (!override.success) throw new HttpError(400, `bad settings: ${override.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    checkModel(override.data.model);
     const { readFile } = await import('node:fs/promises');
     const png = await readFile(service.store.file(old.id, old.inputName));
     const job = service.submit({ png }, override.data, old.id);

@@ -7,12 +7,12 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { openModelDir } from '../models/model-dir.js';
 import { defaultModelDir } from '../models/paths.js';
-import { SvdPipeline } from '../models/pipeline/pipeline.js';
 import { providers, type ProviderChoice } from '../models/pipeline/runtime.js';
 import { createApp, type HealthInfo } from './app.js';
 import { generateToken } from './auth.js';
 import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
+import { discoverModels, ModelManager } from './model-manager.js';
 import { checkFfmpeg } from './media/ffmpeg.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 
@@ -43,6 +43,8 @@ const optionsSchema = z.object({
   /** For tests: another localtunnel-protocol server and password endpoint. */
   tunnelHost: z.string().optional(),
   tunnelPasswordUrl: z.string().optional(),
+  /** Where installed models are looked for (tests use their own). */
+  modelsRoot: z.string().optional(),
 });
 export type ServerOptions = z.input<typeof optionsSchema>;
 
@@ -78,33 +80,47 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   const ffmpegError = await checkFfmpeg();
   if (ffmpegError) log(`warning: ${ffmpegError}. Videos cannot be written until ffmpeg is installed (Debian/Ubuntu/Colab: apt-get install -y ffmpeg).`);
 
-  const health: HealthInfo = { model: { path: modelPath, demo }, status: 'loading', ffmpeg: { ok: !ffmpegError, error: ffmpegError }, saveDir: !!opts.saveDir };
-  const pipeline = SvdPipeline.load(modelPath, {
-    provider: opts.provider as ProviderChoice,
-    onProgress: (e) => e.stage === 'loading' && log(e.message),
-  });
-  pipeline.then(
-    (p) => {
-      health.status = 'ready';
-      health.provider = `${p.provider} (${p.dtype})`;
-      health.model.frames = p.defaultFrames;
-      log(`model ready on ${health.provider}`);
+  const models = discoverModels({ path: modelPath, demo }, opts.modelsRoot);
+  const health: HealthInfo = {
+    model: { path: modelPath, demo, frames: models[0]!.frames },
+    models: models.map(({ name, demo: d, frames }) => ({ name, demo: d, frames })),
+    status: 'loading',
+    ffmpeg: { ok: !ffmpegError, error: ffmpegError },
+    saveDir: !!opts.saveDir,
+  };
+  const manager = new ModelManager(
+    models,
+    opts.provider as ProviderChoice,
+    (name, pipeline) => {
+      const entry = models.find((m) => m.name === name)!;
+      Object.assign(health, { status: 'loading', error: undefined, provider: undefined, model: { path: entry.path, demo: entry.demo, frames: entry.frames } });
+      pipeline.then(
+        (p) => {
+          if (manager.activeName !== name) return;
+          health.status = 'ready';
+          health.provider = `${p.provider} (${p.dtype})`;
+          log(`model ${name} ready on ${health.provider}`);
+        },
+        (err: Error) => {
+          if (manager.activeName !== name) return;
+          health.status = 'error';
+          health.error = err.message;
+          log(`error: the model could not be loaded: ${err.message}`);
+        },
+      );
     },
-    (err: Error) => {
-      health.status = 'error';
-      health.error = err.message;
-      log(`error: the model could not be loaded: ${err.message}`);
-    },
+    log,
   );
-  pipeline.catch(() => {});
+  void manager.get().catch(() => {});
 
   const store = new JobStore(opts.outputDir);
   const history = store.load();
-  const service = new JobService({ store, pipeline, saveDir: opts.saveDir });
+  const service = new JobService({ store, pipeline: (name) => manager.get(name), saveDir: opts.saveDir });
   const local = opts.host === '127.0.0.1' || opts.host === 'localhost' || opts.host === '::1';
   const token = opts.token ?? (local && !opts.share ? undefined : generateToken());
   const { server, io } = createApp({
     service,
+    modelNames: models.map((m) => m.name),
     token,
     clientDir: join(PROJECT_ROOT, 'client', 'dist'),
     health: async () => ({ ...health, gpu: await gpuInfo() }),
@@ -142,7 +158,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
       io.close();
       await new Promise<void>((ok) => server.close(() => ok()));
       await service.idle();
-      await (await pipeline.catch(() => undefined))?.release();
+      await manager.release();
     },
   };
 }

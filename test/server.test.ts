@@ -204,3 +204,33 @@ describe('bounded load on loopback', () => {
     expect(r.queueFullAnswered).toBe(true);
   });
 });
+
+describe('several installed models', () => {
+  it('lists them in /api/health and runs a job on the one it asks for', async () => {
+    const root = tempDir('svd-models-');
+    const other = join(root, 'svd-tiny-14');
+    execFileSync('cp', ['-r', FIXTURE_MODEL, other]);
+    const cfgPath = join(other, 'unet', 'config.json');
+    writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(readFileSync(cfgPath, 'utf8')), num_frames: 4 }));
+    const { discoverModels } = await import('../server/model-manager.js');
+    expect(discoverModels({ path: FIXTURE_MODEL, demo: false }, root).map((m) => [m.name, m.frames])).toEqual([
+      ['model', 5],
+      ['svd-tiny-14', 4],
+    ]);
+    const server = await startServer({ model: FIXTURE_MODEL, port: 0, outputDir: tempDir(), provider: 'cpu', modelsRoot: root }, quiet);
+    try {
+      const health = (await (await fetch(`${server.url}api/health`)).json()) as { models: { name: string }[] };
+      expect(health.models.map((m) => m.name)).toEqual(['model', 'svd-tiny-14']);
+      const { body } = await submit(server.url, { width: 128, height: 64, steps: 2, model: 'svd-tiny-14' });
+      const job = await finished(server.url, body.id!);
+      expect(job.status).toBe('done');
+      const frames = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=nb_read_frames', '-of', 'json', join(server.service.store.dir(body.id!), 'video.mp4')]).toString()).streams[0].nb_read_frames;
+      expect(frames).toBe('4');
+      expect((await submit(server.url, { ...small, model: 'nope' })).body.error).toMatch(/model "nope" is not installed; installed: model, svd-tiny-14/);
+      const h2 = (await (await fetch(`${server.url}api/health`)).json()) as { model: { frames: number } };
+      expect(h2.model.frames).toBe(4);
+    } finally {
+      await server.close();
+    }
+  });
+});

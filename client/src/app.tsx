@@ -19,6 +19,7 @@ export function App() {
   const [currentId, setCurrentId] = useState<string | undefined>(localStorage.getItem(CURRENT_KEY) ?? undefined);
   const [preview, setPreview] = useState<string>();
   const [message, setMessage] = useState<string>();
+  const [model, setModel] = useState<string>();
   const socket = useRef<Socket | undefined>(undefined);
   const currentRef = useRef(currentId);
   currentRef.current = currentId;
@@ -93,7 +94,7 @@ export function App() {
     if (!file) return;
     setMessage(undefined);
     try {
-      const settings = { ...toSettings(values, autoChunk), resize: framing.mode, cropX: framing.x, cropY: framing.y, formats: values.formats, saveToFolder: values.saveToFolder };
+      const settings = { ...toSettings(values, autoChunk), resize: framing.mode, cropX: framing.x, cropY: framing.y, formats: values.formats, saveToFolder: values.saveToFolder, ...(model ? { model } : {}) };
       const { id } = await submitJob(file, file.name, settings);
       open(id);
       void refreshJobs();
@@ -135,11 +136,25 @@ export function App() {
           <ImageInput file={file} onFile={setFile} width={values.width || 64} height={values.height || 64} framing={framing} onFraming={setFraming} />
           <section class="card">
             <label for="model">Model</label>
-            <select id="model" value="installed">
-              <option value="installed">{health?.model.frames === 14 ? 'SVD (14 frames)' : health?.model.frames === 25 ? 'SVD-XT (25 frames)' : `installed model (${health?.model.frames ?? '?'} frames)`}</option>
-              {health?.model.frames !== 25 && <option disabled>SVD-XT (25 frames): not installed</option>}
-              {health?.model.frames !== 14 && <option disabled>SVD (14 frames): not installed</option>}
+            <select
+              id="model"
+              value={model ?? health?.models[0]?.name}
+              onChange={(e) => {
+                const name = (e.target as HTMLSelectElement).value;
+                setModel(name);
+                const frames = health?.models.find((m) => m.name === name)?.frames;
+                if (frames) setValues((v) => ({ ...v, frames }));
+              }}
+            >
+              {health?.models.map((m) => (
+                <option key={m.name} value={m.name}>
+                  {modelLabel(m)}
+                </option>
+              ))}
+              {!health?.models.some((m) => m.frames === 25 && !m.demo) && <option disabled>SVD-XT (25 frames): not installed</option>}
+              {!health?.models.some((m) => m.frames === 14 && !m.demo) && <option disabled>SVD (14 frames): not installed</option>}
             </select>
+            <small> {health && health.models.length > 1 ? 'switching models reloads the GPU (a minute or so)' : 'install more with npm run setup -- --model svd'}</small>
           </section>
           <SettingsForm values={values} errors={errors} onChange={setValues} lastSeed={jobs.find((j) => j.seed !== undefined)?.seed} autoChunk={autoChunk} canSave={!!health?.saveDir} />
           <div class="run">
@@ -165,6 +180,11 @@ export function App() {
       </div>
     </main>
   );
+}
+
+function modelLabel(m: { name: string; demo: boolean; frames: number }): string {
+  if (m.demo) return `Demo model (${m.frames} frames, random weights)`;
+  return m.frames === 25 ? `SVD-XT (25 frames) · ${m.name}` : m.frames === 14 ? `SVD (14 frames) · ${m.name}` : `${m.name} (${m.frames} frames)`;
 }
 
 function pickForm(s: Record<string, unknown>): Partial<FormValues> {

@@ -24,8 +24,8 @@ export interface JobServiceEvents {
 
 export interface JobServiceOptions {
   store: JobStore;
-  /** Resolves once the model is loaded; jobs wait for it. */
-  pipeline: Promise<SvdPipeline>;
+  /** The loaded pipeline for a model name (undefined: the default model); jobs wait for it. */
+  pipeline: (model?: string) => Promise<SvdPipeline>;
   saveDir?: string;
   maxQueue?: number;
   saveRetry?: { attempts: number; delayMs: number };
@@ -135,7 +135,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     job.startedAt = new Date().toISOString();
     this.setProgress(job, { stage: 'loading', message: 'waiting for the model' });
     try {
-      const pipeline = await this.opts.pipeline;
+      const pipeline = await this.opts.pipeline(job.settings.model);
       const s = job.settings;
       const image = await frameImage(await decodeImage(this.store.file(job.id, job.inputName)), { width: s.width, height: s.height, mode: s.resize, x: s.cropX, y: s.cropY });
       let previewBusy = false;

@@ -15,6 +15,8 @@ export const jobSettingsSchema = generationSettingsSchema.and(
     pingPong: z.boolean().default(false),
     /** Copy the result to the server's save folder (Drive), when one is set. */
     saveToFolder: z.boolean().default(true),
+    /** Which installed model to run (GET /api/health lists them); the server's default when absent. */
+    model: z.string().max(200).optional(),
   }),
 );
 export type JobSettings = z.output<typeof jobSettingsSchema>;

@@ -1,0 +1,73 @@
+// The models this server can run (the one it was started with and every one `npm run setup`
+// installed), with one loaded at a time: a job for another model releases the loaded one first.
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { openModelDir } from '../models/model-dir.js';
+import { MODELS_ROOT } from '../models/paths.js';
+import { SvdPipeline } from '../models/pipeline/pipeline.js';
+import type { ProviderChoice } from '../models/pipeline/runtime.js';
+
+export interface ModelEntry {
+  name: string;
+  path: string;
+  demo: boolean;
+  /** The UNet's trained frame count (25 for SVD-XT, 14 for SVD). */
+  frames: number;
+}
+
+export function discoverModels(primary: { path: string; demo: boolean }, root = MODELS_ROOT): ModelEntry[] {
+  const entry = (path: string, demo: boolean): ModelEntry => ({ name: demo ? 'demo' : basename(resolve(path)), path, demo, frames: openModelDir(path).unet.config.num_frames });
+  const out = [entry(primary.path, primary.demo)];
+  if (existsSync(root)) {
+    for (const d of readdirSync(root)) {
+      const path = join(root, d);
+      if (resolve(path) === resolve(primary.path) || !existsSync(join(path, 'model_index.json'))) continue;
+      try {
+        out.push(entry(path, false));
+      } catch {
+        // an incomplete download: `npm run setup` will finish it
+      }
+    }
+  }
+  return out;
+}
+
+export class ModelManager {
+  private loaded: { name: string; pipeline: Promise<SvdPipeline> } | undefined;
+  private switching: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly models: ModelEntry[],
+    private readonly provider: ProviderChoice,
+    private readonly onLoad: (name: string, p: Promise<SvdPipeline>) => void,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  get activeName(): string | undefined {
+    return this.loaded?.name;
+  }
+
+  find(name: string | undefined): ModelEntry | undefined {
+    return name === undefined ? this.models[0] : this.models.find((m) => m.name === name);
+  }
+
+  /** The pipeline for `name` (the first model when undefined), loading it if another is loaded. */
+  get(name?: string): Promise<SvdPipeline> {
+    const model = this.find(name);
+    if (!model) return Promise.reject(new Error(`model "${name}" is not installed here; installed: ${this.models.map((m) => m.name).join(', ')}`));
+    if (this.loaded?.name === model.name) return this.loaded.pipeline;
+    const previous = this.loaded;
+    const pipeline = (this.switching = this.switching.then(async () => {
+      if (previous) await (await previous.pipeline.catch(() => undefined))?.release();
+      return SvdPipeline.load(model.path, { provider: this.provider, onProgress: (e) => e.stage === 'loading' && this.log(e.message) });
+    })) as Promise<SvdPipeline>;
+    this.loaded = { name: model.name, pipeline };
+    this.onLoad(model.name, pipeline);
+    pipeline.catch(() => {});
+    return pipeline;
+  }
+
+  async release(): Promise<void> {
+    await (await this.loaded?.pipeline.catch(() => undefined))?.release();
+  }
+}
