@@ -106,6 +106,23 @@ describe('the page', () => {
     await page.close();
   });
 
+  it('keeps the crop window on the drawn image for a tall photo', async () => {
+    const tall = join(tempDir(), 'tall.png');
+    await (await import('sharp')).default({ create: { width: 600, height: 1800, channels: 3, background: '#2a6' } }).png().toFile(tall);
+    const page = await newPage();
+    await page.goto(server.url);
+    await page.waitForSelector('[data-testid=status]:has-text("cpu")');
+    await page.setInputFiles('[data-testid=file-input]', tall);
+    const img = await page.locator('.crop img').boundingBox();
+    const win = await page.locator('[data-testid=crop-window]').boundingBox();
+    expect(img!.height).toBeLessThanOrEqual(421);
+    // 1024x576 from a 1:3 image: the window spans the full width and sits inside the image.
+    expect(Math.abs(win!.width - img!.width)).toBeLessThan(3);
+    expect(win!.y).toBeGreaterThanOrEqual(img!.y - 1);
+    expect(win!.y + win!.height).toBeLessThanOrEqual(img!.y + img!.height + 1);
+    await page.close();
+  });
+
   it('fits a phone screen', async () => {
     const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
     await page.goto(server.url);
