@@ -1,5 +1,6 @@
 // Express + socket.io: the HTTP API, the page's static files, and live job progress by room.
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -109,7 +110,6 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
     const override = jobSettingsSchema.safeParse({ ...old.settings, ...(req.body?.settings ?? {}) });
     if (!override.success) throw new HttpError(400, `bad settings: ${override.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     checkModel(override.data.model);
-    const { readFile } = await import('node:fs/promises');
     const png = await readFile(service.store.file(old.id, old.inputName));
     const job = service.submit({ png }, override.data, old.id);
     res.status(202).json({ id: job.id, position: service.position(job.id) });

@@ -59,6 +59,15 @@ function authHeaders(opts: DownloadOptions): Record<string, string> {
   return opts.token ? { authorization: `Bearer ${opts.token}` } : {};
 }
 
+function hubEndpoint(opts: DownloadOptions): string {
+  return opts.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co';
+}
+
+/** Where a file's bytes collect until they are complete and checked. */
+function partialPath(dest: string, file: HubFile): string {
+  return `${join(dest, file.path)}.incomplete`;
+}
+
 function explainStatus(status: number, repo: string, what: string): HubError {
   if (status === 401 || status === 403) {
     return new HubError(
@@ -70,8 +79,7 @@ function explainStatus(status: number, repo: string, what: string): HubError {
 }
 
 export async function listRepoFiles(opts: DownloadOptions): Promise<HubFile[]> {
-  const endpoint = opts.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co';
-  const url = `${endpoint}/api/models/${opts.repo}/tree/${opts.revision ?? 'main'}?recursive=true`;
+  const url = `${hubEndpoint(opts)}/api/models/${opts.repo}/tree/${opts.revision ?? 'main'}?recursive=true`;
   const res = await fetch(url, { headers: authHeaders(opts) });
   if (!res.ok) throw explainStatus(res.status, opts.repo, `the file list of ${opts.repo}`);
   const parsed = treeSchema.safeParse(await res.json());
@@ -125,8 +133,7 @@ function defaultFreeBytes(dir: string): number {
 }
 
 async function fetchInto(opts: DownloadOptions, file: HubFile, partial: string): Promise<void> {
-  const endpoint = opts.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co';
-  const url = `${endpoint}/${opts.repo}/resolve/${opts.revision ?? 'main'}/${file.path.split('/').map(encodeURIComponent).join('/')}`;
+  const url = `${hubEndpoint(opts)}/${opts.repo}/resolve/${opts.revision ?? 'main'}/${file.path.split('/').map(encodeURIComponent).join('/')}`;
   let have = existsSync(partial) ? statSync(partial).size : 0;
   const res = await fetch(url, { headers: { ...authHeaders(opts), ...(have > 0 ? { range: `bytes=${have}-` } : {}) }, redirect: 'follow' });
   if (res.status === 416) {
@@ -167,7 +174,7 @@ const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GB`;
 
 export async function downloadFile(opts: DownloadOptions, file: HubFile): Promise<void> {
   const target = join(opts.dest, file.path);
-  const partial = `${target}.incomplete`;
+  const partial = partialPath(opts.dest, file);
   mkdirSync(dirname(target), { recursive: true });
   const retries = opts.retries ?? 5;
   let delay = opts.backoffMs ?? 1000;
@@ -201,7 +208,10 @@ export async function downloadModel(opts: DownloadOptions): Promise<HubFile[]> {
     if (await isValid(opts.dest, f)) opts.onProgress?.({ type: 'verified', path: f.path });
     else todo.push(f);
   }
-  const need = todo.reduce((s, f) => s + f.size - (existsSync(join(opts.dest, `${f.path}.incomplete`)) ? statSync(join(opts.dest, `${f.path}.incomplete`)).size : 0), 0);
+  const need = todo.reduce((s, f) => {
+    const partial = partialPath(opts.dest, f);
+    return s + f.size - (existsSync(partial) ? statSync(partial).size : 0);
+  }, 0);
   const free = (opts.freeBytes ?? defaultFreeBytes)(opts.dest);
   if (need > free) throw new HubError(`not enough disk space in ${opts.dest}: the download needs ${gib(need)} more and ${gib(free)} is free; free some space or choose another --dir`);
   for (const f of todo) await downloadFile(opts, f);

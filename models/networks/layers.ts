@@ -3,6 +3,8 @@
 // as in the safetensors files.
 import type { GraphBuilder, Value } from '../onnx/graph-builder.js';
 
+const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+
 export interface FrameDims {
   /** Videos in the batch, [1] int64. */
   batch: Value;
@@ -114,7 +116,6 @@ function temporalResnetBlockBlended(
     const perVideo = b.reshape(proj, b.shapeOf([temb.frames.batch, temb.frames.frames, channels]));
     h = b.add(h, b.unsqueeze(b.transpose(perVideo, [0, 2, 1]), [3]));
   }
-  const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
   const blend = { name: `${mixName}.mix_factor`, id: switchMix ? 'alpha' : 'one-minus-alpha', fn: switchMix ? sigmoid : (v: number) => 1 - sigmoid(v) };
   const w = b.weight(`${name}.conv2.weight`, [channels, channels, 3, 1, 1], { reshape: [channels, channels, 3, 1], scaleBy: blend });
   const bias = b.weight(`${name}.conv2.bias`, [channels], { scaleBy: blend });
@@ -127,7 +128,7 @@ function temporalResnetBlockBlended(
  * `learned` and `learned_with_images` strategies; `switch` swaps the roles (decoder).
  */
 export function alphaBlend(b: GraphBuilder, name: string, spatial: Value, temporal: Value, switchSpatialToTemporal: boolean): Value {
-  const alpha = b.weight(`${name}.mix_factor`, [1], { map: { id: 'sigmoid', fn: (v) => 1 / (1 + Math.exp(-v)) } });
+  const alpha = b.weight(`${name}.mix_factor`, [1], { map: { id: 'sigmoid', fn: sigmoid } });
   const [keep, other] = switchSpatialToTemporal ? [temporal, spatial] : [spatial, temporal];
   // alpha·keep + (1 − alpha)·other
   return b.add(other, b.mul(b.sub(keep, other), alpha));

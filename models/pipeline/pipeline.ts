@@ -6,7 +6,7 @@ import type { SvdModelDir } from '../model-dir.js';
 import type { NetworkName } from '../build.js';
 import type { AttentionImpl, GraphDType } from '../onnx/graph-builder.js';
 import { vaeScaleFactor } from '../networks/vae.js';
-import { clipPixelValues } from './clip-preprocess.js';
+import { clipPixelValues, rgbToSigned } from './clip-preprocess.js';
 import type { RgbImage } from './prepare-image.js';
 import { NormalGenerator, randomSeed } from './random.js';
 import { resolveProvider, sessionOptions, type Provider, type ProviderChoice, type ProviderResolution } from './runtime.js';
@@ -177,13 +177,8 @@ export class SvdPipeline {
     const clip = clipPixelValues(image.data, W, H, clipSize, fe.image_mean, fe.image_std);
     const emb = (await this.s.image_encoder.run({ pixel_values: new ort.Tensor('float32', clip, [1, 3, clipSize, clipSize]) })).image_embeds!.data as Float32Array;
     const embDim = emb.length;
-    const vaeIn = new Float32Array(3 * H * W);
-    for (let c = 0; c < 3; c++) {
-      for (let i = 0; i < H * W; i++) {
-        const px = f(f(image.data[i * 3 + c]! / 255) * 2 - 1);
-        vaeIn[c * H * W + i] = f(px + f(settings.noiseAug * condNoise[c * H * W + i]!));
-      }
-    }
+    const vaeIn = rgbToSigned(image.data, W, H).data;
+    for (let i = 0; i < vaeIn.length; i++) vaeIn[i] = f(vaeIn[i]! + f(settings.noiseAug * condNoise[i]!));
     const latent = (await this.s.vae_encoder.run({ image: new ort.Tensor('float32', vaeIn, [1, 3, H, W]) })).latent!.data as Float32Array;
     const encodeMs = performance.now() - started;
     checkCancelled();

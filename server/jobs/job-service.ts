@@ -1,14 +1,13 @@
 // The job service: a FIFO queue in front of the machine's one GPU, running one generation at a
 // time, persisting every state change to the job's folder and announcing it to listeners.
 import { EventEmitter } from 'node:events';
-import { writeFileSync } from 'node:fs';
 import { GenerationCancelled, type SvdPipeline } from '../../models/pipeline/pipeline.js';
 import { decodeImage, frameImage } from '../../models/pipeline/prepare-image.js';
 import { arrangeFrames, encodeVideo } from '../media/ffmpeg.js';
 import { latentPreview } from '../media/preview.js';
 import { saveNumbered } from '../media/save-folder.js';
 import type { JobProgress, JobRecord, JobSettings } from './job.js';
-import type { JobStore } from './job-store.js';
+import { writeFileAtomic, type JobStore } from './job-store.js';
 
 export class QueueFullError extends Error {
   constructor(max: number) {
@@ -165,7 +164,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
         await encodeVideo(video, this.store.file(job.id, name), format, signal);
         job.videos[format] = name;
       }
-      writeFileSync(this.store.file(job.id, 'settings.json'), JSON.stringify({ ...s, seed: result.seed }, null, 2));
+      writeFileAtomic(this.store.file(job.id, 'settings.json'), JSON.stringify({ ...s, seed: result.seed }, null, 2));
       this.finish(job, 'done');
       if (s.saveToFolder && this.opts.saveDir) this.saveToFolder(job);
     } catch (err) {

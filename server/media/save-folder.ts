@@ -3,7 +3,7 @@
 // The folder may be a slow, flaky mount (Google Drive): each file is copied under a temp name,
 // renamed, and its size checked; failures are retried later and never touch the job itself.
 import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, extname, join } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 
 const NUMBERED = /^(\d{6,})\.[A-Za-z0-9]+$/;
 
@@ -18,7 +18,7 @@ export async function nextNumber(folder: string): Promise<number> {
 }
 
 async function copyChecked(src: string, dest: string): Promise<void> {
-  const tmp = join(join(dest, '..'), `.${basename(dest)}.partial`);
+  const tmp = join(dirname(dest), `.${basename(dest)}.partial`);
   try {
     await copyFile(src, tmp);
     const [a, b] = await Promise.all([stat(src), stat(tmp)]);
