@@ -1,10 +1,33 @@
 // One line naming the machine, provider, versions and date, printed by every benchmark.
 import { cpus, totalmem } from 'node:os';
 import { createRequire } from 'node:module';
+import { execFile } from 'node:child_process';
 
 export function machineLine(provider: string): string {
   const require = createRequire(import.meta.url);
   const ortVersion = (require('onnxruntime-node/package.json') as { version: string }).version;
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   return `# ${new Date().toISOString()} | provider ${provider} | onnxruntime-node ${ortVersion} | node ${process.version} | ${cpus().length} × ${cpu} | ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM${process.env.GPU_NAME ? ` | ${process.env.GPU_NAME}` : ''}`;
+}
+
+/** Samples nvidia-smi (where present) while a benchmark runs: the card's name and peak memory used. */
+export function gpuMemoryMonitor(intervalMs = 250) {
+  const state = { name: undefined as string | undefined, peakMiB: 0, lastMiB: 0 };
+  const timer = setInterval(() => {
+    execFile('nvidia-smi', ['--query-gpu=name,memory.used', '--format=csv,noheader,nounits'], (err, out) => {
+      if (err) return;
+      const [name, used] = out.trim().split('\n')[0]!.split(', ');
+      state.name = name;
+      state.lastMiB = Number(used);
+      state.peakMiB = Math.max(state.peakMiB, state.lastMiB);
+    });
+  }, intervalMs);
+  return {
+    get name() { return state.name; },
+    get peakMiB() { return state.peakMiB; },
+    get lastMiB() { return state.lastMiB; },
+    /** Starts a new peak from the next reading (to measure one stage). */
+    resetPeak() { state.peakMiB = 0; },
+    stop() { clearInterval(timer); },
+  };
 }

@@ -3,8 +3,8 @@
 // (and JSON). `--check-fixture` first replays the fixture in the chosen precision against fp32 CPU.
 //   npm run bench -- [--provider webgpu|cuda|cpu] [--width 1024] [--height 576] [--frames 25]
 //     [--steps 25] [--decode-chunk 8] [--dtype fp16|fp32] [--json FILE] [--work DIR] [--check-fixture]
-import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+//     [--gpu-memory auto|fast|lean] [--reuse] (keep networks an earlier run built in DIR; build times are then left out)
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GraphBuilder } from '../models/onnx/graph-builder.js';
@@ -16,10 +16,10 @@ import { SVD_XT_IMAGE_ENCODER, SVD_XT_UNET, SVD_XT_VAE } from '../models/referen
 import type { SvdModelDir } from '../models/model-dir.js';
 import type { NetworkName } from '../models/build.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
-import { resolveProvider, type ProviderChoice } from '../models/pipeline/runtime.js';
+import { resolveProvider, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
 import { parseSettings } from '../models/pipeline/settings.js';
 import { SafetensorsFile } from '../models/safetensors.js';
-import { machineLine } from './bench-env.js';
+import { gpuMemoryMonitor, machineLine } from './bench-env.js';
 
 const { values } = parseArgs({
   options: {
@@ -33,6 +33,8 @@ const { values } = parseArgs({
     json: { type: 'string' },
     work: { type: 'string', default: 'bench-out' },
     'check-fixture': { type: 'boolean', default: false },
+    reuse: { type: 'boolean', default: false },
+    'gpu-memory': { type: 'string', default: 'auto' },
     'fixture-dir': { type: 'string', default: 'test/fixtures/svd-tiny' },
   },
 });
@@ -40,17 +42,7 @@ const dtype = values.dtype === 'fp32' ? 'float32' : 'float16';
 const report: Record<string, unknown> = { machine: machineLine(values.provider!), date: new Date().toISOString() };
 console.log(report.machine);
 
-// GPU memory, sampled while the benchmark runs (nvidia-smi where present).
-let gpuPeakMiB = 0;
-let gpuName: string | undefined;
-const poll = setInterval(() => {
-  execFile('nvidia-smi', ['--query-gpu=name,memory.used', '--format=csv,noheader,nounits'], (err, out) => {
-    if (err) return;
-    const [name, used] = out.trim().split('\n')[0]!.split(', ');
-    gpuName = name;
-    gpuPeakMiB = Math.max(gpuPeakMiB, Number(used));
-  });
-}, 250);
+const gpu = gpuMemoryMonitor();
 const hostPeakMiB = () => Math.round(process.resourceUsage().maxRSS / 1024);
 const sec = (ms: number) => +(ms / 1000).toFixed(3);
 
@@ -69,12 +61,12 @@ if (values['check-fixture']) {
     return r.frames;
   };
   const ref = await run('cpu', 'float32');
-  const gpu = await run(values.provider as ProviderChoice, dtype);
+  const onGpu = await run(values.provider as ProviderChoice, dtype);
   let mse = 0;
   let nan = 0;
   for (let i = 0; i < ref.length; i++) {
-    if (!Number.isFinite(gpu[i]!)) nan++;
-    mse += (gpu[i]! - ref[i]!) ** 2;
+    if (!Number.isFinite(onGpu[i]!)) nan++;
+    mse += (onGpu[i]! - ref[i]!) ** 2;
   }
   mse /= ref.length;
   const golden = g.readFloat32('frames');
@@ -95,10 +87,11 @@ const define: Record<NetworkName, (b: GraphBuilder) => void> = {
   vae_decoder: (b) => buildVaeDecoder(b, SVD_XT_VAE),
 };
 for (const network of Object.keys(define) as NetworkName[]) {
+  files[network] = join(values.work!, `${network}.onnx`);
+  if (values.reuse && existsSync(files[network])) continue;
   const t = performance.now();
   const b = new GraphBuilder({ dtype: network === 'vae_encoder' ? 'float32' : dtype, attention: 'mha', weights: new RandomWeights(3) });
   define[network](b);
-  files[network] = join(values.work!, `${network}.onnx`);
   b.save(files[network]);
   build[network] = sec(performance.now() - t);
   console.log(`built ${network} in ${build[network]} s`);
@@ -114,7 +107,7 @@ const model: SvdModelDir = {
   featureExtractor: { configPath: '', config: { image_mean: [0.48145466, 0.4578275, 0.40821073], image_std: [0.26862954, 0.26130258, 0.27577711] } },
 };
 let t = performance.now();
-const pipeline = await SvdPipeline.create(model, files, resolution, dtype);
+const pipeline = await SvdPipeline.create(model, files, resolution, dtype, (m) => console.log(`  ${m}`), { gpuMemory: values['gpu-memory'] as GpuMemoryMode });
 report.sessionCreateS = sec(performance.now() - t);
 console.log(`sessions created in ${report.sessionCreateS} s`);
 
@@ -123,25 +116,34 @@ const H = Number(values.height);
 const settings = parseSettings({ width: W, height: H, frames: Number(values.frames), steps: Number(values.steps), decodeChunk: Number(values['decode-chunk']), seed: 1 });
 const image = { data: new Uint8Array(W * H * 3).map((_, i) => (i * 31) % 251), width: W, height: H };
 const marks: { e: ProgressEvent; t: number }[] = [];
+let samplingPeakMiB = 0;
 t = performance.now();
 const result = await pipeline.generate(image, settings, {
   onProgress: (e) => {
     marks.push({ e, t: performance.now() });
-    if (e.stage === 'sampling') console.log(`  step ${e.step}/${e.steps} ${sec(e.elapsedMs)} s`);
+    if (e.stage === 'sampling') console.log(`  step ${e.step}/${e.steps} ${sec(e.elapsedMs)} s, GPU ${gpu.lastMiB} MiB`);
+    if (e.stage === 'loading') console.log(`  ${e.message}`);
+    if (e.stage === 'sampling' && e.step === e.steps) {
+      samplingPeakMiB = gpu.peakMiB;
+      gpu.resetPeak();
+    }
   },
 });
 const total = performance.now() - t;
-clearInterval(poll);
+gpu.stop();
 const sampling = marks.filter((m) => m.e.stage === 'sampling');
-const steps = sampling.map((m, i) => m.t - (i === 0 ? marks.find((x) => x.e.stage === 'encoding')!.t + result.timings.encodeMs : sampling[i - 1]!.t));
+const elapsed = sampling.map((m) => (m.e.stage === 'sampling' ? m.e.elapsedMs : 0));
+const steps = elapsed.map((ms, i) => ms - (i === 0 ? 0 : elapsed[i - 1]!));
 const decodeMarks = [...marks.filter((m) => m.e.stage === 'decoding'), marks.find((m) => m.e.stage === 'done')!];
 const chunks = decodeMarks.slice(1).map((m, i) => m.t - decodeMarks[i]!.t);
 let nonFinite = 0;
 for (const v of result.frames) if (!Number.isFinite(v)) nonFinite++;
 Object.assign(report, {
   provider: resolution.provider,
+  gpuMemory: pipeline.gpuMemory,
   dtype,
   workload: { width: W, height: H, frames: result.frameCount, steps: settings.steps, decodeChunk: settings.decodeChunk, decodeChunkUsed: Math.min(settings.decodeChunk, pipeline.maxDecodeChunk(W, H)), guidanceBatch: 2 },
+  sessionReopenS: sec(result.timings.loadMs),
   encodeS: sec(result.timings.encodeMs),
   unetFirstStepS: sec(steps[0]!),
   unetStepMedianS: sec([...steps.slice(1)].sort((a, b) => a - b)[Math.floor((steps.length - 1) / 2)] ?? steps[0]!),
@@ -149,14 +151,16 @@ Object.assign(report, {
   decodeChunkS: chunks.map(sec),
   decodeS: sec(result.timings.decodeMs),
   totalS: sec(total),
-  gpu: gpuName,
-  gpuPeakMiB,
+  gpu: gpu.name,
+  gpuPeakMiB: Math.max(gpu.peakMiB, samplingPeakMiB),
+  gpuPeakSamplingMiB: samplingPeakMiB,
+  gpuPeakDecodingMiB: gpu.peakMiB,
   hostPeakMiB: hostPeakMiB(),
   nonFiniteFrames: nonFinite,
 });
 await pipeline.release();
 console.log('\n| stage | seconds |\n| --- | --- |');
 for (const [k, v] of Object.entries(report)) if (typeof v === 'number' || Array.isArray(v)) console.log(`| ${k} | ${Array.isArray(v) ? v.join(', ') : v} |`);
-console.log(`| gpu | ${gpuName ?? 'n/a'} |`);
+console.log(`| gpu | ${gpu.name ?? 'n/a'} |`);
 if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));
 console.log(JSON.stringify(report));

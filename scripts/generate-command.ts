@@ -6,7 +6,7 @@ import { defaultModelDir } from '../models/paths.js';
 import { SafetensorsFile, writeSafetensors, float32Tensor } from '../models/safetensors.js';
 import { GenerationCancelled, SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { prepareImage, resizeModes } from '../models/pipeline/prepare-image.js';
-import { providers, type ProviderChoice } from '../models/pipeline/runtime.js';
+import { gpuMemoryModes, providers, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
 import { parseSettings, type GenerationSettingsInput } from '../models/pipeline/settings.js';
 import { encodeVideo, formatFromPath } from '../server/media/ffmpeg.js';
 import { UsageError } from './usage-error.js';
@@ -17,6 +17,7 @@ export const GENERATE_HELP = `  generate --image FILE [--out video.mp4|.webm|.gi
           [--frames N] [--steps 25] [--sigmas 700,...,0] [--fps 7] [--motion-bucket 127] [--noise-aug 0.02]
           [--min-guidance 1] [--max-guidance 3] [--decode-chunk 8] [--seed N]
           [--provider auto|cuda|webgpu|cpu] [--dtype fp16|fp32] [--attention mha|matmul] [--cache DIR]
+          [--gpu-memory auto|fast|lean] (WebGPU: fast needs ~40 GB, lean ~16 GB and is ~2x slower)
           [--noise-file F.safetensors] (use its cond_aug_noise and initial_noise instead of drawing)
 `;
 
@@ -35,7 +36,7 @@ export async function runGenerate(args: string[]): Promise<void> {
     options: {
       model: opt, image: opt, out: opt, 'frames-out': opt, width: opt, height: opt, resize: opt, 'crop-x': opt, 'crop-y': opt,
       frames: opt, steps: opt, sigmas: opt, fps: opt, 'motion-bucket': opt, 'noise-aug': opt, 'min-guidance': opt, 'max-guidance': opt,
-      'decode-chunk': opt, seed: opt, provider: opt, dtype: opt, attention: opt, cache: opt, 'noise-file': opt,
+      'decode-chunk': opt, seed: opt, provider: opt, dtype: opt, attention: opt, cache: opt, 'noise-file': opt, 'gpu-memory': opt,
     },
   });
   if (!values.image) throw new UsageError('generate needs --image FILE');
@@ -43,6 +44,8 @@ export async function runGenerate(args: string[]): Promise<void> {
   if (!(resizeModes as readonly string[]).includes(resize)) throw new UsageError(`--resize must be one of ${resizeModes.join(', ')}, got "${resize}"`);
   const provider = (values.provider ?? 'auto') as ProviderChoice;
   if (!providers.includes(provider)) throw new UsageError(`--provider must be one of ${providers.join(', ')}, got "${values.provider}"`);
+  const gpuMemory = (values['gpu-memory'] ?? 'auto') as GpuMemoryMode;
+  if (!gpuMemoryModes.includes(gpuMemory)) throw new UsageError(`--gpu-memory must be one of ${gpuMemoryModes.join(', ')}, got "${values['gpu-memory']}"`);
   const attention = values.attention ?? 'mha';
   if (attention !== 'mha' && attention !== 'matmul') throw new UsageError(`--attention must be mha or matmul, got "${attention}"`);
   const { parseDType } = await import('./svd.js');
@@ -74,6 +77,7 @@ export async function runGenerate(args: string[]): Promise<void> {
     dtype: values.dtype === undefined ? undefined : parseDType(values.dtype),
     attention,
     cacheDir: values.cache,
+    gpuMemory,
     onProgress,
   });
   let noise;

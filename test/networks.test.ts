@@ -5,7 +5,8 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildNetworkFile, defineNetwork, type NetworkName } from '../models/build.js';
 import { openModelDir, type SvdModelDir } from '../models/model-dir.js';
-import type { AttentionImpl } from '../models/onnx/graph-builder.js';
+import { GraphBuilder, type AttentionImpl, type Value } from '../models/onnx/graph-builder.js';
+import { inFrameHalves } from '../models/networks/layers.js';
 import { RandomWeights } from '../models/onnx/weights.js';
 import { FIXTURE_MODEL, fixtureCopy, goldenFile, goldenTensor, relL2, tempDir } from './helpers.js';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -158,5 +159,26 @@ describe('weights that do not fit the config', () => {
     expect(() => buildNetworkFile(dir, 'vae_encoder', join(tempDir(), 'v.onnx'), { dtype: 'float32', attention: 'mha' })).toThrow(
       /vae\/diffusion_pytorch_model\.fp16\.safetensors: missing tensor "encoder\.down_blocks\.0\.resnets\.2\.norm1\.weight"/,
     );
+  });
+});
+
+describe('inFrameHalves', () => {
+  it('gives the same frames, in order, for every chunk length (odd ones share the middle frame)', async () => {
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new RandomWeights() });
+    const x = b.input('x', 'float32', ['n', 2, 3]);
+    // A per-frame function that depends on the whole frame: x − mean(x) + 10·x[0, 0].
+    const perFrame = (v: Value) => b.add(b.sub(v, b.node('ReduceMean', [v], { axes: { ints: [1, 2] }, keepdims: { i: 1 } })[0]!), b.mul(b.slice(b.slice(v, [0], [1], [1]), [0], [1], [2]), 10));
+    b.output(inFrameHalves(b, x, perFrame), 'halves', ['n', 2, 3]);
+    b.output(perFrame(x), 'whole', ['n', 2, 3]);
+    const dir = tempDir();
+    b.save(join(dir, 'halves.onnx'));
+    const s = await ort.InferenceSession.create(join(dir, 'halves.onnx'));
+    for (let n = 1; n <= 6; n++) {
+      const data = Float32Array.from({ length: n * 6 }, (_, i) => Math.sin(i * 1.7) * (1 + i));
+      const out = await s.run({ x: new ort.Tensor('float32', data, [n, 2, 3]) });
+      expect(out.halves!.dims).toEqual([n, 2, 3]);
+      expect(Array.from(out.halves!.data as Float32Array)).toEqual(Array.from(out.whole!.data as Float32Array));
+    }
+    await s.release();
   });
 });

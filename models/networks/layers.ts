@@ -134,25 +134,45 @@ export function alphaBlend(b: GraphBuilder, name: string, spatial: Value, tempor
   return b.add(other, b.mul(b.sub(keep, other), alpha));
 }
 
+export interface SpatioTemporalOptions {
+  eps: number;
+  temporalEps: number;
+  switchMix: boolean;
+  frames: FrameDims;
+  temb?: { act: Value; channels: number };
+}
+
 /** diffusers `SpatioTemporalResBlock` on [B·F, C, H, W]. */
-export function spatioTemporalResBlock(
-  b: GraphBuilder,
-  x: Value,
-  name: string,
-  inC: number,
-  outC: number,
-  opts: { eps: number; temporalEps: number; switchMix: boolean; frames: FrameDims; temb?: { act: Value; channels: number } },
-): Value {
-  return b.scope(name, () => {
-    const spatial = resnetBlock2d(b, x, `${name}.spatial_res_block`, inC, outC, opts.eps, opts.temb);
-    const { batch, frames } = opts.frames;
-    const h = b.dim(spatial, 2);
-    const w = b.dim(spatial, 3);
-    // [B·F, C, H, W] → [B, C, F, H·W]
-    const byVideo = b.transpose(b.reshape(spatial, b.shapeOf([batch, frames, outC, -1])), [0, 2, 1, 3]);
-    const mixed = temporalResnetBlockBlended(b, byVideo, `${name}.temporal_res_block`, `${name}.time_mixer`, outC, opts.temporalEps, opts.switchMix, opts.temb && { ...opts.temb, frames: opts.frames });
-    return b.reshape(b.transpose(mixed, [0, 2, 1, 3]), b.shapeOf([-1, outC, h, w]));
-  });
+export function spatioTemporalResBlock(b: GraphBuilder, x: Value, name: string, inC: number, outC: number, opts: SpatioTemporalOptions): Value {
+  return b.scope(name, () => temporalHalf(b, resnetBlock2d(b, x, `${name}.spatial_res_block`, inC, outC, opts.eps, opts.temb), name, outC, opts));
+}
+
+/** The temporal half of a `SpatioTemporalResBlock`, given its spatial block's output. */
+export function temporalHalf(b: GraphBuilder, spatial: Value, name: string, outC: number, opts: SpatioTemporalOptions): Value {
+  const { batch, frames } = opts.frames;
+  const h = b.dim(spatial, 2);
+  const w = b.dim(spatial, 3);
+  // [B·F, C, H, W] → [B, C, F, H·W]
+  const byVideo = b.transpose(b.reshape(spatial, b.shapeOf([batch, frames, outC, -1])), [0, 2, 1, 3]);
+  const mixed = temporalResnetBlockBlended(b, byVideo, `${name}.temporal_res_block`, `${name}.time_mixer`, outC, opts.temporalEps, opts.switchMix, opts.temb && { ...opts.temb, frames: opts.frames });
+  return b.reshape(b.transpose(mixed, [0, 2, 1, 3]), b.shapeOf([-1, outC, h, w]));
+}
+
+/**
+ * Applies a per-frame function to two halves of the batch (axis 0) and joins the results: the
+ * same values, but no tensor inside holds more than ⌈N/2⌉ frames. WebGPU fails convolutions whose
+ * output passes ~2 GiB (8 frames × 256 channels at 1024x576). With N odd the halves share the
+ * middle frame, kept once, so neither half is ever empty (N = 1 included).
+ */
+export function inFrameHalves(b: GraphBuilder, x: Value, fn: (part: Value) => Value): Value {
+  const n = b.dim(x, 0);
+  const half = b.div(b.add(n, b.ints([1])), b.ints([2]));
+  const rest = b.sub(n, half);
+  const joined = b.concat([fn(b.sliceAt(x, b.ints([0]), half, 0)), fn(b.sliceAt(x, rest, n, 0))], 0);
+  // Frames 0..half-1 of the first part, then the last n - half of the second (2·half frames in all).
+  const twice = b.add(half, half);
+  const keep = b.concat([b.rangeInt(b.ints([0]), half), b.rangeInt(b.sub(twice, rest), twice)], 0);
+  return b.gather(joined, keep, 0);
 }
 
 /** Self-attention over [N, S, C] with separate q/k/v projections (diffusers `Attention`). */

@@ -2,7 +2,7 @@
 // distribution) and the temporal decoder (frames from latents, frame count from the input shape).
 import type { VaeConfig } from '../configs.js';
 import type { GraphBuilder, Value } from '../onnx/graph-builder.js';
-import { conv2d, groupNorm, linear, resnetBlock2d, spatioTemporalResBlock, temporalConv, type FrameDims } from './layers.js';
+import { conv2d, groupNorm, inFrameHalves, linear, resnetBlock2d, spatioTemporalResBlock, temporalConv, temporalHalf, type FrameDims, type SpatioTemporalOptions } from './layers.js';
 
 /** `Attention` with GroupNorm and residual on [N, C, H, W], one head of the full width (VAE mid block). */
 function spatialSelfAttention(b: GraphBuilder, x: Value, name: string, channels: number, groups: number): Value {
@@ -47,8 +47,8 @@ export function buildVaeDecoder(b: GraphBuilder, cfg: VaeConfig): void {
   const latents = b.input('latents', 'float32', ['frames', cfg.latent_channels, 'latent_height', 'latent_width']);
   // One video per call: the temporal layers mix all frames of the input.
   const frames: FrameDims = { batch: b.ints([1]), frames: b.dim(latents, 0) };
-  const st = (x: Value, name: string, inC: number, outC: number) =>
-    spatioTemporalResBlock(b, x, name, inC, outC, { eps: 1e-6, temporalEps: 1e-5, switchMix: true, frames });
+  const stOpts: SpatioTemporalOptions = { eps: 1e-6, temporalEps: 1e-5, switchMix: true, frames };
+  const st = (x: Value, name: string, inC: number, outC: number) => spatioTemporalResBlock(b, x, name, inC, outC, stOpts);
 
   const top = ch[ch.length - 1]!;
   let h = conv2d(b, b.cast(latents, b.dtype), 'decoder.conv_in', cfg.latent_channels, top, 3);
@@ -60,9 +60,24 @@ export function buildVaeDecoder(b: GraphBuilder, cfg: VaeConfig): void {
   }
   const rCh = [...ch].reverse();
   let prevC = top;
+  const last = rCh.length - 1;
   rCh.forEach((outC, i) => {
-    for (let j = 0; j < cfg.layers_per_block + 1; j++) h = st(h, `decoder.up_blocks.${i}.resnets.${j}`, j === 0 ? prevC : outC, outC);
-    if (i < rCh.length - 1) h = conv2d(b, b.upsampleNearest2x(h), `decoder.up_blocks.${i}.upsamplers.0.conv`, outC, outC, 3);
+    for (let j = 0; j < cfg.layers_per_block + 1; j++) {
+      const name = `decoder.up_blocks.${i}.resnets.${j}`;
+      const inC = j === 0 ? prevC : outC;
+      if (i === last && j === 0 && last > 0) {
+        // The last upsampler and this block's spatial half run at full resolution with the
+        // previous level's (wider) channels: per frame, so in two halves of the chunk (see
+        // inFrameHalves); the temporal half needs every frame and has the narrower width.
+        const spatial = inFrameHalves(b, h, (part) =>
+          resnetBlock2d(b, conv2d(b, b.upsampleNearest2x(part), `decoder.up_blocks.${i - 1}.upsamplers.0.conv`, inC, inC, 3), `${name}.spatial_res_block`, inC, outC, stOpts.eps),
+        );
+        h = b.scope(name, () => temporalHalf(b, spatial, name, outC, stOpts));
+      } else {
+        h = st(h, name, inC, outC);
+      }
+    }
+    if (i < last - 1) h = conv2d(b, b.upsampleNearest2x(h), `decoder.up_blocks.${i}.upsamplers.0.conv`, outC, outC, 3);
     prevC = outC;
   });
   h = conv2d(b, b.silu(groupNorm(b, h, 'decoder.conv_norm_out', ch[0]!, 1e-6, 4, groups)), 'decoder.conv_out', ch[0]!, cfg.out_channels, 3);

@@ -9,7 +9,7 @@ import { vaeScaleFactor } from '../networks/vae.js';
 import { clipPixelValues, rgbToSigned } from './clip-preprocess.js';
 import type { RgbImage } from './prepare-image.js';
 import { NormalGenerator, randomSeed } from './random.js';
-import { resolveProvider, sessionOptions, type Provider, type ProviderChoice, type ProviderResolution } from './runtime.js';
+import { bufferCacheFor, resolveGpuMemoryMode, resolveProvider, sessionOptions, type GpuMemoryMode, type Provider, type ProviderChoice, type ProviderResolution } from './runtime.js';
 import { EulerKarrasScheduler } from './scheduler.js';
 import type { GenerationSettings } from './settings.js';
 
@@ -28,6 +28,8 @@ export interface LoadOptions {
   dtype?: GraphDType;
   attention?: AttentionImpl;
   cacheDir?: string;
+  /** WebGPU only: see GpuMemoryMode. Default 'auto'. */
+  gpuMemory?: GpuMemoryMode;
   onProgress?: (e: ProgressEvent) => void;
 }
 
@@ -58,7 +60,8 @@ export interface GenerateResult {
   seed: number;
   provider: Provider;
   dtype: GraphDType;
-  timings: { encodeMs: number; sampleMs: number; decodeMs: number; totalMs: number };
+  /** loadMs: opening sessions inside this job (WebGPU 'fast' mode reopens each stage's networks). */
+  timings: { loadMs: number; encodeMs: number; sampleMs: number; decodeMs: number; totalMs: number };
 }
 
 export class GenerationCancelled extends Error {
@@ -68,14 +71,19 @@ export class GenerationCancelled extends Error {
   }
 }
 
-type Sessions = Record<NetworkName, ort.InferenceSession>;
+type Sessions = Partial<Record<NetworkName, ort.InferenceSession>>;
 
 export class SvdPipeline {
+  private sessions: Sessions = {};
+  private released = false;
+
   private constructor(
     readonly model: SvdModelDir,
     readonly resolution: ProviderResolution,
     readonly dtype: GraphDType,
-    private sessions: Sessions | undefined,
+    private readonly files: Record<NetworkName, string>,
+    /** WebGPU's memory mode; undefined on other providers. */
+    readonly gpuMemory: 'fast' | 'lean' | undefined,
   ) {}
 
   get provider(): Provider {
@@ -101,7 +109,7 @@ export class SvdPipeline {
         if (e.type === 'building') say(`building ${e.network} (${dtype})`);
       },
     });
-    return SvdPipeline.create(model, files, resolution, dtype, say);
+    return SvdPipeline.create(model, files, resolution, dtype, say, { gpuMemory: opts.gpuMemory });
   }
 
   /** Opens sessions for already-built network files (the benchmark builds random-weight ones). */
@@ -111,41 +119,119 @@ export class SvdPipeline {
     resolution: ProviderResolution,
     dtype: GraphDType,
     say: (message: string) => void = () => {},
+    opts: { gpuMemory?: GpuMemoryMode } = {},
   ): Promise<SvdPipeline> {
-    const sessions = {} as Sessions;
+    const gpuMemory = resolution.provider === 'webgpu' ? await resolveGpuMemoryMode(opts.gpuMemory ?? 'auto') : undefined;
+    if (gpuMemory) say(`WebGPU memory mode ${gpuMemory}`);
+    const p = new SvdPipeline(model, resolution, dtype, files, gpuMemory);
     try {
-      for (const [network, path] of Object.entries(files) as [NetworkName, string][]) {
-        say(`loading ${network}`);
-        sessions[network] = await ort.InferenceSession.create(path, sessionOptions(resolution.provider));
-      }
+      // All four open once here, so a broken model fails at load rather than in the first job.
+      await p.open(Object.keys(files) as NetworkName[], say);
+      if (gpuMemory === 'fast') await p.closeAll(); // each job opens what its stage needs
     } catch (err) {
-      await Promise.all(Object.values(sessions).map((s) => s.release()));
+      await p.release();
       throw err;
     }
-    return new SvdPipeline(model, resolution, dtype, sessions);
+    return p;
+  }
+
+  /**
+   * In 'fast' WebGPU mode the provider's buffer cache lives as long as any session is open on the
+   * device: encoding, sampling and decoding each open only their own networks, and everything is
+   * closed between them, so no stage shares the card with another's cached buffers. Elsewhere all
+   * four stay open.
+   */
+  private async enterStage(networks: readonly NetworkName[], say: (message: string) => void): Promise<number> {
+    const t = performance.now();
+    if (this.gpuMemory === 'fast') {
+      const open = Object.keys(this.sessions);
+      if (open.length !== networks.length || !networks.every((n) => this.sessions[n])) {
+        if (open.length) say(`closing ${open.join(', ')} to free their GPU buffers`);
+        await this.closeAll();
+      }
+      await this.open(networks, say);
+    } else {
+      await this.open(Object.keys(this.files) as NetworkName[], say);
+    }
+    return performance.now() - t;
+  }
+
+  private async open(networks: readonly NetworkName[], say: (message: string) => void = () => {}): Promise<void> {
+    if (this.released) throw new Error('pipeline already released');
+    for (const network of networks) {
+      if (this.sessions[network]) continue;
+      say(`loading ${network}`);
+      this.sessions[network] = await ort.InferenceSession.create(this.files[network], sessionOptions(this.provider, this.gpuMemory ? { webgpuCache: bufferCacheFor(this.gpuMemory) } : {}));
+    }
+  }
+
+  private async closeAll(): Promise<void> {
+    const open = Object.values(this.sessions);
+    this.sessions = {};
+    await Promise.all(open.map((s) => s.release()));
+  }
+
+  private session(network: NetworkName): ort.InferenceSession {
+    const s = this.sessions[network];
+    if (!s) throw new Error(this.released ? 'pipeline already released' : `${network} is not open`);
+    return s;
   }
 
   async release(): Promise<void> {
-    const s = this.sessions;
-    this.sessions = undefined;
-    if (s) await Promise.all(Object.values(s).map((x) => x.release()));
+    this.released = true;
+    await this.closeAll();
   }
 
-  private get s(): Sessions {
-    if (!this.sessions) throw new Error('pipeline already released');
-    return this.sessions;
+  /** Latents [F, C, h, w] → frames [F, H, W, 3] in [0, 1], a chunk of contiguous frames at a time. */
+  private async decode(
+    latents: Float32Array,
+    d: { F: number; W: number; H: number; latentC: number; decodeChunk: number },
+    checkCancelled: () => void,
+    onProgress?: (e: ProgressEvent) => void,
+  ): Promise<Float32Array> {
+    const { F, W, H, latentC } = d;
+    const scale = vaeScaleFactor(this.model.vae.config);
+    const frameSize = latentC * (H / scale) * (W / scale);
+    const inv = f(1 / this.model.vae.config.scaling_factor);
+    const unscaled = Float32Array.from(latents, (x) => f(x * inv));
+    const chunk = Math.min(d.decodeChunk, F, this.maxDecodeChunk(W, H));
+    if (chunk < Math.min(d.decodeChunk, F)) onProgress?.({ stage: 'loading', message: `decoding ${chunk} frames at a time (the ${this.provider} provider cannot hold ${d.decodeChunk} at ${W}x${H})` });
+    const chunks = Math.ceil(F / chunk);
+    const frames = new Float32Array(F * H * W * 3);
+    for (let k = 0; k < chunks; k++) {
+      checkCancelled();
+      onProgress?.({ stage: 'decoding', chunk: k + 1, chunks });
+      const from = k * chunk;
+      const n = Math.min(chunk, F - from);
+      const decoded = (
+        await this.session('vae_decoder').run({ latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, latentC, H / scale, W / scale]) })
+      ).frames!.data as Float32Array;
+      for (let fi = 0; fi < n; fi++) {
+        for (let c = 0; c < 3; c++) {
+          const src = (fi * 3 + c) * H * W;
+          const dst = (from + fi) * H * W * 3;
+          for (let p = 0; p < H * W; p++) frames[dst + p * 3 + c] = Math.min(1, Math.max(0, f(f(decoded[src + p]! * 0.5) + 0.5)));
+        }
+      }
+    }
+    return frames;
   }
 
   /**
    * WebGPU fails a convolution whose output passes about 2 GiB (seen on an H100 with 8 frames of
-   * 256 channels at 1024x576), so the decode chunk is capped there; other providers take any size.
+   * 256 channels at 1024x576). The decoder runs its widest full-resolution layers on half a chunk
+   * at a time (inFrameHalves), so a chunk is capped where either half of the wide layers or the
+   * whole chunk at the final width would pass 1.9 GB: 12 frames at 1024x576. Other providers take
+   * any size.
    */
   maxDecodeChunk(width: number, height: number): number {
     if (this.provider !== 'webgpu') return Number.POSITIVE_INFINITY;
     const ch = this.model.vae.config.block_out_channels;
-    const widestFullRes = ch.length > 1 ? ch[1]! : ch[0]!;
-    const bytesPerFrame = widestFullRes * width * height * (this.dtype === 'float16' ? 2 : 4);
-    return Math.max(1, Math.floor(1.9e9 / bytesPerFrame));
+    const bytes = (channels: number) => channels * width * height * (this.dtype === 'float16' ? 2 : 4);
+    const limit = 1.9e9;
+    const final = Math.floor(limit / bytes(ch[0]!));
+    const wide = ch.length > 1 ? 2 * Math.floor(limit / bytes(ch[1]!)) : final;
+    return Math.max(1, Math.min(final, wide));
   }
 
   /** `image` must already have the target size (see prepareImage). */
@@ -170,17 +256,20 @@ export class SvdPipeline {
     const condNoise = checkNoise('conditioning', opts.noise?.condAug, 3 * H * W) ?? rng.normals(3 * H * W);
     const initialNoise = checkNoise('initial', opts.noise?.initial, F * latentC * h * w) ?? rng.normals(F * latentC * h * w);
 
+    const say = (message: string) => onProgress?.({ stage: 'loading', message });
+    let loadMs = await this.enterStage(['image_encoder', 'vae_encoder'], say);
+
     // 1. Conditioning: CLIP embedding of the clean image, VAE latent of the noise-augmented one.
     onProgress?.({ stage: 'encoding' });
     const fe = this.model.featureExtractor.config;
     const clipSize = this.model.imageEncoder.config.image_size;
     const clip = clipPixelValues(image.data, W, H, clipSize, fe.image_mean, fe.image_std);
-    const emb = (await this.s.image_encoder.run({ pixel_values: new ort.Tensor('float32', clip, [1, 3, clipSize, clipSize]) })).image_embeds!.data as Float32Array;
+    const emb = (await this.session('image_encoder').run({ pixel_values: new ort.Tensor('float32', clip, [1, 3, clipSize, clipSize]) })).image_embeds!.data as Float32Array;
     const embDim = emb.length;
     const vaeIn = rgbToSigned(image.data, W, H).data;
     for (let i = 0; i < vaeIn.length; i++) vaeIn[i] = f(vaeIn[i]! + f(settings.noiseAug * condNoise[i]!));
-    const latent = (await this.s.vae_encoder.run({ image: new ort.Tensor('float32', vaeIn, [1, 3, H, W]) })).latent!.data as Float32Array;
-    const encodeMs = performance.now() - started;
+    const latent = (await this.session('vae_encoder').run({ image: new ort.Tensor('float32', vaeIn, [1, 3, H, W]) })).latent!.data as Float32Array;
+    const encodeMs = performance.now() - started - loadMs;
     checkCancelled();
 
     // 2. Schedule and initial latents.
@@ -202,6 +291,7 @@ export class SvdPipeline {
     // Image-latent half of the UNet input never changes: fill it once.
     for (let f_ = 0; f_ < F; f_++) sampleIn.set(latent, ((B - 1) * F + f_) * 2 * frameSize + frameSize);
 
+    loadMs += await this.enterStage(['unet'], say);
     const steps = scheduler.numInferenceSteps;
     const loopStart = performance.now();
     const scaled = new Float32Array(latents.length);
@@ -210,7 +300,7 @@ export class SvdPipeline {
       scheduler.scaleModelInput(latents, i, scaled);
       for (let b = 0; b < B; b++) for (let f_ = 0; f_ < F; f_++) sampleIn.set(scaled.subarray(f_ * frameSize, (f_ + 1) * frameSize), (b * F + f_) * 2 * frameSize);
       const out = (
-        await this.s.unet.run({
+        await this.session('unet').run({
           sample: new ort.Tensor('float32', sampleIn, [B, F, 2 * latentC, h, w]),
           timestep: new ort.Tensor('float32', Float32Array.of(scheduler.timesteps[i]!), [1]),
           encoder_hidden_states: new ort.Tensor('float32', ehs, [B, 1, embDim]),
@@ -239,28 +329,10 @@ export class SvdPipeline {
 
     // 4. Decode in chunks of contiguous frames; the temporal layers see one chunk at a time.
     const decodeStart = performance.now();
-    const inv = f(1 / this.model.vae.config.scaling_factor);
-    const unscaled = Float32Array.from(latents, (x) => f(x * inv));
-    const chunk = Math.min(settings.decodeChunk, F, this.maxDecodeChunk(W, H));
-    if (chunk < Math.min(settings.decodeChunk, F)) onProgress?.({ stage: 'loading', message: `decoding ${chunk} frames at a time (the ${this.provider} provider cannot hold ${settings.decodeChunk} at ${W}x${H})` });
-    const chunks = Math.ceil(F / chunk);
-    const frames = new Float32Array(F * H * W * 3);
-    for (let k = 0; k < chunks; k++) {
-      checkCancelled();
-      onProgress?.({ stage: 'decoding', chunk: k + 1, chunks });
-      const from = k * chunk;
-      const n = Math.min(chunk, F - from);
-      const decoded = (
-        await this.s.vae_decoder.run({ latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, latentC, h, w]) })
-      ).frames!.data as Float32Array;
-      for (let fi = 0; fi < n; fi++) {
-        for (let c = 0; c < 3; c++) {
-          const src = (fi * 3 + c) * H * W;
-          const dst = (from + fi) * H * W * 3;
-          for (let p = 0; p < H * W; p++) frames[dst + p * 3 + c] = Math.min(1, Math.max(0, f(f(decoded[src + p]! * 0.5) + 0.5)));
-        }
-      }
-    }
+    const decodeLoadMs = await this.enterStage(['vae_decoder'], say);
+    loadMs += decodeLoadMs;
+    const frames = await this.decode(latents, { F, W, H, latentC, decodeChunk: settings.decodeChunk }, checkCancelled, onProgress);
+    if (this.gpuMemory === 'fast') await this.closeAll(); // leave the card free between jobs
     const rgb = new Uint8Array(frames.length);
     for (let i = 0; i < frames.length; i++) rgb[i] = roundHalfEven(f(frames[i]! * 255));
     const totalMs = performance.now() - started;
@@ -275,7 +347,7 @@ export class SvdPipeline {
       seed,
       provider: this.provider,
       dtype: this.dtype,
-      timings: { encodeMs, sampleMs, decodeMs: performance.now() - decodeStart, totalMs },
+      timings: { loadMs, encodeMs, sampleMs, decodeMs: performance.now() - decodeStart - decodeLoadMs, totalMs },
     };
   }
 }

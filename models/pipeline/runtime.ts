@@ -1,4 +1,5 @@
 // Execution providers: which one to use, with the reasons the others were passed over.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,12 +31,85 @@ function probeModelPath(): string {
   return probeModel;
 }
 
-export function sessionOptions(provider: Provider): ort.InferenceSession.SessionOptions {
+export const webgpuBufferCacheModes = ['disabled', 'lazyRelease', 'simple', 'bucket'] as const;
+export type WebGpuBufferCacheMode = (typeof webgpuBufferCacheModes)[number];
+
+/**
+ * How the WebGPU provider trades speed for GPU memory (measured on an H100, BENCHMARKS.md):
+ * - 'fast': exact-size buffer reuse ('simple' cache). The full-size UNet step takes 7.2 s and
+ *   ~36 GB, because cached buffers of every size stay on the device; the pipeline therefore closes
+ *   the UNet before decoding (which frees its cache) and reopens it for the next job (~8 s).
+ * - 'lean': no cache. Buffers go back to the driver as soon as they are dead: ~14 GB, but every
+ *   allocation reaches the driver and a step takes ~16 s.
+ */
+export const gpuMemoryModes = ['auto', 'fast', 'lean'] as const;
+export type GpuMemoryMode = (typeof gpuMemoryModes)[number];
+
+export function bufferCacheFor(mode: Exclude<GpuMemoryMode, 'auto'>): WebGpuBufferCacheMode {
+  return mode === 'fast' ? 'simple' : 'disabled';
+}
+
+/**
+ * 'auto' (or SVD_GPU_MEMORY, for the server) becomes 'fast' where the card has room for it
+ * (48 GiB or more, per nvidia-smi), else 'lean'.
+ */
+export async function resolveGpuMemoryMode(requested: GpuMemoryMode): Promise<Exclude<GpuMemoryMode, 'auto'>> {
+  const env = process.env.SVD_GPU_MEMORY;
+  if (requested === 'auto' && env) {
+    if (!(gpuMemoryModes as readonly string[]).includes(env)) throw new Error(`SVD_GPU_MEMORY=${env} is not one of ${gpuMemoryModes.join(', ')}`);
+  }
+  const mode = requested === 'auto' && env ? (env as GpuMemoryMode) : requested;
+  if (mode !== 'auto') return mode;
+  const total = await gpuTotalMiB();
+  return total !== undefined && total >= 48 * 1024 ? 'fast' : 'lean';
+}
+
+function gpuTotalMiB(): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    execFile('nvidia-smi', ['--query-gpu=memory.total', '--format=csv,noheader,nounits'], { timeout: 10_000 }, (err, out) => {
+      const first = Number(out?.trim().split('\n')[0]);
+      resolve(err || !Number.isFinite(first) ? undefined : first);
+    });
+  });
+}
+
+/** SVD_WEBGPU_BUFFER_CACHE overrides the cache mode, for experiments. */
+function webgpuBufferCache(fallback: WebGpuBufferCacheMode): WebGpuBufferCacheMode {
+  const env = process.env.SVD_WEBGPU_BUFFER_CACHE;
+  if (env === undefined || env === '') return fallback;
+  if (!(webgpuBufferCacheModes as readonly string[]).includes(env)) throw new Error(`SVD_WEBGPU_BUFFER_CACHE=${env} is not one of ${webgpuBufferCacheModes.join(', ')}`);
+  return env as WebGpuBufferCacheMode;
+}
+
+/**
+ * Further WebGPU provider settings for experiments, from SVD_WEBGPU_OPTIONS="key=value,…":
+ * the keys onnxruntime-node's WebGPU options know (preferredLayout, validationMode) go there,
+ * the others (e.g. maxNumPendingDispatches) become session config entries.
+ */
+function webgpuExperimentOptions(): { ep: Record<string, string>; extra?: Record<string, string> } {
+  const env = process.env.SVD_WEBGPU_OPTIONS;
+  const ep: Record<string, string> = {};
+  if (!env) return { ep };
+  const extra: Record<string, string> = {};
+  for (const pair of env.split(',')) {
+    const [key, value] = pair.split('=').map((t) => t.trim());
+    if (!key || value === undefined) throw new Error(`SVD_WEBGPU_OPTIONS: "${pair}" is not key=value`);
+    if (key === 'preferredLayout' || key === 'validationMode') ep[key] = value;
+    else extra[`ep.webgpuexecutionprovider.${key}`] = value;
+  }
+  return { ep, extra: Object.keys(extra).length ? extra : undefined };
+}
+
+export function sessionOptions(provider: Provider, opts: { webgpuCache?: WebGpuBufferCacheMode } = {}): ort.InferenceSession.SessionOptions {
   // Shapes repeat exactly from step to step: exact-size buffer reuse ('simple') keeps WebGPU
   // memory flat, where the default size buckets grew until the card ran out (seen on an H100).
-  const ep: ort.InferenceSession.ExecutionProviderConfig = provider === 'webgpu' ? { name: 'webgpu', storageBufferCacheMode: 'simple' } : provider;
+  const experiment = provider === 'webgpu' ? webgpuExperimentOptions() : { ep: {} };
+  const ep: ort.InferenceSession.ExecutionProviderConfig =
+    provider === 'webgpu' ? { name: 'webgpu', storageBufferCacheMode: webgpuBufferCache(opts.webgpuCache ?? 'simple'), ...experiment.ep } : provider;
+  const extra = experiment.extra;
   return {
     executionProviders: [ep],
+    ...(extra ? { extra } : {}),
     graphOptimizationLevel: 'all',
     logSeverityLevel: Number(process.env.SVD_ORT_LOG_LEVEL ?? 3) as 0 | 1 | 2 | 3 | 4,
   };
