@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { openModelDir } from '../models/model-dir.js';
 import { defaultModelDir } from '../models/paths.js';
-import { providers, type ProviderChoice } from '../models/pipeline/runtime.js';
+import { gpuMemoryModes, providers, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
 import { createApp, type HealthInfo } from './app.js';
 import { generateToken } from './auth.js';
 import { JobService } from './jobs/job-service.js';
@@ -27,6 +27,7 @@ const HELP = `usage: npm start -- [options]
   --save-dir DIR     also copy finished videos here as 000001.mp4, ... (e.g. a mounted Google Drive folder)
   --token T          require this access token (generated when --host is not local and none is given)
   --provider P       auto | cuda | webgpu | cpu (default auto)
+  --gpu-memory M     WebGPU: auto | fast (~40 GB, 2x faster) | lean (~16-24 GB) (default auto: fast on 48 GB+ cards)
   --share [cloudflared]  open a public link (localtunnel by default, or a cloudflared binary);
                      prints the link, the tunnel password and the access token
 `;
@@ -39,6 +40,7 @@ const optionsSchema = z.object({
   saveDir: z.string().optional(),
   token: z.string().min(8, 'the token needs at least 8 characters').optional(),
   provider: z.enum(providers).default('auto'),
+  gpuMemory: z.enum(gpuMemoryModes).default('auto'),
   share: z.enum(['localtunnel', 'cloudflared']).optional(),
   /** For tests: another localtunnel-protocol server and password endpoint. */
   tunnelHost: z.string().optional(),
@@ -90,7 +92,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   };
   const manager = new ModelManager(
     models,
-    opts.provider as ProviderChoice,
+    { provider: opts.provider as ProviderChoice, gpuMemory: opts.gpuMemory as GpuMemoryMode },
     (name, pipeline) => {
       const entry = models.find((m) => m.name === name)!;
       Object.assign(health, { status: 'loading', error: undefined, provider: undefined, model: { path: entry.path, demo: entry.demo, frames: entry.frames } });
@@ -177,13 +179,13 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     args: argv,
     options: {
       model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, 'output-dir': { type: 'string' },
-      'save-dir': { type: 'string' }, token: { type: 'string' }, provider: { type: 'string' }, help: { type: 'boolean' },
+      'save-dir': { type: 'string' }, token: { type: 'string' }, provider: { type: 'string' }, 'gpu-memory': { type: 'string' }, help: { type: 'boolean' },
     },
   });
   if (values.help) {
     console.log(HELP);
   } else {
-    const parsed = optionsSchema.safeParse({ model: values.model, port: values.port, host: values.host, outputDir: values['output-dir'], saveDir: values['save-dir'], token: values.token, provider: values.provider, share });
+    const parsed = optionsSchema.safeParse({ model: values.model, port: values.port, host: values.host, outputDir: values['output-dir'], saveDir: values['save-dir'], token: values.token, provider: values.provider, gpuMemory: values['gpu-memory'], share });
     if (!parsed.success) {
       console.error(`error: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}\n\n${HELP}`);
       process.exit(2);

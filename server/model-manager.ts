@@ -5,7 +5,7 @@ import { basename, join, resolve } from 'node:path';
 import { openModelDir } from '../models/model-dir.js';
 import { MODELS_ROOT } from '../models/paths.js';
 import { SvdPipeline } from '../models/pipeline/pipeline.js';
-import type { ProviderChoice } from '../models/pipeline/runtime.js';
+import type { GpuMemoryMode, ProviderChoice } from '../models/pipeline/runtime.js';
 
 export interface ModelEntry {
   name: string;
@@ -38,7 +38,7 @@ export class ModelManager {
 
   constructor(
     readonly models: ModelEntry[],
-    private readonly provider: ProviderChoice,
+    private readonly runtime: { provider: ProviderChoice; gpuMemory?: GpuMemoryMode },
     private readonly onLoad: (name: string, p: Promise<SvdPipeline>) => void,
     private readonly log: (line: string) => void,
   ) {}
@@ -59,7 +59,7 @@ export class ModelManager {
     const previous = this.loaded;
     const pipeline = (this.switching = this.switching.then(async () => {
       if (previous) await (await previous.pipeline.catch(() => undefined))?.release();
-      return SvdPipeline.load(model.path, { provider: this.provider, onProgress: (e) => e.stage === 'loading' && this.log(e.message) });
+      return SvdPipeline.load(model.path, { ...this.runtime, onProgress: (e) => e.stage === 'loading' && this.log(e.message) });
     })) as Promise<SvdPipeline>;
     this.loaded = { name: model.name, pipeline };
     this.onLoad(model.name, pipeline);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GenerationCancelled, SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { prepareImage } from '../models/pipeline/prepare-image.js';
-import { resolveProvider } from '../models/pipeline/runtime.js';
+import { resolveGpuMemoryMode, resolveProvider } from '../models/pipeline/runtime.js';
 import { parseSettings } from '../models/pipeline/settings.js';
 import { SafetensorsFile } from '../models/safetensors.js';
 import { encodeVideo } from '../server/media/ffmpeg.js';
@@ -88,6 +88,24 @@ describe('providers', () => {
     expect(r.skipped.map((s) => s.provider)).toEqual(order.slice(0, order.indexOf(r.provider)));
     for (const s of r.skipped) expect(s.reason.length).toBeGreaterThan(0);
   });
+
+  it('WebGPU memory mode: explicit choices stand, SVD_GPU_MEMORY fills in for auto, nonsense is named', async () => {
+    const saved = process.env.SVD_GPU_MEMORY;
+    try {
+      delete process.env.SVD_GPU_MEMORY;
+      expect(await resolveGpuMemoryMode('fast')).toBe('fast');
+      expect(await resolveGpuMemoryMode('lean')).toBe('lean');
+      expect(['fast', 'lean']).toContain(await resolveGpuMemoryMode('auto'));
+      process.env.SVD_GPU_MEMORY = 'lean';
+      expect(await resolveGpuMemoryMode('auto')).toBe('lean');
+      expect(await resolveGpuMemoryMode('fast')).toBe('fast');
+      process.env.SVD_GPU_MEMORY = 'quick';
+      await expect(resolveGpuMemoryMode('auto')).rejects.toThrow(/SVD_GPU_MEMORY=quick is not one of auto, fast, lean/);
+    } finally {
+      if (saved === undefined) delete process.env.SVD_GPU_MEMORY;
+      else process.env.SVD_GPU_MEMORY = saved;
+    }
+  });
 });
 
 describe('video files', () => {
@@ -146,6 +164,9 @@ describe('command line', () => {
     const r = npmRun(['generate', '--image', join(FIXTURE, 'input.png'), '--width', 'wide']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--width must be a number, got "wide"/);
+    const g = npmRun(['generate', '--image', join(FIXTURE, 'input.png'), '--gpu-memory', 'huge']);
+    expect(g.status).toBe(2);
+    expect(g.stderr).toMatch(/--gpu-memory must be one of auto, fast, lean, got "huge"/);
     const m = npmRun(['generate', '--model', join(tempDir(), 'none'), '--image', join(FIXTURE, 'input.png'), '--width', '128', '--height', '64', '--provider', 'cpu']);
     expect(m.status).toBe(1);
     expect(m.stderr).toMatch(/does not exist; download the model first/);

@@ -1,7 +1,7 @@
 // Per-module build functions shared by the SVD networks, one per diffusers/transformers module.
 // Each takes the checkpoint name prefix of its module, so weights are found by the same names
 // as in the safetensors files.
-import type { GraphBuilder, Value } from '../onnx/graph-builder.js';
+import type { AttentionImpl, GraphBuilder, Value } from '../onnx/graph-builder.js';
 
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
 
@@ -176,13 +176,13 @@ export function inFrameHalves(b: GraphBuilder, x: Value, fn: (part: Value) => Va
 }
 
 /** Self-attention over [N, S, C] with separate q/k/v projections (diffusers `Attention`). */
-export function selfAttention(b: GraphBuilder, x: Value, name: string, dim: number, heads: number, opts: { qkvBias: boolean; names?: AttentionNames }): Value {
+export function selfAttention(b: GraphBuilder, x: Value, name: string, dim: number, heads: number, opts: { qkvBias: boolean; names?: AttentionNames; impl?: AttentionImpl }): Value {
   const n = opts.names ?? DIFFUSERS_ATTENTION;
   const headDim = dim / heads;
   const q = linear(b, x, `${name}.${n.q}`, dim, dim, { bias: opts.qkvBias });
   const k = linear(b, x, `${name}.${n.k}`, dim, dim, { bias: opts.qkvBias });
   const v = linear(b, x, `${name}.${n.v}`, dim, dim, { bias: opts.qkvBias });
-  return linear(b, b.attention(q, k, v, heads, headDim), `${name}.${n.out}`, dim, dim);
+  return linear(b, b.attention(q, k, v, heads, headDim, opts.impl), `${name}.${n.out}`, dim, dim);
 }
 
 export interface AttentionNames {

@@ -322,9 +322,9 @@ export class GraphBuilder {
    * Scaled dot-product attention on [B, S, H·D] projections. With the fused op the S×L score
    * matrix is never materialised in full; the MatMul form is kept for providers without it.
    */
-  attention(q: Value, k: Value, v: Value, heads: number, headDim: number): Value {
+  attention(q: Value, k: Value, v: Value, heads: number, headDim: number, impl: AttentionImpl = this.attentionImpl): Value {
     const scale = 1 / Math.sqrt(headDim);
-    if (this.attentionImpl === 'mha') {
+    if (impl === 'mha') {
       return this.op('MultiHeadAttention', [q, k, v], { num_heads: attr.int(heads), scale: attr.float(scale) }, { domain: 'com.microsoft' });
     }
     const split = (t: Value) => this.transpose(this.reshape(t, [0, 0, heads, headDim]), [0, 2, 1, 3]);
