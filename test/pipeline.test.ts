@@ -44,6 +44,18 @@ describe('sampling pipeline on the fixture (fp32, CPU)', () => {
     expect(last).toMatchObject({ step: 4, steps: 4, etaMs: 0 });
   });
 
+  it('gives the same frames with the guidance batch run one video at a time', async () => {
+    const g = goldenFile();
+    const split = await SvdPipeline.load(FIXTURE_MODEL, { provider: 'cpu', cacheDir: cache, guidanceBatch: 'split' });
+    try {
+      expect(split.guidanceBatch).toBe('split');
+      const r = await split.generate(await image(), parseSettings(call), { noise: { condAug: g.readFloat32('cond_aug_noise'), initial: g.readFloat32('initial_noise') } });
+      expect(maxAbs(r.frames, g.readFloat32('frames'))).toBeLessThan(1e-4);
+    } finally {
+      await split.release();
+    }
+  });
+
   it('is bit-for-bit reproducible for a seed, reports it, and differs for another seed', async () => {
     const img = await image();
     const a = await pipeline.generate(img, parseSettings({ ...call, seed: 1234 }));
