@@ -100,7 +100,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
         (p) => {
           if (manager.activeName !== name) return;
           health.status = 'ready';
-          health.provider = `${p.provider} (${p.dtype}${p.gpuMemory ? `, ${p.gpuMemory} memory mode` : ""})`;
+          health.provider = `${p.provider} (${p.dtype}${p.gpuMemory ? `, ${p.gpuMemory} memory mode` : ''})`;
           log(`model ${name} ready on ${health.provider}`);
         },
         (err: Error) => {
