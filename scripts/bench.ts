@@ -142,7 +142,7 @@ Object.assign(report, {
   provider: resolution.provider,
   gpuMemory: pipeline.gpuMemory,
   dtype,
-  workload: { width: W, height: H, frames: result.frameCount, steps: settings.steps, decodeChunk: settings.decodeChunk, decodeChunkUsed: Math.min(settings.decodeChunk, pipeline.maxDecodeChunk(W, H)), guidanceBatch: 2 },
+  workload: { width: W, height: H, frames: result.frameCount, steps: settings.steps, decodeChunk: settings.decodeChunk, decodeChunkUsed: Math.min(settings.decodeChunk, pipeline.maxDecodeChunk(W, H)), guidance: { batch: 2, run: pipeline.layout.guidanceBatch }, sessions: pipeline.layout.sessions },
   sessionReopenS: sec(result.timings.loadMs),
   encodeS: sec(result.timings.encodeMs),
   unetFirstStepS: sec(steps[0]!),

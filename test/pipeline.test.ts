@@ -44,15 +44,30 @@ describe('sampling pipeline on the fixture (fp32, CPU)', () => {
     expect(last).toMatchObject({ step: 4, steps: 4, etaMs: 0 });
   });
 
-  it('gives the same frames with the guidance batch run one video at a time', async () => {
+  it('gives the same frames with the guidance batch one video at a time and each stage opening its own networks', async () => {
     const g = goldenFile();
-    const split = await SvdPipeline.load(FIXTURE_MODEL, { provider: 'cpu', cacheDir: cache, guidanceBatch: 'split' });
+    const lean = await SvdPipeline.load(FIXTURE_MODEL, { provider: 'cpu', cacheDir: cache, guidanceBatch: 'split', sessions: 'separate' });
     try {
-      expect(split.guidanceBatch).toBe('split');
-      const r = await split.generate(await image(), parseSettings(call), { noise: { condAug: g.readFloat32('cond_aug_noise'), initial: g.readFloat32('initial_noise') } });
-      expect(maxAbs(r.frames, g.readFloat32('frames'))).toBeLessThan(1e-4);
+      expect(lean.layout).toEqual({ guidanceBatch: 'split', sessions: 'separate' });
+      for (let run = 0; run < 2; run++) {
+        const messages: string[] = [];
+        const r = await lean.generate(await image(), parseSettings(call), {
+          noise: { condAug: g.readFloat32('cond_aug_noise'), initial: g.readFloat32('initial_noise') },
+          onProgress: (e) => e.stage === 'loading' && messages.push(e.message),
+        });
+        expect(maxAbs(r.frames, g.readFloat32('frames'))).toBeLessThan(1e-4);
+        expect(messages).toEqual([
+          'loading image_encoder',
+          'loading vae_encoder',
+          'closing image_encoder, vae_encoder to free their GPU buffers',
+          'loading unet',
+          'closing unet to free their GPU buffers',
+          'loading vae_decoder',
+        ]);
+        expect(r.timings.loadMs).toBeGreaterThan(0);
+      }
     } finally {
-      await split.release();
+      await lean.release();
     }
   });
 

@@ -32,6 +32,8 @@ export interface LoadOptions {
   gpuMemory?: GpuMemoryMode;
   /** Run the guidance batch's two videos together or one after the other; default: split in 'lean' mode. */
   guidanceBatch?: 'joint' | 'split';
+  /** Keep all networks open ('shared') or open each stage's alone; default: separate in 'fast' mode. */
+  sessions?: 'shared' | 'separate';
   onProgress?: (e: ProgressEvent) => void;
 }
 
@@ -86,7 +88,7 @@ export class SvdPipeline {
     private readonly files: Record<NetworkName, string>,
     /** WebGPU's memory mode; undefined on other providers. */
     readonly gpuMemory: 'fast' | 'lean' | undefined,
-    readonly guidanceBatch: 'joint' | 'split',
+    readonly layout: { guidanceBatch: 'joint' | 'split'; sessions: 'shared' | 'separate' },
   ) {}
 
   get provider(): Provider {
@@ -112,7 +114,7 @@ export class SvdPipeline {
         if (e.type === 'building') say(`building ${e.network} (${dtype})`);
       },
     });
-    return SvdPipeline.create(model, files, resolution, dtype, say, { gpuMemory: opts.gpuMemory, guidanceBatch: opts.guidanceBatch });
+    return SvdPipeline.create(model, files, resolution, dtype, say, { gpuMemory: opts.gpuMemory, guidanceBatch: opts.guidanceBatch, sessions: opts.sessions });
   }
 
   /** Opens sessions for already-built network files (the benchmark builds random-weight ones). */
@@ -122,15 +124,18 @@ export class SvdPipeline {
     resolution: ProviderResolution,
     dtype: GraphDType,
     say: (message: string) => void = () => {},
-    opts: { gpuMemory?: GpuMemoryMode; guidanceBatch?: 'joint' | 'split' } = {},
+    opts: Pick<LoadOptions, 'gpuMemory' | 'guidanceBatch' | 'sessions'> = {},
   ): Promise<SvdPipeline> {
     const gpuMemory = resolution.provider === 'webgpu' ? await resolveGpuMemoryMode(opts.gpuMemory ?? 'auto') : undefined;
     if (gpuMemory) say(`WebGPU memory mode ${gpuMemory}`);
-    const p = new SvdPipeline(model, resolution, dtype, files, gpuMemory, opts.guidanceBatch ?? (gpuMemory === 'lean' ? 'split' : 'joint'));
+    const p = new SvdPipeline(model, resolution, dtype, files, gpuMemory, {
+      guidanceBatch: opts.guidanceBatch ?? (gpuMemory === 'lean' ? 'split' : 'joint'),
+      sessions: opts.sessions ?? (gpuMemory === 'fast' ? 'separate' : 'shared'),
+    });
     try {
       // All four open once here, so a broken model fails at load rather than in the first job.
       await p.open(Object.keys(files) as NetworkName[], say);
-      if (gpuMemory === 'fast') await p.closeAll(); // each job opens what its stage needs
+      if (p.layout.sessions === 'separate') await p.closeAll(); // each job opens what its stage needs
     } catch (err) {
       await p.release();
       throw err;
@@ -146,7 +151,7 @@ export class SvdPipeline {
    */
   private async enterStage(networks: readonly NetworkName[], say: (message: string) => void): Promise<number> {
     const t = performance.now();
-    if (this.gpuMemory === 'fast') {
+    if (this.layout.sessions === 'separate') {
       const open = Object.keys(this.sessions);
       if (open.length !== networks.length || !networks.every((n) => this.sessions[n])) {
         if (open.length) say(`closing ${open.join(', ')} to free their GPU buffers`);
@@ -313,7 +318,7 @@ export class SvdPipeline {
           })
         ).model_output!.data as Float32Array;
       let out: Float32Array;
-      if (this.guidanceBatch === 'split' && B === 2) {
+      if (this.layout.guidanceBatch === 'split' && B === 2) {
         // One video at a time: the same results with half the UNet's activations on the GPU
         // ('lean' does this: H100, 14.5 s per step and 8 GB instead of 16.6 s and 14 GB; in 'fast'
         // mode it would cost 3%, 7.28 vs 7.08 s, for 20 GB instead of 37).
@@ -348,7 +353,7 @@ export class SvdPipeline {
     const decodeLoadMs = await this.enterStage(['vae_decoder'], say);
     loadMs += decodeLoadMs;
     const frames = await this.decode(latents, { F, W, H, latentC, decodeChunk: settings.decodeChunk }, checkCancelled, onProgress);
-    if (this.gpuMemory === 'fast') await this.closeAll(); // leave the card free between jobs
+    if (this.layout.sessions === 'separate') await this.closeAll(); // leave the card free between jobs
     const rgb = new Uint8Array(frames.length);
     for (let i = 0; i < frames.length; i++) rgb[i] = roundHalfEven(f(frames[i]! * 255));
     const totalMs = performance.now() - started;
