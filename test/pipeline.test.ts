@@ -59,9 +59,9 @@ describe('sampling pipeline on the fixture (fp32, CPU)', () => {
         expect(messages).toEqual([
           'loading image_encoder',
           'loading vae_encoder',
-          'closing image_encoder, vae_encoder to free their GPU buffers',
+          'closing image_encoder, vae_encoder to free the GPU memory held for them',
           'loading unet',
-          'closing unet to free their GPU buffers',
+          'closing unet to free the GPU memory held for it',
           'loading vae_decoder',
         ]);
         expect(r.timings.loadMs).toBeGreaterThan(0);

@@ -154,7 +154,7 @@ export class SvdPipeline {
     if (this.layout.sessions === 'separate') {
       const open = Object.keys(this.sessions);
       if (open.length !== networks.length || !networks.every((n) => this.sessions[n])) {
-        if (open.length) say(`closing ${open.join(', ')} to free their GPU buffers`);
+        if (open.length) say(`closing ${open.join(', ')} to free the GPU memory held for ${open.length > 1 ? 'them' : 'it'}`);
         await this.closeAll();
       }
       await this.open(networks, say);
@@ -244,6 +244,16 @@ export class SvdPipeline {
 
   /** `image` must already have the target size (see prepareImage). */
   async generate(image: RgbImage, settings: GenerationSettings, opts: GenerateOptions = {}): Promise<GenerateResult> {
+    try {
+      return await this.run(image, settings, opts);
+    } finally {
+      // With separate stages nothing stays open between jobs (or after a failed or cancelled one),
+      // so an idle server leaves the card free.
+      if (this.layout.sessions === 'separate') await this.closeAll();
+    }
+  }
+
+  private async run(image: RgbImage, settings: GenerationSettings, opts: GenerateOptions): Promise<GenerateResult> {
     const started = performance.now();
     const { signal, onProgress } = opts;
     const checkCancelled = () => {
@@ -353,7 +363,6 @@ export class SvdPipeline {
     const decodeLoadMs = await this.enterStage(['vae_decoder'], say);
     loadMs += decodeLoadMs;
     const frames = await this.decode(latents, { F, W, H, latentC, decodeChunk: settings.decodeChunk }, checkCancelled, onProgress);
-    if (this.layout.sessions === 'separate') await this.closeAll(); // leave the card free between jobs
     const rgb = new Uint8Array(frames.length);
     for (let i = 0; i < frames.length; i++) rgb[i] = roundHalfEven(f(frames[i]! * 255));
     const totalMs = performance.now() - started;

@@ -35,12 +35,13 @@ export const webgpuBufferCacheModes = ['disabled', 'lazyRelease', 'simple', 'buc
 export type WebGpuBufferCacheMode = (typeof webgpuBufferCacheModes)[number];
 
 /**
- * How the WebGPU provider trades speed for GPU memory (measured on an H100, BENCHMARKS.md):
- * - 'fast': exact-size buffer reuse ('simple' cache). The full-size UNet step takes 7.2 s and
- *   ~36 GB, because cached buffers of every size stay on the device; the pipeline therefore closes
- *   the UNet before decoding (which frees its cache) and reopens it for the next job (~8 s).
- * - 'lean': no cache. Buffers go back to the driver as soon as they are dead: ~14 GB, but every
- *   allocation reaches the driver and a step takes ~16 s.
+ * How the WebGPU provider trades speed for GPU memory (SVD-XT at 1024x576 x 25 frames on an H100,
+ * BENCHMARKS.md):
+ * - 'fast': exact-size buffer reuse ('simple' cache): 7.1 s per UNet step, but cached buffers of
+ *   every size stay on the device (37 GB sampling, 39 GB decoding), so the pipeline opens each
+ *   stage's networks alone and closes them after (the cache dies with the last session).
+ * - 'lean': no cache, buffers go back to the driver as soon as they are dead, and the guidance
+ *   batch runs one video at a time: 9 GB sampling, 21 GB decoding, 14.8 s per step.
  */
 export const gpuMemoryModes = ['auto', 'fast', 'lean'] as const;
 export type GpuMemoryMode = (typeof gpuMemoryModes)[number];
