@@ -1,7 +1,7 @@
 // One line naming the machine, provider, versions and date, printed by every benchmark.
 import { cpus, totalmem } from 'node:os';
 import { createRequire } from 'node:module';
-import { execFile } from 'node:child_process';
+import { nvidiaGpu } from '../models/pipeline/runtime.js';
 
 export function machineLine(provider: string): string {
   const require = createRequire(import.meta.url);
@@ -14,11 +14,10 @@ export function machineLine(provider: string): string {
 export function gpuMemoryMonitor(intervalMs = 250) {
   const state = { name: undefined as string | undefined, peakMiB: 0, lastMiB: 0 };
   const timer = setInterval(() => {
-    execFile('nvidia-smi', ['--query-gpu=name,memory.used', '--format=csv,noheader,nounits'], (err, out) => {
-      if (err) return;
-      const [name, used] = out.trim().split('\n')[0]!.split(', ');
-      state.name = name;
-      state.lastMiB = Number(used);
+    void nvidiaGpu().then((gpu) => {
+      if (!gpu) return;
+      state.name = gpu.name;
+      state.lastMiB = gpu.memoryUsedMiB;
       state.peakMiB = Math.max(state.peakMiB, state.lastMiB);
     });
   }, intervalMs);

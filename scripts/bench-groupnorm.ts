@@ -34,55 +34,54 @@ const forms: Record<string, (b: GraphBuilder, x: Value, scale: Value, bias: Valu
   },
 };
 
-let reference: Float32Array | undefined;
-for (const [name, form] of Object.entries(forms)) {
-  const b = new GraphBuilder({ dtype: 'float16', attention: 'mha', weights: new RandomWeights() });
+/** x = 3 + 2·sin(i·0.37 + seed), i = 0 … N·C·H·W − 1, made on the device, flat fp16. */
+function deviceInput(b: GraphBuilder): Value {
   const seed = b.input('seed', 'float32', [1]);
-  // x = 3 + 2·sin(i·0.37 + seed): made on the device.
   const idx = b.node('Range', [b.constant([0], 'float32', []), b.constant([N * C * H * W], 'float32', []), b.constant([1], 'float32', [])], {}, { dtype: 'float32' })[0]!;
-  const x = b.cast(b.reshape(b.add(b.mul(b.sin(b.add(b.mul(idx, 0.37), seed)), 2), 3), [N, C, H, W]), 'float16');
-  const scale = b.constant(Array.from({ length: C }, (_, i) => 1 + i / C), 'float16', [C, 1, 1]);
-  const bias = b.constant(Array.from({ length: C }, (_, i) => i / C - 0.5), 'float16', [C, 1, 1]);
-  const y = form(b, x, scale, bias);
-  const flat = b.reshape(y, [-1]);
-  b.output(b.concat([b.slice(flat, [0], [4096], [0]), b.slice(flat, [-4096], [N * C * H * W], [0])], 0), 'y', [8192]);
-  const path = join(values.out!, `gn${Object.keys(forms).indexOf(name)}.onnx`);
-  b.save(path);
+  return b.cast(b.add(b.mul(b.sin(b.add(b.mul(idx, 0.37), seed)), 2), 3), 'float16');
+}
+
+/** The first and last 4096 values of a flat tensor: enough to compare, little to copy back. */
+const ends = (b: GraphBuilder, flat: Value) => b.concat([b.slice(flat, [0], [4096], [0]), b.slice(flat, [-4096], [N * C * H * W], [0])], 0);
+
+/** Median of 6 runs, in ms, and the last output. */
+async function time(path: string): Promise<{ ms: number; out: Float32Array }> {
   const s = await ort.InferenceSession.create(path, sessionOptions(values.provider as Provider));
   const feeds = { seed: new ort.Tensor('float32', Float32Array.of(0.5), [1]) };
   const times: number[] = [];
-  let out: Float32Array | undefined;
+  let out: Float32Array = new Float32Array();
   for (let i = 0; i < 6; i++) {
     const t = performance.now();
     const r = await s.run(feeds);
     times.push(performance.now() - t);
     out = halfArrayToFloat32(r.y!.data as Uint16Array);
   }
+  await s.release();
+  times.sort((a, c) => a - c);
+  return { ms: times[2]!, out };
+}
+
+let reference: Float32Array | undefined;
+for (const [name, form] of Object.entries(forms)) {
+  const b = new GraphBuilder({ dtype: 'float16', attention: 'mha', weights: new RandomWeights() });
+  const x = b.reshape(deviceInput(b), [N, C, H, W]);
+  const scale = b.constant(Array.from({ length: C }, (_, i) => 1 + i / C), 'float16', [C, 1, 1]);
+  const bias = b.constant(Array.from({ length: C }, (_, i) => i / C - 0.5), 'float16', [C, 1, 1]);
+  b.output(ends(b, b.reshape(form(b, x, scale, bias), [-1])), 'y', [8192]);
+  const path = join(values.out!, `gn${Object.keys(forms).indexOf(name)}.onnx`);
+  b.save(path);
+  const { ms, out } = await time(path);
   reference ??= out;
   let diff = 0;
-  for (let i = 0; i < out!.length; i++) diff = Math.max(diff, Math.abs(out![i]! - reference![i]!));
-  times.sort((a, c) => a - c);
-  console.log(`| ${name} | ${times[2]!.toFixed(1)} ms (input generation included) | max diff vs first ${diff.toExponential(1)} |`);
-  await s.release();
+  for (let i = 0; i < out.length; i++) diff = Math.max(diff, Math.abs(out[i]! - reference[i]!));
+  console.log(`| ${name} | ${ms.toFixed(1)} ms (input generation included) | max diff vs first ${diff.toExponential(1)} |`);
 }
 
 // The input generation alone, to subtract.
 {
   const b = new GraphBuilder({ dtype: 'float16', attention: 'mha', weights: new RandomWeights() });
-  const seed = b.input('seed', 'float32', [1]);
-  const idx = b.node('Range', [b.constant([0], 'float32', []), b.constant([N * C * H * W], 'float32', []), b.constant([1], 'float32', [])], {}, { dtype: 'float32' })[0]!;
-  const x = b.cast(b.add(b.mul(b.sin(b.add(b.mul(idx, 0.37), seed)), 2), 3), 'float16');
-  b.output(b.concat([b.slice(x, [0], [4096], [0]), b.slice(x, [-4096], [N * C * H * W], [0])], 0), 'y', [8192]);
+  b.output(ends(b, deviceInput(b)), 'y', [8192]);
   const path = join(values.out!, 'gn-input.onnx');
   b.save(path);
-  const s = await ort.InferenceSession.create(path, sessionOptions(values.provider as Provider));
-  const times: number[] = [];
-  for (let i = 0; i < 6; i++) {
-    const t = performance.now();
-    await s.run({ seed: new ort.Tensor('float32', Float32Array.of(0.5), [1]) });
-    times.push(performance.now() - t);
-  }
-  times.sort((a, c) => a - c);
-  console.log(`| input generation alone | ${times[2]!.toFixed(1)} ms |`);
-  await s.release();
+  console.log(`| input generation alone | ${(await time(path)).ms.toFixed(1)} ms |`);
 }

@@ -1,5 +1,4 @@
 // `npm start -- [options]`: the svd-studio server (page, HTTP API, socket.io, one GPU queue).
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { openModelDir } from '../models/model-dir.js';
 import { defaultModelDir } from '../models/paths.js';
-import { gpuMemoryModes, providers, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
+import { gpuMemoryModes, nvidiaGpu, providers, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
 import { createApp, type HealthInfo } from './app.js';
 import { generateToken } from './auth.js';
 import { JobService } from './jobs/job-service.js';
@@ -56,16 +55,6 @@ export interface RunningServer {
   token?: string;
   service: JobService;
   close(): Promise<void>;
-}
-
-function gpuInfo(): Promise<HealthInfo['gpu']> {
-  return new Promise((done) => {
-    execFile('nvidia-smi', ['--query-gpu=name,memory.total,memory.used', '--format=csv,noheader,nounits'], { timeout: 3000 }, (err, out) => {
-      if (err) return done(undefined);
-      const [name, total, used] = out.trim().split('\n')[0]!.split(', ');
-      done({ name: name!, memoryTotalMiB: Number(total), memoryUsedMiB: Number(used) });
-    });
-  });
 }
 
 export async function startServer(input: ServerOptions, log: (line: string) => void = console.log): Promise<RunningServer> {
@@ -125,7 +114,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
     modelNames: models.map((m) => m.name),
     token,
     clientDir: join(PROJECT_ROOT, 'client', 'dist'),
-    health: async () => ({ ...health, gpu: await gpuInfo() }),
+    health: async () => ({ ...health, gpu: await nvidiaGpu(3000) }),
   });
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);

@@ -193,13 +193,12 @@ export class SvdPipeline {
   /** Latents [F, C, h, w] → frames [F, H, W, 3] in [0, 1], a chunk of contiguous frames at a time. */
   private async decode(
     latents: Float32Array,
-    d: { F: number; W: number; H: number; latentC: number; decodeChunk: number },
+    d: { F: number; W: number; H: number; latentC: number; h: number; w: number; decodeChunk: number },
     checkCancelled: () => void,
     onProgress?: (e: ProgressEvent) => void,
   ): Promise<Float32Array> {
-    const { F, W, H, latentC } = d;
-    const scale = vaeScaleFactor(this.model.vae.config);
-    const frameSize = latentC * (H / scale) * (W / scale);
+    const { F, W, H, latentC, h, w } = d;
+    const frameSize = latentC * h * w;
     const inv = f(1 / this.model.vae.config.scaling_factor);
     const unscaled = Float32Array.from(latents, (x) => f(x * inv));
     const chunk = Math.min(d.decodeChunk, F, this.maxDecodeChunk(W, H));
@@ -212,7 +211,7 @@ export class SvdPipeline {
       const from = k * chunk;
       const n = Math.min(chunk, F - from);
       const decoded = (
-        await this.session('vae_decoder').run({ latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, latentC, H / scale, W / scale]) })
+        await this.session('vae_decoder').run({ latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, latentC, h, w]) })
       ).frames!.data as Float32Array;
       for (let fi = 0; fi < n; fi++) {
         for (let c = 0; c < 3; c++) {
@@ -362,7 +361,7 @@ export class SvdPipeline {
     const decodeStart = performance.now();
     const decodeLoadMs = await this.enterStage(['vae_decoder'], say);
     loadMs += decodeLoadMs;
-    const frames = await this.decode(latents, { F, W, H, latentC, decodeChunk: settings.decodeChunk }, checkCancelled, onProgress);
+    const frames = await this.decode(latents, { F, W, H, latentC, h, w, decodeChunk: settings.decodeChunk }, checkCancelled, onProgress);
     const rgb = new Uint8Array(frames.length);
     for (let i = 0; i < frames.length; i++) rgb[i] = roundHalfEven(f(frames[i]! * 255));
     const totalMs = performance.now() - started;

@@ -50,36 +50,45 @@ export function bufferCacheFor(mode: Exclude<GpuMemoryMode, 'auto'>): WebGpuBuff
   return mode === 'fast' ? 'simple' : 'disabled';
 }
 
+/** An environment variable that must be one of `allowed` when set (empty counts as unset). */
+function envChoice<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+  const value = process.env[name];
+  if (value === undefined || value === '') return undefined;
+  if (!(allowed as readonly string[]).includes(value)) throw new Error(`${name}=${value} is not one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
 /**
  * 'auto' (or SVD_GPU_MEMORY, for the server) becomes 'fast' where the card has room for it
  * (48 GiB or more, per nvidia-smi), else 'lean'.
  */
 export async function resolveGpuMemoryMode(requested: GpuMemoryMode): Promise<Exclude<GpuMemoryMode, 'auto'>> {
-  const env = process.env.SVD_GPU_MEMORY;
-  if (requested === 'auto' && env) {
-    if (!(gpuMemoryModes as readonly string[]).includes(env)) throw new Error(`SVD_GPU_MEMORY=${env} is not one of ${gpuMemoryModes.join(', ')}`);
-  }
-  const mode = requested === 'auto' && env ? (env as GpuMemoryMode) : requested;
+  const mode = requested === 'auto' ? (envChoice('SVD_GPU_MEMORY', gpuMemoryModes) ?? 'auto') : requested;
   if (mode !== 'auto') return mode;
-  const total = await gpuTotalMiB();
-  return total !== undefined && total >= 48 * 1024 ? 'fast' : 'lean';
+  const gpu = await nvidiaGpu(10_000);
+  return gpu && gpu.memoryTotalMiB >= 48 * 1024 ? 'fast' : 'lean';
 }
 
-function gpuTotalMiB(): Promise<number | undefined> {
+export interface NvidiaGpu {
+  name: string;
+  memoryTotalMiB: number;
+  memoryUsedMiB: number;
+}
+
+/** The first NVIDIA card as nvidia-smi reports it; undefined where there is none (or no nvidia-smi). */
+export function nvidiaGpu(timeoutMs = 5000): Promise<NvidiaGpu | undefined> {
   return new Promise((resolve) => {
-    execFile('nvidia-smi', ['--query-gpu=memory.total', '--format=csv,noheader,nounits'], { timeout: 10_000 }, (err, out) => {
-      const first = Number(out?.trim().split('\n')[0]);
-      resolve(err || !Number.isFinite(first) ? undefined : first);
+    execFile('nvidia-smi', ['--query-gpu=name,memory.total,memory.used', '--format=csv,noheader,nounits'], { timeout: timeoutMs }, (err, out) => {
+      const [name, total, used] = (out ?? '').trim().split('\n')[0]!.split(', ');
+      const gpu = { name: name!, memoryTotalMiB: Number(total), memoryUsedMiB: Number(used) };
+      resolve(err || !name || !Number.isFinite(gpu.memoryTotalMiB) || !Number.isFinite(gpu.memoryUsedMiB) ? undefined : gpu);
     });
   });
 }
 
 /** SVD_WEBGPU_BUFFER_CACHE overrides the cache mode, for experiments. */
 function webgpuBufferCache(fallback: WebGpuBufferCacheMode): WebGpuBufferCacheMode {
-  const env = process.env.SVD_WEBGPU_BUFFER_CACHE;
-  if (env === undefined || env === '') return fallback;
-  if (!(webgpuBufferCacheModes as readonly string[]).includes(env)) throw new Error(`SVD_WEBGPU_BUFFER_CACHE=${env} is not one of ${webgpuBufferCacheModes.join(', ')}`);
-  return env as WebGpuBufferCacheMode;
+  return envChoice('SVD_WEBGPU_BUFFER_CACHE', webgpuBufferCacheModes) ?? fallback;
 }
 
 /**
