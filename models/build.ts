@@ -1,6 +1,6 @@
 // Builds one SVD network from a model directory into an .onnx (+ .onnx_data) file.
 import { openModelDir, type SvdModelDir } from './model-dir.js';
-import { GraphBuilder, type AttentionImpl, type GraphDType, type SaveResult } from './onnx/graph-builder.js';
+import { GraphBuilder, type AttentionImpl, type GraphDType, type GraphForms, type SaveResult } from './onnx/graph-builder.js';
 import { SafetensorsWeights, type WeightSource } from './onnx/weights.js';
 import { buildImageEncoder } from './networks/image-encoder.js';
 import { buildUNet } from './networks/unet.js';
@@ -12,11 +12,13 @@ export type NetworkName = (typeof NETWORKS)[number];
 export interface BuildOptions {
   dtype: GraphDType;
   attention: AttentionImpl;
+  /** Provider-specific forms; default PORTABLE_FORMS. */
+  forms?: GraphForms;
 }
 
 /** Adds the graph of `network` to a fresh builder reading weights from `weights`. */
 export function defineNetwork(model: SvdModelDir, network: NetworkName, weights: WeightSource, opts: BuildOptions): GraphBuilder {
-  const b = new GraphBuilder({ dtype: opts.dtype, attention: opts.attention, weights });
+  const b = new GraphBuilder({ dtype: opts.dtype, attention: opts.attention, forms: opts.forms, weights });
   switch (network) {
     case 'image_encoder':
       buildImageEncoder(b, model.imageEncoder.config);

@@ -14,6 +14,7 @@ export interface ConvertOptions {
   model: string;
   dtype: GraphDType;
   attention: BuildOptions['attention'];
+  forms?: BuildOptions['forms'];
   cacheDir?: string;
   networks?: readonly NetworkName[];
   onEvent?: (e: ConvertEvent) => void;
@@ -71,7 +72,7 @@ export function convertModel(opts: ConvertOptions): ConvertedModel {
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const files = {} as Record<NetworkName, string>;
   for (const network of opts.networks ?? NETWORKS) {
-    const build: BuildOptions = { dtype: networkDType(model, network, opts.dtype), attention: opts.attention };
+    const build: BuildOptions = { dtype: networkDType(model, network, opts.dtype), attention: opts.attention, ...(opts.forms ? { forms: opts.forms } : {}) };
     const dir = join(cacheDir, `${network}-${cacheKey(model, network, build)}`);
     const path = join(dir, `${network}.onnx`);
     if (existsSync(path)) {

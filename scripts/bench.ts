@@ -3,7 +3,7 @@
 // (and JSON). `--check-fixture` first replays the fixture in the chosen precision against fp32 CPU.
 //   npm run bench -- [--provider webgpu|cuda|cpu] [--width 1024] [--height 576] [--frames 25]
 //     [--steps 25] [--decode-chunk 8] [--dtype fp16|fp32] [--json FILE] [--work DIR] [--check-fixture]
-//     [--gpu-memory auto|fast|lean] [--reuse] (keep networks an earlier run built in DIR; build times are then left out)
+//     [--gpu-memory auto|fast|lean] [--runs N] (N jobs on the open pipeline: the first cold, the rest warm) [--reuse] (keep networks an earlier run built in DIR; build times are then left out)
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,7 +16,7 @@ import { SVD_XT_IMAGE_ENCODER, SVD_XT_UNET, SVD_XT_VAE } from '../models/referen
 import type { SvdModelDir } from '../models/model-dir.js';
 import type { NetworkName } from '../models/build.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
-import { resolveProvider, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
+import { graphFormsFor, resolveProvider, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
 import { parseSettings } from '../models/pipeline/settings.js';
 import { SafetensorsFile } from '../models/safetensors.js';
 import { gpuMemoryMonitor, machineLine } from './bench-env.js';
@@ -36,6 +36,11 @@ const { values } = parseArgs({
     reuse: { type: 'boolean', default: false },
     'gpu-memory': { type: 'string', default: 'auto' },
     'fixture-dir': { type: 'string', default: 'test/fixtures/svd-tiny' },
+    /** Jobs to time on the same open pipeline: the first is cold (new shapes), the rest warm, as in a running server. */
+    runs: { type: 'string', default: '1' },
+    /** Layout overrides (default: what the pipeline chooses): guidance batch joint|split, sessions shared|separate. */
+    guidance: { type: 'string' },
+    sessions: { type: 'string' },
   },
 });
 const dtype = values.dtype === 'fp32' ? 'float32' : 'float16';
@@ -90,7 +95,7 @@ for (const network of Object.keys(define) as NetworkName[]) {
   files[network] = join(values.work!, `${network}.onnx`);
   if (values.reuse && existsSync(files[network])) continue;
   const t = performance.now();
-  const b = new GraphBuilder({ dtype: network === 'vae_encoder' ? 'float32' : dtype, attention: 'mha', weights: new RandomWeights(3) });
+  const b = new GraphBuilder({ dtype: network === 'vae_encoder' ? 'float32' : dtype, attention: 'mha', forms: graphFormsFor(resolution.provider), weights: new RandomWeights(3) });
   define[network](b);
   b.save(files[network]);
   build[network] = sec(performance.now() - t);
@@ -107,7 +112,7 @@ const model: SvdModelDir = {
   featureExtractor: { configPath: '', config: { image_mean: [0.48145466, 0.4578275, 0.40821073], image_std: [0.26862954, 0.26130258, 0.27577711] } },
 };
 let t = performance.now();
-const pipeline = await SvdPipeline.create(model, files, resolution, dtype, (m) => console.log(`  ${m}`), { gpuMemory: values['gpu-memory'] as GpuMemoryMode });
+const pipeline = await SvdPipeline.create(model, files, resolution, dtype, (m) => console.log(`  ${m}`), { gpuMemory: values['gpu-memory'] as GpuMemoryMode, guidanceBatch: values.guidance as 'joint' | 'split' | undefined, sessions: values.sessions as 'shared' | 'separate' | undefined });
 report.sessionCreateS = sec(performance.now() - t);
 console.log(`sessions created in ${report.sessionCreateS} s`);
 
@@ -115,52 +120,55 @@ const W = Number(values.width);
 const H = Number(values.height);
 const settings = parseSettings({ width: W, height: H, frames: Number(values.frames), steps: Number(values.steps), decodeChunk: Number(values['decode-chunk']), seed: 1 });
 const image = { data: new Uint8Array(W * H * 3).map((_, i) => (i * 31) % 251), width: W, height: H };
-const marks: { e: ProgressEvent; t: number }[] = [];
-let samplingPeakMiB = 0;
-t = performance.now();
-const result = await pipeline.generate(image, settings, {
-  onProgress: (e) => {
-    marks.push({ e, t: performance.now() });
-    if (e.stage === 'sampling') console.log(`  step ${e.step}/${e.steps} ${sec(e.elapsedMs)} s, GPU ${gpu.lastMiB} MiB`);
-    if (e.stage === 'loading') console.log(`  ${e.message}`);
-    if (e.stage === 'sampling' && e.step === e.steps) {
-      samplingPeakMiB = gpu.peakMiB;
-      gpu.resetPeak();
-    }
-  },
-});
-const total = performance.now() - t;
+async function timeJob(run: number) {
+  const marks: { e: ProgressEvent; t: number }[] = [];
+  let samplingPeakMiB = 0;
+  gpu.resetPeak();
+  const t = performance.now();
+  const result = await pipeline.generate(image, settings, {
+    onProgress: (e) => {
+      marks.push({ e, t: performance.now() });
+      if (e.stage === 'sampling') console.log(`  [run ${run}] step ${e.step}/${e.steps} ${sec(e.elapsedMs)} s, GPU ${gpu.lastMiB} MiB`);
+      if (e.stage === 'loading') console.log(`  ${e.message}`);
+      if (e.stage === 'sampling' && e.step === e.steps) {
+        samplingPeakMiB = gpu.peakMiB;
+        gpu.resetPeak();
+      }
+    },
+  });
+  const total = performance.now() - t;
+  const sampling = marks.filter((m) => m.e.stage === 'sampling');
+  const elapsed = sampling.map((m) => (m.e.stage === 'sampling' ? m.e.elapsedMs : 0));
+  const steps = elapsed.map((ms, i) => ms - (i === 0 ? 0 : elapsed[i - 1]!));
+  const decodeMarks = [...marks.filter((m) => m.e.stage === 'decoding'), marks.find((m) => m.e.stage === 'done')!];
+  const chunks = decodeMarks.slice(1).map((m, i) => m.t - decodeMarks[i]!.t);
+  let nonFinite = 0;
+  for (const v of result.frames) if (!Number.isFinite(v)) nonFinite++;
+  return {
+    workload: { width: W, height: H, frames: result.frameCount, steps: settings.steps, decodeChunk: settings.decodeChunk, decodeChunkUsed: Math.min(settings.decodeChunk, pipeline.maxDecodeChunk(W, H)), guidance: { batch: 2, run: pipeline.layout.guidanceBatch }, sessions: pipeline.layout.sessions },
+    sessionReopenS: sec(result.timings.loadMs),
+    encodeS: sec(result.timings.encodeMs),
+    unetFirstStepS: sec(steps[0]!),
+    unetStepMedianS: sec([...steps.slice(1)].sort((a, b) => a - b)[Math.floor((steps.length - 1) / 2)] ?? steps[0]!),
+    samplingS: sec(result.timings.sampleMs),
+    decodeChunkS: chunks.map(sec),
+    decodeS: sec(result.timings.decodeMs),
+    totalS: sec(total),
+    gpuPeakMiB: Math.max(gpu.peakMiB, samplingPeakMiB),
+    gpuPeakSamplingMiB: samplingPeakMiB,
+    gpuPeakDecodingMiB: gpu.peakMiB,
+    nonFiniteFrames: nonFinite,
+  };
+}
+const runs = [];
+for (let r = 0; r < Math.max(1, Number(values.runs)); r++) runs.push(await timeJob(r));
 gpu.stop();
-const sampling = marks.filter((m) => m.e.stage === 'sampling');
-const elapsed = sampling.map((m) => (m.e.stage === 'sampling' ? m.e.elapsedMs : 0));
-const steps = elapsed.map((ms, i) => ms - (i === 0 ? 0 : elapsed[i - 1]!));
-const decodeMarks = [...marks.filter((m) => m.e.stage === 'decoding'), marks.find((m) => m.e.stage === 'done')!];
-const chunks = decodeMarks.slice(1).map((m, i) => m.t - decodeMarks[i]!.t);
-let nonFinite = 0;
-for (const v of result.frames) if (!Number.isFinite(v)) nonFinite++;
-Object.assign(report, {
-  provider: resolution.provider,
-  gpuMemory: pipeline.gpuMemory,
-  dtype,
-  workload: { width: W, height: H, frames: result.frameCount, steps: settings.steps, decodeChunk: settings.decodeChunk, decodeChunkUsed: Math.min(settings.decodeChunk, pipeline.maxDecodeChunk(W, H)), guidance: { batch: 2, run: pipeline.layout.guidanceBatch }, sessions: pipeline.layout.sessions },
-  sessionReopenS: sec(result.timings.loadMs),
-  encodeS: sec(result.timings.encodeMs),
-  unetFirstStepS: sec(steps[0]!),
-  unetStepMedianS: sec([...steps.slice(1)].sort((a, b) => a - b)[Math.floor((steps.length - 1) / 2)] ?? steps[0]!),
-  samplingS: sec(result.timings.sampleMs),
-  decodeChunkS: chunks.map(sec),
-  decodeS: sec(result.timings.decodeMs),
-  totalS: sec(total),
-  gpu: gpu.name,
-  gpuPeakMiB: Math.max(gpu.peakMiB, samplingPeakMiB),
-  gpuPeakSamplingMiB: samplingPeakMiB,
-  gpuPeakDecodingMiB: gpu.peakMiB,
-  hostPeakMiB: hostPeakMiB(),
-  nonFiniteFrames: nonFinite,
-});
+// The last run stands for the warm (server) case; every run is kept, the first being cold.
+Object.assign(report, { provider: resolution.provider, forms: graphFormsFor(resolution.provider), gpuMemory: pipeline.gpuMemory, dtype, ...runs[runs.length - 1]!, gpu: gpu.name, hostPeakMiB: hostPeakMiB() });
+if (runs.length > 1) report.runs = runs.map((r) => ({ totalS: r.totalS, unetFirstStepS: r.unetFirstStepS, unetStepMedianS: r.unetStepMedianS, decodeS: r.decodeS, gpuPeakSamplingMiB: r.gpuPeakSamplingMiB, gpuPeakDecodingMiB: r.gpuPeakDecodingMiB }));
 await pipeline.release();
 console.log('\n| stage | seconds |\n| --- | --- |');
-for (const [k, v] of Object.entries(report)) if (typeof v === 'number' || Array.isArray(v)) console.log(`| ${k} | ${Array.isArray(v) ? v.join(', ') : v} |`);
+for (const [k, v] of Object.entries(report)) if (typeof v === 'number' || (Array.isArray(v) && typeof v[0] === 'number')) console.log(`| ${k} | ${Array.isArray(v) ? v.join(', ') : v} |`);
 console.log(`| gpu | ${gpu.name ?? 'n/a'} |`);
 if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));
 console.log(JSON.stringify(report));

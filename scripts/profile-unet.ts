@@ -10,7 +10,7 @@ import { GraphBuilder } from '../models/onnx/graph-builder.js';
 import { RandomWeights } from '../models/onnx/weights.js';
 import { buildUNet } from '../models/networks/unet.js';
 import { SVD_XT_UNET } from '../models/reference-configs.js';
-import { sessionOptions, type Provider } from '../models/pipeline/runtime.js';
+import { graphFormsFor, sessionOptions, type Provider } from '../models/pipeline/runtime.js';
 import { gpuMemoryMonitor, machineLine } from './bench-env.js';
 
 const { values } = parseArgs({
@@ -28,12 +28,12 @@ const { values } = parseArgs({
 });
 const profiling = !values['no-profile'];
 const gpu = gpuMemoryMonitor();
-console.log(machineLine(values.provider!));
+console.log(machineLine(values.provider!), JSON.stringify(graphFormsFor(values.provider as Provider)));
 mkdirSync(values.out!, { recursive: true });
 // Same name and weights as `npm run bench` builds, so either can reuse the other's file.
 const path = join(values.out!, 'unet.onnx');
 if (!(values.reuse && existsSync(path))) {
-  const b = new GraphBuilder({ dtype: 'float16', attention: 'mha', weights: new RandomWeights(3) });
+  const b = new GraphBuilder({ dtype: 'float16', attention: 'mha', forms: graphFormsFor(values.provider as Provider), weights: new RandomWeights(3) });
   buildUNet(b, SVD_XT_UNET);
   b.save(path);
 }

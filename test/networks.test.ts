@@ -5,7 +5,8 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildNetworkFile, defineNetwork, type NetworkName } from '../models/build.js';
 import { openModelDir, type SvdModelDir } from '../models/model-dir.js';
-import { GraphBuilder, type AttentionImpl, type Value } from '../models/onnx/graph-builder.js';
+import { GraphBuilder, PORTABLE_FORMS, type AttentionImpl, type GraphForms, type Value } from '../models/onnx/graph-builder.js';
+import { graphFormsFor } from '../models/pipeline/runtime.js';
 import { inFrameHalves } from '../models/networks/layers.js';
 import { RandomWeights } from '../models/onnx/weights.js';
 import { FIXTURE_MODEL, fixtureCopy, goldenFile, goldenTensor, relL2, tempDir } from './helpers.js';
@@ -17,15 +18,21 @@ afterAll(async () => {
   for (const s of sessions) await s.release();
 });
 
-async function session(model: string | SvdModelDir, network: NetworkName, attention: AttentionImpl) {
+async function session(model: string | SvdModelDir, network: NetworkName, attention: AttentionImpl, forms: GraphForms = PORTABLE_FORMS) {
   const path = join(out, `${network}-${attention}-${sessions.length}.onnx`);
-  buildNetworkFile(model, network, path, { dtype: 'float32', attention });
+  buildNetworkFile(model, network, path, { dtype: 'float32', attention, forms });
   const s = await ort.InferenceSession.create(path, { executionProviders: ['cpu'] });
   sessions.push(s);
   return s;
 }
 
-describe.each<AttentionImpl>(['mha', 'matmul'])('fixture networks, fp32 CPU, %s attention', (attention) => {
+// The CUDA provider's forms (fused temporal attention, whole-chunk decoder) run here on the CPU,
+// which implements the same operators, so they are held to the same reference.
+describe.each<{ attention: AttentionImpl; forms: GraphForms; label: string }>([
+  { attention: 'mha', forms: PORTABLE_FORMS, label: 'mha attention, portable forms' },
+  { attention: 'matmul', forms: PORTABLE_FORMS, label: 'matmul attention, portable forms' },
+  { attention: 'mha', forms: graphFormsFor('cuda'), label: "mha attention, the CUDA provider's forms" },
+])('fixture networks, fp32 CPU, $label', ({ attention, forms }) => {
   const check = (actual: ort.Tensor, golden: string) => {
     const ref = goldenFile();
     expect(actual.dims).toEqual(ref.info(golden).shape);
@@ -35,19 +42,19 @@ describe.each<AttentionImpl>(['mha', 'matmul'])('fixture networks, fp32 CPU, %s 
   };
 
   it('image encoder → image_embeds', async () => {
-    const s = await session(FIXTURE_MODEL, 'image_encoder', attention);
+    const s = await session(FIXTURE_MODEL, 'image_encoder', attention, forms);
     const { image_embeds } = await s.run({ pixel_values: goldenTensor('clip_pixel_values') });
     check(new ort.Tensor('float32', image_embeds!.data as Float32Array, [1, 1, image_embeds!.dims[1]!]), 'image_embeddings');
   });
 
   it('VAE encoder → latent mode', async () => {
-    const s = await session(FIXTURE_MODEL, 'vae_encoder', attention);
+    const s = await session(FIXTURE_MODEL, 'vae_encoder', attention, forms);
     const { latent } = await s.run({ image: goldenTensor('vae_encoder_input') });
     check(latent!, 'image_latents');
   });
 
   it('UNet at step 0 (guidance batch 2, 5 frames)', async () => {
-    const s = await session(FIXTURE_MODEL, 'unet', attention);
+    const s = await session(FIXTURE_MODEL, 'unet', attention, forms);
     const { model_output } = await s.run({
       sample: goldenTensor('unet_step0_sample'),
       timestep: goldenTensor('unet_step0_timestep'),
@@ -58,7 +65,7 @@ describe.each<AttentionImpl>(['mha', 'matmul'])('fixture networks, fp32 CPU, %s 
   });
 
   it('temporal decoder on each chunk (2, 2, 1 frames)', async () => {
-    const s = await session(FIXTURE_MODEL, 'vae_decoder', attention);
+    const s = await session(FIXTURE_MODEL, 'vae_decoder', attention, forms);
     for (const k of [0, 1, 2]) {
       const { frames } = await s.run({ latents: goldenTensor(`vae_decode_${k}_in`) });
       check(frames!, `vae_decode_${k}_out`);

@@ -48,9 +48,7 @@ function temporalTransformerBlock(c: Ctx, x: Value, name: string, dim: number, h
   let h = b.add(x, feedForwardGeglu(b, layerNorm(b, x, `${name}.norm_in`, dim, 1e-5), `${name}.ff_in`, dim));
   const normed = layerNorm(b, h, `${name}.norm1`, dim, 1e-5);
   const seqs = b.reshape(normed, [-1, b.dim(normed, 2), dim]);
-  // Sequences of one frame count (25) but 18,432 of them at 1024x576: plain MatMul attention beats
-  // the fused kernel there (H100, WebGPU: 7.08 vs 7.22 s per UNet step) and its scores are small.
-  const attn = selfAttention(b, seqs, `${name}.attn1`, dim, heads, { qkvBias: false, impl: 'matmul' });
+  const attn = selfAttention(b, seqs, `${name}.attn1`, dim, heads, { qkvBias: false, impl: b.forms.temporalAttention });
   h = b.add(h, b.reshape(attn, b.shape(h)));
   layerNormWeightsCheck(b, `${name}.norm2`, dim);
   // time_context: the first frame's embedding of each video, [B, 1, D] → [B, 1, 1, C]

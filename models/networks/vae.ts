@@ -65,7 +65,7 @@ export function buildVaeDecoder(b: GraphBuilder, cfg: VaeConfig): void {
     for (let j = 0; j < cfg.layers_per_block + 1; j++) {
       const name = `decoder.up_blocks.${i}.resnets.${j}`;
       const inC = j === 0 ? prevC : outC;
-      if (i === last && j === 0 && last > 0) {
+      if (i === last && j === 0 && last > 0 && b.forms.decoderFrameHalves) {
         // The last upsampler and this block's spatial half run at full resolution with the
         // previous level's (wider) channels: per frame, so in two halves of the chunk (see
         // inFrameHalves); the temporal half needs every frame and has the narrower width.
@@ -77,7 +77,9 @@ export function buildVaeDecoder(b: GraphBuilder, cfg: VaeConfig): void {
         h = st(h, name, inC, outC);
       }
     }
-    if (i < last - 1) h = conv2d(b, b.upsampleNearest2x(h), `decoder.up_blocks.${i}.upsamplers.0.conv`, outC, outC, 3);
+    // With frame halves, the last upsampler runs inside the next block's halves (above).
+    const upsamplerInside = i === last - 1 && b.forms.decoderFrameHalves;
+    if (i < last && !upsamplerInside) h = conv2d(b, b.upsampleNearest2x(h), `decoder.up_blocks.${i}.upsamplers.0.conv`, outC, outC, 3);
     prevC = outC;
   });
   h = conv2d(b, b.silu(groupNorm(b, h, 'decoder.conv_norm_out', ch[0]!, 1e-6, 4, groups)), 'decoder.conv_out', ch[0]!, cfg.out_channels, 3);

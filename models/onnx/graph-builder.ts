@@ -24,12 +24,35 @@ export type Dim = number | Value;
 
 export type AttentionImpl = 'mha' | 'matmul';
 
+/**
+ * Provider-specific ways to express the same network (named build options, chosen per provider
+ * by `graphFormsFor` in models/pipeline/runtime.ts); every form gives the same values.
+ */
+export interface GraphForms {
+  /**
+   * Temporal self-attention (sequences of one frame count, 18,432 of them at 1024x576):
+   * WebGPU runs plain MatMul attention faster there (7.08 vs 7.22 s per UNet step on an H100);
+   * the CUDA provider's fused kernel handles short sequences well.
+   */
+  temporalAttention: AttentionImpl;
+  /**
+   * The decoder's widest full-resolution layers run on two halves of the chunk: WebGPU fails a
+   * convolution whose output passes ~2 GiB (8 frames x 256 channels at 1024x576).
+   */
+  decoderFrameHalves: boolean;
+}
+
+/** The forms every provider can run (WebGPU's, which the earlier graphs used). */
+export const PORTABLE_FORMS: GraphForms = { temporalAttention: 'matmul', decoderFrameHalves: true };
+
 export interface BuilderOptions {
   /** Element type of activations and weights inside the graph. */
   dtype: GraphDType;
   /** How attention is expressed: the fused com.microsoft MultiHeadAttention, or MatMul/Softmax/MatMul. */
   attention: AttentionImpl;
   weights: WeightSource;
+  /** Default: PORTABLE_FORMS. */
+  forms?: GraphForms;
 }
 
 type Attr = { i: number } | { f: number } | { ints: number[] } | { floats: number[] } | { s: string };
@@ -76,6 +99,7 @@ export interface SaveResult {
 export class GraphBuilder {
   readonly dtype: GraphDType;
   readonly attentionImpl: AttentionImpl;
+  readonly forms: GraphForms;
   readonly weights: WeightSource;
   private readonly nodes: onnxProto.onnx.INodeProto[] = [];
   private readonly inits: Initializer[] = [];
@@ -91,6 +115,7 @@ export class GraphBuilder {
   constructor(opts: BuilderOptions) {
     this.dtype = opts.dtype;
     this.attentionImpl = opts.attention;
+    this.forms = opts.forms ?? PORTABLE_FORMS;
     this.weights = opts.weights;
   }
 

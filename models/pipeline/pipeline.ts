@@ -9,7 +9,7 @@ import { vaeScaleFactor } from '../networks/vae.js';
 import { clipPixelValues, rgbToSigned } from './clip-preprocess.js';
 import type { RgbImage } from './prepare-image.js';
 import { NormalGenerator, randomSeed } from './random.js';
-import { bufferCacheFor, resolveGpuMemoryMode, resolveProvider, sessionOptions, type GpuMemoryMode, type Provider, type ProviderChoice, type ProviderResolution } from './runtime.js';
+import { bufferCacheFor, graphFormsFor, resolveGpuMemoryMode, resolveProvider, sessionOptions, type GpuMemoryMode, type Provider, type ProviderChoice, type ProviderResolution } from './runtime.js';
 import { EulerKarrasScheduler } from './scheduler.js';
 import type { GenerationSettings } from './settings.js';
 
@@ -109,6 +109,7 @@ export class SvdPipeline {
       model: modelDir,
       dtype,
       attention: opts.attention ?? 'mha',
+      forms: graphFormsFor(resolution.provider),
       cacheDir: opts.cacheDir,
       onEvent: (e: ConvertEvent) => {
         if (e.type === 'building') say(`building ${e.network} (${dtype})`);

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { GraphBuilder } from '../onnx/graph-builder.js';
+import { GraphBuilder, PORTABLE_FORMS, type GraphForms } from '../onnx/graph-builder.js';
 import { RandomWeights } from '../onnx/weights.js';
 
 export const providers = ['auto', 'cuda', 'webgpu', 'cpu'] as const;
@@ -29,6 +29,27 @@ function probeModelPath(): string {
   b.save(probeModel);
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   return probeModel;
+}
+
+/**
+ * The graph forms each provider runs best (see GraphForms). CUDA: the fused attention kernel for
+ * the temporal layers too, and no frame halves in the decoder (it has no 2 GiB limit).
+ * SVD_GRAPH_FORMS="temporalAttention=matmul,decoderFrameHalves=1" overrides, for experiments.
+ */
+export function graphFormsFor(provider: Provider): GraphForms {
+  const base: GraphForms = provider === 'cuda' ? { temporalAttention: 'mha', decoderFrameHalves: false } : PORTABLE_FORMS;
+  return parseGraphForms(process.env.SVD_GRAPH_FORMS ?? '', base);
+}
+
+export function parseGraphForms(text: string, base: GraphForms): GraphForms {
+  const forms = { ...base };
+  for (const pair of text.split(',').map((t) => t.trim()).filter(Boolean)) {
+    const [key, value] = pair.split('=').map((t) => t.trim());
+    if (key === 'temporalAttention' && (value === 'mha' || value === 'matmul')) forms.temporalAttention = value;
+    else if (key === 'decoderFrameHalves' && (value === '0' || value === '1')) forms.decoderFrameHalves = value === '1';
+    else throw new Error(`graph forms: "${pair}" is not temporalAttention=mha|matmul or decoderFrameHalves=0|1`);
+  }
+  return forms;
 }
 
 export const webgpuBufferCacheModes = ['disabled', 'lazyRelease', 'simple', 'bucket'] as const;
