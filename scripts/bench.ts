@@ -157,6 +157,9 @@ async function timeJob(run: number) {
     gpuPeakMiB: Math.max(gpu.peakMiB, samplingPeakMiB),
     gpuPeakSamplingMiB: samplingPeakMiB,
     gpuPeakDecodingMiB: gpu.peakMiB,
+    /** Card memory in use before the benchmark started (another process's, when simulating a smaller card). */
+    gpuBaselineMiB: gpu.baseMiB,
+    ownPeakMiB: Math.max(gpu.peakMiB, samplingPeakMiB) - gpu.baseMiB,
     nonFiniteFrames: nonFinite,
   };
 }
