@@ -40,6 +40,8 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '1' },
     /** Layout overrides (default: what the pipeline chooses): guidance batch joint|split, sessions shared|separate. */
     guidance: { type: 'string' },
+    /** Run pipeline.warmUp first (as the server does after loading), reported apart. */
+    'warm-up': { type: 'boolean', default: false },
     sessions: { type: 'string' },
   },
 });
@@ -145,8 +147,11 @@ async function timeJob(run: number) {
   let nonFinite = 0;
   for (const v of result.frames) if (!Number.isFinite(v)) nonFinite++;
   return {
-    workload: { width: W, height: H, frames: result.frameCount, steps: settings.steps, decodeChunk: settings.decodeChunk, decodeChunkUsed: Math.min(settings.decodeChunk, pipeline.maxDecodeChunk(W, H)), guidance: { batch: 2, run: pipeline.layout.guidanceBatch }, sessions: pipeline.layout.sessions },
+    workload: { width: W, height: H, frames: result.frameCount, steps: settings.steps, decodeChunk: settings.decodeChunk, decodeChunkUsed: result.plan?.decodeChunk ?? Math.min(settings.decodeChunk, pipeline.maxDecodeChunk(W, H)), guidance: { batch: 2, run: result.plan?.guidanceBatch ?? pipeline.layout.guidanceBatch }, sessions: result.plan?.sessions ?? pipeline.layout.sessions },
+    plan: result.plan,
     sessionReopenS: sec(result.timings.loadMs),
+    /** Time inside the UNet's session.run per step; the rest of a step is the pipeline's own work. */
+    unetRunPerStepS: sec(result.timings.unetRunMs / settings.steps),
     encodeS: sec(result.timings.encodeMs),
     unetFirstStepS: sec(steps[0]!),
     unetStepMedianS: sec([...steps.slice(1)].sort((a, b) => a - b)[Math.floor((steps.length - 1) / 2)] ?? steps[0]!),
@@ -163,12 +168,16 @@ async function timeJob(run: number) {
     nonFiniteFrames: nonFinite,
   };
 }
+if (values['warm-up']) {
+  report.warmUpS = sec(await pipeline.warmUp(settings));
+  console.log(`warm-up (one step at the job's shapes) ${report.warmUpS} s`);
+}
 const runs = [];
 for (let r = 0; r < Math.max(1, Number(values.runs)); r++) runs.push(await timeJob(r));
 gpu.stop();
 // The last run stands for the warm (server) case; every run is kept, the first being cold.
 Object.assign(report, { provider: resolution.provider, forms: graphFormsFor(resolution.provider), gpuMemory: pipeline.gpuMemory, dtype, ...runs[runs.length - 1]!, gpu: gpu.name, hostPeakMiB: hostPeakMiB() });
-if (runs.length > 1) report.runs = runs.map((r) => ({ totalS: r.totalS, unetFirstStepS: r.unetFirstStepS, unetStepMedianS: r.unetStepMedianS, decodeS: r.decodeS, gpuPeakSamplingMiB: r.gpuPeakSamplingMiB, gpuPeakDecodingMiB: r.gpuPeakDecodingMiB }));
+if (runs.length > 1) report.runs = runs.map((r) => ({ totalS: r.totalS, unetRunPerStepS: r.unetRunPerStepS, unetFirstStepS: r.unetFirstStepS, unetStepMedianS: r.unetStepMedianS, decodeS: r.decodeS, gpuPeakSamplingMiB: r.gpuPeakSamplingMiB, gpuPeakDecodingMiB: r.gpuPeakDecodingMiB }));
 await pipeline.release();
 console.log('\n| stage | seconds |\n| --- | --- |');
 for (const [k, v] of Object.entries(report)) if (typeof v === 'number' || (Array.isArray(v) && typeof v[0] === 'number')) console.log(`| ${k} | ${Array.isArray(v) ? v.join(', ') : v} |`);

@@ -9,7 +9,9 @@ import { vaeScaleFactor } from '../networks/vae.js';
 import { clipPixelValues, rgbToSigned } from './clip-preprocess.js';
 import type { RgbImage } from './prepare-image.js';
 import { NormalGenerator, randomSeed } from './random.js';
-import { bufferCacheFor, graphFormsFor, resolveGpuMemoryMode, resolveProvider, sessionOptions, type GpuMemoryMode, type Provider, type ProviderChoice, type ProviderResolution } from './runtime.js';
+import { planMemory, type MemoryPlan } from './memory-plan.js';
+import { bufferCacheFor, graphFormsFor, nvidiaGpu, resolveGpuMemoryMode, resolveProvider, sessionOptions, type GpuMemoryMode, type Provider, type ProviderChoice, type ProviderResolution } from './runtime.js';
+import { SessionPool } from './session-pool.js';
 import { EulerKarrasScheduler } from './scheduler.js';
 import type { GenerationSettings } from './settings.js';
 
@@ -34,6 +36,14 @@ export interface LoadOptions {
   guidanceBatch?: 'joint' | 'split';
   /** Keep all networks open ('shared') or open each stage's alone; default: separate in 'fast' mode. */
   sessions?: 'shared' | 'separate';
+  /**
+   * GPU memory this pipeline may use, MiB. Default on CUDA: the card's free memory at load (from
+   * nvidia-smi) less 512 MiB, or SVD_GPU_MEMORY_BUDGET_MIB. With a budget each job is laid out by
+   * planMemory (guidance batch, sessions, decode chunk) or refused before it starts.
+   */
+  memoryBudgetMiB?: number;
+  /** CUDA device id (one worker per card). */
+  deviceId?: number;
   onProgress?: (e: ProgressEvent) => void;
 }
 
@@ -64,8 +74,10 @@ export interface GenerateResult {
   seed: number;
   provider: Provider;
   dtype: GraphDType;
-  /** loadMs: opening sessions inside this job (WebGPU 'fast' mode reopens each stage's networks). */
-  timings: { loadMs: number; encodeMs: number; sampleMs: number; decodeMs: number; totalMs: number };
+  /** loadMs: opening sessions inside this job (stage-by-stage layouts reopen each stage's networks); unetRunMs: time inside the UNet's session.run while sampling. */
+  timings: { loadMs: number; encodeMs: number; sampleMs: number; unetRunMs: number; decodeMs: number; totalMs: number };
+  /** How the job was laid out on the GPU, where a memory budget applies. */
+  plan?: MemoryPlan;
 }
 
 export class GenerationCancelled extends Error {
@@ -75,21 +87,37 @@ export class GenerationCancelled extends Error {
   }
 }
 
-type Sessions = Partial<Record<NetworkName, ort.InferenceSession>>;
+/** A job's layout on the device: the pipeline's defaults, or a memory plan's choice. */
+interface JobLayout {
+  guidanceBatch: 'joint' | 'split';
+  sessions: 'shared' | 'separate';
+  decodeChunk: number;
+  decoderPerShape: boolean;
+}
+
+type Stage = 'encoding' | 'sampling' | 'decoding';
+
+/** onnxruntime's words for a failed GPU allocation (CUDA arena, cudaMalloc, WebGPU buffers). */
+const OUT_OF_MEMORY = /Failed to allocate memory|out of memory|cudaErrorMemoryAllocation|CUDA failure 2\b|BFCArena|Not enough memory/i;
 
 export class SvdPipeline {
-  private sessions: Sessions = {};
-  private released = false;
+  private readonly pool: SessionPool;
 
   private constructor(
     readonly model: SvdModelDir,
     readonly resolution: ProviderResolution,
     readonly dtype: GraphDType,
-    private readonly files: Record<NetworkName, string>,
+    files: Record<NetworkName, string>,
     /** WebGPU's memory mode; undefined on other providers. */
     readonly gpuMemory: 'fast' | 'lean' | undefined,
     readonly layout: { guidanceBatch: 'joint' | 'split'; sessions: 'shared' | 'separate' },
-  ) {}
+    /** GPU memory this pipeline may use (MiB); undefined where no plan applies. */
+    readonly memoryBudgetMiB: number | undefined,
+    deviceId: number | undefined,
+  ) {
+    const options = () => sessionOptions(this.provider, { ...(gpuMemory ? { webgpuCache: bufferCacheFor(gpuMemory) } : {}), deviceId });
+    this.pool = new SessionPool(files, options, layout.sessions);
+  }
 
   get provider(): Provider {
     return this.resolution.provider;
@@ -115,7 +143,7 @@ export class SvdPipeline {
         if (e.type === 'building') say(`building ${e.network} (${dtype})`);
       },
     });
-    return SvdPipeline.create(model, files, resolution, dtype, say, { gpuMemory: opts.gpuMemory, guidanceBatch: opts.guidanceBatch, sessions: opts.sessions });
+    return SvdPipeline.create(model, files, resolution, dtype, say, opts);
   }
 
   /** Opens sessions for already-built network files (the benchmark builds random-weight ones). */
@@ -125,18 +153,30 @@ export class SvdPipeline {
     resolution: ProviderResolution,
     dtype: GraphDType,
     say: (message: string) => void = () => {},
-    opts: Pick<LoadOptions, 'gpuMemory' | 'guidanceBatch' | 'sessions'> = {},
+    opts: Pick<LoadOptions, 'gpuMemory' | 'guidanceBatch' | 'sessions' | 'memoryBudgetMiB' | 'deviceId'> = {},
   ): Promise<SvdPipeline> {
     const gpuMemory = resolution.provider === 'webgpu' ? await resolveGpuMemoryMode(opts.gpuMemory ?? 'auto') : undefined;
     if (gpuMemory) say(`WebGPU memory mode ${gpuMemory}`);
-    const p = new SvdPipeline(model, resolution, dtype, files, gpuMemory, {
-      guidanceBatch: opts.guidanceBatch ?? (gpuMemory === 'lean' ? 'split' : 'joint'),
-      sessions: opts.sessions ?? (gpuMemory === 'fast' ? 'separate' : 'shared'),
-    });
+    // Measured before any session of ours holds memory.
+    const budget = opts.memoryBudgetMiB ?? (await defaultMemoryBudget(resolution.provider, opts.deviceId));
+    if (budget !== undefined) say(`GPU memory to use: ${(budget / 1024).toFixed(1)} GiB`);
+    const p = new SvdPipeline(
+      model,
+      resolution,
+      dtype,
+      files,
+      gpuMemory,
+      {
+        guidanceBatch: opts.guidanceBatch ?? (gpuMemory === 'lean' ? 'split' : 'joint'),
+        sessions: opts.sessions ?? (gpuMemory === 'fast' ? 'separate' : 'shared'),
+      },
+      budget,
+      opts.deviceId,
+    );
     try {
       // All four open once here, so a broken model fails at load rather than in the first job.
-      await p.open(Object.keys(files) as NetworkName[], say);
-      if (p.layout.sessions === 'separate') await p.closeAll(); // each job opens what its stage needs
+      await p.pool.openAll(Object.keys(files) as NetworkName[], say);
+      if (p.layout.sessions === 'separate') await p.pool.close(); // each job opens what its stage needs
     } catch (err) {
       await p.release();
       throw err;
@@ -144,85 +184,8 @@ export class SvdPipeline {
     return p;
   }
 
-  /**
-   * In 'fast' WebGPU mode the provider's buffer cache lives as long as any session is open on the
-   * device: encoding, sampling and decoding each open only their own networks, and everything is
-   * closed between them, so no stage shares the card with another's cached buffers. Elsewhere all
-   * four stay open.
-   */
-  private async enterStage(networks: readonly NetworkName[], say: (message: string) => void): Promise<number> {
-    const t = performance.now();
-    if (this.layout.sessions === 'separate') {
-      const open = Object.keys(this.sessions);
-      if (open.length !== networks.length || !networks.every((n) => this.sessions[n])) {
-        if (open.length) say(`closing ${open.join(', ')} to free the GPU memory held for ${open.length > 1 ? 'them' : 'it'}`);
-        await this.closeAll();
-      }
-      await this.open(networks, say);
-    } else {
-      await this.open(Object.keys(this.files) as NetworkName[], say);
-    }
-    return performance.now() - t;
-  }
-
-  private async open(networks: readonly NetworkName[], say: (message: string) => void = () => {}): Promise<void> {
-    if (this.released) throw new Error('pipeline already released');
-    for (const network of networks) {
-      if (this.sessions[network]) continue;
-      say(`loading ${network}`);
-      this.sessions[network] = await ort.InferenceSession.create(this.files[network], sessionOptions(this.provider, this.gpuMemory ? { webgpuCache: bufferCacheFor(this.gpuMemory) } : {}));
-    }
-  }
-
-  private async closeAll(): Promise<void> {
-    const open = Object.values(this.sessions);
-    this.sessions = {};
-    await Promise.all(open.map((s) => s.release()));
-  }
-
-  private session(network: NetworkName): ort.InferenceSession {
-    const s = this.sessions[network];
-    if (!s) throw new Error(this.released ? 'pipeline already released' : `${network} is not open`);
-    return s;
-  }
-
   async release(): Promise<void> {
-    this.released = true;
-    await this.closeAll();
-  }
-
-  /** Latents [F, C, h, w] → frames [F, H, W, 3] in [0, 1], a chunk of contiguous frames at a time. */
-  private async decode(
-    latents: Float32Array,
-    d: { F: number; W: number; H: number; latentC: number; h: number; w: number; decodeChunk: number },
-    checkCancelled: () => void,
-    onProgress?: (e: ProgressEvent) => void,
-  ): Promise<Float32Array> {
-    const { F, W, H, latentC, h, w } = d;
-    const frameSize = latentC * h * w;
-    const inv = f(1 / this.model.vae.config.scaling_factor);
-    const unscaled = Float32Array.from(latents, (x) => f(x * inv));
-    const chunk = Math.min(d.decodeChunk, F, this.maxDecodeChunk(W, H));
-    if (chunk < Math.min(d.decodeChunk, F)) onProgress?.({ stage: 'loading', message: `decoding ${chunk} frames at a time (the ${this.provider} provider cannot hold ${d.decodeChunk} at ${W}x${H})` });
-    const chunks = Math.ceil(F / chunk);
-    const frames = new Float32Array(F * H * W * 3);
-    for (let k = 0; k < chunks; k++) {
-      checkCancelled();
-      onProgress?.({ stage: 'decoding', chunk: k + 1, chunks });
-      const from = k * chunk;
-      const n = Math.min(chunk, F - from);
-      const decoded = (
-        await this.session('vae_decoder').run({ latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, latentC, h, w]) })
-      ).frames!.data as Float32Array;
-      for (let fi = 0; fi < n; fi++) {
-        for (let c = 0; c < 3; c++) {
-          const src = (fi * 3 + c) * H * W;
-          const dst = (from + fi) * H * W * 3;
-          for (let p = 0; p < H * W; p++) frames[dst + p * 3 + c] = Math.min(1, Math.max(0, f(f(decoded[src + p]! * 0.5) + 0.5)));
-        }
-      }
-    }
-    return frames;
+    await this.pool.release();
   }
 
   /**
@@ -242,29 +205,72 @@ export class SvdPipeline {
     return Math.max(1, Math.min(final, wide));
   }
 
+  /**
+   * How a job of these settings runs here: with a memory budget, planMemory's choice (or its
+   * MemoryPlanError, before anything runs); else the pipeline's layout.
+   */
+  planJob(settings: GenerationSettings): { layout: JobLayout; plan?: MemoryPlan } {
+    const frames = settings.frames ?? this.defaultFrames;
+    const requested = Math.min(settings.decodeChunk, frames, this.maxDecodeChunk(settings.width, settings.height));
+    if (this.memoryBudgetMiB === undefined) {
+      return { layout: { ...this.layout, decodeChunk: requested, decoderPerShape: this.provider === 'cuda' && this.layout.sessions === 'shared' } };
+    }
+    const plan = planMemory(
+      this.memoryBudgetMiB,
+      { width: settings.width, height: settings.height, frames, videos: settings.maxGuidance > 1 ? 2 : 1, decodeChunk: requested },
+      { unet: this.pool.weightsMiB('unet'), vae_decoder: this.pool.weightsMiB('vae_decoder'), encoders: this.pool.weightsMiB('image_encoder') + this.pool.weightsMiB('vae_encoder') },
+    );
+    return { layout: plan, plan };
+  }
+
+  /**
+   * Runs one tiny job with the shapes of `settings` (one step), so that the first real job does
+   * not pay for cuDNN's algorithm search and the arena's first growth (CUDA: about 5 s for the
+   * first UNet step and 1.6 s per new decoder shape on an H100).
+   */
+  async warmUp(settings: GenerationSettings): Promise<number> {
+    const t = performance.now();
+    const image = { data: new Uint8Array(settings.width * settings.height * 3).fill(128), width: settings.width, height: settings.height };
+    await this.generate(image, { ...settings, steps: 1, sigmas: undefined, seed: 0 });
+    return performance.now() - t;
+  }
+
   /** `image` must already have the target size (see prepareImage). */
   async generate(image: RgbImage, settings: GenerationSettings, opts: GenerateOptions = {}): Promise<GenerateResult> {
+    const { layout, plan } = this.planJob(settings);
+    const say = (message: string) => opts.onProgress?.({ stage: 'loading', message });
+    for (const note of plan?.notes ?? []) say(note);
+    if (this.pool.layout !== layout.sessions) {
+      await this.pool.close();
+      this.pool.layout = layout.sessions;
+    }
     try {
-      return await this.run(image, settings, opts);
+      return { ...(await this.run(image, settings, layout, opts)), ...(plan ? { plan } : {}) };
+    } catch (err) {
+      // A failed allocation leaves the arenas full: start the next job from a clean card.
+      if (isOutOfMemory(err)) await this.pool.close();
+      throw err;
     } finally {
       // With separate stages nothing stays open between jobs (or after a failed or cancelled one),
       // so an idle server leaves the card free.
-      if (this.layout.sessions === 'separate') await this.closeAll();
+      if (this.pool.layout === 'separate') await this.pool.close();
     }
   }
 
-  private async run(image: RgbImage, settings: GenerationSettings, opts: GenerateOptions): Promise<GenerateResult> {
+  private async run(image: RgbImage, settings: GenerationSettings, layout: JobLayout, opts: GenerateOptions): Promise<Omit<GenerateResult, 'plan'>> {
     const started = performance.now();
     const { signal, onProgress } = opts;
     const checkCancelled = () => {
       if (signal?.aborted) throw new GenerationCancelled();
     };
+    const say = (message: string) => onProgress?.({ stage: 'loading', message });
     const { width: W, height: H } = image;
     if (W !== settings.width || H !== settings.height) throw new Error(`image is ${W}x${H} but the settings ask for ${settings.width}x${settings.height}; frame it first`);
     const F = settings.frames ?? this.defaultFrames;
     const scale = vaeScaleFactor(this.model.vae.config);
-    const [h, w] = [H / scale, W / scale];
-    const latentC = this.model.vae.config.latent_channels;
+    const dims: LatentDims = { F, W, H, h: H / scale, w: W / scale, C: this.model.vae.config.latent_channels };
+
+    // 0. Noise: the seed's generator, or the caller's tensors (reference replay).
     const seed = settings.seed ?? randomSeed();
     const rng = new NormalGenerator(seed);
     const checkNoise = (name: string, data: Float32Array | undefined, n: number) => {
@@ -272,36 +278,98 @@ export class SvdPipeline {
       return data;
     };
     const condNoise = checkNoise('conditioning', opts.noise?.condAug, 3 * H * W) ?? rng.normals(3 * H * W);
-    const initialNoise = checkNoise('initial', opts.noise?.initial, F * latentC * h * w) ?? rng.normals(F * latentC * h * w);
-
-    const say = (message: string) => onProgress?.({ stage: 'loading', message });
-    let loadMs = await this.enterStage(['image_encoder', 'vae_encoder'], say);
+    const initialNoise = checkNoise('initial', opts.noise?.initial, F * dims.C * dims.h * dims.w) ?? rng.normals(F * dims.C * dims.h * dims.w);
 
     // 1. Conditioning: CLIP embedding of the clean image, VAE latent of the noise-augmented one.
+    let loadMs = await this.pool.enterStage(['image_encoder', 'vae_encoder'], say);
     onProgress?.({ stage: 'encoding' });
-    const fe = this.model.featureExtractor.config;
-    const clipSize = this.model.imageEncoder.config.image_size;
-    const clip = clipPixelValues(image.data, W, H, clipSize, fe.image_mean, fe.image_std);
-    const emb = (await this.session('image_encoder').run({ pixel_values: new ort.Tensor('float32', clip, [1, 3, clipSize, clipSize]) })).image_embeds!.data as Float32Array;
-    const embDim = emb.length;
-    const vaeIn = rgbToSigned(image.data, W, H).data;
-    for (let i = 0; i < vaeIn.length; i++) vaeIn[i] = f(vaeIn[i]! + f(settings.noiseAug * condNoise[i]!));
-    const latent = (await this.session('vae_encoder').run({ image: new ort.Tensor('float32', vaeIn, [1, 3, H, W]) })).latent!.data as Float32Array;
+    const { embedding, latent } = await this.inStage('encoding', settings, () => this.encode(image, settings.noiseAug, condNoise));
     const encodeMs = performance.now() - started - loadMs;
     checkCancelled();
 
+    // 2.–4. Schedule, initial latents, and the denoising loop with guidance.
+    loadMs += await this.pool.enterStage(['unet'], say);
+    const loopStart = performance.now();
+    const { latents, unetRunMs } = await this.inStage('sampling', settings, () => this.sample({ embedding, latent, initialNoise, settings, dims, layout, opts, checkCancelled }));
+    const sampleMs = performance.now() - loopStart;
+
+    // 5. Decode in chunks of contiguous frames; the temporal layers see one chunk at a time.
+    const decodeStart = performance.now();
+    const decodeLoadMs = await this.pool.enterStage(['vae_decoder'], say);
+    loadMs += decodeLoadMs;
+    const frames = await this.inStage('decoding', settings, () => this.decode(latents, dims, layout, checkCancelled, onProgress));
+    const rgb = new Uint8Array(frames.length);
+    for (let i = 0; i < frames.length; i++) rgb[i] = roundHalfEven(f(frames[i]! * 255));
+    const totalMs = performance.now() - started;
+    onProgress?.({ stage: 'done', elapsedMs: totalMs });
+    return {
+      frames,
+      rgb,
+      frameCount: F,
+      width: W,
+      height: H,
+      fps: settings.fps,
+      seed,
+      provider: this.provider,
+      dtype: this.dtype,
+      timings: { loadMs, encodeMs, sampleMs, unetRunMs, decodeMs: performance.now() - decodeStart - decodeLoadMs, totalMs },
+    };
+  }
+
+  /** Runs one stage; a failed GPU allocation becomes a message naming the stage and what to lower. */
+  private async inStage<T>(stage: Stage, settings: GenerationSettings, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isOutOfMemory(err)) throw err;
+      const lower =
+        stage === 'decoding'
+          ? `lower the decode chunk (now ${settings.decodeChunk}) or the resolution`
+          : stage === 'sampling'
+            ? 'lower the frames or the resolution'
+            : 'lower the resolution';
+      throw new Error(`The GPU ran out of memory while ${stage} (${settings.width}x${settings.height}, ${settings.frames ?? this.defaultFrames} frames): ${lower}, or free the GPU. (${(err as Error).message.split('\n')[0]})`);
+    }
+  }
+
+  /** CLIP image embedding [D] and the VAE latent [C, h, w] of the noise-augmented image. */
+  private async encode(image: RgbImage, noiseAug: number, condNoise: Float32Array): Promise<{ embedding: Float32Array; latent: Float32Array }> {
+    const { width: W, height: H } = image;
+    const fe = this.model.featureExtractor.config;
+    const clipSize = this.model.imageEncoder.config.image_size;
+    const clip = clipPixelValues(image.data, W, H, clipSize, fe.image_mean, fe.image_std);
+    const embedding = (await this.pool.get('image_encoder').run({ pixel_values: new ort.Tensor('float32', clip, [1, 3, clipSize, clipSize]) })).image_embeds!.data as Float32Array;
+    const vaeIn = rgbToSigned(image.data, W, H).data;
+    for (let i = 0; i < vaeIn.length; i++) vaeIn[i] = f(vaeIn[i]! + f(noiseAug * condNoise[i]!));
+    const latent = (await this.pool.get('vae_encoder').run({ image: new ort.Tensor('float32', vaeIn, [1, 3, H, W]) })).latent!.data as Float32Array;
+    return { embedding, latent };
+  }
+
+  private async sample(a: {
+    embedding: Float32Array;
+    latent: Float32Array;
+    initialNoise: Float32Array;
+    settings: GenerationSettings;
+    dims: LatentDims;
+    layout: JobLayout;
+    opts: GenerateOptions;
+    checkCancelled: () => void;
+  }): Promise<{ latents: Float32Array; unetRunMs: number }> {
+    const { embedding, latent, settings, opts } = a;
+    const { F, C, h, w } = a.dims;
     // 2. Schedule and initial latents.
     const scheduler = new EulerKarrasScheduler(this.model.scheduler.config);
     scheduler.setTimesteps(settings.sigmas ? { sigmas: settings.sigmas } : settings.steps);
     const sigma0 = f(scheduler.initNoiseSigma);
-    let latents: Float32Array = Float32Array.from(initialNoise, (v) => f(v * sigma0));
+    let latents: Float32Array = Float32Array.from(a.initialNoise, (v) => f(v * sigma0));
 
     // 3. Guidance batch: unconditional (zeros) first, as diffusers orders it.
     const cfg = settings.maxGuidance > 1;
     const B = cfg ? 2 : 1;
-    const frameSize = latentC * h * w;
+    const embDim = embedding.length;
+    const frameSize = C * h * w;
     const ehs = new Float32Array(B * embDim);
-    ehs.set(emb, (B - 1) * embDim);
+    ehs.set(embedding, (B - 1) * embDim);
     const ids = new Float32Array(B * 3);
     for (let b = 0; b < B; b++) ids.set([settings.fps - 1, settings.motionBucket, settings.noiseAug], b * 3);
     const guidance = linspace(settings.minGuidance, settings.maxGuidance, F);
@@ -309,29 +377,35 @@ export class SvdPipeline {
     // Image-latent half of the UNet input never changes: fill it once.
     for (let f_ = 0; f_ < F; f_++) sampleIn.set(latent, ((B - 1) * F + f_) * 2 * frameSize + frameSize);
 
-    loadMs += await this.enterStage(['unet'], say);
+    // 4. Denoising loop.
+    const unetSession = this.pool.get('unet');
     const steps = scheduler.numInferenceSteps;
     const loopStart = performance.now();
+    let unetRunMs = 0;
     const scaled = new Float32Array(latents.length);
     for (let i = 0; i < steps; i++) {
-      checkCancelled();
+      a.checkCancelled();
       scheduler.scaleModelInput(latents, i, scaled);
       for (let b = 0; b < B; b++) for (let f_ = 0; f_ < F; f_++) sampleIn.set(scaled.subarray(f_ * frameSize, (f_ + 1) * frameSize), (b * F + f_) * 2 * frameSize);
       const timestep = new ort.Tensor('float32', Float32Array.of(scheduler.timesteps[i]!), [1]);
-      const unet = async (from: number, n: number) =>
-        (
-          await this.session('unet').run({
-            sample: new ort.Tensor('float32', sampleIn.subarray(from * F * 2 * frameSize, (from + n) * F * 2 * frameSize), [n, F, 2 * latentC, h, w]),
+      const unet = async (from: number, n: number) => {
+        const t = performance.now();
+        const out = (
+          await unetSession.run({
+            sample: new ort.Tensor('float32', sampleIn.subarray(from * F * 2 * frameSize, (from + n) * F * 2 * frameSize), [n, F, 2 * C, h, w]),
             timestep,
             encoder_hidden_states: new ort.Tensor('float32', ehs.subarray(from * embDim, (from + n) * embDim), [n, 1, embDim]),
             added_time_ids: new ort.Tensor('float32', ids.subarray(from * 3, (from + n) * 3), [n, 3]),
           })
         ).model_output!.data as Float32Array;
+        unetRunMs += performance.now() - t;
+        return out;
+      };
       let out: Float32Array;
-      if (this.layout.guidanceBatch === 'split' && B === 2) {
+      if (a.layout.guidanceBatch === 'split' && B === 2) {
         // One video at a time: the same results with half the UNet's activations on the GPU
-        // ('lean' does this: H100, 14.5 s per step and 8 GB instead of 16.6 s and 14 GB; in 'fast'
-        // mode it would cost 3%, 7.28 vs 7.08 s, for 20 GB instead of 37).
+        // (WebGPU 'lean': H100, 14.5 s per step and 8 GB instead of 16.6 s and 14 GB; CUDA:
+        // chosen by planMemory where the joint batch does not fit).
         out = new Float32Array(2 * F * frameSize);
         out.set(await unet(0, 1), 0);
         out.set(await unet(1, 1), F * frameSize);
@@ -352,34 +426,66 @@ export class SvdPipeline {
       }
       const denoised = opts.onPreview ? new Float32Array(latents.length) : undefined;
       latents = scheduler.step(v, i, latents, denoised);
-      if (denoised) opts.onPreview!(denoised, { frames: F, channels: latentC, height: h, width: w });
+      if (denoised) opts.onPreview!(denoised, { frames: F, channels: C, height: h, width: w });
       const elapsedMs = performance.now() - loopStart;
-      onProgress?.({ stage: 'sampling', step: i + 1, steps, elapsedMs, etaMs: (elapsedMs / (i + 1)) * (steps - i - 1) });
+      opts.onProgress?.({ stage: 'sampling', step: i + 1, steps, elapsedMs, etaMs: (elapsedMs / (i + 1)) * (steps - i - 1) });
     }
-    const sampleMs = performance.now() - loopStart;
-
-    // 4. Decode in chunks of contiguous frames; the temporal layers see one chunk at a time.
-    const decodeStart = performance.now();
-    const decodeLoadMs = await this.enterStage(['vae_decoder'], say);
-    loadMs += decodeLoadMs;
-    const frames = await this.decode(latents, { F, W, H, latentC, h, w, decodeChunk: settings.decodeChunk }, checkCancelled, onProgress);
-    const rgb = new Uint8Array(frames.length);
-    for (let i = 0; i < frames.length; i++) rgb[i] = roundHalfEven(f(frames[i]! * 255));
-    const totalMs = performance.now() - started;
-    onProgress?.({ stage: 'done', elapsedMs: totalMs });
-    return {
-      frames,
-      rgb,
-      frameCount: F,
-      width: W,
-      height: H,
-      fps: settings.fps,
-      seed,
-      provider: this.provider,
-      dtype: this.dtype,
-      timings: { loadMs, encodeMs, sampleMs, decodeMs: performance.now() - decodeStart - decodeLoadMs, totalMs },
-    };
+    return { latents, unetRunMs };
   }
+
+  /** Latents [F, C, h, w] → frames [F, H, W, 3] in [0, 1], a chunk of contiguous frames at a time. */
+  private async decode(latents: Float32Array, d: LatentDims, layout: JobLayout, checkCancelled: () => void, onProgress?: (e: ProgressEvent) => void): Promise<Float32Array> {
+    const { F, W, H, C, h, w } = d;
+    const frameSize = C * h * w;
+    const inv = f(1 / this.model.vae.config.scaling_factor);
+    const unscaled = Float32Array.from(latents, (x) => f(x * inv));
+    const chunk = layout.decodeChunk;
+    const chunks = Math.ceil(F / chunk);
+    const frames = new Float32Array(F * H * W * 3);
+    for (let k = 0; k < chunks; k++) {
+      checkCancelled();
+      onProgress?.({ stage: 'decoding', chunk: k + 1, chunks });
+      const from = k * chunk;
+      const n = Math.min(chunk, F - from);
+      const session = await this.pool.decoder(n, layout.decoderPerShape);
+      const decoded = (await session.run({ latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, C, h, w]) })).frames!.data as Float32Array;
+      for (let fi = 0; fi < n; fi++) {
+        for (let c = 0; c < 3; c++) {
+          const src = (fi * 3 + c) * H * W;
+          const dst = (from + fi) * H * W * 3;
+          for (let p = 0; p < H * W; p++) frames[dst + p * 3 + c] = Math.min(1, Math.max(0, f(f(decoded[src + p]! * 0.5) + 0.5)));
+        }
+      }
+    }
+    return frames;
+  }
+}
+
+interface LatentDims {
+  F: number;
+  W: number;
+  H: number;
+  /** Latent channels, height and width. */
+  C: number;
+  h: number;
+  w: number;
+}
+
+function isOutOfMemory(err: unknown): boolean {
+  return err instanceof Error && OUT_OF_MEMORY.test(err.message);
+}
+
+/** On CUDA: the card's free memory at load less 512 MiB for what nvidia-smi does not see coming (or SVD_GPU_MEMORY_BUDGET_MIB). */
+async function defaultMemoryBudget(provider: Provider, deviceId?: number): Promise<number | undefined> {
+  const env = process.env.SVD_GPU_MEMORY_BUDGET_MIB;
+  if (env !== undefined && env !== '') {
+    const mib = Number(env);
+    if (!Number.isFinite(mib) || mib <= 0) throw new Error(`SVD_GPU_MEMORY_BUDGET_MIB=${env} is not a positive number of MiB`);
+    return mib;
+  }
+  if (provider !== 'cuda') return undefined;
+  const gpu = await nvidiaGpu(10_000, deviceId);
+  return gpu ? gpu.memoryTotalMiB - gpu.memoryUsedMiB - 512 : undefined;
 }
 
 /** torch.linspace in float32: the first half counts up from start, the second down from end. */

@@ -96,10 +96,11 @@ export interface NvidiaGpu {
   memoryUsedMiB: number;
 }
 
-/** The first NVIDIA card as nvidia-smi reports it; undefined where there is none (or no nvidia-smi). */
-export function nvidiaGpu(timeoutMs = 5000): Promise<NvidiaGpu | undefined> {
+/** An NVIDIA card as nvidia-smi reports it (the first, or card `index`); undefined where there is none (or no nvidia-smi). */
+export function nvidiaGpu(timeoutMs = 5000, index?: number): Promise<NvidiaGpu | undefined> {
+  const args = ['--query-gpu=name,memory.total,memory.used', '--format=csv,noheader,nounits', ...(index === undefined ? [] : ['-i', String(index)])];
   return new Promise((resolve) => {
-    execFile('nvidia-smi', ['--query-gpu=name,memory.total,memory.used', '--format=csv,noheader,nounits'], { timeout: timeoutMs }, (err, out) => {
+    execFile('nvidia-smi', args, { timeout: timeoutMs }, (err, out) => {
       const [name, total, used] = (out ?? '').trim().split('\n')[0]!.split(', ');
       const gpu = { name: name!, memoryTotalMiB: Number(total), memoryUsedMiB: Number(used) };
       resolve(err || !name || !Number.isFinite(gpu.memoryTotalMiB) || !Number.isFinite(gpu.memoryUsedMiB) ? undefined : gpu);
@@ -131,12 +132,16 @@ function webgpuExperimentOptions(): { ep: Record<string, string>; extra?: Record
   return { ep, extra: Object.keys(extra).length ? extra : undefined };
 }
 
-export function sessionOptions(provider: Provider, opts: { webgpuCache?: WebGpuBufferCacheMode } = {}): ort.InferenceSession.SessionOptions {
+export function sessionOptions(provider: Provider, opts: { webgpuCache?: WebGpuBufferCacheMode; deviceId?: number } = {}): ort.InferenceSession.SessionOptions {
   // Shapes repeat exactly from step to step: exact-size buffer reuse ('simple') keeps WebGPU
   // memory flat, where the default size buckets grew until the card ran out (seen on an H100).
   const experiment = provider === 'webgpu' ? webgpuExperimentOptions() : { ep: {} };
   const ep: ort.InferenceSession.ExecutionProviderConfig =
-    provider === 'webgpu' ? { name: 'webgpu', storageBufferCacheMode: webgpuBufferCache(opts.webgpuCache ?? 'simple'), ...experiment.ep } : provider;
+    provider === 'webgpu'
+      ? { name: 'webgpu', storageBufferCacheMode: webgpuBufferCache(opts.webgpuCache ?? 'simple'), ...experiment.ep }
+      : provider === 'cuda' && opts.deviceId !== undefined
+        ? { name: 'cuda', deviceId: opts.deviceId }
+        : provider;
   const extra = experiment.extra;
   return {
     executionProviders: [ep],

@@ -1,0 +1,118 @@
+// How a job is laid out on a GPU of a given free memory: the guidance batch run joint or split,
+// the networks kept open together or opened stage by stage, and the decode chunk. Pure
+// arithmetic over per-stage estimates, so it is chosen (and explained) before sampling starts.
+
+/** Bytes a stage needs beyond its weights, per unit of work, measured on the CUDA provider. */
+export interface MemoryEstimates {
+  /** CUDA context, cuBLAS/cuDNN handles and workspaces, per process. */
+  contextMiB: number;
+  /** UNet activations per video · frame · output pixel (fp16), arena slack included. */
+  unetBytesPerVideoFramePixel: number;
+  /** Temporal decoder activations per frame · output pixel (fp16), arena slack and cuDNN search included. */
+  decoderBytesPerFramePixel: number;
+  /** CLIP + VAE encoder activations at one image (small next to the weights). */
+  encodersActivationMiB: number;
+}
+
+/**
+ * onnxruntime-node 1.29 CUDA provider, fp16, H100 (BENCHMARKS.md, CUDA section): with all but
+ * 15 GiB held, SVD-XT 1024x576 x 25 frames sampled in 12.3 GB (joint guidance, UNet alone) and
+ * decoded 4-frame chunks in 14.6 GB (decoder alone). The arena grows by powers of two and
+ * keeps what it took, so these are peaks as nvidia-smi sees them, not live tensors.
+ */
+export const CUDA_ESTIMATES: MemoryEstimates = {
+  contextMiB: 600,
+  unetBytesPerVideoFramePixel: 317,
+  decoderBytesPerFramePixel: 6130,
+  encodersActivationMiB: 300,
+};
+
+export interface JobShape {
+  width: number;
+  height: number;
+  frames: number;
+  /** 2 with classifier-free guidance, else 1. */
+  videos: 1 | 2;
+  decodeChunk: number;
+}
+
+export interface NetworkWeightsMiB {
+  unet: number;
+  vae_decoder: number;
+  encoders: number;
+}
+
+export interface MemoryPlan {
+  guidanceBatch: 'joint' | 'split';
+  sessions: 'shared' | 'separate';
+  decodeChunk: number;
+  /**
+   * A decoder session per chunk length (25 frames in chunks of 8 end with a chunk of 1): on CUDA
+   * a session whose input shape changes pays about 1.6 s (H100) for each change, every job.
+   */
+  decoderPerShape: boolean;
+  /** Estimated peak of this process, MiB. */
+  peakMiB: number;
+  /** What was chosen and why, in the user's words (empty when nothing had to give). */
+  notes: string[];
+}
+
+export class MemoryPlanError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MemoryPlanError';
+  }
+}
+
+const MiB = 2 ** 20;
+const gib = (mib: number) => `${(mib / 1024).toFixed(1)} GiB`;
+
+export function planMemory(budgetMiB: number, job: JobShape, weights: NetworkWeightsMiB, est: MemoryEstimates = CUDA_ESTIMATES): MemoryPlan {
+  const pixels = job.width * job.height;
+  const unetAct = (videos: number) => (est.unetBytesPerVideoFramePixel * videos * job.frames * pixels) / MiB;
+  const decoderAct = (chunk: number) => (est.decoderBytesPerFramePixel * chunk * pixels) / MiB;
+  const requested = Math.max(1, Math.min(job.decodeChunk, job.frames));
+  const tail = job.frames % requested;
+  const encoders = weights.encoders + est.encodersActivationMiB;
+
+  // Everything open at once: every stage's weights and arena stay on the card between jobs.
+  const shared = est.contextMiB + encoders + weights.unet + unetAct(job.videos) + weights.vae_decoder + decoderAct(requested) + (tail ? decoderAct(tail) : 0);
+  if (shared <= budgetMiB) {
+    return { guidanceBatch: 'joint', sessions: 'shared', decodeChunk: requested, decoderPerShape: true, peakMiB: Math.round(shared), notes: [] };
+  }
+
+  // Stage by stage: only one stage's networks (and arena) on the card at a time.
+  const notes = [`${gib(budgetMiB)} of GPU memory to use: opening each stage's networks alone`];
+  const room = budgetMiB - est.contextMiB;
+  let guidanceBatch: MemoryPlan['guidanceBatch'] = 'joint';
+  let sampling = weights.unet + unetAct(job.videos);
+  if (sampling > room && job.videos === 2) {
+    guidanceBatch = 'split';
+    sampling = weights.unet + unetAct(1);
+    notes.push('running the guidance batch one video at a time');
+  }
+  if (sampling > room) {
+    throw new MemoryPlanError(
+      `Not enough GPU memory for sampling: the UNet needs about ${gib(sampling + est.contextMiB)} for ${job.frames} frames at ${job.width}x${job.height}, and ${gib(budgetMiB)} is free. Lower the frames or the resolution (for example 14 frames, or 768x448), or free the GPU.`,
+    );
+  }
+  const perFrame = decoderAct(1);
+  const fit = Math.floor((room - weights.vae_decoder) / perFrame);
+  if (fit < 1) {
+    throw new MemoryPlanError(
+      `Not enough GPU memory for decoding: one frame at ${job.width}x${job.height} needs about ${gib(perFrame + weights.vae_decoder + est.contextMiB)}, and ${gib(budgetMiB)} is free. Lower the resolution, or free the GPU.`,
+    );
+  }
+  const decodeChunk = Math.min(requested, fit);
+  if (decodeChunk < requested) notes.push(`decoding ${decodeChunk} frames at a time instead of ${requested}`);
+  const decoding = weights.vae_decoder + decoderAct(decodeChunk);
+  const encoding = encoders;
+  return {
+    guidanceBatch,
+    sessions: 'separate',
+    decodeChunk,
+    decoderPerShape: false,
+    peakMiB: Math.round(est.contextMiB + Math.max(sampling, decoding, encoding)),
+    notes,
+  };
+}
