@@ -1,5 +1,6 @@
 // The shapes the HTTP API and socket.io send, shared by the server and the page (types only:
 // nothing here runs, so the browser bundle can import it).
+import type { WorkerStatus } from '../common/worker-protocol.js';
 
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
 export type VideoFormat = 'mp4' | 'webm' | 'gif';
@@ -47,6 +48,8 @@ export interface HealthInfo {
   ffmpeg: { ok: boolean; error?: string };
   /** Whether a Drive-style save folder is configured. */
   saveDir: boolean;
+  /** The inference worker processes (one per GPU) and what each is doing. */
+  workers: WorkerStatus[];
 }
 
 export type HealthResponse = HealthInfo & { queue: { waiting: number; running: string | null } };

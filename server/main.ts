@@ -1,4 +1,5 @@
-// `npm start -- [options]`: the svd-studio server (page, HTTP API, socket.io, one GPU queue).
+// `npm start -- [options]`: the svd-studio server (page, HTTP API, socket.io, a job queue in front
+// of one inference worker process per GPU).
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,14 +7,17 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { openModelDir } from '../models/model-dir.js';
 import { defaultModelDir } from '../models/paths.js';
-import { gpuMemoryModes, nvidiaGpu, providers, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
+import { gpuMemoryModes, nvidiaGpus, providers } from '../models/pipeline/runtime.js';
+import type { WorkerStatus } from '../common/worker-protocol.js';
 import { createApp, type HealthInfo } from './app.js';
 import { generateToken } from './auth.js';
 import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
-import { discoverModels, ModelManager } from './model-manager.js';
+import { discoverModels, type ModelEntry } from './model-manager.js';
 import { checkFfmpeg } from './media/ffmpeg.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
+import { WorkerPool } from './workers/pool.js';
+import { workerSlots } from './workers/slots.js';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEMO_MODEL = join(PROJECT_ROOT, 'test', 'fixtures', 'svd-tiny', 'model');
@@ -27,6 +31,8 @@ const HELP = `usage: npm start -- [options]
   --token T          require this access token (generated when --host is not local and none is given)
   --provider P       auto | cuda | webgpu | cpu (default auto)
   --gpu-memory M     WebGPU: auto | fast (~40 GB, 2x faster) | lean (~16-24 GB) (default auto: fast on 48 GB+ cards)
+  --gpus 0,1         one inference worker per listed NVIDIA card (default: every card nvidia-smi lists, else one worker)
+  --workers N        N inference workers without a card (CPU)
   --share [cloudflared]  open a public link (localtunnel by default, or a cloudflared binary);
                      prints the link, the tunnel password and the access token
 `;
@@ -40,6 +46,14 @@ const optionsSchema = z.object({
   token: z.string().min(8, 'the token needs at least 8 characters').optional(),
   provider: z.enum(providers).default('auto'),
   gpuMemory: z.enum(gpuMemoryModes).default('auto'),
+  gpus: z
+    .string()
+    .regex(/^\d+(,\d+)*$/, 'give card numbers separated by commas, e.g. 0,1')
+    .transform((s) => [...new Set(s.split(',').map(Number))])
+    .optional(),
+  workers: z.coerce.number().int().min(1).max(16).optional(),
+  /** How long a cancel waits for the worker to stop between steps before killing it. */
+  cancelGraceMs: z.number().int().min(0).optional(),
   share: z.enum(['localtunnel', 'cloudflared']).optional(),
   /** For tests: another localtunnel-protocol server and password endpoint. */
   tunnelHost: z.string().optional(),
@@ -72,41 +86,22 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   if (ffmpegError) log(`warning: ${ffmpegError}. Videos cannot be written until ffmpeg is installed (Debian/Ubuntu/Colab: apt-get install -y ffmpeg).`);
 
   const models = discoverModels({ path: modelPath, demo }, opts.modelsRoot);
-  const health: HealthInfo = {
-    model: { path: modelPath, demo, frames: models[0]!.frames },
-    models: models.map(({ name, demo: d, frames }) => ({ name, demo: d, frames })),
-    status: 'loading',
-    ffmpeg: { ok: !ffmpegError, error: ffmpegError },
-    saveDir: !!opts.saveDir,
-  };
-  const manager = new ModelManager(
-    models,
-    { provider: opts.provider as ProviderChoice, gpuMemory: opts.gpuMemory as GpuMemoryMode },
-    (name, pipeline) => {
-      const entry = models.find((m) => m.name === name)!;
-      Object.assign(health, { status: 'loading', error: undefined, provider: undefined, model: { path: entry.path, demo: entry.demo, frames: entry.frames } });
-      pipeline.then(
-        (p) => {
-          if (manager.activeName !== name) return;
-          health.status = 'ready';
-          health.provider = `${p.provider} (${p.dtype}${p.gpuMemory ? `, ${p.gpuMemory} memory mode` : ''})`;
-          log(`model ${name} ready on ${health.provider}`);
-        },
-        (err: Error) => {
-          if (manager.activeName !== name) return;
-          health.status = 'error';
-          health.error = err.message;
-          log(`error: the model could not be loaded: ${err.message}`);
-        },
-      );
-    },
+  const gpus = opts.gpus || (!opts.workers && opts.provider !== 'cpu') ? await nvidiaGpus(10_000) : [];
+  const slots = workerSlots({ gpus: opts.gpus, workers: opts.workers, provider: opts.provider }, gpus.map((g) => g.index));
+  log(`starting ${slots.length} inference worker${slots.length > 1 ? 's' : ''}: ${slots.map((s) => s.name).join(', ')}`);
+  const pool = new WorkerPool({
+    slots,
+    runtime: { provider: opts.provider, gpuMemory: opts.gpuMemory },
+    models: models.map(({ name, path }) => ({ name, path })),
     log,
-  );
-  void manager.get().catch(() => {});
+    cancelGraceMs: opts.cancelGraceMs,
+  });
+  pool.start();
 
   const store = new JobStore(opts.outputDir);
   const history = store.load();
-  const service = new JobService({ store, pipeline: (name) => manager.get(name), saveDir: opts.saveDir });
+  const service = new JobService({ store, workers: pool, saveDir: opts.saveDir });
+  const fixed = { models: models.map(({ name, demo: d, frames }) => ({ name, demo: d, frames })), ffmpeg: { ok: !ffmpegError, error: ffmpegError }, saveDir: !!opts.saveDir };
   const local = opts.host === '127.0.0.1' || opts.host === 'localhost' || opts.host === '::1';
   const token = opts.token ?? (local && !opts.share ? undefined : generateToken());
   const { server, io } = createApp({
@@ -114,7 +109,10 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
     modelNames: models.map((m) => m.name),
     token,
     clientDir: join(PROJECT_ROOT, 'client', 'dist'),
-    health: async () => ({ ...health, gpu: await nvidiaGpu(3000) }),
+    health: async () => {
+      const [first] = await nvidiaGpus(3000);
+      return { ...fixed, ...workersSummary(pool.status(), models), gpu: first && { name: first.name, memoryTotalMiB: first.memoryTotalMiB, memoryUsedMiB: first.memoryUsedMiB } };
+    },
   });
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
@@ -145,12 +143,30 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
     token,
     service,
     close: async () => {
+      service.close();
       tunnel?.close();
       io.close();
       await new Promise<void>((ok) => server.close(() => ok()));
       await service.idle();
-      await manager.release();
+      await pool.close();
     },
+  };
+}
+
+/**
+ * /api/health's model, status and provider from the workers: ready when any worker can take a job,
+ * an error only when every worker failed; the model is the one the first worker holds.
+ */
+function workersSummary(workers: WorkerStatus[], models: ModelEntry[]): Pick<HealthInfo, 'model' | 'status' | 'provider' | 'error' | 'workers'> {
+  const entry = models.find((m) => m.name === workers[0]?.model) ?? models[0]!;
+  const ready = workers.find((w) => w.state === 'ready');
+  const failed = workers.every((w) => w.state === 'error');
+  return {
+    model: { path: entry.path, demo: entry.demo, frames: entry.frames },
+    status: ready ? 'ready' : failed ? 'error' : 'loading',
+    provider: ready?.provider,
+    error: failed ? workers[0]?.message : undefined,
+    workers,
   };
 }
 
@@ -169,17 +185,19 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     options: {
       model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, 'output-dir': { type: 'string' },
       'save-dir': { type: 'string' }, token: { type: 'string' }, provider: { type: 'string' }, 'gpu-memory': { type: 'string' }, help: { type: 'boolean' },
+      gpus: { type: 'string' }, workers: { type: 'string' },
     },
   });
   if (values.help) {
     console.log(HELP);
   } else {
-    const parsed = optionsSchema.safeParse({ model: values.model, port: values.port, host: values.host, outputDir: values['output-dir'], saveDir: values['save-dir'], token: values.token, provider: values.provider, gpuMemory: values['gpu-memory'], share });
+    const input: ServerOptions = { model: values.model, port: values.port, host: values.host, outputDir: values['output-dir'], saveDir: values['save-dir'], token: values.token, provider: values.provider as ServerOptions['provider'], gpuMemory: values['gpu-memory'] as ServerOptions['gpuMemory'], gpus: values.gpus, workers: values.workers, share: share as ServerOptions['share'] };
+    const parsed = optionsSchema.safeParse(input);
     if (!parsed.success) {
       console.error(`error: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}\n\n${HELP}`);
       process.exit(2);
     }
-    startServer(parsed.data).then(
+    startServer(input).then(
       (s) => {
         const stop = () => void s.close().then(() => process.exit(0));
         process.once('SIGINT', stop);

@@ -1,5 +1,6 @@
 // The models this server can run (the one it was started with and every one `npm run setup`
-// installed), with one loaded at a time: a job for another model releases the loaded one first.
+// installed). Each worker process holds one loaded at a time: a job for another model releases the
+// loaded one first.
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { openModelDir } from '../models/model-dir.js';
@@ -37,8 +38,8 @@ export class ModelManager {
   private switching: Promise<unknown> = Promise.resolve();
 
   constructor(
-    readonly models: ModelEntry[],
-    private readonly runtime: { provider: ProviderChoice; gpuMemory?: GpuMemoryMode },
+    readonly models: Pick<ModelEntry, 'name' | 'path'>[],
+    private readonly runtime: { provider: ProviderChoice; gpuMemory?: GpuMemoryMode; deviceId?: number },
     private readonly onLoad: (name: string, p: Promise<SvdPipeline>) => void,
     private readonly log: (line: string) => void,
   ) {}
@@ -47,7 +48,7 @@ export class ModelManager {
     return this.loaded?.name;
   }
 
-  find(name: string | undefined): ModelEntry | undefined {
+  find(name: string | undefined): Pick<ModelEntry, 'name' | 'path'> | undefined {
     return name === undefined ? this.models[0] : this.models.find((m) => m.name === name);
   }
 

@@ -96,16 +96,25 @@ export interface NvidiaGpu {
   memoryUsedMiB: number;
 }
 
-/** An NVIDIA card as nvidia-smi reports it (the first, or card `index`); undefined where there is none (or no nvidia-smi). */
-export function nvidiaGpu(timeoutMs = 5000, index?: number): Promise<NvidiaGpu | undefined> {
-  const args = ['--query-gpu=name,memory.total,memory.used', '--format=csv,noheader,nounits', ...(index === undefined ? [] : ['-i', String(index)])];
+/** Every NVIDIA card as nvidia-smi reports it (index = CUDA device id); empty where there is none (or no nvidia-smi). */
+export function nvidiaGpus(timeoutMs = 5000): Promise<(NvidiaGpu & { index: number })[]> {
   return new Promise((resolve) => {
-    execFile('nvidia-smi', args, { timeout: timeoutMs }, (err, out) => {
-      const [name, total, used] = (out ?? '').trim().split('\n')[0]!.split(', ');
-      const gpu = { name: name!, memoryTotalMiB: Number(total), memoryUsedMiB: Number(used) };
-      resolve(err || !name || !Number.isFinite(gpu.memoryTotalMiB) || !Number.isFinite(gpu.memoryUsedMiB) ? undefined : gpu);
+    execFile('nvidia-smi', ['--query-gpu=index,name,memory.total,memory.used', '--format=csv,noheader,nounits'], { timeout: timeoutMs }, (err, out) => {
+      if (err) return resolve([]);
+      const gpus = (out ?? '').trim().split('\n').map((line) => {
+        const [index, name, total, used] = line.split(', ');
+        return { index: Number(index), name: name!, memoryTotalMiB: Number(total), memoryUsedMiB: Number(used) };
+      });
+      resolve(gpus.filter((g) => g.name && [g.index, g.memoryTotalMiB, g.memoryUsedMiB].every(Number.isFinite)));
     });
   });
+}
+
+/** An NVIDIA card as nvidia-smi reports it (the first, or card `index`); undefined where there is none (or no nvidia-smi). */
+export async function nvidiaGpu(timeoutMs = 5000, index?: number): Promise<NvidiaGpu | undefined> {
+  const gpus = await nvidiaGpus(timeoutMs);
+  const gpu = index === undefined ? gpus[0] : gpus.find((g) => g.index === index);
+  return gpu && { name: gpu.name, memoryTotalMiB: gpu.memoryTotalMiB, memoryUsedMiB: gpu.memoryUsedMiB };
 }
 
 /** SVD_WEBGPU_BUFFER_CACHE overrides the cache mode, for experiments. */

@@ -1,11 +1,11 @@
-// The job service: a FIFO queue in front of the machine's one GPU, running one generation at a
-// time, persisting every state change to the job's folder and announcing it to listeners.
+// The job service: a FIFO queue in front of the inference workers (one per GPU), handing each job
+// to the first free worker, persisting every state change to the job's folder and announcing it
+// to listeners. The generation itself runs in the worker process; the videos are encoded here.
 import { EventEmitter } from 'node:events';
-import { GenerationCancelled, type SvdPipeline } from '../../models/pipeline/pipeline.js';
-import { decodeImage, frameImage } from '../../models/pipeline/prepare-image.js';
+import { readFile, rm } from 'node:fs/promises';
 import { arrangeFrames, encodeVideo } from '../media/ffmpeg.js';
-import { latentPreview } from '../media/preview.js';
 import { saveNumbered } from '../media/save-folder.js';
+import type { InferenceWorker, WorkerPool } from '../workers/pool.js';
 import type { JobProgress, JobRecord, JobSettings } from './job.js';
 import { writeFileAtomic, type JobStore } from './job-store.js';
 
@@ -21,10 +21,12 @@ export interface JobServiceEvents {
   preview: [string, string];
 }
 
+/** Where a worker leaves a job's raw frames for the encoder (removed once the videos are written). */
+const FRAMES_FILE = '.frames.rgb.tmp';
+
 export interface JobServiceOptions {
   store: JobStore;
-  /** The loaded pipeline for a model name (undefined: the default model); jobs wait for it. */
-  pipeline: (model?: string) => Promise<SvdPipeline>;
+  workers: WorkerPool;
   saveDir?: string;
   maxQueue?: number;
   saveRetry?: { attempts: number; delayMs: number };
@@ -32,13 +34,16 @@ export interface JobServiceOptions {
 
 export class JobService extends EventEmitter<JobServiceEvents> {
   private readonly queue: string[] = [];
-  private running: { id: string; controller: AbortController } | undefined;
+  /** Jobs started and not yet finished (in a worker, or being encoded), in start order. */
+  private readonly running = new Map<string, AbortController>();
   private saving: Promise<unknown> = Promise.resolve();
+  private closing = false;
   readonly maxQueue: number;
 
   constructor(private readonly opts: JobServiceOptions) {
     super();
     this.maxQueue = opts.maxQueue ?? 20;
+    opts.workers.on('free', () => this.pump());
   }
 
   get store() {
@@ -49,8 +54,13 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     return this.queue.length;
   }
 
-  get runningId() {
-    return this.running?.id;
+  /** The longest-running job, if any. */
+  get runningId(): string | undefined {
+    return this.running.keys().next().value;
+  }
+
+  get runningIds(): string[] {
+    return [...this.running.keys()];
   }
 
   /** 1 for the next job to run; 0 when running or not queued. */
@@ -68,7 +78,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     this.store.log(id, `queued${rerunOf ? ` (re-run of ${rerunOf})` : ''} with settings ${JSON.stringify(settings)}`);
     this.queue.push(id);
     this.setProgress(job, { stage: 'queued', position: this.queue.length });
-    void this.pump();
+    this.pump();
     return job;
   }
 
@@ -83,8 +93,9 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       this.announcePositions();
       return true;
     }
-    if (this.running?.id === id) {
-      this.running.controller.abort();
+    const running = this.running.get(id);
+    if (running) {
+      running.abort();
       return true;
     }
     return false;
@@ -113,52 +124,43 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     });
   }
 
-  private async pump(): Promise<void> {
-    if (this.running) return;
-    const id = this.queue.shift();
-    if (!id) return;
-    const job = this.store.get(id)!;
-    const controller = new AbortController();
-    this.running = { id, controller };
-    this.announcePositions();
-    try {
-      await this.run(job, controller.signal);
-    } finally {
-      this.running = undefined;
-      void this.pump();
+  /** Hands queued jobs, oldest first, to free workers until either runs out. */
+  private pump(): void {
+    if (this.closing) return;
+    let started = false;
+    while (this.queue.length) {
+      const job = this.store.get(this.queue[0]!)!;
+      const worker = this.opts.workers.firstFree(job.settings.model);
+      if (!worker) break;
+      this.queue.shift();
+      const controller = new AbortController();
+      this.running.set(job.id, controller);
+      started = true;
+      this.run(job, worker, controller.signal)
+        .catch((err: Error) => console.error(`job ${job.id}: ${err.message}`))
+        .finally(() => this.running.delete(job.id));
     }
+    if (started) this.announcePositions();
   }
 
-  private async run(job: JobRecord, signal: AbortSignal) {
+  private async run(job: JobRecord, worker: InferenceWorker, signal: AbortSignal) {
     job.status = 'running';
     job.startedAt = new Date().toISOString();
-    this.setProgress(job, { stage: 'loading', message: 'waiting for the model' });
+    this.store.log(job.id, `started on ${worker.name}`);
+    this.setProgress(job, { stage: 'loading', message: worker.waitingNote });
+    const s = job.settings;
+    const framesPath = this.store.file(job.id, FRAMES_FILE);
     try {
-      const pipeline = await this.opts.pipeline(job.settings.model);
-      const s = job.settings;
-      const image = await frameImage(await decodeImage(this.store.file(job.id, job.inputName)), { width: s.width, height: s.height, mode: s.resize, x: s.cropX, y: s.cropY });
-      let previewBusy = false;
-      const result = await pipeline.generate(image, s, {
-        signal,
-        onProgress: (e) => {
-          if (e.stage === 'done') return;
-          if (e.stage === 'loading') this.setProgress(job, { stage: 'loading', message: e.message }, false);
-          else this.setProgress(job, e, e.stage !== 'sampling');
-        },
-        onPreview: (latents, dims) => {
-          if (previewBusy) return;
-          previewBusy = true;
-          latentPreview(latents, dims)
-            .then((url) => this.emit('preview', job.id, url))
-            .catch(() => {})
-            .finally(() => (previewBusy = false));
-        },
-      });
+      const result = await worker.run({ jobId: job.id, model: s.model, imagePath: this.store.file(job.id, job.inputName), framesPath, settings: s }, {
+        progress: (e) => this.setProgress(job, e, e.stage !== 'sampling' && e.stage !== 'loading'),
+        preview: (url) => this.emit('preview', job.id, url),
+      }, signal);
       job.seed = result.seed;
-      job.provider = `${result.provider} (${result.dtype})`;
-      job.timings = { totalMs: Math.round(result.timings.totalMs) };
+      job.provider = result.provider;
+      job.timings = { totalMs: Math.round(result.totalMs) };
       this.setProgress(job, { stage: 'writing', message: 'writing video files' });
-      const video = arrangeFrames(result, { pingPong: s.pingPong, loops: s.loops });
+      const rgb = new Uint8Array(await readFile(framesPath));
+      const video = arrangeFrames({ rgb, frameCount: result.frameCount, width: result.width, height: result.height, fps: result.fps }, { pingPong: s.pingPong, loops: s.loops });
       for (const format of s.formats) {
         const name = `video.${format}`;
         await encodeVideo(video, this.store.file(job.id, name), format, signal);
@@ -168,8 +170,12 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       this.finish(job, 'done');
       if (s.saveToFolder && this.opts.saveDir) this.saveToFolder(job);
     } catch (err) {
-      if (err instanceof GenerationCancelled || signal.aborted) this.finish(job, 'cancelled');
+      // Shutting down: the job stays running on disk and the next start marks it interrupted.
+      if (this.closing) return;
+      if (signal.aborted) this.finish(job, 'cancelled');
       else this.finish(job, 'failed', (err as Error).message);
+    } finally {
+      await rm(framesPath, { force: true });
     }
   }
 
@@ -199,5 +205,10 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   /** For tests and shutdown: resolves when background saves are done. */
   async idle(): Promise<void> {
     await this.saving;
+  }
+
+  /** Shutdown: no job starts or changes any more. */
+  close(): void {
+    this.closing = true;
   }
 }

@@ -1,0 +1,89 @@
+// The messages between the server and its inference workers (child processes, one per GPU). Both
+// sides parse what they receive with these schemas: a worker is a separate program that can die or
+// misbehave, so nothing it sends is trusted by shape alone. Browser-safe (zod only), so the page
+// can show the workers' status from /api/health with the same types.
+import { z } from 'zod';
+import { generationSettingsSchema } from '../models/pipeline/settings.js';
+
+/** Mirrors models/pipeline/runtime.ts's `providers` and `gpuMemoryModes` (a type check in the pool keeps them equal). */
+export const workerRuntimeSchema = z.object({
+  provider: z.enum(['auto', 'cuda', 'webgpu', 'cpu']),
+  gpuMemory: z.enum(['auto', 'fast', 'lean']),
+  /** The CUDA device this worker runs on; undefined for CPU workers and single-card machines. */
+  deviceId: z.number().int().min(0).optional(),
+});
+export type WorkerRuntime = z.infer<typeof workerRuntimeSchema>;
+
+export const workerModelSchema = z.object({ name: z.string(), path: z.string() });
+
+const jobId = z.string().min(1).max(64);
+
+/** The pipeline's progress events a job shows (models/pipeline/pipeline.ts ProgressEvent without 'done'). */
+export const workerProgressSchema = z.discriminatedUnion('stage', [
+  z.object({ stage: z.literal('loading'), message: z.string() }),
+  z.object({ stage: z.literal('encoding') }),
+  z.object({ stage: z.literal('sampling'), step: z.number(), steps: z.number(), elapsedMs: z.number(), etaMs: z.number() }),
+  z.object({ stage: z.literal('decoding'), chunk: z.number(), chunks: z.number() }),
+]);
+export type WorkerProgress = z.infer<typeof workerProgressSchema>;
+
+export const toWorkerSchema = z.discriminatedUnion('type', [
+  /** First message after the worker said 'started': what it runs and the model to load now. */
+  z.object({ type: z.literal('init'), name: z.string(), runtime: workerRuntimeSchema, models: z.array(workerModelSchema).min(1), load: z.string() }),
+  /**
+   * One job at a time. The worker reads the input from imagePath and writes the 8-bit RGB frames
+   * [F, H, W, 3] to framesPath (a file in the job folder: 44 MB at 1024x576 x 25 frames, which the
+   * IPC channel would carry far more slowly than the disk, see BENCHMARKS.md).
+   */
+  z.object({ type: z.literal('run'), jobId, model: z.string().optional(), imagePath: z.string(), framesPath: z.string(), settings: generationSettingsSchema }),
+  z.object({ type: z.literal('cancel'), jobId }),
+  /** Release the GPU and exit. */
+  z.object({ type: z.literal('shutdown') }),
+]);
+export type ToWorker = z.infer<typeof toWorkerSchema>;
+export type ToWorkerInput = z.input<typeof toWorkerSchema>;
+
+export const fromWorkerSchema = z.discriminatedUnion('type', [
+  /** The worker listens for messages now. */
+  z.object({ type: z.literal('started'), pid: z.number().int() }),
+  z.object({ type: z.literal('model-loading'), name: z.string(), message: z.string() }),
+  z.object({ type: z.literal('model-ready'), name: z.string(), provider: z.string() }),
+  z.object({ type: z.literal('model-error'), name: z.string(), error: z.string() }),
+  z.object({ type: z.literal('progress'), jobId, progress: workerProgressSchema }),
+  /** A JPEG data URL of the middle frame's current estimate. */
+  z.object({ type: z.literal('preview'), jobId, url: z.string().startsWith('data:image/jpeg;base64,').max(2_000_000) }),
+  z.object({
+    type: z.literal('result'),
+    jobId,
+    /** The frames are in the run message's framesPath. */
+    frameCount: z.number().int().positive(),
+    width: z.number().int().positive(),
+    height: z.number().int().positive(),
+    fps: z.number().positive(),
+    seed: z.number().int(),
+    /** e.g. "cpu (float32)". */
+    provider: z.string(),
+    totalMs: z.number(),
+  }),
+  z.object({ type: z.literal('job-failed'), jobId, cancelled: z.boolean(), error: z.string() }),
+]);
+export type FromWorker = z.infer<typeof fromWorkerSchema>;
+
+/** What /api/health says about each worker. */
+export interface WorkerStatus {
+  name: string;
+  /** CUDA device id, when the worker was given a card. */
+  deviceId?: number;
+  pid?: number;
+  /** starting: the process is coming up; restarting: it stopped (see message) and comes back. */
+  state: 'starting' | 'loading' | 'ready' | 'error' | 'restarting' | 'stopped';
+  /** The model loaded or loading. */
+  model?: string;
+  provider?: string;
+  /** The last loading step, the load error, or why the worker restarted. */
+  message?: string;
+  /** The job it runs now. */
+  job: string | null;
+  /** That job's stage. */
+  stage?: WorkerProgress['stage'];
+}
