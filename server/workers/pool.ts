@@ -279,7 +279,6 @@ export class InferenceWorker extends EventEmitter<{ free: []; change: [] }> {
       return;
     }
     if (purpose === 'cancel') {
-      this.restartNote = 'restarted after a job was cancelled mid-step, reloading the model';
       this.start();
       return;
     }
@@ -325,6 +324,8 @@ export class InferenceWorker extends EventEmitter<{ free: []; change: [] }> {
       this.killedOnPurpose = 'cancel';
       // The next job must wait for the new process, not go to this dying one.
       this.listening = false;
+      this.state = 'restarting';
+      this.restartNote = 'restarted after a job was cancelled mid-step, reloading the model';
       this.child.kill('SIGKILL');
       this.endJob(() => a.reject(new JobCancelledError()));
     }, this.opts.cancelGraceMs);
