@@ -167,9 +167,9 @@ describe('two CPU workers', () => {
       expect(busy.workers[0]!.pid).not.toBe(busy.workers[1]!.pid);
       expect((await getJob(server.url, c)).position).toBe(1);
 
-      const jobs = await Promise.all(ids.map((id) => finished(server.url, id)));
-      expect(jobs.map((j) => j.status)).toEqual(['done', 'done', 'done']);
-      expect(jobs[0].startedAt <= jobs[1].startedAt && jobs[1].startedAt <= jobs[2].startedAt).toBe(true);
+      const [ja, jb, jc] = (await Promise.all(ids.map((id) => finished(server.url, id)))) as [Job, Job, Job];
+      expect([ja.status, jb.status, jc.status]).toEqual(['done', 'done', 'done']);
+      expect(ja.startedAt <= jb.startedAt && jb.startedAt <= jc.startedAt).toBe(true);
       watchers.forEach((w, k) => {
         expect(new Set(w.events.map((e) => e.job.id))).toEqual(new Set([ids[k]]));
         expect(w.sampling().map((e) => e.job.progress.step)).toEqual([1, 2, 3, 4, 5].slice(-w.sampling().length));

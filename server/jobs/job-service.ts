@@ -59,10 +59,6 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     return this.running.keys().next().value;
   }
 
-  get runningIds(): string[] {
-    return [...this.running.keys()];
-  }
-
   /** 1 for the next job to run; 0 when running or not queued. */
   position(id: string): number {
     return this.queue.indexOf(id) + 1;
@@ -159,7 +155,11 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       job.provider = result.provider;
       job.timings = { totalMs: Math.round(result.totalMs) };
       this.setProgress(job, { stage: 'writing', message: 'writing video files' });
-      const rgb = new Uint8Array(await readFile(framesPath));
+      const rgb = new Uint8Array(
+        await readFile(framesPath).catch((err: Error) => {
+          throw new Error(`the frames the worker wrote could not be read: ${err.message}`);
+        }),
+      );
       const video = arrangeFrames({ rgb, frameCount: result.frameCount, width: result.width, height: result.height, fps: result.fps }, { pingPong: s.pingPong, loops: s.loops });
       for (const format of s.formats) {
         const name = `video.${format}`;

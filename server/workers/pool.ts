@@ -69,16 +69,14 @@ function workerEntry(): { path: string; execArgv: string[] } {
 }
 
 /** Why a worker process ended, in words for the job's error and the log. */
-function exitReason(code: number | null, signal: NodeJS.Signals | null, lastError: string | undefined): string {
-  const why =
-    signal === 'SIGKILL'
+function exitReason(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal === 'SIGKILL'
       ? 'was killed (SIGKILL: the machine may have run out of memory, or something stopped it)'
       : signal === 'SIGABRT'
         ? 'aborted (SIGABRT: onnxruntime or the GPU driver gave up)'
         : signal
           ? `was stopped by ${signal}`
           : `exited with code ${code}`;
-  return lastError ? `${why}; its last error output: ${lastError}` : why;
 }
 
 interface ActiveJob {
@@ -266,12 +264,14 @@ export class InferenceWorker extends EventEmitter<{ free: []; change: [] }> {
     if (this.child !== child) return;
     this.child = undefined;
     this.listening = false;
-    const reason = why ?? exitReason(code, signal, this.stderrTail.at(-1));
+    const reason = why ?? exitReason(code, signal);
+    const lastError = this.stderrTail.at(-1);
     const purpose = this.killedOnPurpose;
     this.provider = undefined;
     if (this.active?.sentTo === child) {
       const a = this.active;
-      this.endJob(() => a.reject(new Error(`the worker process (${this.name}) ${reason} during this job; the server restarted it: run the job again`)));
+      const said = lastError ? ` Its last error output: ${lastError}` : '';
+      this.endJob(() => a.reject(new Error(`the worker process (${this.name}) ${reason} during this job; the server restarted it: run the job again.${said}`)));
     }
     if (this.closed) {
       this.state = 'stopped';

@@ -21,6 +21,8 @@ function send(message: FromWorker): void {
 }
 
 let manager: ModelManager | undefined;
+/** Why this worker cannot run jobs at all (said again to every job sent to it). */
+let initError: string | undefined;
 let current: { jobId: string; controller: AbortController } | undefined;
 
 async function runJob(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
@@ -29,7 +31,7 @@ async function runJob(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   const { signal } = controller;
   const { jobId, settings: s } = msg;
   try {
-    if (!manager) throw new Error('the worker was asked to run a job before it was initialised');
+    if (!manager) throw new Error(initError ?? 'the worker was asked to run a job before it was initialised');
     const pipeline = await manager.get(msg.model);
     if (signal.aborted) throw new GenerationCancelled();
     const image = await frameImage(await decodeImage(readFileSync(msg.imagePath)), { width: s.width, height: s.height, mode: s.resize, x: s.cropX, y: s.cropY });
@@ -75,7 +77,8 @@ function init(msg: Extract<ToWorker, { type: 'init' }>): void {
   // would silently share the first card with the first worker.
   const onOtherCard = runtime.deviceId !== undefined && runtime.deviceId > 0;
   if (onOtherCard && runtime.provider === 'webgpu') {
-    send({ type: 'model-error', name: msg.load, error: `card ${runtime.deviceId} needs the CUDA provider (WebGPU always uses the first card); start with --provider cuda or --gpus 0` });
+    initError = `card ${runtime.deviceId} needs the CUDA provider (WebGPU always uses the first card); start with --provider cuda or --gpus 0`;
+    send({ type: 'model-error', name: msg.load, error: initError });
     return;
   }
   manager = new ModelManager(
