@@ -123,13 +123,13 @@ describe('one CPU worker', () => {
     expect((await finished(server.url, b.value.body.id)).status).toBe('done');
     expect(next.events.some((e) => /restarted after a job was cancelled mid-step/.test(e.job.progress?.message ?? ''))).toBe(true);
     next.socket.close();
-  });
+  }, 300_000);
 
   it('a killed worker fails only its job, with the reason; the server restarts it and the next job runs', async () => {
     const before = (await health(server.url)).workers[0]!;
     const { body } = await submit(server.url, slow);
     const w = await watcher(server.url, body.id);
-    await waitFor(() => w.sampling()[0], 240_000);
+    await waitFor(() => w.events.find((e) => ['encoding', 'sampling'].includes(e.job.progress?.stage)), 240_000);
     const pid = (await health(server.url)).workers[0]!.pid!;
     process.kill(pid, 'SIGKILL');
     const failed = await finished(server.url, body.id);
@@ -144,7 +144,7 @@ describe('one CPU worker', () => {
     expect(restarted.pid).not.toBe(before.pid);
     const next = await submit(server.url, small);
     expect((await finished(server.url, next.body.id)).status).toBe('done');
-  });
+  }, 300_000);
 });
 
 describe('two CPU workers', () => {
@@ -179,5 +179,5 @@ describe('two CPU workers', () => {
     } finally {
       await server.close();
     }
-  });
+  }, 300_000);
 });

@@ -99,7 +99,7 @@ export interface InferenceWorkerOptions {
 }
 
 /** One worker slot: the child process of the moment, restarted whenever it ends. */
-export class InferenceWorker extends EventEmitter<{ free: []; change: [] }> {
+export class InferenceWorker extends EventEmitter<{ free: [] }> {
   private child: ChildProcess | undefined;
   private pid: number | undefined;
   private listening = false;
@@ -202,7 +202,6 @@ export class InferenceWorker extends EventEmitter<{ free: []; change: [] }> {
       if (child.pid === undefined) this.onExit(child, null, null, `could not be started: ${err.message}`);
     });
     child.on('exit', (code, signal) => this.onExit(child, code, signal));
-    this.emit('change');
   }
 
   private send(msg: ToWorkerInput): void {
@@ -219,15 +218,25 @@ export class InferenceWorker extends EventEmitter<{ free: []; change: [] }> {
         if (this.active && !this.active.sentTo) this.sendRun(this.active);
         break;
       case 'model-loading':
-        Object.assign(this, { state: 'loading', model: msg.name, provider: undefined, message: msg.message });
+        this.state = 'loading';
+        this.model = msg.name;
+        this.provider = undefined;
+        this.message = msg.message;
         this.active?.events.progress({ stage: 'loading', message: this.restartNote ? `${this.restartNote}: ${msg.message}` : msg.message });
         break;
       case 'model-ready':
-        Object.assign(this, { state: 'ready', model: msg.name, provider: msg.provider, message: undefined, restartNote: undefined, crashesInARow: 0 });
+        this.state = 'ready';
+        this.model = msg.name;
+        this.provider = msg.provider;
+        this.message = this.restartNote = undefined;
+        this.crashesInARow = 0;
         this.opts.log(`${this.name}: model ${msg.name} ready on ${msg.provider}`);
         break;
       case 'model-error':
-        Object.assign(this, { state: 'error', model: msg.name, provider: undefined, message: msg.error, restartNote: undefined });
+        this.state = 'error';
+        this.model = msg.name;
+        this.provider = this.restartNote = undefined;
+        this.message = msg.error;
         this.opts.log(`${this.name}: error: the model could not be loaded: ${msg.error}`);
         break;
       case 'progress':
@@ -247,7 +256,6 @@ export class InferenceWorker extends EventEmitter<{ free: []; change: [] }> {
         if (this.active?.job.jobId === msg.jobId) this.endJob((a) => a.reject(msg.cancelled ? new JobCancelledError() : new Error(msg.error)));
         break;
     }
-    this.emit('change');
   }
 
   private endJob(settle: (a: ActiveJob) => void): void {
@@ -256,7 +264,6 @@ export class InferenceWorker extends EventEmitter<{ free: []; change: [] }> {
     clearTimeout(a.cancelTimer);
     this.active = undefined;
     settle(a);
-    this.emit('change');
     this.emit('free');
   }
 
@@ -275,7 +282,6 @@ export class InferenceWorker extends EventEmitter<{ free: []; change: [] }> {
     }
     if (this.closed) {
       this.state = 'stopped';
-      this.emit('change');
       return;
     }
     if (purpose === 'cancel') {
@@ -288,7 +294,6 @@ export class InferenceWorker extends EventEmitter<{ free: []; change: [] }> {
     this.restartNote = `restarted after the worker process ${reason}`;
     this.opts.log(`${this.name}: the worker process ${reason}; restarting it${delay ? ` in ${delay / 1000} s` : ''}`);
     this.state = 'restarting';
-    this.emit('change');
     this.restartTimer = setTimeout(() => this.start(), delay);
   }
 
@@ -305,7 +310,6 @@ export class InferenceWorker extends EventEmitter<{ free: []; change: [] }> {
       const a: ActiveJob = { job, events, resolve, reject };
       this.active = a;
       if (this.listening) this.sendRun(a);
-      this.emit('change');
       const cancel = () => this.cancel(a);
       if (signal.aborted) cancel();
       else signal.addEventListener('abort', cancel, { once: true });
@@ -355,7 +359,7 @@ export interface WorkerPoolOptions extends Omit<InferenceWorkerOptions, 'cancelG
 }
 
 /** The workers of this server, in slot order; a job goes to the first free one. */
-export class WorkerPool extends EventEmitter<{ free: []; change: [] }> {
+export class WorkerPool extends EventEmitter<{ free: [] }> {
   readonly workers: InferenceWorker[];
   private readonly defaultModel: string | undefined;
 
@@ -366,7 +370,6 @@ export class WorkerPool extends EventEmitter<{ free: []; change: [] }> {
     this.workers = opts.slots.map((slot) => new InferenceWorker(slot, { ...opts, cancelGraceMs: opts.cancelGraceMs ?? 500 }));
     for (const w of this.workers) {
       w.on('free', () => this.emit('free'));
-      w.on('change', () => this.emit('change'));
     }
   }
 
