@@ -46,6 +46,8 @@ beforeAll(async () => {
   execSync('npm run -s build:client', { cwd: PROJECT_ROOT, stdio: 'inherit' });
   mkdirSync(SHOTS, { recursive: true });
   server = await startServer({ model: FIXTURE_MODEL, port: 0, outputDir: tempDir('svd-browser-'), provider: 'cpu' }, () => {});
+  // The model loads in a worker process; the page reads the status once when it opens.
+  while (((await (await fetch(`${server.url}api/health`)).json()) as { status: string }).status !== 'ready') await new Promise((r) => setTimeout(r, 100));
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
 }, 180_000);
 afterAll(async () => {
