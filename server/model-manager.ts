@@ -7,6 +7,7 @@ import { openModelDir } from '../models/model-dir.js';
 import { MODELS_ROOT } from '../models/paths.js';
 import { SvdPipeline } from '../models/pipeline/pipeline.js';
 import type { GpuMemoryMode, ProviderChoice } from '../models/pipeline/runtime.js';
+import { parseSettings } from '../models/pipeline/settings.js';
 
 export interface ModelEntry {
   name: string;
@@ -60,12 +61,31 @@ export class ModelManager {
     const previous = this.loaded;
     const pipeline = (this.switching = this.switching.then(async () => {
       if (previous) await (await previous.pipeline.catch(() => undefined))?.release();
-      return SvdPipeline.load(model.path, { ...this.runtime, onProgress: (e) => e.stage === 'loading' && this.log(e.message) });
+      const p = await SvdPipeline.load(model.path, { ...this.runtime, onProgress: (e) => e.stage === 'loading' && this.log(e.message) });
+      await this.warmUp(p);
+      return p;
     })) as Promise<SvdPipeline>;
     this.loaded = { name: model.name, pipeline };
     this.onLoad(model.name, pipeline);
     pipeline.catch(() => {});
     return pipeline;
+  }
+
+  /**
+   * On a GPU the first job at new shapes pays for cuDNN's algorithm search and the arena's growth
+   * (CUDA, H100: 5 s on the first UNet step, 1.6 s per new decoder shape): one step at the default
+   * settings moves that out of the first job. A failure here only costs the first job that time.
+   */
+  private async warmUp(p: SvdPipeline): Promise<void> {
+    if (p.provider === 'cpu') return;
+    const settings = parseSettings({ frames: p.defaultFrames });
+    this.log(`warming up: one step at ${settings.width}x${settings.height} x ${p.defaultFrames} frames`);
+    try {
+      const ms = await p.warmUp(settings);
+      this.log(`warm-up done in ${(ms / 1000).toFixed(1)} s`);
+    } catch (err) {
+      this.log(`warm-up skipped: ${(err as Error).message}`);
+    }
   }
 
   async release(): Promise<void> {

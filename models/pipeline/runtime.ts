@@ -141,30 +141,10 @@ function webgpuExperimentOptions(): { ep: Record<string, string>; extra?: Record
   return { ep, extra: Object.keys(extra).length ? extra : undefined };
 }
 
-/**
- * Which fused attention kernels onnxruntime's CUDA provider may pick for MultiHeadAttention. Its
- * kernel options come from environment variables read when a CUDA session is first created
- * (onnxruntime-node passes no provider options but the device id), so they are set here, once,
- * unless the user set them. SVD_CUDA_ATTENTION=default|cudnn chooses; see BENCHMARKS.md (CUDA).
- */
-export const cudaAttentionKernels = ['default', 'cudnn'] as const;
-export type CudaAttentionKernel = (typeof cudaAttentionKernels)[number];
-export const DEFAULT_CUDA_ATTENTION: CudaAttentionKernel = 'default';
-
-export function cudaAttentionEnv(kernel: CudaAttentionKernel): Record<string, string> {
-  return kernel === 'cudnn' ? { ORT_ENABLE_CUDNN_FLASH_ATTENTION: '1', ORT_DISABLE_FLASH_ATTENTION: '1', ORT_DISABLE_TRT_FLASH_ATTENTION: '1', ORT_DISABLE_MEMORY_EFFICIENT_ATTENTION: '1' } : {};
-}
-
-function applyCudaAttentionEnv(): void {
-  const kernel = envChoice('SVD_CUDA_ATTENTION', cudaAttentionKernels) ?? DEFAULT_CUDA_ATTENTION;
-  for (const [key, value] of Object.entries(cudaAttentionEnv(kernel))) process.env[key] ??= value;
-}
-
 export function sessionOptions(provider: Provider, opts: { webgpuCache?: WebGpuBufferCacheMode; deviceId?: number } = {}): ort.InferenceSession.SessionOptions {
   // Shapes repeat exactly from step to step: exact-size buffer reuse ('simple') keeps WebGPU
   // memory flat, where the default size buckets grew until the card ran out (seen on an H100).
   const experiment = provider === 'webgpu' ? webgpuExperimentOptions() : { ep: {} };
-  if (provider === 'cuda') applyCudaAttentionEnv();
   const ep: ort.InferenceSession.ExecutionProviderConfig =
     provider === 'webgpu'
       ? { name: 'webgpu', storageBufferCacheMode: webgpuBufferCache(opts.webgpuCache ?? 'simple'), ...experiment.ep }
