@@ -297,9 +297,7 @@ export class SvdPipeline {
     const decodeStart = performance.now();
     const decodeLoadMs = await this.pool.enterStage(['vae_decoder'], say);
     loadMs += decodeLoadMs;
-    const frames = await this.inStage('decoding', settings, () => this.decode(latents, dims, layout, checkCancelled, onProgress));
-    const rgb = new Uint8Array(frames.length);
-    for (let i = 0; i < frames.length; i++) rgb[i] = roundHalfEven(f(frames[i]! * 255));
+    const { frames, rgb } = await this.inStage('decoding', settings, () => this.decode(latents, dims, layout, checkCancelled, onProgress));
     const totalMs = performance.now() - started;
     onProgress?.({ stage: 'done', elapsedMs: totalMs });
     return {
@@ -433,8 +431,11 @@ export class SvdPipeline {
     return { latents, unetRunMs };
   }
 
-  /** Latents [F, C, h, w] → frames [F, H, W, 3] in [0, 1], a chunk of contiguous frames at a time. */
-  private async decode(latents: Float32Array, d: LatentDims, layout: JobLayout, checkCancelled: () => void, onProgress?: (e: ProgressEvent) => void): Promise<Float32Array> {
+  /**
+   * Latents [F, C, h, w] → frames [F, H, W, 3] in [0, 1] and their 8-bit RGB, a chunk of
+   * contiguous frames at a time (one pass over each chunk: 25 frames at 1024x576 are 44 M values).
+   */
+  private async decode(latents: Float32Array, d: LatentDims, layout: JobLayout, checkCancelled: () => void, onProgress?: (e: ProgressEvent) => void): Promise<{ frames: Float32Array; rgb: Uint8Array }> {
     const { F, W, H, C, h, w } = d;
     const frameSize = C * h * w;
     const inv = f(1 / this.model.vae.config.scaling_factor);
@@ -442,6 +443,8 @@ export class SvdPipeline {
     const chunk = layout.decodeChunk;
     const chunks = Math.ceil(F / chunk);
     const frames = new Float32Array(F * H * W * 3);
+    const rgb = new Uint8Array(frames.length);
+    const HW = H * W;
     for (let k = 0; k < chunks; k++) {
       checkCancelled();
       onProgress?.({ stage: 'decoding', chunk: k + 1, chunks });
@@ -450,14 +453,21 @@ export class SvdPipeline {
       const session = await this.pool.decoder(n, layout.decoderPerShape);
       const decoded = (await session.run({ latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, C, h, w]) })).frames!.data as Float32Array;
       for (let fi = 0; fi < n; fi++) {
+        const dst = (from + fi) * HW * 3;
         for (let c = 0; c < 3; c++) {
-          const src = (fi * 3 + c) * H * W;
-          const dst = (from + fi) * H * W * 3;
-          for (let p = 0; p < H * W; p++) frames[dst + p * 3 + c] = Math.min(1, Math.max(0, f(f(decoded[src + p]! * 0.5) + 0.5)));
+          const src = (fi * 3 + c) * HW;
+          for (let p = 0; p < HW; p++) {
+            // (x / 2 + 0.5) clamped to [0, 1] in float32, as diffusers' postprocess; NaN stays NaN.
+            const v = f(f(decoded[src + p]! * 0.5) + 0.5);
+            const clamped = v < 0 ? 0 : v > 1 ? 1 : v;
+            const o = dst + p * 3 + c;
+            frames[o] = clamped;
+            rgb[o] = roundHalfEven(f(clamped * 255));
+          }
         }
       }
     }
-    return frames;
+    return { frames, rgb };
   }
 }
 
@@ -501,7 +511,8 @@ export function linspace(start: number, end: number, n: number): Float32Array {
   return out;
 }
 
+/** Round half to even (torch's round) for x ≥ 0: Math.round takes k + 0.5 up to k + 1, which is wrong when k + 1 is odd. */
 function roundHalfEven(x: number): number {
   const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  return r - x === 0.5 && (r & 1) === 1 ? r - 1 : r;
 }
