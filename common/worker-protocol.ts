@@ -3,7 +3,7 @@
 // misbehave, so nothing it sends is trusted by shape alone. Browser-safe (zod only), so the page
 // can show the workers' status from /api/health with the same types.
 import { z } from 'zod';
-import { generationSettingsSchema } from '../models/pipeline/settings.js';
+import { generationSettingsSchema } from './settings.js';
 
 /** Mirrors models/pipeline/runtime.ts's `providers` and `gpuMemoryModes` (a type check in the pool keeps them equal). */
 export const workerRuntimeSchema = z.object({

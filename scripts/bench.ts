@@ -17,7 +17,7 @@ import type { SvdModelDir } from '../models/model-dir.js';
 import type { NetworkName } from '../models/build.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { graphFormsFor, resolveProvider, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
-import { parseSettings } from '../models/pipeline/settings.js';
+import { parseSettings } from '../common/settings.js';
 import { SafetensorsFile } from '../models/safetensors.js';
 import { gpuMemoryMonitor, machineLine } from './bench-env.js';
 

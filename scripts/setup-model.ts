@@ -9,7 +9,7 @@ import { downloadModel, HubError, MODEL_REPOS } from '../models/download/hub.js'
 import { modelDirFor } from '../models/paths.js';
 import { SvdPipeline } from '../models/pipeline/pipeline.js';
 import { resolveProvider } from '../models/pipeline/runtime.js';
-import { parseSettings } from '../models/pipeline/settings.js';
+import { parseSettings } from '../common/settings.js';
 
 const { values } = parseArgs({
   options: { model: { type: 'string', default: 'svd-xt' }, repo: { type: 'string' }, dir: { type: 'string' }, 'skip-self-test': { type: 'boolean', default: false } },

@@ -13,10 +13,13 @@ import { decodeImage } from '../models/pipeline/prepare-image.js';
 import { readCookie, requireToken, TOKEN_COOKIE, tokenMatches } from './auth.js';
 import { JOB_ID, jobSettingsSchema, type JobRecord } from './jobs/job.js';
 import { QueueFullError, type JobService } from './jobs/job-service.js';
-import { videoFormats } from './media/ffmpeg.js';
-import type { HealthInfo } from './api-types.js';
+import { ensurePoster } from './media/poster.js';
+import type { HealthInfo } from '../common/api-types.js';
+import { formatError } from '../common/messages.js';
+import type { ClientToServerEvents, ServerToClientEvents } from '../common/socket-events.js';
+import { videoFormats, type VideoFormat } from '../common/video-formats.js';
 
-export type { HealthInfo } from './api-types.js';
+export type { HealthInfo } from '../common/api-types.js';
 
 export const MAX_UPLOAD_BYTES = 20 * 1024 * 1024;
 export const MAX_UPLOAD_PIXELS = 50_000_000;
@@ -41,7 +44,7 @@ export function snapshot(service: JobService, job: JobRecord) {
   return { ...job, position: service.position(job.id), queueLength: service.queueLength };
 }
 
-export function createApp(opts: AppOptions): { app: express.Express; server: HttpServer; io: IoServer } {
+export function createApp(opts: AppOptions): { app: express.Express; server: HttpServer; io: IoServer<ClientToServerEvents, ServerToClientEvents> } {
   const { service } = opts;
   const app = express();
   app.disable('x-powered-by');
@@ -86,7 +89,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
       }
     }
     const parsed = jobSettingsSchema.safeParse(raw);
-    if (!parsed.success) throw new HttpError(400, `bad settings: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'settings'}: ${i.message}`).join('; ')}`);
+    if (!parsed.success) throw new HttpError(400, `bad settings: ${formatError(parsed.error)}`);
     checkModel(parsed.data.model);
     const png = await normaliseUpload(req.file.buffer);
     const ext = (req.file.originalname.split('.').pop() ?? 'bin').toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 5) || 'bin';
@@ -108,7 +111,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   api.post('/jobs/:id/rerun', limiter, async (req, res) => {
     const old = jobOr404(String(req.params.id));
     const override = jobSettingsSchema.safeParse({ ...old.settings, ...(req.body?.settings ?? {}) });
-    if (!override.success) throw new HttpError(400, `bad settings: ${override.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!override.success) throw new HttpError(400, `bad settings: ${formatError(override.error)}`);
     checkModel(override.data.model);
     const png = await readFile(service.store.file(old.id, old.inputName));
     const job = service.submit({ png }, override.data, old.id);
@@ -120,12 +123,19 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   });
   api.get('/jobs/:id/video.:ext', (req, res) => {
     const job = jobOr404(String(req.params.id));
-    const ext = req.params.ext as (typeof videoFormats)[number];
+    const ext = req.params.ext as VideoFormat;
     if (!videoFormats.includes(ext)) throw new HttpError(404, `no such video format "${String(req.params.ext).slice(0, 10)}"; use mp4, gif or webm`);
     const name = job.videos[ext];
     if (!name) throw new HttpError(404, job.status === 'done' ? `job ${job.id} was not asked for ${ext}; run it again with that format` : `job ${job.id} is ${job.status}; no video yet`);
     if (req.query.download !== undefined) res.attachment(`svd-${job.id}.${ext}`);
     res.sendFile(service.store.file(job.id, name));
+  });
+  api.get('/jobs/:id/poster.jpg', async (req, res) => {
+    const job = jobOr404(String(req.params.id));
+    const video = videoFormats.map((f) => job.videos[f]).find(Boolean);
+    if (job.status !== 'done' || !video) throw new HttpError(404, `job ${job.id} is ${job.status}; it has no video to take a frame from`);
+    const frames = job.settings.frames;
+    res.sendFile(await ensurePoster(service.store.file(job.id, video), service.store.file(job.id, 'poster.jpg'), frames ? frames / 2 : 0));
   });
   api.use((_req, _res, next) => next(new HttpError(404, 'no such API endpoint')));
 
@@ -152,20 +162,22 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   });
 
   const server = createServer(app);
-  const io = new IoServer(server, { connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: false }, maxHttpBufferSize: 1e6 });
+  const io = new IoServer<ClientToServerEvents, ServerToClientEvents>(server, { connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: false }, maxHttpBufferSize: 1e6 });
   io.use((socket, next) => {
     const given = (socket.handshake.auth as { token?: string }).token ?? readCookie(socket.handshake.headers.cookie, TOKEN_COOKIE);
     if (tokenMatches(opts.token, given)) next();
     else next(new Error(given ? 'wrong access token' : 'access token required'));
   });
   io.on('connection', (socket) => {
-    socket.on('watch', (id: unknown, ack?: (r: unknown) => void) => {
+    // Typed by the event map, but sent by any client: the id and the callback are checked.
+    socket.on('watch', (id, ack) => {
+      const reply = typeof ack === 'function' ? ack : () => {};
       const job = typeof id === 'string' && JOB_ID.test(id) ? service.store.get(id) : undefined;
-      if (!job) return ack?.({ error: 'no such job' });
+      if (!job) return reply({ error: 'no such job' });
       void socket.join(`job:${id}`);
-      ack?.({ job: snapshot(service, job) });
+      reply({ job: snapshot(service, job) });
     });
-    socket.on('unwatch', (id: unknown) => {
+    socket.on('unwatch', (id) => {
       if (typeof id === 'string') void socket.leave(`job:${id}`);
     });
   });

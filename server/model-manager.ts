@@ -7,7 +7,7 @@ import { openModelDir } from '../models/model-dir.js';
 import { MODELS_ROOT } from '../models/paths.js';
 import { SvdPipeline } from '../models/pipeline/pipeline.js';
 import type { GpuMemoryMode, ProviderChoice } from '../models/pipeline/runtime.js';
-import { parseSettings } from '../models/pipeline/settings.js';
+import { parseSettings } from '../common/settings.js';
 
 export interface ModelEntry {
   name: string;

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { planMemory, MemoryPlanError } from '../models/pipeline/memory-plan.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { prepareImage } from '../models/pipeline/prepare-image.js';
-import { parseSettings } from '../models/pipeline/settings.js';
+import { parseSettings } from '../common/settings.js';
 import { FIXTURE, FIXTURE_MODEL, tempDir } from './helpers.js';
 
 // SVD-XT's fp16 weights as the converter writes them, MiB.

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GenerationCancelled, SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { prepareImage } from '../models/pipeline/prepare-image.js';
 import { resolveGpuMemoryMode, resolveProvider } from '../models/pipeline/runtime.js';
-import { parseSettings } from '../models/pipeline/settings.js';
+import { parseSettings } from '../common/settings.js';
 import { SafetensorsFile } from '../models/safetensors.js';
 import { encodeVideo } from '../server/media/ffmpeg.js';
 import { FIXTURE, FIXTURE_MODEL, goldenFile, tempDir } from './helpers.js';
@@ -102,7 +102,7 @@ describe('sampling pipeline on the fixture (fp32, CPU)', () => {
   });
 
   it('rejects bad settings with what to change', () => {
-    expect(() => parseSettings({ ...call, width: 100 })).toThrow(/width: width must be a multiple of 64/);
+    expect(() => parseSettings({ ...call, width: 100 })).toThrow(/width must be a multiple of 64/);
     expect(() => parseSettings({ ...call, minGuidance: 3, maxGuidance: 1 })).toThrow(/maxGuidance must be at least minGuidance/);
     expect(() => parseSettings({ ...call, seed: -3 })).toThrow(/seed/);
   });
@@ -196,6 +196,6 @@ describe('command line', () => {
     expect(g.stderr).toMatch(/--gpu-memory must be one of auto, fast, lean, got "huge"/);
     const m = npmRun(['generate', '--model', join(tempDir(), 'none'), '--image', join(FIXTURE, 'input.png'), '--width', '128', '--height', '64', '--provider', 'cpu']);
     expect(m.status).toBe(1);
-    expect(m.stderr).toMatch(/does not exist; download the model first/);
+    expect(m.stderr).toMatch(/does not exist; install it first with npm run setup -- --model svd-xt/);
   });
 });

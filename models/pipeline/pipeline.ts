@@ -13,16 +13,12 @@ import { planMemory, type MemoryPlan } from './memory-plan.js';
 import { bufferCacheFor, graphFormsFor, nvidiaGpu, resolveGpuMemoryMode, resolveProvider, sessionOptions, type GpuMemoryMode, type Provider, type ProviderChoice, type ProviderResolution } from './runtime.js';
 import { SessionPool } from './session-pool.js';
 import { EulerKarrasScheduler } from './scheduler.js';
-import type { GenerationSettings } from './settings.js';
+import type { GenerationSettings } from '../../common/settings.js';
+import type { GenerationProgress as ProgressEvent } from '../../common/progress.js';
 
 const f = Math.fround;
 
-export type ProgressEvent =
-  | { stage: 'loading'; message: string }
-  | { stage: 'encoding' }
-  | { stage: 'sampling'; step: number; steps: number; elapsedMs: number; etaMs: number }
-  | { stage: 'decoding'; chunk: number; chunks: number }
-  | { stage: 'done'; elapsedMs: number };
+export type { GenerationProgress as ProgressEvent } from '../../common/progress.js';
 
 export interface LoadOptions {
   provider?: ProviderChoice;

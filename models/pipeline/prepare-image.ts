@@ -1,9 +1,9 @@
 // Decodes an uploaded image and brings it to the generation size: EXIF orientation applied,
 // alpha flattened on white, then crop (cover + movable window), fit (letterbox) or stretch.
 import sharp from 'sharp';
-import { cropWindow, framingSchema, type Framing } from './framing.js';
+import { cropWindow, framingSchema, type Framing } from '../../common/framing.js';
 
-export { cropWindow, framingSchema, resizeModes, type Framing, type ResizeMode } from './framing.js';
+export { cropWindow, framingSchema, resizeModes, type Framing, type ResizeMode } from '../../common/framing.js';
 
 export interface RgbImage {
   /** Interleaved 8-bit RGB, row-major [height, width, 3]. */

@@ -7,7 +7,7 @@
 // Draws happen in a fixed order per generation (conditioning-image noise, then the initial
 // latents), like the reference pipeline; the values differ from torch's generator.
 
-export const MAX_SEED = Number.MAX_SAFE_INTEGER;
+import { MAX_SEED } from '../../common/settings.js';
 
 export class NormalGenerator {
   private s0 = 0;

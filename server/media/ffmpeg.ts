@@ -4,8 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, linkSync, rmSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 
-export const videoFormats = ['mp4', 'webm', 'gif'] as const;
-export type VideoFormat = (typeof videoFormats)[number];
+import { videoFormatOf, type VideoFormat } from '../../common/video-formats.js';
 
 export interface RawVideo {
   /** Interleaved 8-bit RGB, [frames, height, width, 3]. */
@@ -28,8 +27,8 @@ export function ffmpegPath(): string {
 }
 
 export function formatFromPath(path: string): VideoFormat {
-  const ext = path.split('.').pop()?.toLowerCase();
-  if (ext && (videoFormats as readonly string[]).includes(ext)) return ext as VideoFormat;
+  const format = videoFormatOf(path);
+  if (format) return format;
   throw new FfmpegError(`cannot tell the video format from "${path}": use a name ending in .mp4, .webm or .gif`);
 }
 

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { fromWorkerSchema, type FromWorker, type ToWorkerInput, type WorkerProgress, type WorkerRuntime, type WorkerStatus } from '../../common/worker-protocol.js';
 import type { GpuMemoryMode, ProviderChoice } from '../../models/pipeline/runtime.js';
-import type { GenerationSettings } from '../../models/pipeline/settings.js';
+import type { GenerationSettings } from '../../common/settings.js';
 
 // The protocol spells out the runtime choices browser-safely; they must stay the runtime's own.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

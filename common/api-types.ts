@@ -1,24 +1,18 @@
-// The shapes the HTTP API and socket.io send, shared by the server and the page (types only:
-// nothing here runs, so the browser bundle can import it).
-import type { WorkerStatus } from '../common/worker-protocol.js';
+// The shapes the HTTP API and socket.io send, shared by the server and the page.
+import type { JobProgress } from './progress.js';
+import type { JobSettings } from './settings.js';
+import type { VideoFormat } from './video-formats.js';
+import type { WorkerStatus } from './worker-protocol.js';
 
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
-export type VideoFormat = 'mp4' | 'webm' | 'gif';
 
-export type JobProgress =
-  | { stage: 'queued'; position: number }
-  | { stage: 'loading' | 'encoding' | 'writing'; message?: string }
-  | { stage: 'sampling'; step: number; steps: number; elapsedMs: number; etaMs: number }
-  | { stage: 'decoding'; chunk: number; chunks: number }
-  | { stage: 'done' };
-
-export interface JobRecordOf<Settings> {
+export interface JobRecord {
   id: string;
   status: JobStatus;
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
-  settings: Settings;
+  settings: JobSettings;
   /** The seed actually used (set once generation starts). */
   seed?: number;
   progress?: JobProgress;
@@ -34,10 +28,10 @@ export interface JobRecordOf<Settings> {
 }
 
 /** A job as the API and socket.io send it: the record plus where it stands in the queue. */
-export type JobSnapshotOf<Settings> = JobRecordOf<Settings> & { position: number; queueLength: number };
+export type JobSnapshot = JobRecord & { position: number; queueLength: number };
 
 export interface HealthInfo {
-  /** The model loaded now (or loading). */
+  /** The model loaded now (or loading); `demo`: the tiny random-weight model, whose output is noise. */
   model: { path: string; demo: boolean; frames?: number };
   /** Every model a job may ask for by name (settings.model). */
   models: { name: string; demo: boolean; frames: number }[];
@@ -53,3 +47,9 @@ export interface HealthInfo {
 }
 
 export type HealthResponse = HealthInfo & { queue: { waiting: number; running: string | null } };
+
+/** `202` from POST /api/jobs and POST /api/jobs/:id/rerun. */
+export interface Submitted {
+  id: string;
+  position: number;
+}

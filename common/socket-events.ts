@@ -1,0 +1,20 @@
+// socket.io's typed event maps (its ServerToClientEvents / ClientToServerEvents generics), used by
+// the server's Server and the page's Socket so both sides agree on names and payloads.
+import type { JobSnapshot, JobStatus } from './api-types.js';
+
+export type WatchReply = { job: JobSnapshot; error?: undefined } | { job?: undefined; error: string };
+
+export interface ServerToClientEvents {
+  /** A watched job changed (progress, status, result). */
+  job: (job: JobSnapshot) => void;
+  /** The middle frame's current estimate of a watched job, as a JPEG data URL. */
+  preview: (p: { id: string; url: string }) => void;
+  /** Any job changed: clients refresh their history. */
+  history: (e: { id: string; status: JobStatus }) => void;
+}
+
+export interface ClientToServerEvents {
+  /** Join a job's room; the reply carries its full snapshot. Send again after every reconnect. */
+  watch: (id: string, ack: (reply: WatchReply) => void) => void;
+  unwatch: (id: string) => void;
+}
