@@ -1,14 +1,17 @@
 // `npm run svd -- generate`: one image in, one video (and/or raw frames) out, with progress.
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { videoFormatOf } from '../common/video-formats.js';
+import { parseSettings, type GenerationSettingsInput } from '../common/settings.js';
+import { openModelDir } from '../models/model-dir.js';
 import { defaultModelDir } from '../models/paths.js';
 import { SafetensorsFile, writeSafetensors, float32Tensor } from '../models/safetensors.js';
 import { GenerationCancelled, SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { prepareImage, resizeModes } from '../models/pipeline/prepare-image.js';
 import { gpuMemoryModes, providers, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
-import { parseSettings, type GenerationSettingsInput } from '../models/pipeline/settings.js';
-import { encodeVideo, formatFromPath } from '../server/media/ffmpeg.js';
+// The video encoder stays with the server's media code for now (see README's layout).
+import { encodeVideo } from '../server/media/ffmpeg.js';
+import { freePath, parseCommandArgs, parseDType } from './cli-args.js';
 import { UsageError } from './usage-error.js';
 
 export const GENERATE_HELP = `  generate --image FILE [--out video.mp4|.webm|.gif] [--frames-out frames.safetensors]
@@ -19,27 +22,38 @@ export const GENERATE_HELP = `  generate --image FILE [--out video.mp4|.webm|.gi
           [--provider auto|cuda|webgpu|cpu] [--dtype fp16|fp32] [--attention mha|matmul] [--cache DIR]
           [--gpu-memory auto|fast|lean] (WebGPU: fast needs ~40 GB, lean ~16 GB and is ~2x slower)
           [--noise-file F.safetensors] (use its cond_aug_noise and initial_noise instead of drawing)
+          An existing file is never overwritten: the video goes to name-2.mp4, name-3.mp4, … instead.
 `;
 
-const num = (name: string, v: string | undefined): number | undefined => {
+/** The flag that sets each setting; messages about a setting name the flag the user typed. */
+const SETTING_FLAGS = {
+  width: 'width', height: 'height', resize: 'resize', cropX: 'crop-x', cropY: 'crop-y', frames: 'frames', steps: 'steps', sigmas: 'sigmas',
+  fps: 'fps', motionBucket: 'motion-bucket', noiseAug: 'noise-aug', minGuidance: 'min-guidance', maxGuidance: 'max-guidance',
+  decodeChunk: 'decode-chunk', seed: 'seed',
+} as const satisfies Record<keyof GenerationSettingsInput, string>;
+const NUMERIC = ['width', 'height', 'cropX', 'cropY', 'frames', 'steps', 'fps', 'motionBucket', 'noiseAug', 'minGuidance', 'maxGuidance', 'decodeChunk', 'seed'] as const;
+const flagOf = (key: string) => `--${(SETTING_FLAGS as Record<string, string>)[key] ?? key}`;
+
+const num = (flag: string, v: string | undefined): number | undefined => {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${v}"`);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got "${v}"`);
   return n;
 };
 
+const opt = { type: 'string' } as const;
+const OPTIONS = {
+  model: opt, image: opt, out: opt, 'frames-out': opt, provider: opt, dtype: opt, attention: opt, cache: opt, 'noise-file': opt, 'gpu-memory': opt,
+  ...Object.fromEntries(Object.values(SETTING_FLAGS).map((f) => [f, opt])),
+} as Record<string, typeof opt>;
+
 export async function runGenerate(args: string[]): Promise<void> {
-  const opt = { type: 'string' } as const;
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    options: {
-      model: opt, image: opt, out: opt, 'frames-out': opt, width: opt, height: opt, resize: opt, 'crop-x': opt, 'crop-y': opt,
-      frames: opt, steps: opt, sigmas: opt, fps: opt, 'motion-bucket': opt, 'noise-aug': opt, 'min-guidance': opt, 'max-guidance': opt,
-      'decode-chunk': opt, seed: opt, provider: opt, dtype: opt, attention: opt, cache: opt, 'noise-file': opt, 'gpu-memory': opt,
-    },
-  });
-  if (!values.image) throw new UsageError('generate needs --image FILE');
+  const values = parseCommandArgs('generate', args, OPTIONS);
+  if (values.help) {
+    console.log(`usage: npm run svd -- generate [options]\n\n${GENERATE_HELP}`);
+    return;
+  }
+  if (!values.image) throw new UsageError('generate needs --image FILE (npm run svd -- generate --help lists the options)');
   const resize = values.resize ?? 'crop';
   if (!(resizeModes as readonly string[]).includes(resize)) throw new UsageError(`--resize must be one of ${resizeModes.join(', ')}, got "${resize}"`);
   const provider = (values.provider ?? 'auto') as ProviderChoice;
@@ -48,38 +62,26 @@ export async function runGenerate(args: string[]): Promise<void> {
   if (!gpuMemoryModes.includes(gpuMemory)) throw new UsageError(`--gpu-memory must be one of ${gpuMemoryModes.join(', ')}, got "${values['gpu-memory']}"`);
   const attention = values.attention ?? 'mha';
   if (attention !== 'mha' && attention !== 'matmul') throw new UsageError(`--attention must be mha or matmul, got "${attention}"`);
-  const { parseDType } = await import('./svd.js');
+  const dtype = values.dtype === undefined ? undefined : parseDType(values.dtype);
   const input: GenerationSettingsInput = {
-    width: num('width', values.width),
-    height: num('height', values.height),
+    ...Object.fromEntries(NUMERIC.map((key) => [key, num(SETTING_FLAGS[key], values[SETTING_FLAGS[key]])])),
     resize: resize as GenerationSettingsInput['resize'],
-    cropX: num('crop-x', values['crop-x']),
-    cropY: num('crop-y', values['crop-y']),
-    frames: num('frames', values.frames),
-    steps: num('steps', values.steps),
     sigmas: values.sigmas?.split(',').map((s) => num('sigmas', s)!),
-    fps: num('fps', values.fps),
-    motionBucket: num('motion-bucket', values['motion-bucket']),
-    noiseAug: num('noise-aug', values['noise-aug']),
-    minGuidance: num('min-guidance', values['min-guidance']),
-    maxGuidance: num('max-guidance', values['max-guidance']),
-    decodeChunk: num('decode-chunk', values['decode-chunk']),
-    seed: num('seed', values.seed),
   };
-  const settings = parseSettings(input);
-  const outPath = values.out ?? (values['frames-out'] ? undefined : join('outputs', `svd-${new Date().toISOString().replace(/[:.]/g, '-')}.mp4`));
-  if (outPath) formatFromPath(outPath);
+  let settings;
+  try {
+    settings = parseSettings(input, flagOf);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 
-  const image = await prepareImage(values.image, { width: settings.width, height: settings.height, mode: settings.resize, x: settings.cropX, y: settings.cropY });
-  const onProgress = progressLine();
-  const pipeline = await SvdPipeline.load(values.model ?? defaultModelDir(), {
-    provider,
-    dtype: values.dtype === undefined ? undefined : parseDType(values.dtype),
-    attention,
-    cacheDir: values.cache,
-    gpuMemory,
-    onProgress,
-  });
+  // Everything that can be checked is checked before the model is loaded and the work is done.
+  const requested = values.out ?? (values['frames-out'] ? undefined : join('outputs', `svd-${new Date().toISOString().replace(/[:.]/g, '-')}.mp4`));
+  if (requested && !videoFormatOf(requested)) throw new UsageError(`cannot tell the video format from --out "${requested}": use a name ending in .mp4, .webm or .gif`);
+  const modelDir = values.model ?? defaultModelDir();
+  openModelDir(modelDir); // says what is missing, and how to install it
+  let outPath = target(requested);
+  let framesOut = target(values['frames-out']);
   let noise;
   if (values['noise-file']) {
     const file = SafetensorsFile.open(values['noise-file']);
@@ -90,6 +92,17 @@ export async function runGenerate(args: string[]): Promise<void> {
       file.close();
     }
   }
+
+  const image = await prepareImage(values.image, { width: settings.width, height: settings.height, mode: settings.resize, x: settings.cropX, y: settings.cropY });
+  const onProgress = progressLine();
+  const pipeline = await SvdPipeline.load(modelDir, {
+    provider,
+    dtype,
+    attention,
+    cacheDir: values.cache,
+    gpuMemory,
+    onProgress,
+  });
   const controller = new AbortController();
   const onSigint = () => {
     console.error('\ncancelling after the current step…');
@@ -98,16 +111,16 @@ export async function runGenerate(args: string[]): Promise<void> {
   process.once('SIGINT', onSigint);
   try {
     const result = await pipeline.generate(image, settings, { signal: controller.signal, onProgress, noise });
-    if (values['frames-out']) {
-      mkdirSync(dirname(values['frames-out']), { recursive: true });
-      writeSafetensors(values['frames-out'], { frames: float32Tensor([result.frameCount, result.height, result.width, 3], result.frames) }, { seed: String(result.seed) });
+    if (framesOut) {
+      framesOut = freePath(framesOut);
+      writeSafetensors(framesOut, { frames: float32Tensor([result.frameCount, result.height, result.width, 3], result.frames) }, { seed: String(result.seed) });
     }
     if (outPath) {
-      mkdirSync(dirname(outPath), { recursive: true });
+      outPath = freePath(outPath);
       await encodeVideo(result, outPath);
     }
     console.error(
-      `done: ${result.frameCount} frames ${result.width}x${result.height}, ${noise ? `noise from ${values['noise-file']}` : `seed ${result.seed}`}, provider ${result.provider} (${result.dtype}), ${(result.timings.totalMs / 1000).toFixed(1)} s${outPath ? ` → ${outPath}` : ''}${values['frames-out'] ? ` → ${values['frames-out']}` : ''}`,
+      `done: ${result.frameCount} frames ${result.width}x${result.height}, ${noise ? `noise from ${values['noise-file']}` : `seed ${result.seed}`}, provider ${result.provider} (${result.dtype}), ${(result.timings.totalMs / 1000).toFixed(1)} s${outPath ? ` → ${outPath}` : ''}${framesOut ? ` → ${framesOut}` : ''}`,
     );
   } catch (err) {
     if (err instanceof GenerationCancelled) {
@@ -120,6 +133,15 @@ export async function runGenerate(args: string[]): Promise<void> {
     process.off('SIGINT', onSigint);
     await pipeline.release();
   }
+}
+
+/** Where a result goes: `wanted`, or the next free name when that is taken (said here, before the work). */
+function target(wanted: string | undefined): string | undefined {
+  if (!wanted) return undefined;
+  mkdirSync(dirname(wanted), { recursive: true });
+  const free = freePath(wanted);
+  if (free !== wanted) console.error(`${wanted} exists; writing ${free} instead (nothing is overwritten)`);
+  return free;
 }
 
 function progressLine() {

@@ -1,25 +1,20 @@
 // svd-studio command line: `npm run svd -- <command> [options]`.
-import { parseArgs } from 'node:util';
 import { convertModel, defaultCacheDir, type ConvertEvent } from '../models/convert.js';
 import { NETWORKS, type NetworkName } from '../models/build.js';
+import { parseCommandArgs, parseDType } from './cli-args.js';
 import { runGenerate, GENERATE_HELP } from './generate-command.js';
+import { UsageError } from './usage-error.js';
 
-const HELP = `usage: npm run svd -- <command> [options]
-
-commands:
-  convert --model DIR    build the ONNX networks of a diffusers SVD repository into the cache
+const CONVERT_HELP = `  convert --model DIR    build the ONNX networks of a diffusers SVD repository into the cache
           [--dtype fp16|fp32] (default fp16; the VAE encoder stays fp32 as in diffusers)
           [--attention mha|matmul] (default mha: fused attention, never the full score matrix)
           [--networks unet,vae_decoder,...] [--cache DIR] (default ${defaultCacheDir()})
-${GENERATE_HELP}`;
+`;
 
-import { UsageError } from './usage-error.js';
+const HELP = `usage: npm run svd -- <command> [options]   (npm run svd -- <command> --help for one command)
 
-export function parseDType(v: string | undefined): 'float16' | 'float32' {
-  if (v === undefined || v === 'fp16' || v === 'float16') return 'float16';
-  if (v === 'fp32' || v === 'float32') return 'float32';
-  throw new UsageError(`--dtype must be fp16 or fp32, got "${v}"`);
-}
+commands:
+${CONVERT_HELP}${GENERATE_HELP}`;
 
 function parseNetworks(v: string | undefined): NetworkName[] | undefined {
   if (!v) return undefined;
@@ -61,11 +56,12 @@ async function main(argv: string[]) {
     return;
   }
   if (command === 'convert') {
-    const { values } = parseArgs({
-      args: rest,
-      options: { model: { type: 'string' }, dtype: { type: 'string' }, attention: { type: 'string' }, networks: { type: 'string' }, cache: { type: 'string' } },
-      strict: true,
-    });
+    const opt = { type: 'string' } as const;
+    const values = parseCommandArgs('convert', rest, { model: opt, dtype: opt, attention: opt, networks: opt, cache: opt });
+    if (values.help) {
+      console.log(`usage: npm run svd -- convert [options]\n\n${CONVERT_HELP}`);
+      return;
+    }
     if (!values.model) throw new UsageError('convert needs --model DIR (a diffusers SVD repository)');
     const attention = values.attention ?? 'mha';
     if (attention !== 'mha' && attention !== 'matmul') throw new UsageError(`--attention must be mha or matmul, got "${attention}"`);
