@@ -1,9 +1,11 @@
 // The page in real headless Chromium (playwright-core + Debian's chromium) against the real
-// server with the tiny model on the CPU. Screenshots of each state go to test/screenshots/.
+// server running the tiny demo model on the CPU, at a laptop's and a phone's size. Screenshots of
+// each state go to test/screenshots/.
 import { execSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, startServer, type RunningServer } from '../server/main.js';
 import { FIXTURE, FIXTURE_MODEL, tempDir } from './helpers.js';
@@ -11,43 +13,101 @@ import { FIXTURE, FIXTURE_MODEL, tempDir } from './helpers.js';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = join(import.meta.dirname, 'screenshots');
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const DESKTOP = { width: 1366, height: 900 };
+const PHONE = { width: 390, height: 844 };
+const SIZES = [
+  ['1366x900', DESKTOP],
+  ['390x844', PHONE],
+] as const;
+const ADVANCED = ['width', 'height', 'steps', 'noiseAug', 'minGuidance', 'maxGuidance', 'decodeChunk', 'loops'];
 
 let server: RunningServer;
 let browser: Browser;
 const consoleErrors: string[] = [];
+const INPUT = join(FIXTURE, 'input.png');
 
-async function newPage(): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 }, acceptDownloads: true });
+async function openPage(viewport: { width: number; height: number } = DESKTOP): Promise<Page> {
+  const page = await browser.newPage({ viewport, acceptDownloads: true });
   page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  await page.goto(server.url);
+  await page.waitForSelector('[data-testid=status]:has-text("cpu")');
   return page;
 }
 
-async function fillSmall(page: Page, steps: number) {
-  await page.fill('#f-width', '128');
-  await page.fill('#f-height', '64');
-  await page.fill('#f-frames', '3');
-  await page.fill('#f-steps', String(steps));
+async function openAdvanced(page: Page) {
+  if (!(await page.locator('details.advanced').evaluate((d: HTMLDetailsElement) => d.open))) await page.click('details.advanced summary');
 }
 
-/** A fresh page with the fixture image uploaded and small settings filled in. */
-async function pageWithImage(steps: number): Promise<Page> {
-  const page = await newPage();
-  await page.goto(server.url);
-  await page.waitForSelector('[data-testid=status]:has-text("cpu")');
-  await page.setInputFiles('[data-testid=file-input]', join(FIXTURE, 'input.png'));
-  await fillSmall(page, steps);
+/** Types into the settings form (opening "Advanced" when a field is in it). */
+async function fill(page: Page, values: Record<string, string | number>) {
+  if (Object.keys(values).some((k) => ADVANCED.includes(k))) await openAdvanced(page);
+  for (const [k, v] of Object.entries(values)) await page.fill(`#f-${k}`, String(v));
+}
+
+async function pageWithImage(settings: Record<string, string | number> = {}, viewport = DESKTOP): Promise<Page> {
+  const page = await openPage(viewport);
+  await page.setInputFiles('[data-testid=file-input]', INPUT);
+  await page.waitForSelector('[data-testid=model-input]');
+  await fill(page, settings);
   return page;
 }
 
 const stepOf = async (page: Page) => Number(/step (\d+)\//.exec((await page.textContent('[data-testid=progress-label]').catch(() => '')) ?? '')?.[1] ?? 0);
+const jobCount = async () => ((await (await fetch(`${server.url}api/jobs`)).json()) as unknown[]).length;
+const message = (page: Page, field: string) => page.textContent(`[data-testid=${field}-message]`);
+const LONG = { width: 128, height: 64, frames: 3, steps: 200 };
+
+/** Cancels every job still queued or running, so the next test starts with an idle server. */
+async function cancelAll() {
+  const jobs = (await (await fetch(`${server.url}api/jobs`)).json()) as { id: string; status: string }[];
+  for (const j of jobs) if (j.status === 'queued' || j.status === 'running') await fetch(`${server.url}api/jobs/${j.id}`, { method: 'DELETE' });
+  for (let i = 0; i < 100 && (await (await fetch(`${server.url}api/health`)).json()).queue.running; i++) await new Promise((r) => setTimeout(r, 100));
+}
+
+/** Pairs of visible controls whose boxes overlap, and controls that stick out of the viewport's width. */
+async function geometryProblems(page: Page): Promise<{ overlaps: string[]; overflow: string[]; narrowInputs: string[] }> {
+  return page.evaluate(() => {
+    const name = (e: Element) => `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''}${e.getAttribute('data-testid') ? `[${e.getAttribute('data-testid')}]` : ''}${e.textContent?.trim() ? ` "${e.textContent.trim().slice(0, 30)}"` : ''}`;
+    const controls = [...document.querySelectorAll('button, input, select, textarea, a, summary, [role=slider], video, progress')]
+      .map((e) => ({ e, r: e.getBoundingClientRect() }))
+      .filter(({ e, r }) => r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden');
+    const overlaps: string[] = [];
+    for (let i = 0; i < controls.length; i++)
+      for (let j = i + 1; j < controls.length; j++) {
+        const a = controls[i]!;
+        const b = controls[j]!;
+        if (a.e.contains(b.e) || b.e.contains(a.e)) continue;
+        const w = Math.min(a.r.right, b.r.right) - Math.max(a.r.left, b.r.left);
+        const h = Math.min(a.r.bottom, b.r.bottom) - Math.max(a.r.top, b.r.top);
+        if (w > 1 && h > 1) overlaps.push(`${name(a.e)} × ${name(b.e)}`);
+      }
+    const overflow = controls.filter(({ r }) => r.left < -0.5 || r.right > window.innerWidth + 0.5).map(({ e, r }) => `${name(e)} ${Math.round(r.left)}–${Math.round(r.right)}`);
+    if (document.documentElement.scrollWidth > window.innerWidth) overflow.push(`page is ${document.documentElement.scrollWidth} px wide`);
+    const narrowInputs = controls.filter(({ e, r }) => e instanceof HTMLInputElement && e.type === 'text' && r.width < 90).map(({ e, r }) => `${name(e)} ${Math.round(r.width)} px`);
+    return { overlaps, overflow, narrowInputs };
+  });
+}
+
+async function waitReady(url: string, token?: string) {
+  const headers = token ? { authorization: `Bearer ${token}` } : undefined;
+  while (((await (await fetch(`${url}api/health`, { headers })).json()) as { status: string }).status !== 'ready') await new Promise((r) => setTimeout(r, 100));
+}
+
+const inView = (page: Page, selector: string) =>
+  page.locator(selector).evaluate((e) => {
+    const r = e.getBoundingClientRect();
+    return r.top >= 0 && r.bottom <= window.innerHeight && r.left >= 0 && r.right <= window.innerWidth;
+  });
 
 beforeAll(async () => {
   execSync('npm run -s build:client', { cwd: PROJECT_ROOT, stdio: 'inherit' });
   mkdirSync(SHOTS, { recursive: true });
-  server = await startServer({ model: FIXTURE_MODEL, port: 0, outputDir: tempDir('svd-browser-'), provider: 'cpu' }, () => {});
+  // No model installed: the server runs the demo model, as on a fresh machine.
+  process.env.SVD_MODEL_DIR = join(tempDir('svd-browser-none-'), 'not-installed');
+  server = await startServer({ port: 0, outputDir: tempDir('svd-browser-'), provider: 'cpu', modelsRoot: tempDir('svd-browser-models-') }, () => {});
   // The model loads in a worker process; the page reads the status once when it opens.
-  while (((await (await fetch(`${server.url}api/health`)).json()) as { status: string }).status !== 'ready') await new Promise((r) => setTimeout(r, 100));
+  await waitReady(server.url);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
 }, 180_000);
 afterAll(async () => {
@@ -56,10 +116,65 @@ afterAll(async () => {
 });
 
 describe('the page', () => {
-  it('uploads, moves the crop, changes a setting, runs with progress, plays and downloads the MP4', async () => {
-    const page = await pageWithImage(100);
-    // A square output from a 2:1 image leaves room to move the crop window sideways.
-    await page.fill('#f-width', '64');
+  it('starts the demo model with settings that finish in seconds, the common ones first and the rest under Advanced', async () => {
+    const page = await openPage();
+    expect(await page.inputValue('#f-width')).toBe('256');
+    expect(await page.inputValue('#f-height')).toBe('128');
+    expect(await page.inputValue('#f-steps')).toBe('8');
+    expect(await page.inputValue('#f-frames')).toBe('5');
+    for (const f of ['motionBucket', 'frames', 'fps', 'seed']) expect(await page.isVisible(`#f-${f}`)).toBe(true);
+    for (const f of ADVANCED) expect(await page.isVisible(`#f-${f}`)).toBe(false);
+    await page.click('details.advanced summary');
+    for (const f of ADVANCED) expect(await page.isVisible(`#f-${f}`)).toBe(true);
+    await page.close();
+  });
+
+  it('says what is wrong in plain words next to the field, and why Generate is disabled next to it', async () => {
+    const page = await openPage();
+    expect(await page.isDisabled('[data-testid=run]')).toBe(true);
+    expect(await page.textContent('[data-testid=run-summary]')).toContain('Add an image first');
+    await page.setInputFiles('[data-testid=file-input]', INPUT);
+    await expect.poll(() => page.isEnabled('[data-testid=run]')).toBe(true);
+
+    const cases: [string, string, string][] = [
+      ['frames', '200', 'Frames must be 1–128'],
+      ['frames', '', 'Frames must be 1–128'],
+      ['frames', '2.5', 'Frames must be a whole number, 1–128'],
+      ['motionBucket', 'lots', 'Motion must be 0–1023'],
+      ['fps', '0', 'FPS must be 1–60'],
+      ['seed', '-5', 'Seed must be a whole number from 0 to 2^53 − 1'],
+      ['width', '100', 'Width must be a multiple of 64, 64–2048'],
+      ['steps', '0', 'Steps must be 1–200'],
+      ['maxGuidance', '0.5', 'Max guidance must be at least Min guidance'],
+    ];
+    for (const [field, value, expected] of cases) {
+      const before = await page.inputValue(`#f-${field}`);
+      await fill(page, { [field]: value });
+      await expect.poll(() => message(page, field)).toBe(expected);
+      // only the field that was changed complains (auto decode chunk follows a bad frame count quietly)
+      expect(await page.locator('small.error').count()).toBe(1);
+      expect(await page.isDisabled('[data-testid=run]')).toBe(true);
+      expect(await page.textContent('[data-testid=run-summary]')).toContain(expected);
+      await page.screenshot({ path: join(SHOTS, `message-${field}.png`) });
+      await fill(page, { [field]: before });
+      await expect.poll(() => page.isEnabled('[data-testid=run]')).toBe(true);
+    }
+    // "Advanced" stays open while one of its fields is wrong, so the message stays in sight
+    await fill(page, { width: 100 });
+    await page.click('details.advanced summary');
+    await page.waitForTimeout(200); // the toggle event comes a task later
+    expect(await page.locator('details.advanced').evaluate((d: HTMLDetailsElement) => d.open)).toBe(true);
+    expect(await page.isVisible('#f-width-msg')).toBe(true);
+    const text = (await page.textContent('body')) ?? '';
+    expect(text).not.toMatch(/Invalid input|expected|Too small|Too big|NaN|motionBucket/);
+    await page.close();
+  });
+
+  it('uploads, moves the crop, runs with progress and a live preview, plays and downloads the MP4', async () => {
+    const page = await pageWithImage({ width: 64, height: 64, frames: 3, steps: 100 });
+    // A square output from a 2:1 image leaves room to move the crop window sideways, not up and down.
+    expect(await page.isDisabled('input[aria-label="crop horizontal"]')).toBe(false);
+    expect(await page.isDisabled('input[aria-label="crop vertical"]')).toBe(true);
     const win = page.locator('[data-testid=crop-window]');
     const before = await win.boundingBox();
     await win.hover();
@@ -69,22 +184,23 @@ describe('the page', () => {
     const after = await win.boundingBox();
     expect(after!.x).toBeLessThan(before!.x - 20);
     expect(Number(await page.inputValue('input[aria-label="crop horizontal"]'))).toBeLessThan(0.5);
-    await page.fill('#f-motionBucket', '300');
-    await expect.poll(() => page.textContent('#f-motionBucket-hint')).toMatch(/0–255/);
-    expect(await page.isDisabled('[data-testid=run]')).toBe(true);
-    await page.fill('#f-motionBucket', '180');
-    await page.screenshot({ path: join(SHOTS, '1-upload-crop-settings.png'), fullPage: true });
+    await fill(page, { motionBucket: 180 });
 
     await page.click('[data-testid=run]');
     await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")');
     const first = await stepOf(page);
     await expect.poll(() => stepOf(page), { timeout: 30_000 }).toBeGreaterThan(first);
-    await page.screenshot({ path: join(SHOTS, '2-progress.png'), fullPage: true });
+    await page.waitForSelector('[data-testid=preview]', { timeout: 30_000 });
+    await page.screenshot({ path: join(SHOTS, 'progress.png'), fullPage: true });
 
     const video = page.locator('[data-testid=result-video]');
-    await video.waitFor({ timeout: 60_000 });
+    await video.waitFor({ timeout: 90_000 });
     await expect.poll(() => video.evaluate((v: HTMLVideoElement) => (Number.isFinite(v.duration) ? v.duration : 0)), { timeout: 20_000 }).toBeGreaterThan(0);
-    await page.screenshot({ path: join(SHOTS, '3-result.png'), fullPage: true });
+    // the job's settings read in the page's words
+    await page.click('[data-testid=key-settings]');
+    const list = (await page.textContent('.settings-list')) ?? '';
+    expect(list).toContain('Motion180');
+    expect(list).not.toMatch(/motionBucket|noiseAug|pingPong/);
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('text=Download MP4')]);
     const file = join(tempDir(), 'dl.mp4');
     await download.saveAs(file);
@@ -93,51 +209,182 @@ describe('the page', () => {
     await page.close();
   });
 
-  it('continues a job after a reload, and cancels it', async () => {
-    const page = await pageWithImage(200);
+  for (const [name, viewport] of SIZES) {
+    it(`at ${name}: no control overlaps another, nothing is wider than the screen, and the progress is in view after Generate`, async () => {
+      const page = await pageWithImage({}, viewport);
+      await page.click('[data-testid=run]');
+      await page.locator('[data-testid=result-video]').waitFor({ timeout: 90_000 });
+      await page.locator('[data-testid=history-thumb]').first().evaluate((i: HTMLImageElement) => i.decode());
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: join(SHOTS, `page-${name}.png`), fullPage: true });
+      await openAdvanced(page);
+      // a second, long job: Generate sits below the settings, the progress must still be seen at once
+      await fill(page, LONG);
+      await page.locator('[data-testid=run]').scrollIntoViewIfNeeded();
+      await page.click('[data-testid=run]');
+      await page.waitForSelector('[data-testid=progress-label]');
+      expect(await inView(page, '[data-testid=progress-label]')).toBe(true);
+      await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
+      expect(await inView(page, '[data-testid=progress]')).toBe(true);
+      for (const y of [0, 100_000]) {
+        await page.evaluate((top) => window.scrollTo(0, top), y);
+        expect(await geometryProblems(page)).toEqual({ overlaps: [], overflow: [], narrowInputs: [] });
+      }
+      await cancelAll();
+      await page.waitForSelector('text=Cancelled.');
+      expect(await geometryProblems(page)).toEqual({ overlaps: [], overflow: [], narrowInputs: [] });
+      await page.close();
+    });
+  }
+
+  it('queues one job for a double click on Generate', async () => {
+    const page = await pageWithImage(LONG);
+    const before = await jobCount();
+    await page.dblclick('[data-testid=run]');
+    await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
+    await page.waitForTimeout(500);
+    expect(await jobCount()).toBe(before + 1);
+    expect(await page.locator('[data-testid=other-job]').count()).toBe(0);
+    await cancelAll();
+    await page.close();
+  });
+
+  it('keeps the first job\'s progress in view when a second one is queued', async () => {
+    const page = await pageWithImage(LONG);
     await page.click('[data-testid=run]');
-    await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")');
+    await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
+    await page.click('[data-testid=run]');
+    await page.waitForSelector('[data-testid=progress-label]:has-text("Waiting in the queue")');
+    const other = page.locator('[data-testid=other-progress-label]');
+    await expect.poll(() => other.textContent()).toMatch(/Sampling step \d+\/200/);
+    const step = Number(/step (\d+)/.exec((await other.textContent()) ?? '')![1]);
+    await expect.poll(async () => Number(/step (\d+)/.exec((await other.textContent()) ?? '')?.[1] ?? 0), { timeout: 30_000 }).toBeGreaterThan(step);
+    await page.screenshot({ path: join(SHOTS, 'two-jobs.png'), fullPage: true });
+    await cancelAll();
+    await page.close();
+  });
+
+  it('keeps the image, the crop and the settings across a reload, and "Load these settings" brings them back', async () => {
+    const page = await pageWithImage({ width: 128, height: 128, frames: 3, steps: 2 });
+    await fill(page, { motionBucket: 180, seed: 42, fps: 9 });
+    await page.focus('[data-testid=crop-window]');
+    await page.keyboard.press('ArrowLeft');
+    await page.keyboard.press('ArrowLeft');
+    const box = await page.locator('[data-testid=crop-window]').boundingBox();
+    const x = await page.inputValue('input[aria-label="crop horizontal"]');
+    expect(Number(x)).toBeCloseTo(0.4, 5);
+    await page.waitForTimeout(300); // the image goes to IndexedDB asynchronously
+    await page.reload();
+    await page.waitForSelector('[data-testid=crop-window]');
+    expect(await page.inputValue('input[aria-label="crop horizontal"]')).toBe(x);
+    expect(await page.locator('[data-testid=crop-window]').boundingBox()).toEqual(box);
+    expect(await page.inputValue('#f-motionBucket')).toBe('180');
+    expect(await page.inputValue('#f-seed')).toBe('42');
+    expect(await page.inputValue('#f-fps')).toBe('9');
+    expect(await page.inputValue('#f-width')).toBe('128');
+    expect(await page.isEnabled('[data-testid=run]')).toBe(true);
+
+    await page.click('[data-testid=run]');
+    await page.locator('[data-testid=result-video]').waitFor({ timeout: 60_000 });
+    // Something else in the form, another image, another crop…
+    const other = join(tempDir(), 'other.png');
+    await sharp({ create: { width: 300, height: 600, channels: 3, background: '#2a6' } }).png().toFile(other);
+    await page.setInputFiles('[data-testid=file-input]', other);
+    await expect.poll(() => page.locator('.crop img').evaluate((i: HTMLImageElement) => i.naturalWidth)).toBe(300);
+    await fill(page, { motionBucket: 10, seed: '', width: 256 });
+    // …and the job's own come back.
+    await page.click('button:has-text("Load these settings")');
+    await expect.poll(() => page.locator('.crop img').evaluate((i: HTMLImageElement) => i.naturalWidth)).toBe(128);
+    expect(await page.inputValue('#f-motionBucket')).toBe('180');
+    expect(await page.inputValue('#f-seed')).toBe('42');
+    expect(await page.inputValue('#f-width')).toBe('128');
+    expect(await page.inputValue('input[aria-label="crop horizontal"]')).toBe(x);
+    await page.close();
+  });
+
+  it('continues a job after a reload, and cancels it', async () => {
+    const page = await pageWithImage(LONG);
+    await page.click('[data-testid=run]');
+    await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
     const beforeReload = await stepOf(page);
     await page.reload();
     await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")');
     await expect.poll(() => stepOf(page), { timeout: 30_000 }).toBeGreaterThan(beforeReload);
-    await page.screenshot({ path: join(SHOTS, '4-after-reload.png'), fullPage: true });
-    await page.click('button:has-text("Cancel")');
+    await page.click('.output button:has-text("Cancel")');
     await page.waitForSelector('text=Cancelled.');
-    await page.screenshot({ path: join(SHOTS, '5-cancelled.png'), fullPage: true });
     await page.close();
   });
 
-  it('keeps the crop window on the drawn image for a tall photo', async () => {
+  it('shows a frame of each video in the history, with the time and key settings; running jobs show their image', async () => {
+    const page = await pageWithImage({ frames: 3, steps: 2, seed: 7 });
+    await page.click('[data-testid=run]');
+    await page.locator('[data-testid=result-video]').waitFor({ timeout: 60_000 });
+    await fill(page, LONG);
+    await page.click('[data-testid=run]');
+    await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
+    const items = page.locator('[data-testid=history-item]');
+    const running = items.nth(0);
+    const done = items.nth(1);
+    await expect.poll(() => done.locator('img').getAttribute('src')).toMatch(/\/poster\.jpg$/);
+    await expect.poll(() => done.locator('img').evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth)).toBe(256);
+    const caption = (await done.textContent()) ?? '';
+    expect(caption).toMatch(/\d{1,2}:\d{2}/);
+    expect(caption).toContain('256×128 · 3 frames · 2 steps · motion 127 · 7 fps · seed 7');
+    expect(await running.locator('img').getAttribute('src')).toMatch(/\/input\.png$/);
+    await expect.poll(() => running.locator('img').evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth > 0)).toBe(true);
+    expect(await running.textContent()).toContain('running');
+    // the poster is a frame of the generated video, not the input photo
+    const poster = await (await fetch(`${server.url}${(await done.locator('img').getAttribute('src'))!.slice(1)}`)).arrayBuffer();
+    const meta = await sharp(Buffer.from(poster)).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', 256, 128]);
+    await cancelAll();
+    await page.close();
+  });
+
+  it('highlights the drop zone while a file is dragged over it, and forgets an old image error', async () => {
+    const page = await openPage();
+    const zone = page.locator('[data-testid=drop-zone]');
+    const data = await page.evaluateHandle(() => new DataTransfer());
+    await zone.dispatchEvent('dragenter', { dataTransfer: data });
+    await expect.poll(() => zone.getAttribute('class')).toContain('dragging');
+    await zone.dispatchEvent('dragleave', { dataTransfer: data });
+    await expect.poll(() => zone.getAttribute('class')).not.toContain('dragging');
+
+    const bad = join(tempDir(), 'notes.png');
+    writeFileSync(bad, 'not a picture');
+    await page.setInputFiles('[data-testid=file-input]', bad);
+    await expect.poll(() => page.textContent('[data-testid=image-error]')).toMatch(/notes\.png is not an image/);
+    await page.setInputFiles('[data-testid=file-input]', INPUT);
+    await page.waitForSelector('[data-testid=model-input]');
+    expect(await page.locator('[data-testid=image-error]').count()).toBe(0);
+    // 2:1 image, 2:1 video: the crop cannot move, and neither can its sliders
+    expect(await page.isDisabled('input[aria-label="crop horizontal"]')).toBe(true);
+    expect(await page.isDisabled('input[aria-label="crop vertical"]')).toBe(true);
+    await page.close();
+  });
+
+  it('keeps a portrait model-input preview small and the crop window on a tall photo', async () => {
     const tall = join(tempDir(), 'tall.png');
-    await (await import('sharp')).default({ create: { width: 600, height: 1800, channels: 3, background: '#2a6' } }).png().toFile(tall);
-    const page = await newPage();
-    await page.goto(server.url);
-    await page.waitForSelector('[data-testid=status]:has-text("cpu")');
+    await sharp({ create: { width: 600, height: 1800, channels: 3, background: '#2a6' } }).png().toFile(tall);
+    const page = await openPage(PHONE);
     await page.setInputFiles('[data-testid=file-input]', tall);
+    await fill(page, { width: 576, height: 1024 });
+    const canvas = await page.locator('[data-testid=model-input]').boundingBox();
+    expect(canvas!.height).toBeLessThanOrEqual(161);
     const img = await page.locator('.crop img').boundingBox();
     const win = await page.locator('[data-testid=crop-window]').boundingBox();
-    expect(img!.height).toBeLessThanOrEqual(421);
-    // 1024x576 from a 1:3 image: the window spans the full width and sits inside the image.
+    expect(img!.height).toBeLessThanOrEqual(361);
+    // 576x1024 from a 1:3 image: the window spans the full width and sits inside the image.
     expect(Math.abs(win!.width - img!.width)).toBeLessThan(3);
     expect(win!.y).toBeGreaterThanOrEqual(img!.y - 1);
     expect(win!.y + win!.height).toBeLessThanOrEqual(img!.y + img!.height + 1);
-    await page.close();
-  });
-
-  it('fits a phone screen', async () => {
-    const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
-    await page.goto(server.url);
-    await page.waitForSelector('[data-testid=status]');
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    expect(overflow).toBeLessThanOrEqual(0);
-    await page.screenshot({ path: join(SHOTS, '6-phone.png'), fullPage: true });
+    expect(await geometryProblems(page)).toEqual({ overlaps: [], overflow: [], narrowInputs: [] });
     await page.close();
   });
 
   it('logged no console errors', () => {
     expect(consoleErrors).toEqual([]);
-    expect(existsSync(join(SHOTS, '3-result.png'))).toBe(true);
+    expect(existsSync(join(SHOTS, 'page-1366x900.png'))).toBe(true);
   });
 });
 
@@ -151,7 +398,7 @@ describe('the page with an access token', () => {
       await page.fill('#token', 'not-the-token');
       await page.click('button:has-text("Open")');
       await page.waitForSelector('text=that token is not right');
-      await page.screenshot({ path: join(SHOTS, '7-login.png') });
+      await page.screenshot({ path: join(SHOTS, 'login.png') });
       await page.fill('#token', 'browser-token-1');
       await page.click('button:has-text("Open")');
       await page.waitForSelector('[data-testid=status]');

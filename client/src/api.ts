@@ -1,11 +1,15 @@
-// The page's link to the server: HTTP calls with the access token, and one socket.io connection.
+// The page's link to the server: HTTP calls with the access token, and one typed socket.io connection.
 import { io, type Socket } from 'socket.io-client';
-import type { HealthResponse, JobSnapshotOf } from '../../server/api-types.js';
+import type { HealthResponse, JobSnapshot, Submitted } from '../../common/api-types.js';
+import type { JobSettingsInput } from '../../common/settings.js';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../common/socket-events.js';
+import type { VideoFormat } from '../../common/video-formats.js';
 
 const TOKEN_KEY = 'svd-studio-token';
 
 export type Health = HealthResponse;
-export type Job = JobSnapshotOf<Record<string, unknown> & { formats: string[]; width: number; height: number }>;
+export type Job = JobSnapshot;
+export type JobSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
 export class AuthError extends Error {}
 
@@ -23,9 +27,13 @@ export function takeTokenFromLink(): void {
   history.replaceState(null, '', url.toString());
 }
 
-export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
+const authHeaders = (): Record<string, string> => {
   const t = token();
-  const res = await fetch(`/api/${path}`, { ...init, headers: { ...(init.headers ?? {}), ...(t ? { authorization: `Bearer ${t}` } : {}) } });
+  return t ? { authorization: `Bearer ${t}` } : {};
+};
+
+export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const res = await fetch(`/api/${path}`, { ...init, headers: { ...(init.headers ?? {}), ...authHeaders() } });
   const body = (await res.json().catch(() => ({}))) as T & { error?: string };
   if (res.status === 401) throw new AuthError(body.error ?? 'access token required');
   if (!res.ok) throw new Error(body.error ?? `request failed (${res.status})`);
@@ -45,13 +53,27 @@ export async function ensureMediaCookie(): Promise<void> {
   if (t) await fetch(`/api/health?token=${encodeURIComponent(t)}`);
 }
 
-export function submitJob(image: Blob, name: string, settings: object): Promise<{ id: string; position: number }> {
+export function submitJob(image: Blob, name: string, settings: JobSettingsInput): Promise<Submitted> {
   const form = new FormData();
   form.append('image', image, name);
   form.append('settings', JSON.stringify(settings));
   return api('jobs', { method: 'POST', body: form });
 }
 
-export function connectSocket(): Socket {
+export const rerunJob = (id: string) => api<Submitted>(`jobs/${id}/rerun`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+export const cancelJob = (id: string) => api<Job>(`jobs/${id}`, { method: 'DELETE' });
+
+export const inputUrl = (id: string) => `/api/jobs/${id}/input.png`;
+export const posterUrl = (id: string) => `/api/jobs/${id}/poster.jpg`;
+export const videoUrl = (id: string, format: VideoFormat, download = false) => `/api/jobs/${id}/video.${format}${download ? '?download' : ''}`;
+
+/** A job's input image as a file, to put it back into the image box. */
+export async function fetchInput(id: string): Promise<File> {
+  const res = await fetch(inputUrl(id), { headers: authHeaders() });
+  if (!res.ok) throw new Error(`could not load the image of job ${id} (${res.status})`);
+  return new File([await res.blob()], `job-${id}.png`, { type: 'image/png' });
+}
+
+export function connectSocket(): JobSocket {
   return io({ auth: (cb) => cb({ token: token() }), transports: ['websocket', 'polling'], reconnectionDelayMax: 4000 });
 }

@@ -1,30 +1,45 @@
-// The svd-studio page: image and crop, settings, run with live progress, results and history.
+// The svd-studio page, laid out like Gradio's image-to-video demos: the image, its crop and the
+// settings on the left with Generate below them; the video, its progress and the queue on the
+// right (kept in view while the left side scrolls); the history underneath.
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { Socket } from 'socket.io-client';
-import { api, AuthError, connectSocket, ensureMediaCookie, login, submitJob, type Health, type Job } from './api.js';
-import { ImageInput, type Framing } from './image-input.js';
-import { History, JobPanel, Login } from './job-panel.js';
-import { autoDecodeChunk, defaultValues, SettingsForm, toSettings, validate, type FormValues } from './settings-form.js';
+import { api, AuthError, cancelJob, connectSocket, ensureMediaCookie, fetchInput, login, rerunJob, submitJob, type Health, type Job, type JobSocket } from './api.js';
+import { autoDecodeChunk, defaultValues, fromSettings, toSettings, validate, type Framing, type FormValues } from './form.js';
+import { History } from './history.js';
+import { ImageInput } from './image-input.js';
+import { JobPanel } from './job-panel.js';
+import { Login } from './login.js';
+import { loadCurrentJob, loadForm, loadImage, saveCurrentJob, saveForm, saveImage } from './persist.js';
+import { SettingsForm } from './settings-form.js';
 
-const CURRENT_KEY = 'svd-studio-current-job';
+const CENTRED: Framing = { mode: 'crop', x: 0.5, y: 0.5 };
+const isActive = (j: Job) => j.status === 'queued' || j.status === 'running';
+
+/** A form size as a number the crop preview can draw (the last valid one while a field is being typed). */
+function usableSide(text: string, fallback: number): number {
+  const n = Number(text);
+  return Number.isInteger(n) && n >= 64 && n <= 2048 && n % 64 === 0 ? n : fallback;
+}
 
 export function App() {
+  const saved = useMemo(loadForm, []);
   const [health, setHealth] = useState<Health>();
   const [needLogin, setNeedLogin] = useState<string | false>(false);
   const [connected, setConnected] = useState(true);
   const [file, setFile] = useState<File>();
-  const [framing, setFraming] = useState<Framing>({ mode: 'crop', x: 0.5, y: 0.5 });
-  const [values, setValues] = useState<FormValues>(defaultValues(25));
+  const [framing, setFraming] = useState<Framing>(saved?.framing ?? CENTRED);
+  const [values, setValues] = useState<FormValues | undefined>(saved?.values);
   const [jobs, setJobs] = useState<Job[]>([]);
-  const [currentId, setCurrentId] = useState<string | undefined>(localStorage.getItem(CURRENT_KEY) ?? undefined);
-  const [preview, setPreview] = useState<string>();
+  const [currentId, setCurrentId] = useState<string | undefined>(loadCurrentJob);
+  const [previews, setPreviews] = useState<Record<string, string>>({});
   const [message, setMessage] = useState<string>();
-  const [model, setModel] = useState<string>();
-  const socket = useRef<Socket | undefined>(undefined);
-  const currentRef = useRef(currentId);
-  currentRef.current = currentId;
+  const [submitting, setSubmitting] = useState(false);
+  const busy = useRef(false);
+  const socket = useRef<JobSocket | undefined>(undefined);
+  const watched = useRef(new Set<string>());
+  const output = useRef<HTMLElement>(null);
 
   const refreshJobs = useCallback(() => api<Job[]>('jobs').then(setJobs).catch(() => {}), []);
+  const upsert = useCallback((j: Job) => setJobs((list) => (list.some((x) => x.id === j.id) ? list.map((x) => (x.id === j.id ? j : x)) : [j, ...list])), []);
 
   const start = useCallback(async () => {
     try {
@@ -32,32 +47,42 @@ export function App() {
       await ensureMediaCookie();
       setHealth(h);
       setNeedLogin(false);
-      if (h.model.frames) setValues((v) => (v === initial.current ? defaultValues(h.model.frames!) : v));
+      // The form of the last visit, unless it names a model that is gone; else this server's defaults.
+      setValues((v) => (v && (!v.model || h.models.some((m) => m.name === v.model)) ? v : defaultValues(h.models[0])));
       void refreshJobs();
     } catch (err) {
       if (err instanceof AuthError) setNeedLogin('');
       else setMessage((err as Error).message);
     }
   }, [refreshJobs]);
-  const initial = useRef(values);
 
   useEffect(() => {
     void start();
+    void loadImage().then((f) => f && setFile((current) => current ?? f));
   }, [start]);
 
-  // One socket for the page; every (re)connect asks for the current job's full snapshot.
+  useEffect(() => {
+    if (values) saveForm(values, framing);
+  }, [values, framing]);
+
+  const watch = useCallback(
+    (id: string) => {
+      watched.current.add(id);
+      socket.current?.emit('watch', id, (r) => r.job && upsert(r.job));
+    },
+    [upsert],
+  );
+
+  // One socket for the page; every (re)connect watches again the jobs it follows.
   useEffect(() => {
     if (!health) return;
     const s = connectSocket();
     socket.current = s;
-    const watch = () => {
-      const id = currentRef.current;
-      if (id) s.emit('watch', id, (r: { job?: Job }) => r.job && upsert(r.job));
-    };
-    const upsert = (j: Job) => setJobs((list) => (list.some((x) => x.id === j.id) ? list.map((x) => (x.id === j.id ? j : x)) : [j, ...list]));
     s.on('connect', () => {
       setConnected(true);
-      watch();
+      const current = loadCurrentJob();
+      if (current) watched.current.add(current);
+      for (const id of watched.current) watch(id);
       void refreshJobs();
     });
     s.on('disconnect', () => setConnected(false));
@@ -65,39 +90,89 @@ export function App() {
       setConnected(false);
       if (/token/.test(e.message)) setNeedLogin('');
     });
-    s.on('job', (j: Job) => upsert(j));
-    s.on('preview', (p: { id: string; url: string }) => p.id === currentRef.current && setPreview(p.url));
+    s.on('job', upsert);
+    s.on('preview', (p) => setPreviews((all) => ({ ...all, [p.id]: p.url })));
     let timer: ReturnType<typeof setTimeout> | undefined;
     s.on('history', () => {
       clearTimeout(timer);
       timer = setTimeout(refreshJobs, 300);
     });
-    return () => s.close();
-  }, [health, refreshJobs]);
+    return () => {
+      clearTimeout(timer);
+      s.close();
+    };
+  }, [health, refreshJobs, upsert, watch]);
+
+  // Every queued or running job is followed, so its progress shows even when another is open.
+  useEffect(() => {
+    for (const j of jobs) if (isActive(j) && !watched.current.has(j.id)) watch(j.id);
+  }, [jobs, watch]);
 
   const open = (id: string) => {
-    if (currentRef.current) socket.current?.emit('unwatch', currentRef.current);
     setCurrentId(id);
-    currentRef.current = id;
-    localStorage.setItem(CURRENT_KEY, id);
-    setPreview(undefined);
-    socket.current?.emit('watch', id, (r: { job?: Job }) => r.job && setJobs((list) => (list.some((x) => x.id === id) ? list.map((x) => (x.id === id ? r.job! : x)) : [r.job!, ...list])));
+    saveCurrentJob(id);
+    watch(id);
   };
 
   const gpuFree = health?.gpu ? health.gpu.memoryTotalMiB - health.gpu.memoryUsedMiB : undefined;
-  const autoChunk = autoDecodeChunk(values.frames, gpuFree, values.width * values.height);
-  const errors = useMemo(() => validate(values, autoChunk), [values, autoChunk]);
+  const autoChunk = values ? autoDecodeChunk(values, gpuFree) : 8;
+  const errors = useMemo(() => (values ? validate(values, framing, autoChunk) : {}), [values, framing, autoChunk]);
   const current = jobs.find((j) => j.id === currentId);
-  const canRun = !!file && Object.keys(errors).length === 0 && health?.status !== 'error';
+  const others = jobs.filter((j) => isActive(j) && j.id !== currentId).reverse();
+  const width = usableSide(values?.width ?? '', 1024);
+  const height = usableSide(values?.height ?? '', 576);
+
+  const blockers = [
+    !file && 'Add an image first: drop it on the left, paste it, or choose one.',
+    ...Object.values(errors),
+    health?.status === 'error' && `The model could not be loaded: ${health.error}`,
+  ].filter((b): b is string => !!b);
+  const canRun = !!values && !!health && blockers.length === 0;
+
+  const chooseFile = (f: File) => {
+    setFile(f);
+    saveImage(f);
+    setFraming((fr) => ({ ...fr, x: 0.5, y: 0.5 }));
+    setMessage(undefined);
+  };
+
+  const showOutput = () =>
+    requestAnimationFrame(() => {
+      const el = output.current;
+      if (!el) return;
+      const top = el.getBoundingClientRect().top;
+      if (top < 0 || top > window.innerHeight - 120) el.scrollIntoView({ block: 'start' });
+    });
 
   const run = async () => {
-    if (!file) return;
+    // A second click while the first is being sent must not queue the job twice.
+    if (busy.current || !file || !values || !canRun) return;
+    busy.current = true;
+    setSubmitting(true);
     setMessage(undefined);
+    const previous = currentId;
+    setCurrentId(undefined);
+    showOutput();
     try {
-      const settings = { ...toSettings(values, autoChunk), resize: framing.mode, cropX: framing.x, cropY: framing.y, formats: values.formats, saveToFolder: values.saveToFolder, ...(model ? { model } : {}) };
-      const { id } = await submitJob(file, file.name, settings);
+      const { id } = await submitJob(file, file.name, toSettings(values, framing, autoChunk));
       open(id);
       void refreshJobs();
+    } catch (err) {
+      setCurrentId(previous);
+      setMessage((err as Error).message);
+    } finally {
+      busy.current = false;
+      setSubmitting(false);
+    }
+  };
+
+  const loadJob = async (job: Job) => {
+    setValues(fromSettings(job.settings, job.seed));
+    setFraming({ mode: job.settings.resize, x: job.settings.cropX, y: job.settings.cropY });
+    try {
+      const f = await fetchInput(job.id);
+      setFile(f);
+      saveImage(f);
     } catch (err) {
       setMessage((err as Error).message);
     }
@@ -121,76 +196,64 @@ export function App() {
       <header>
         <h1>svd-studio</h1>
         <p class="muted" data-testid="status">
-          {health ? `${health.model.demo ? 'DEMO model (random weights: output is noise)' : health.model.path.split('/').pop()} · ${health.status === 'ready' ? health.provider : health.status}${health.gpu ? ` · ${health.gpu.name}` : ''}` : 'connecting…'}
+          {health ? `${health.model.demo ? 'Demo model (random weights: the video is noise)' : health.model.path.split('/').pop()} · ${health.status === 'ready' ? health.provider : health.status}${health.gpu ? ` · ${health.gpu.name}` : ''}` : 'connecting…'}
         </p>
         {!connected && (
           <p class="banner" role="status" data-testid="offline">
             Connection lost — reconnecting… your jobs keep running on the server.
           </p>
         )}
+        {!health && message && (
+          <p class="error" role="alert">
+            {message}
+          </p>
+        )}
         {health?.error && <p class="error">{health.error}</p>}
         {health && !health.ffmpeg.ok && <p class="error">{health.ffmpeg.error}</p>}
       </header>
       <div class="layout">
-        <div>
-          <ImageInput file={file} onFile={setFile} width={values.width || 64} height={values.height || 64} framing={framing} onFraming={setFraming} />
-          <section class="card">
-            <label for="model">Model</label>
-            <select
-              id="model"
-              value={model ?? health?.models[0]?.name}
-              onChange={(e) => {
-                const name = (e.target as HTMLSelectElement).value;
-                setModel(name);
-                const frames = health?.models.find((m) => m.name === name)?.frames;
-                if (frames) setValues((v) => ({ ...v, frames }));
-              }}
-            >
-              {health?.models.map((m) => (
-                <option key={m.name} value={m.name}>
-                  {modelLabel(m)}
-                </option>
-              ))}
-              {!health?.models.some((m) => m.frames === 25 && !m.demo) && <option disabled>SVD-XT (25 frames): not installed</option>}
-              {!health?.models.some((m) => m.frames === 14 && !m.demo) && <option disabled>SVD (14 frames): not installed</option>}
-            </select>
-            <small> {health && health.models.length > 1 ? 'switching models reloads the GPU (a minute or so)' : 'install more with npm run setup -- --model svd'}</small>
-          </section>
-          <SettingsForm values={values} errors={errors} onChange={setValues} lastSeed={jobs.find((j) => j.seed !== undefined)?.seed} autoChunk={autoChunk} canSave={!!health?.saveDir} />
-          <div class="run">
-            <button type="button" class="primary" disabled={!canRun} onClick={run} data-testid="run">
-              Generate video
-            </button>
-            {!file && <small>Add an image first.</small>}
-            {message && <p class="error" role="alert">{message}</p>}
-          </div>
-        </div>
-        <div>
-          {current && (
-            <JobPanel
-              job={current}
-              preview={preview}
-              onCancel={() => api(`jobs/${current.id}`, { method: 'DELETE' }).catch((e: Error) => setMessage(e.message))}
-              onRerun={() => api<{ id: string }>(`jobs/${current.id}/rerun`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }).then((r) => open(r.id), (e: Error) => setMessage(e.message))}
-              onUseSettings={() => setValues((v) => ({ ...v, ...pickForm(current.settings), seed: current.seed !== undefined ? String(current.seed) : v.seed }))}
-            />
+        <div class="inputs">
+          <ImageInput file={file} onFile={chooseFile} width={width} height={height} framing={framing} onFraming={setFraming} />
+          {values && health && (
+            <SettingsForm values={values} errors={errors} onChange={(v) => (setValues(v), setMessage(undefined))} models={health.models} lastSeed={jobs.find((j) => j.seed !== undefined)?.seed} autoChunk={autoChunk} canSave={health.saveDir}>
+              <div class="run">
+                <button type="button" class="primary" disabled={!canRun || submitting} aria-describedby="run-summary" onClick={run} data-testid="run">
+                  {submitting ? 'Sending…' : 'Generate video'}
+                </button>
+                <div id="run-summary" class="run-summary" data-testid="run-summary" aria-live="polite">
+                  {blockers.length > 0 ? (
+                    <ul class="blockers">
+                      {blockers.map((b) => (
+                        <li key={b}>{b}</li>
+                      ))}
+                    </ul>
+                  ) : (
+                    <small>{`${width}×${height}, ${values.frames} frames, ${values.steps} steps${health.model.demo ? ' on the demo model' : ''}`}</small>
+                  )}
+                  {message && (
+                    <p class="error" role="alert" data-testid="run-error">
+                      {message}
+                    </p>
+                  )}
+                </div>
+              </div>
+            </SettingsForm>
           )}
-          <History jobs={jobs} current={currentId} onOpen={open} />
         </div>
+        <JobPanel
+          panelRef={output}
+          job={current}
+          pending={submitting}
+          preview={currentId ? previews[currentId] : undefined}
+          others={others}
+          aspect={width / height}
+          onOpen={open}
+          onCancel={(id) => void cancelJob(id).then(upsert, (e: Error) => setMessage(e.message))}
+          onRerun={(job) => void rerunJob(job.id).then((r) => (open(r.id), void refreshJobs()), (e: Error) => setMessage(e.message))}
+          onLoad={(job) => void loadJob(job)}
+        />
       </div>
+      <History jobs={jobs} current={currentId} onOpen={open} />
     </main>
   );
-}
-
-function modelLabel(m: { name: string; demo: boolean; frames: number }): string {
-  if (m.demo) return `Demo model (${m.frames} frames, random weights)`;
-  return m.frames === 25 ? `SVD-XT (25 frames) · ${m.name}` : m.frames === 14 ? `SVD (14 frames) · ${m.name}` : `${m.name} (${m.frames} frames)`;
-}
-
-function pickForm(s: Record<string, unknown>): Partial<FormValues> {
-  const out: Partial<FormValues> = {};
-  for (const k of ['width', 'height', 'frames', 'steps', 'motionBucket', 'fps', 'noiseAug', 'minGuidance', 'maxGuidance'] as const) if (typeof s[k] === 'number') out[k] = s[k] as number;
-  if (Array.isArray(s.formats)) out.formats = s.formats as string[];
-  if (typeof s.decodeChunk === 'number') out.decodeChunk = String(s.decodeChunk);
-  return out;
 }

@@ -1,16 +1,12 @@
-// Upload by drop, paste or picker; the crop window over the image (drag it, or use the sliders);
-// and a live preview of exactly what the model will see.
+// Upload by drop, paste or picker; the crop window over the image (drag it, arrow keys, or the
+// sliders); and a small preview of exactly what the model will see.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { cropWindow, type ResizeMode } from '../../models/pipeline/framing.js';
-
-export interface Framing {
-  mode: ResizeMode;
-  x: number;
-  y: number;
-}
+import { cropWindow } from '../../common/framing.js';
+import type { Framing } from './form.js';
 
 interface Props {
   file: File | undefined;
+  /** A file the user chose (dropped, pasted or picked). */
   onFile: (f: File) => void;
   width: number;
   height: number;
@@ -18,9 +14,20 @@ interface Props {
   onFraming: (f: Framing) => void;
 }
 
+/** The kept region in fractions of the source image, and how far it can move on each axis. */
+function cropGeometry(img: HTMLImageElement, width: number, height: number, framing: Framing) {
+  const w = cropWindow(img.naturalWidth, img.naturalHeight, width, height, framing.x, framing.y);
+  const scale = w.coverW / img.naturalWidth;
+  const win = { left: w.left / scale / img.naturalWidth, top: w.top / scale / img.naturalHeight, width: width / scale / img.naturalWidth, height: height / scale / img.naturalHeight };
+  return { win, freeX: 1 - win.width, freeY: 1 - win.height };
+}
+
+const MOVABLE = 1e-3;
+
 export function ImageInput({ file, onFile, width, height, framing, onFraming }: Props) {
   const [img, setImg] = useState<HTMLImageElement>();
   const [error, setError] = useState<string>();
+  const [dragging, setDragging] = useState(false);
   const picker = useRef<HTMLInputElement>(null);
 
   useEffect(() => {
@@ -31,64 +38,87 @@ export function ImageInput({ file, onFile, width, height, framing, onFraming }: 
       setImg(el);
       setError(undefined);
     };
-    el.onerror = () => setError(`${file.name} is not an image this browser can show; use PNG, JPEG, WebP, AVIF, GIF or TIFF`);
+    el.onerror = () => setError(`${file.name} is not an image this browser can show; use a PNG, JPEG, WebP, AVIF, GIF or TIFF file${img ? ' (the image above is kept)' : ''}`);
     el.src = url;
     return () => URL.revokeObjectURL(url);
   }, [file]);
 
+  const take = (files: FileList | null | undefined) => {
+    const f = files?.[0];
+    if (!f) return;
+    setError(undefined);
+    onFile(f);
+  };
+
   useEffect(() => {
     const onPaste = (e: ClipboardEvent) => {
       const f = [...(e.clipboardData?.files ?? [])].find((x) => x.type.startsWith('image/'));
-      if (f) onFile(f);
+      if (f) take(e.clipboardData?.files);
     };
     window.addEventListener('paste', onPaste);
     return () => window.removeEventListener('paste', onPaste);
   }, [onFile]);
 
-  const take = (files: FileList | null | undefined) => {
-    const f = files?.[0];
-    if (f) onFile(f);
+  const frame = (f: Framing) => {
+    setError(undefined);
+    onFraming(f);
   };
+  const geometry = img && framing.mode === 'crop' ? cropGeometry(img, width, height, framing) : undefined;
 
   return (
     <section class="card" aria-label="Image">
       <div
-        class={`drop ${img ? 'has-image' : ''}`}
-        onDragOver={(e) => e.preventDefault()}
+        class={`drop${img ? ' has-image' : ''}${dragging ? ' dragging' : ''}`}
+        data-testid="drop-zone"
+        onDragEnter={(e) => {
+          e.preventDefault();
+          setDragging(true);
+        }}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setDragging(true);
+        }}
+        onDragLeave={(e) => {
+          if (!(e.currentTarget as HTMLElement).contains(e.relatedTarget as Node | null)) setDragging(false);
+        }}
         onDrop={(e) => {
           e.preventDefault();
+          setDragging(false);
           take(e.dataTransfer?.files);
         }}
       >
-        {img ? (
-          <CropEditor img={img} width={width} height={height} framing={framing} onFraming={onFraming} />
-        ) : (
-          <p>Drop an image here, paste it, or</p>
-        )}
+        {img ? <CropEditor img={img} geometry={geometry} framing={framing} onFraming={frame} /> : <p>{dragging ? 'Drop the image to use it' : 'Drop an image here, paste it, or'}</p>}
         <button type="button" onClick={() => picker.current?.click()}>
           {img ? 'Choose another image' : 'Choose an image'}
         </button>
         <input ref={picker} type="file" accept="image/*" hidden data-testid="file-input" onChange={(e) => take((e.target as HTMLInputElement).files)} />
       </div>
-      {error && <p class="error">{error}</p>}
+      {error && (
+        <p class="error" role="alert" data-testid="image-error">
+          {error}
+        </p>
+      )}
       {img && (
         <>
           <fieldset class="modes">
             <legend>Resize</legend>
             {(['crop', 'fit', 'stretch'] as const).map((m) => (
               <label key={m}>
-                <input type="radio" name="mode" value={m} checked={framing.mode === m} onChange={() => onFraming({ ...framing, mode: m })} /> {m}
+                <input type="radio" name="mode" value={m} checked={framing.mode === m} onChange={() => frame({ ...framing, mode: m })} /> {m}
               </label>
             ))}
           </fieldset>
-          {framing.mode === 'crop' && (
+          {geometry && (
             <div class="sliders">
               <label>
-                Horizontal <input type="range" min={0} max={1} step={0.01} value={framing.x} aria-label="crop horizontal" onInput={(e) => onFraming({ ...framing, x: Number((e.target as HTMLInputElement).value) })} />
+                <span>Horizontal</span>
+                <input type="range" min={0} max={1} step={0.01} value={framing.x} disabled={geometry.freeX < MOVABLE} aria-label="crop horizontal" onInput={(e) => frame({ ...framing, x: Number((e.target as HTMLInputElement).value) })} />
               </label>
               <label>
-                Vertical <input type="range" min={0} max={1} step={0.01} value={framing.y} aria-label="crop vertical" onInput={(e) => onFraming({ ...framing, y: Number((e.target as HTMLInputElement).value) })} />
+                <span>Vertical</span>
+                <input type="range" min={0} max={1} step={0.01} value={framing.y} disabled={geometry.freeY < MOVABLE} aria-label="crop vertical" onInput={(e) => frame({ ...framing, y: Number((e.target as HTMLInputElement).value) })} />
               </label>
+              {geometry.freeX < MOVABLE && geometry.freeY < MOVABLE && <small>The image already has the video's shape: the whole of it is used.</small>}
             </div>
           )}
           <ModelInputPreview img={img} width={width} height={height} framing={framing} />
@@ -98,37 +128,33 @@ export function ImageInput({ file, onFile, width, height, framing, onFraming }: 
   );
 }
 
-function CropEditor({ img, width, height, framing, onFraming }: { img: HTMLImageElement; width: number; height: number; framing: Framing; onFraming: (f: Framing) => void }) {
+function CropEditor({ img, geometry, framing, onFraming }: { img: HTMLImageElement; geometry?: ReturnType<typeof cropGeometry>; framing: Framing; onFraming: (f: Framing) => void }) {
   const box = useRef<HTMLDivElement>(null);
   const drag = useRef<{ px: number; py: number; x: number; y: number } | undefined>(undefined);
-  const w = cropWindow(img.naturalWidth, img.naturalHeight, width, height, framing.x, framing.y);
-  const scale = w.coverW / img.naturalWidth;
-  // The kept region in source-image fractions.
-  const win = { left: w.left / scale / img.naturalWidth, top: w.top / scale / img.naturalHeight, width: width / scale / img.naturalWidth, height: height / scale / img.naturalHeight };
-  const freeX = 1 - win.width;
-  const freeY = 1 - win.height;
   const onMove = (e: PointerEvent) => {
     const d = drag.current;
     const rect = box.current?.getBoundingClientRect();
-    if (!d || !rect) return;
+    if (!d || !rect || !geometry) return;
     const clamp = (v: number) => Math.min(1, Math.max(0, v));
     onFraming({
       ...framing,
-      x: freeX > 1e-6 ? clamp(d.x + (e.clientX - d.px) / rect.width / freeX) : framing.x,
-      y: freeY > 1e-6 ? clamp(d.y + (e.clientY - d.py) / rect.height / freeY) : framing.y,
+      x: geometry.freeX >= MOVABLE ? clamp(d.x + (e.clientX - d.px) / rect.width / geometry.freeX) : framing.x,
+      y: geometry.freeY >= MOVABLE ? clamp(d.y + (e.clientY - d.py) / rect.height / geometry.freeY) : framing.y,
     });
   };
+  const win = geometry?.win;
   return (
     <div class="crop" ref={box}>
-      <img src={img.src} alt="uploaded" draggable={false} />
-      {framing.mode === 'crop' && (
+      <img src={img.src} alt="the uploaded image" draggable={false} />
+      {win && geometry && (
         <div
           class="window"
           data-testid="crop-window"
           role="slider"
           tabIndex={0}
-          aria-label="crop window (arrow keys move it)"
+          aria-label="crop window: drag it, or move it with the arrow keys"
           aria-valuenow={Math.round(framing.x * 100)}
+          aria-valuetext={`${Math.round(framing.x * 100)}% from the left, ${Math.round(framing.y * 100)}% from the top`}
           style={{ left: `${win.left * 100}%`, top: `${win.top * 100}%`, width: `${win.width * 100}%`, height: `${win.height * 100}%` }}
           onPointerDown={(e) => {
             (e.target as HTMLElement).setPointerCapture(e.pointerId);
@@ -142,7 +168,9 @@ function CropEditor({ img, width, height, framing, onFraming }: { img: HTMLImage
             const k = keys[e.key];
             if (!k) return;
             e.preventDefault();
-            onFraming({ ...framing, x: Math.min(1, Math.max(0, framing.x + k[0])), y: Math.min(1, Math.max(0, framing.y + k[1])) });
+            const dx = geometry.freeX >= MOVABLE ? k[0] : 0;
+            const dy = geometry.freeY >= MOVABLE ? k[1] : 0;
+            onFraming({ ...framing, x: Math.min(1, Math.max(0, framing.x + dx)), y: Math.min(1, Math.max(0, framing.y + dy)) });
           }}
         />
       )}

@@ -1,63 +1,82 @@
-// One job: progress while it waits and runs, the video and its settings when done.
-import type { Job } from './api.js';
+// The right-hand side: the current job's video (or its live preview while it runs) with a
+// progress bar, its settings and actions, and the other jobs still queued or running.
+import type { Ref } from 'preact';
+import { videoFormats } from '../../common/video-formats.js';
+import { videoUrl, type Job } from './api.js';
+import { describeProgress, keySettings } from './describe.js';
+import { labelOf } from './form.js';
 
-const secs = (ms: number) => (ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`);
+const isActive = (j: Job) => j.status === 'queued' || j.status === 'running';
 
-export function describeProgress(job: Job): { label: string; fraction: number } {
-  const p = job.progress;
-  if (job.status === 'queued' || p?.stage === 'queued') return { label: `Waiting in the queue: position ${job.position || (p?.stage === 'queued' ? p.position : 1)}`, fraction: 0 };
-  if (!p) return { label: job.status, fraction: job.status === 'done' ? 1 : 0 };
-  switch (p.stage) {
-    case 'loading':
-      return { label: p.message ?? 'Loading the model', fraction: 0.01 };
-    case 'encoding':
-      return { label: 'Encoding the image', fraction: 0.03 };
-    case 'sampling':
-      return { label: `Sampling step ${p.step}/${p.steps} · ${secs(p.elapsedMs)} elapsed · ETA ${secs(p.etaMs)}`, fraction: 0.05 + 0.8 * (p.step / p.steps) };
-    case 'decoding':
-      return { label: `Decoding frames ${p.chunk}/${p.chunks}`, fraction: 0.85 + 0.1 * (p.chunk / p.chunks) };
-    case 'writing':
-      return { label: 'Writing the video', fraction: 0.97 };
-    case 'done':
-      return { label: 'Done', fraction: 1 };
-  }
+function Progress({ job, onCancel, compact }: { job: Job; onCancel: () => void; compact?: boolean }) {
+  const { label, fraction } = describeProgress(job);
+  return (
+    <div class={`progress-block${compact ? ' compact' : ''}`}>
+      <div class="progress-label" data-testid={compact ? 'other-progress-label' : 'progress-label'}>
+        {label}
+      </div>
+      <div class="progress-row">
+        <progress max={1} value={fraction} aria-label={`progress of job ${job.id}`} data-testid={compact ? 'other-progress' : 'progress'} />
+        <button type="button" class="danger" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+    </div>
+  );
 }
 
 interface Props {
-  job: Job;
+  /** The job shown; undefined until its snapshot arrives after a submit. */
+  job: Job | undefined;
+  pending: boolean;
   preview?: string;
-  onCancel: () => void;
-  onRerun: () => void;
-  onUseSettings: () => void;
+  /** Other queued or running jobs. */
+  others: Job[];
+  /** width / height of the video the form would make, for the empty stage. */
+  aspect: number;
+  onOpen: (id: string) => void;
+  onCancel: (id: string) => void;
+  onRerun: (job: Job) => void;
+  onLoad: (job: Job) => void;
+  panelRef: Ref<HTMLElement>;
 }
 
-export function JobPanel({ job, preview, onCancel, onRerun, onUseSettings }: Props) {
-  const active = job.status === 'queued' || job.status === 'running';
-  const { label, fraction } = describeProgress(job);
+export function JobPanel({ job, pending, preview, others, aspect, onOpen, onCancel, onRerun, onLoad, panelRef }: Props) {
+  const active = job && isActive(job);
+  const format = job && videoFormats.find((f) => job.videos[f]);
+  const ratio = job ? job.settings.width / job.settings.height : aspect;
   return (
-    <section class="card job" aria-label="Current job" aria-live="polite">
-      {active && (
-        <>
+    <section class="card output" aria-label="Video" ref={panelRef}>
+      <div class="stage" style={{ aspectRatio: String(Number.isFinite(ratio) && ratio > 0 ? ratio : 16 / 9) }}>
+        {job?.status === 'done' && format ? (
+          <video data-testid="result-video" src={videoUrl(job.id, format)} autoplay loop muted playsinline controls />
+        ) : active && preview ? (
+          <img class="preview" src={preview} alt="live preview of the middle frame" data-testid="preview" />
+        ) : (
+          <p class="muted">{pending || active ? 'The preview appears after the first step…' : 'The video appears here.'}</p>
+        )}
+      </div>
+      {pending && !job && (
+        <div class="progress-block">
           <div class="progress-label" data-testid="progress-label">
-            {label}
+            Sending the image…
           </div>
-          <progress max={1} value={fraction} data-testid="progress" />
-          <div class="row">
-            <button type="button" class="danger" onClick={onCancel}>
-              Cancel
-            </button>
-          </div>
-          {preview && <img class="preview" src={preview} alt="live preview of the middle frame" data-testid="preview" />}
-        </>
+          <progress aria-label="sending" data-testid="progress" />
+        </div>
       )}
-      {job.status === 'done' && (
+      {job && active && <Progress job={job} onCancel={() => onCancel(job.id)} />}
+      {job && !active && (
+        <p role="status" class={job.status === 'done' ? 'muted' : job.status === 'cancelled' ? 'muted' : 'error'} data-testid="job-outcome">
+          {job.status === 'done' ? `Done${job.timings ? ` in ${(job.timings.totalMs / 1000).toFixed(1)} s` : ''}.` : job.status === 'cancelled' ? 'Cancelled.' : job.error}
+        </p>
+      )}
+      {job?.status === 'done' && (
         <>
-          <video data-testid="result-video" src={`/api/jobs/${job.id}/video.${job.videos.mp4 ? 'mp4' : job.videos.webm ? 'webm' : 'gif'}`} autoplay loop muted playsinline controls />
           <div class="row downloads">
-            {(['mp4', 'gif', 'webm'] as const)
+            {videoFormats
               .filter((f) => job.videos[f])
               .map((f) => (
-                <a key={f} class="button" href={`/api/jobs/${job.id}/video.${f}?download`} download={`svd-${job.id}.${f}`}>
+                <a key={f} class="button" href={videoUrl(job.id, f, true)} download={`svd-${job.id}.${f}`}>
                   Download {f.toUpperCase()}
                 </a>
               ))}
@@ -65,69 +84,46 @@ export function JobPanel({ job, preview, onCancel, onRerun, onUseSettings }: Pro
           {job.saved && <p class="muted">{job.saved.status === 'saved' ? `Saved to ${job.saved.files?.[0]}` : job.saved.status === 'pending' ? 'Saving to the Drive folder…' : job.saved.error}</p>}
         </>
       )}
-      {(job.status === 'failed' || job.status === 'interrupted' || job.status === 'cancelled') && (
-        <p class={job.status === 'cancelled' ? 'muted' : 'error'}>{job.status === 'cancelled' ? 'Cancelled.' : job.error}</p>
+      {job && (
+        <details class="job-settings">
+          <summary data-testid="key-settings">{keySettings(job)}</summary>
+          <dl class="settings-list">
+            {Object.entries(job.settings)
+              .filter(([, v]) => v !== undefined)
+              .map(([k, v]) => (
+                <div key={k}>
+                  <dt>{labelOf(k)}</dt>
+                  <dd>{Array.isArray(v) ? v.join(', ') : typeof v === 'boolean' ? (v ? 'yes' : 'no') : String(v)}</dd>
+                </div>
+              ))}
+          </dl>
+        </details>
       )}
-      <details open={job.status === 'done'}>
-        <summary>Settings{job.seed !== undefined ? ` · seed ${job.seed}` : ''}</summary>
-        <dl class="settings-list">
-          {Object.entries(job.settings).map(([k, v]) => (
-            <div key={k}>
-              <dt>{k}</dt>
-              <dd>{Array.isArray(v) ? v.join(', ') : String(v)}</dd>
-            </div>
-          ))}
-        </dl>
-      </details>
-      {!active && (
+      {job && !active && (
         <div class="row">
-          <button type="button" onClick={onRerun}>
-            Run again with these settings
+          <button type="button" onClick={() => onRerun(job)}>
+            Run again
           </button>
-          <button type="button" onClick={onUseSettings}>
+          <button type="button" onClick={() => onLoad(job)} title="put this job's image, crop and settings back into the form">
             Load these settings
           </button>
         </div>
       )}
+      {others.length > 0 && (
+        <section class="others" aria-label="Other jobs in the queue">
+          <h2>Also in the queue</h2>
+          <ul>
+            {others.map((o) => (
+              <li key={o.id} data-testid="other-job">
+                <button type="button" class="link" onClick={() => onOpen(o.id)}>
+                  {keySettings(o)}
+                </button>
+                <Progress job={o} compact onCancel={() => onCancel(o.id)} />
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
     </section>
-  );
-}
-
-export function History({ jobs, current, onOpen }: { jobs: Job[]; current?: string; onOpen: (id: string) => void }) {
-  if (jobs.length === 0) return null;
-  return (
-    <section class="card" aria-label="History">
-      <h2>History</h2>
-      <ul class="history">
-        {jobs.map((j) => (
-          <li key={j.id}>
-            <button type="button" class={j.id === current ? 'current' : ''} onClick={() => onOpen(j.id)} aria-label={`open job ${j.id} (${j.status})`}>
-              <img src={`/api/jobs/${j.id}/input.png`} alt="" loading="lazy" />
-              <span class={`badge ${j.status}`}>{j.status}</span>
-            </button>
-          </li>
-        ))}
-      </ul>
-    </section>
-  );
-}
-
-export function Login({ onToken, error }: { onToken: (t: string) => void; error?: string }) {
-  return (
-    <main class="login">
-      <h1>svd-studio</h1>
-      <form
-        class="card"
-        onSubmit={(e) => {
-          e.preventDefault();
-          onToken(String(new FormData(e.target as HTMLFormElement).get('token') ?? ''));
-        }}
-      >
-        <label for="token">Access token</label>
-        <input id="token" name="token" type="password" autocomplete="current-password" required />
-        <small>{error ?? 'The server printed it when it started (or open the link that includes it).'}</small>
-        <button type="submit">Open</button>
-      </form>
-    </main>
   );
 }
