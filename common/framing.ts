@@ -5,8 +5,8 @@ export const resizeModes = ['crop', 'fit', 'stretch'] as const;
 export type ResizeMode = (typeof resizeModes)[number];
 
 export const framingSchema = z.object({
-  width: z.number().int().positive().multipleOf(64, 'width must be a multiple of 64'),
-  height: z.number().int().positive().multipleOf(64, 'height must be a multiple of 64'),
+  width: z.number().int().positive().multipleOf(64, 'must be a multiple of 64'),
+  height: z.number().int().positive().multipleOf(64, 'must be a multiple of 64'),
   mode: z.enum(resizeModes).default('crop'),
   /** Crop window position over the free range: 0 = left/top edge, 0.5 = centre, 1 = right/bottom. */
   x: z.number().min(0).max(1).default(0.5),

@@ -2,6 +2,7 @@
 // with positioned reads, so a 3 GB UNet file never has to fit in memory.
 import { closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
+import { formatError } from '../common/messages.js';
 import { bfloat16ArrayToFloat32, halfArrayToFloat32 } from './half.js';
 
 export type StoredDType = 'F32' | 'F16' | 'BF16' | 'U8';
@@ -128,7 +129,7 @@ function parseHeader(path: string, fd: number) {
       continue;
     }
     const parsed = entrySchema.safeParse(value);
-    if (!parsed.success) throw new SafetensorsError(path, `tensor "${name}" has a malformed header entry: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!parsed.success) throw new SafetensorsError(path, `tensor "${name}" has a malformed header entry: ${formatError(parsed.error)}`);
     const { dtype, shape, data_offsets: [begin, end] } = parsed.data;
     if (!(dtype in BYTES)) throw new SafetensorsError(path, `tensor "${name}" has dtype ${dtype}; only F32, F16, BF16 and U8 are supported`);
     const bytes = shape.reduce((a, b) => a * b, 1) * BYTES[dtype as StoredDType];

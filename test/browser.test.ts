@@ -66,7 +66,7 @@ async function cancelAll() {
 }
 
 /** Pairs of visible controls whose boxes overlap, and controls that stick out of the viewport's width. */
-async function geometryProblems(page: Page): Promise<{ overlaps: string[]; overflow: string[]; narrowInputs: string[] }> {
+async function geometryProblems(page: Page): Promise<{ overlaps: string[]; overflow: string[]; narrowInputs: string[]; unlabelled: string[] }> {
   return page.evaluate(() => {
     const name = (e: Element) => `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''}${e.getAttribute('data-testid') ? `[${e.getAttribute('data-testid')}]` : ''}${e.textContent?.trim() ? ` "${e.textContent.trim().slice(0, 30)}"` : ''}`;
     const controls = [...document.querySelectorAll('button, input, select, textarea, a, summary, [role=slider], video, progress')]
@@ -85,7 +85,11 @@ async function geometryProblems(page: Page): Promise<{ overlaps: string[]; overf
     const overflow = controls.filter(({ r }) => r.left < -0.5 || r.right > window.innerWidth + 0.5).map(({ e, r }) => `${name(e)} ${Math.round(r.left)}–${Math.round(r.right)}`);
     if (document.documentElement.scrollWidth > window.innerWidth) overflow.push(`page is ${document.documentElement.scrollWidth} px wide`);
     const narrowInputs = controls.filter(({ e, r }) => e instanceof HTMLInputElement && e.type === 'text' && r.width < 90).map(({ e, r }) => `${name(e)} ${Math.round(r.width)} px`);
-    return { overlaps, overflow, narrowInputs };
+    // every field has a label a screen reader can read
+    const unlabelled = controls
+      .filter(({ e }) => (e instanceof HTMLInputElement || e instanceof HTMLSelectElement) && !e.labels?.length && !e.getAttribute('aria-label'))
+      .map(({ e }) => name(e));
+    return { overlaps, overflow, narrowInputs, unlabelled };
   });
 }
 
@@ -228,11 +232,11 @@ describe('the page', () => {
       expect(await inView(page, '[data-testid=progress]')).toBe(true);
       for (const y of [0, 100_000]) {
         await page.evaluate((top) => window.scrollTo(0, top), y);
-        expect(await geometryProblems(page)).toEqual({ overlaps: [], overflow: [], narrowInputs: [] });
+        expect(await geometryProblems(page)).toEqual({ overlaps: [], overflow: [], narrowInputs: [], unlabelled: [] });
       }
       await cancelAll();
       await page.waitForSelector('text=Cancelled.');
-      expect(await geometryProblems(page)).toEqual({ overlaps: [], overflow: [], narrowInputs: [] });
+      expect(await geometryProblems(page)).toEqual({ overlaps: [], overflow: [], narrowInputs: [], unlabelled: [] });
       await page.close();
     });
   }
@@ -333,6 +337,9 @@ describe('the page', () => {
     expect(await running.locator('img').getAttribute('src')).toMatch(/\/input\.png$/);
     await expect.poll(() => running.locator('img').evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth > 0)).toBe(true);
     expect(await running.textContent()).toContain('running');
+    const early = await fetch(`${server.url}api/jobs/${(await (await fetch(`${server.url}api/health`)).json()).queue.running}/poster.jpg`);
+    expect(early.status).toBe(404);
+    expect(((await early.json()) as { error: string }).error).toMatch(/is running; it has no video to take a frame from/);
     // the poster is a frame of the generated video, not the input photo
     const poster = await (await fetch(`${server.url}${(await done.locator('img').getAttribute('src'))!.slice(1)}`)).arrayBuffer();
     const meta = await sharp(Buffer.from(poster)).metadata();
@@ -378,7 +385,7 @@ describe('the page', () => {
     expect(Math.abs(win!.width - img!.width)).toBeLessThan(3);
     expect(win!.y).toBeGreaterThanOrEqual(img!.y - 1);
     expect(win!.y + win!.height).toBeLessThanOrEqual(img!.y + img!.height + 1);
-    expect(await geometryProblems(page)).toEqual({ overlaps: [], overflow: [], narrowInputs: [] });
+    expect(await geometryProblems(page)).toEqual({ overlaps: [], overflow: [], narrowInputs: [], unlabelled: [] });
     await page.close();
   });
 

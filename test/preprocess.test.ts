@@ -57,7 +57,7 @@ describe('image preparation', () => {
   it('explains unreadable files and bad sizes', async () => {
     await expect(decodeImage(Buffer.from('not an image'))).rejects.toThrow(/could not read the uploaded file as an image .* use a PNG, JPEG, WebP, AVIF, GIF or TIFF/);
     const img = { data: new Uint8Array(12), width: 2, height: 2 };
-    await expect(frameImage(img, { width: 100, height: 64 })).rejects.toThrow(/width: width must be a multiple of 64/);
+    await expect(frameImage(img, { width: 100, height: 64 })).rejects.toThrow(/width must be a multiple of 64/);
     await expect(frameImage(img, { width: 64, height: 64, x: 2 })).rejects.toThrow(/x:/);
   });
 });

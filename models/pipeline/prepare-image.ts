@@ -2,6 +2,7 @@
 // alpha flattened on white, then crop (cover + movable window), fit (letterbox) or stretch.
 import sharp from 'sharp';
 import { cropWindow, framingSchema, type Framing } from '../../common/framing.js';
+import { formatError } from '../../common/messages.js';
 
 export { cropWindow, framingSchema, resizeModes, type Framing, type ResizeMode } from '../../common/framing.js';
 
@@ -41,7 +42,7 @@ export async function decodeImage(input: Buffer | string): Promise<RgbImage> {
 
 export async function frameImage(image: RgbImage, framing: Framing): Promise<RgbImage> {
   const parsed = framingSchema.safeParse(framing);
-  if (!parsed.success) throw new ImageInputError(parsed.error.issues.map((i) => `${i.path.join('.') || 'framing'}: ${i.message}`).join('; '));
+  if (!parsed.success) throw new ImageInputError(formatError(parsed.error, (key) => key || 'framing'));
   const { width, height, mode, x, y } = parsed.data;
   if (image.width === width && image.height === height) return image;
   const raw = { raw: { width: image.width, height: image.height, channels: 3 as const } };
