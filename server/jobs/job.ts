@@ -9,7 +9,7 @@ export type { JobProgress, JobStatus } from '../api-types.js';
 /** Settings a client sends: generation settings plus what to do with the result. */
 export const jobSettingsSchema = generationSettingsSchema.and(
   z.object({
-    formats: z.array(z.enum(videoFormats)).min(1).default(['mp4']),
+    formats: z.array(z.enum(videoFormats)).min(1).refine((f) => new Set(f).size === f.length, 'name each format once').default(['mp4']),
     /** Times the clip repeats inside the file (1 = once). */
     loops: z.number().int().min(1).max(10).default(1),
     pingPong: z.boolean().default(false),
