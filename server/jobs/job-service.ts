@@ -6,6 +6,7 @@ import { decodeImage, frameImage } from '../../models/pipeline/prepare-image.js'
 import { arrangeFrames, encodeVideo } from '../media/ffmpeg.js';
 import { latentPreview } from '../media/preview.js';
 import { saveNumbered } from '../media/save-folder.js';
+import { DiskFullError, isNoSpace } from '../disk-full.js';
 import type { JobProgress, JobRecord, JobSettings } from './job.js';
 import { writeFileAtomic, type JobStore } from './job-store.js';
 
@@ -14,6 +15,10 @@ export class QueueFullError extends Error {
     super(`the queue is full (${max} jobs waiting); try again when some have finished`);
     this.name = 'QueueFullError';
   }
+}
+
+function failureMessage(err: unknown): string {
+  return isNoSpace(err) ? new DiskFullError("the job's files").message : (err as Error).message;
 }
 
 export interface JobServiceEvents {
@@ -67,7 +72,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     this.store.create(job, files);
     this.store.log(id, `queued${rerunOf ? ` (re-run of ${rerunOf})` : ''} with settings ${JSON.stringify(settings)}`);
     this.queue.push(id);
-    this.setProgress(job, { stage: 'queued', position: this.queue.length });
+    this.setProgress(job, { stage: 'queued', position: this.queue.length }, false);
     void this.pump();
     return job;
   }
@@ -101,9 +106,18 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     job.finishedAt = new Date().toISOString();
     job.error = error;
     job.progress = status === 'done' ? { stage: 'done' } : undefined;
-    this.store.save(job);
+    this.trySave(job);
     this.store.log(job.id, error ? `${status}: ${error}` : status);
     this.emit('update', job);
+  }
+
+  /** For end states: the record in memory is right even when the disk cannot take it. */
+  private trySave(job: JobRecord) {
+    try {
+      this.store.save(job);
+    } catch (err) {
+      console.error(`job ${job.id}: could not write job.json (${(err as Error).message})`);
+    }
   }
 
   private announcePositions() {
@@ -123,6 +137,9 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     this.announcePositions();
     try {
       await this.run(job, controller.signal);
+    } catch (err) {
+      // Only a write of the job's own record before its run began gets here.
+      if (job.status === 'running') this.finish(job, 'failed', failureMessage(err));
     } finally {
       this.running = undefined;
       void this.pump();
@@ -169,7 +186,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       if (s.saveToFolder && this.opts.saveDir) this.saveToFolder(job);
     } catch (err) {
       if (err instanceof GenerationCancelled || signal.aborted) this.finish(job, 'cancelled');
-      else this.finish(job, 'failed', (err as Error).message);
+      else this.finish(job, 'failed', failureMessage(err));
     }
   }
 
@@ -177,7 +194,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   private saveToFolder(job: JobRecord) {
     const dir = this.opts.saveDir!;
     job.saved = { status: 'pending' };
-    this.store.save(job);
+    this.trySave(job);
     const files = [...Object.values(job.videos).map((n) => this.store.file(job.id, n!)), this.store.file(job.id, 'settings.json')];
     this.saving = this.saving.then(() =>
       saveNumbered(dir, files, this.opts.saveRetry)
@@ -190,10 +207,23 @@ export class JobService extends EventEmitter<JobServiceEvents> {
           this.store.log(job.id, job.saved.error!);
         })
         .finally(() => {
-          this.store.save(job);
+          this.trySave(job);
           this.emit('update', job);
         }),
     );
+  }
+
+  /** After a restart: saves the last run left pending are made again, or reported when no folder is set. */
+  resumeSaves(): void {
+    for (const job of this.store.list().reverse()) {
+      if (job.saved?.status !== 'pending') continue;
+      this.store.log(job.id, 'saving again: the server stopped before the save finished');
+      if (this.opts.saveDir) this.saveToFolder(job);
+      else {
+        job.saved = { status: 'failed', error: 'the server stopped before this job was saved, and no save folder is set now; download the video instead' };
+        this.trySave(job);
+      }
+    }
   }
 
   /** For tests and shutdown: resolves when background saves are done. */
