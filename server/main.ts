@@ -9,10 +9,12 @@ import { defaultModelDir } from '../models/paths.js';
 import { gpuMemoryModes, nvidiaGpu, providers, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
 import { createApp, type HealthInfo } from './app.js';
 import { generateToken } from './auth.js';
+import { installLastResort } from './last-resort.js';
 import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
 import { discoverModels, ModelManager } from './model-manager.js';
 import { checkFfmpeg } from './media/ffmpeg.js';
+import { prepareSaveFolder } from './media/save-folder.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -29,6 +31,10 @@ const HELP = `usage: npm start -- [options]
   --gpu-memory M     WebGPU: auto | fast (~40 GB, 2x faster) | lean (~16-24 GB) (default auto: fast on 48 GB+ cards)
   --share [cloudflared]  open a public link (localtunnel by default, or a cloudflared binary);
                      prints the link, the tunnel password and the access token
+  --job-rate-limit N jobs one client may submit per minute (default 30)
+  --trust-proxy      behind your own reverse proxy: take the client's address from the last
+                     X-Forwarded-For entry (for rate limits); off by default, and --share
+                     trusts only its tunnel's header, on connections from this machine
 `;
 
 const optionsSchema = z.object({
@@ -41,6 +47,8 @@ const optionsSchema = z.object({
   provider: z.enum(providers).default('auto'),
   gpuMemory: z.enum(gpuMemoryModes).default('auto'),
   share: z.enum(['localtunnel', 'cloudflared']).optional(),
+  trustProxy: z.boolean().default(false),
+  jobRateLimit: z.coerce.number().int().min(1).max(100_000).default(30),
   /** For tests: another localtunnel-protocol server and password endpoint. */
   tunnelHost: z.string().optional(),
   tunnelPasswordUrl: z.string().optional(),
@@ -71,6 +79,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   const ffmpegError = await checkFfmpeg();
   if (ffmpegError) log(`warning: ${ffmpegError}. Videos cannot be written until ffmpeg is installed (Debian/Ubuntu/Colab: apt-get install -y ffmpeg).`);
 
+  if (opts.saveDir) for (const line of prepareSaveFolder(opts.saveDir)) log(line);
   const models = discoverModels({ path: modelPath, demo }, opts.modelsRoot);
   const health: HealthInfo = {
     model: { path: modelPath, demo, frames: models[0]!.frames },
@@ -105,14 +114,17 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   void manager.get().catch(() => {});
 
   const store = new JobStore(opts.outputDir);
-  const history = store.load();
+  const history = store.load((line) => log(`warning: ${line}`));
   const service = new JobService({ store, pipeline: (name) => manager.get(name), saveDir: opts.saveDir });
+  service.resumeSaves();
   const local = opts.host === '127.0.0.1' || opts.host === 'localhost' || opts.host === '::1';
   const token = opts.token ?? (local && !opts.share ? undefined : generateToken());
   const { server, io } = createApp({
     service,
     modelNames: models.map((m) => m.name),
     token,
+    trustProxy: opts.trustProxy ? 'proxy' : opts.share ? 'tunnel' : 'none',
+    jobRateLimit: opts.jobRateLimit,
     clientDir: join(PROJECT_ROOT, 'client', 'dist'),
     health: async () => ({ ...health, gpu: await nvidiaGpu(3000) }),
   });
@@ -168,17 +180,18 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     args: argv,
     options: {
       model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, 'output-dir': { type: 'string' },
-      'save-dir': { type: 'string' }, token: { type: 'string' }, provider: { type: 'string' }, 'gpu-memory': { type: 'string' }, help: { type: 'boolean' },
+      'save-dir': { type: 'string' }, token: { type: 'string' }, provider: { type: 'string' }, 'gpu-memory': { type: 'string' }, 'trust-proxy': { type: 'boolean' }, 'job-rate-limit': { type: 'string' }, help: { type: 'boolean' },
     },
   });
   if (values.help) {
     console.log(HELP);
   } else {
-    const parsed = optionsSchema.safeParse({ model: values.model, port: values.port, host: values.host, outputDir: values['output-dir'], saveDir: values['save-dir'], token: values.token, provider: values.provider, gpuMemory: values['gpu-memory'], share });
+    const parsed = optionsSchema.safeParse({ model: values.model, port: values.port, host: values.host, outputDir: values['output-dir'], saveDir: values['save-dir'], token: values.token, provider: values.provider, gpuMemory: values['gpu-memory'], trustProxy: values['trust-proxy'], jobRateLimit: values['job-rate-limit'], share });
     if (!parsed.success) {
       console.error(`error: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}\n\n${HELP}`);
       process.exit(2);
     }
+    installLastResort();
     startServer(parsed.data).then(
       (s) => {
         const stop = () => void s.close().then(() => process.exit(0));
