@@ -15,6 +15,8 @@ import { FailedLoginThrottle } from '../server/auth.js';
 import { clientAddress } from '../server/client-address.js';
 import { LAST_RESORT_PREFIX } from '../server/last-resort.js';
 import { startServer } from '../server/main.js';
+import { LocalTunnel } from '../server/tunnel.js';
+import { createServer as createHttpServer } from 'node:http';
 import { multipart, send, startCliServer, type CliServer, type Reply } from './cli-server.js';
 import { FIXTURE, tempDir } from './helpers.js';
 
@@ -432,5 +434,36 @@ describe('limits that headers cannot lift', () => {
     expect(t.blockedFor('a', 1001)).toBe(0);
     for (let i = 0; i < 10_000; i++) t.fail(`c${i}`, 2000);
     expect((t as unknown as { clients: Map<string, unknown> }).clients.size).toBeLessThanOrEqual(100);
+  });
+});
+
+describe("the tunnel server's answers", () => {
+  it('a hostile answer to "new tunnel" is refused before anything connects, and retried', async () => {
+    const answers = [
+      '{"id":"a","url":"javascript:alert(1)","port":80}',
+      '{"id":"a","url":"http://x.example/","port":99999}',
+      '{"id":"a","url":"http://x.example/","port":1234,"ip":"evil.example; rm -rf /"}',
+      'not json',
+    ];
+    let asked = 0;
+    const http = createHttpServer((_req, res) => res.end(answers[asked++ % answers.length]));
+    await new Promise<void>((ok) => http.listen(0, '127.0.0.1', () => ok()));
+    const tunnel = new LocalTunnel({ localPort: 1, host: `http://127.0.0.1:${(http.address() as { port: number }).port}`, maxBackoffMs: 20 });
+    const reasons: string[] = [];
+    tunnel.on('ready', () => reasons.push('READY'));
+    tunnel.on('down', (r) => reasons.push(r));
+    tunnel.start();
+    try {
+      for (let i = 0; i < 200 && reasons.length < answers.length; i++) await new Promise((ok) => setTimeout(ok, 25));
+    } finally {
+      tunnel.close();
+      http.close();
+    }
+    expect(reasons.slice(0, 4)).toEqual([
+      expect.stringMatching(/^the tunnel server's answer is not a new tunnel \(url: /),
+      expect.stringMatching(/\(port: /),
+      expect.stringMatching(/\(ip: /),
+      expect.stringMatching(/\(answer: /),
+    ]);
   });
 });
