@@ -201,4 +201,16 @@ describe('video checks that need no full disk', () => {
     await expect(verifyVideo(cut, { frameCount: 30, fps: 8 }, 'video.webm')).rejects.toThrow(/ffmpeg wrote an incomplete video.webm: it holds \d+ of 30 frames/);
     await expect(verifyVideo(whole, { frameCount: 31, fps: 8 })).rejects.toThrow(/holds 30 of 31 frames/);
   });
+
+  it('whole videos pass the check at every frame rate and length, GIF at 60 fps and one frame included', async () => {
+    const dir = tempDir();
+    for (const format of ['mp4', 'webm', 'gif'] as const) {
+      for (const fps of [1, 7, 60]) {
+        for (const frames of [1, 130]) {
+          const out = join(dir, `${fps}-${frames}.${format}`);
+          await expect(encodeVideo({ ...noise(frames, 32, 32), fps }, out, format), `${format} ${fps} fps ${frames} frames`).resolves.toBe(out);
+        }
+      }
+    }
+  });
 });

@@ -239,6 +239,7 @@ describe('hostile input against the server process', () => {
         ['image as a plain field', good.contentType, multipart([{ name: 'image', data: 'abc' }]).body],
         ['huge field', good.contentType, multipart([{ name: 'image', filename: 'a.png', data: png }, { name: 'settings', data: 'x'.repeat(100_000) }]).body],
         ['many parts', good.contentType, multipart(Array.from({ length: 50 }, (_, i) => ({ name: `f${i}`, data: 'x' }))).body],
+        ['prototype keys', good.contentType, multipart([{ name: 'image', filename: 'a.png', data: png }, { name: '__proto__[polluted]', data: '1' }, { name: 'settings[__proto__][width]', data: '64' }]).body],
         ['svg', good.contentType, multipart([{ name: 'image', filename: 'a.svg', data: '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><image href="file:///etc/passwd"/></svg>' }]).body],
       ];
       for (const [what, type, body] of bodies) expectClientError(await send(server.url, 'POST', 'api/jobs', { headers: { ...auth, 'content-type': type }, body }), what);

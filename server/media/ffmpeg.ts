@@ -79,14 +79,16 @@ export function runFfmpeg(args: string[], input?: Uint8Array, signal?: AbortSign
 
 const probeSchema = z.object({
   streams: z.array(z.object({ nb_read_frames: z.coerce.number().int() })).length(1),
-  format: z.object({ duration: z.coerce.number() }),
+  // A one-frame GIF read with -min_delay 0 has no duration.
+  format: z.object({ duration: z.coerce.number().optional() }),
 });
 
 /** Decodes the file's video stream with ffprobe: how many frames it really holds, and its duration. */
-export async function probeVideo(path: string): Promise<{ frames: number; durationS: number }> {
+export async function probeVideo(path: string): Promise<{ frames: number; durationS?: number }> {
   let stdout: string;
   try {
-    ({ stdout } = await promisify(execFile)(ffprobePath(), ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames:format=duration', '-of', 'json', path], { maxBuffer: 1 << 20 }));
+    // -min_delay 0: GIF delays as written (by default ffprobe reads those under 2/100 s as 1/10 s, as browsers play them).
+    ({ stdout } = await promisify(execFile)(ffprobePath(), ['-v', 'error', '-min_delay', '0', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames:format=duration', '-of', 'json', path], { maxBuffer: 1 << 20 }));
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
     if (e.code === 'ENOENT') throw ffprobeMissing();
@@ -111,14 +113,14 @@ function freeBytes(path: string): number {
 
 /** Rejects a video whose frames or duration are not what was encoded (a truncated write). */
 export async function verifyVideo(path: string, video: Pick<RawVideo, 'frameCount' | 'fps'>, name = basename(path)): Promise<void> {
-  let found: { frames: number; durationS: number } | undefined;
   let problem: string;
   try {
-    found = await probeVideo(path);
+    const found = await probeVideo(path);
     const expected = video.frameCount / video.fps;
-    // GIF stores delays in 1/100 s, so its duration may drift a little from frames / fps.
-    if (found.frames === video.frameCount && Math.abs(found.durationS - expected) <= Math.max(2 / video.fps, expected * 0.05)) return;
-    problem = `it holds ${found.frames} of ${video.frameCount} frames, ${found.durationS.toFixed(2)} s of ${expected.toFixed(2)} s`;
+    const duration = found.durationS ?? expected;
+    // GIF stores delays in 1/100 s, so its duration may be a little off frames / fps.
+    if (found.frames === video.frameCount && Math.abs(duration - expected) <= Math.max(2 / video.fps, expected * 0.05)) return;
+    problem = `it holds ${found.frames} of ${video.frameCount} frames, ${duration.toFixed(2)} s of ${expected.toFixed(2)} s`;
   } catch (err) {
     if (err instanceof FfmpegMissingError) throw err;
     problem = (err as Error).message;
