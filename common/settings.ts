@@ -8,6 +8,8 @@ import { videoFormats } from './video-formats.js';
 
 /** Seeds are integers the generator (models/pipeline/random.ts) can hold exactly. */
 export const MAX_SEED = Number.MAX_SAFE_INTEGER;
+/** Custom schedules stay in a range float32 sampling handles (SVD's own maximum is 700). */
+const MAX_SIGMA = 5000;
 
 /** A whole number in [min, max]; an empty or non-numeric value reads as out of range. */
 const whole = (min: number, max: number) => {
@@ -37,8 +39,14 @@ export const generationSettingsSchema = z
     /** Frames to generate; defaults to the UNet's trained count (25 for SVD-XT, 14 for SVD). */
     frames: whole(1, 128).optional(),
     steps: whole(1, 200).default(25),
-    /** Custom σ list used verbatim instead of the Karras schedule (include a trailing 0). */
-    sigmas: z.array(z.number().nonnegative()).min(2).optional(),
+    /** Custom σ list used verbatim instead of the Karras schedule (include a trailing 0); one step per σ but the last. */
+    sigmas: z
+      .array(z.number().nonnegative().max(MAX_SIGMA, `each sigma must be at most ${MAX_SIGMA} (SVD was trained up to 700)`))
+      .min(2)
+      .max(201, 'at most 201 sigmas (200 steps and the final one)')
+      .refine((s) => s.every((v, i) => i === 0 || v < s[i - 1]!), 'sigmas must be strictly decreasing')
+      .refine((s) => s.slice(0, -1).every((v) => v > 0), 'only the last sigma may be 0')
+      .optional(),
     /** Frames per second of the video; the model is conditioned on fps − 1 as in diffusers. */
     fps: whole(1, 60).default(7),
     motionBucket: whole(0, 1023).default(127),
@@ -57,7 +65,11 @@ export type GenerationSettings = z.output<typeof generationSettingsSchema>;
 /** Settings a client sends for a job: generation settings plus what to do with the result. */
 export const jobSettingsSchema = generationSettingsSchema.and(
   z.object({
-    formats: z.array(z.enum(videoFormats, { error: `must be among ${videoFormats.join(', ')}` })).min(1, { error: `needs at least one of ${videoFormats.join(', ')}` }).default(['mp4']),
+    formats: z
+      .array(z.enum(videoFormats, { error: `must be among ${videoFormats.join(', ')}` }))
+      .min(1, { error: `needs at least one of ${videoFormats.join(', ')}` })
+      .refine((f) => new Set(f).size === f.length, 'name each format once')
+      .default(['mp4']),
     /** Times the clip repeats inside the file (1 = once). */
     loops: whole(1, 10).default(1),
     pingPong: z.boolean({ error: 'must be true or false' }).default(false),

@@ -1,16 +1,21 @@
 // Express + socket.io: the HTTP API, the page's static files, and live job progress by room.
+// Everything a client sends (body, fields, params, the handshake, event arguments) is parsed by a
+// schema before use, and every client mistake is answered with a 4xx and a plain message.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import rateLimit from 'express-rate-limit';
+import rateLimit, { ipKeyGenerator } from 'express-rate-limit';
 import helmet from 'helmet';
 import multer from 'multer';
 import sharp, { type Metadata } from 'sharp';
-import { Server as IoServer } from 'socket.io';
+import { Server as IoServer, type Socket } from 'socket.io';
+import { z } from 'zod';
 import { decodeImage } from '../models/pipeline/prepare-image.js';
-import { readCookie, requireToken, TOKEN_COOKIE, tokenMatches } from './auth.js';
+import { checkAccess, FailedLoginThrottle, lookupToken, requestClient, requireToken, type Gate } from './auth.js';
+import { trustsHop, type ProxyTrust } from './client-address.js';
+import { DiskFullError, isNoSpace } from './disk-full.js';
 import { JOB_ID, jobSettingsSchema, type JobRecord } from './jobs/job.js';
 import { QueueFullError, type JobService } from './jobs/job-service.js';
 import { ensurePoster } from './media/poster.js';
@@ -32,6 +37,10 @@ export interface AppOptions {
   jobRateLimit?: number;
   /** Names a job may ask for in settings.model. */
   modelNames?: string[];
+  /** Whose X-Forwarded-For is believed (see client-address.ts); 'none' by default. */
+  trustProxy?: ProxyTrust;
+  /** Wrong tokens a client may send per window before it is refused for the rest of it. */
+  loginThrottle?: { limit: number; windowMs: number };
 }
 
 class HttpError extends Error {
@@ -40,15 +49,27 @@ class HttpError extends Error {
   }
 }
 
+const issues = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || 'settings'}: ${i.message}`).join('; ');
+
+/** The multipart fields next to the image. */
+const jobFormSchema = z.strictObject({ settings: z.string().optional() }, { error: (i) => (i.code === 'unrecognized_keys' ? `unexpected form field ${i.keys.join(', ')}; send only "image" and "settings"` : 'send "settings" once, as a JSON text field') });
+const rerunBodySchema = z.object({ settings: z.record(z.string(), z.unknown()).optional() }, { error: 'the body must be a JSON object like {"settings": {...}}' }).optional();
+const jobIdArg = z.string().regex(JOB_ID);
+
+/** Formats sharp may decode for us; others it knows (SVG, PDF, ...) are refused. */
+const UPLOAD_FORMATS = new Set(['png', 'jpeg', 'webp', 'gif', 'tiff', 'heif']);
+
 export function snapshot(service: JobService, job: JobRecord) {
   return { ...job, position: service.position(job.id), queueLength: service.queueLength };
 }
 
 export function createApp(opts: AppOptions): { app: express.Express; server: HttpServer; io: IoServer<ClientToServerEvents, ServerToClientEvents> } {
   const { service } = opts;
+  const trust = opts.trustProxy ?? 'none';
+  const gate: Gate = { token: opts.token, trust, throttle: new FailedLoginThrottle(opts.loginThrottle) };
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 1);
+  app.set('trust proxy', trustsHop(trust));
   app.use(
     helmet({
       contentSecurityPolicy: { directives: { 'img-src': ["'self'", 'data:', 'blob:'], 'media-src': ["'self'", 'blob:'], upgradeInsecureRequests: null } },
@@ -56,11 +77,24 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
     }),
   );
   const api = express.Router();
-  api.use(requireToken(opts.token));
+  api.use(requireToken(gate));
   api.use(express.json({ limit: '64kb' }));
 
-  const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: MAX_UPLOAD_BYTES, files: 1, fields: 4, fieldSize: 64 * 1024 } });
-  const limiter = rateLimit({ windowMs: 60_000, limit: opts.jobRateLimit ?? 30, standardHeaders: 'draft-8', legacyHeaders: false, message: { error: 'too many jobs submitted in the last minute; wait a little' } });
+  const multipart = multer({ storage: multer.memoryStorage(), limits: { fileSize: MAX_UPLOAD_BYTES, files: 1, fields: 4, fieldSize: 64 * 1024, parts: 8, headerPairs: 100 } });
+  // A body cut off or malformed is the client's; busboy reports it as a plain Error.
+  const upload = (req: Request, res: Response, next: NextFunction) =>
+    multipart.single('image')(req, res, (err?: unknown) => {
+      if (!err || err instanceof multer.MulterError) return next(err);
+      next(new HttpError(400, `the upload is malformed or was cut off (${(err as Error).message}); send it again as multipart/form-data`));
+    });
+  const limiter = rateLimit({
+    windowMs: 60_000,
+    limit: opts.jobRateLimit ?? 30,
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    keyGenerator: (req) => ipKeyGenerator(requestClient(req, trust)),
+    message: { error: 'too many jobs submitted in the last minute; wait a little' },
+  });
 
   const jobOr404 = (id: string): JobRecord => {
     const job = JOB_ID.test(id) ? service.store.get(id) : undefined;
@@ -78,12 +112,15 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
     res.json({ ...(await opts.health()), queue: { waiting: service.queueLength, running: service.runningId ?? null } });
   });
 
-  api.post('/jobs', limiter, upload.single('image'), async (req, res) => {
+  api.post('/jobs', limiter, upload, async (req, res) => {
+    if (!req.is('multipart/form-data')) throw new HttpError(415, 'send the job as multipart/form-data with the picture in the field "image" and the settings as JSON in "settings"');
     if (!req.file) throw new HttpError(400, 'no image: send the picture as the multipart field "image"');
+    const form = jobFormSchema.safeParse({ ...req.body });
+    if (!form.success) throw new HttpError(400, `bad form: ${form.error.issues.map((i) => i.message).join('; ')}`);
     let raw: unknown = {};
-    if (typeof req.body?.settings === 'string' && req.body.settings.trim()) {
+    if (form.data.settings?.trim()) {
       try {
-        raw = JSON.parse(req.body.settings);
+        raw = JSON.parse(form.data.settings);
       } catch {
         throw new HttpError(400, 'the "settings" field is not valid JSON');
       }
@@ -110,25 +147,32 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   });
   api.post('/jobs/:id/rerun', limiter, async (req, res) => {
     const old = jobOr404(String(req.params.id));
-    const override = jobSettingsSchema.safeParse({ ...old.settings, ...(req.body?.settings ?? {}) });
+    const body = rerunBodySchema.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, `bad request: ${formatError(body.error)}`);
+    const override = jobSettingsSchema.safeParse({ ...old.settings, ...body.data?.settings });
     if (!override.success) throw new HttpError(400, `bad settings: ${formatError(override.error)}`);
     checkModel(override.data.model);
-    const png = await readFile(service.store.file(old.id, old.inputName));
+    const png = await readFile(service.store.file(old.id, old.inputName)).catch(() => {
+      throw new HttpError(410, `the input picture of job ${old.id} is no longer on the server; submit it again`);
+    });
     const job = service.submit({ png }, override.data, old.id);
     res.status(202).json({ id: job.id, position: service.position(job.id) });
   });
   api.get('/jobs/:id/input.png', (req, res) => {
     const job = jobOr404(String(req.params.id));
-    res.sendFile(service.store.file(job.id, job.inputName));
+    sendJobFile(res, service.store.file(job.id, job.inputName));
   });
   api.get('/jobs/:id/video.:ext', (req, res) => {
     const job = jobOr404(String(req.params.id));
     const ext = req.params.ext as VideoFormat;
     if (!videoFormats.includes(ext)) throw new HttpError(404, `no such video format "${String(req.params.ext).slice(0, 10)}"; use mp4, gif or webm`);
     const name = job.videos[ext];
-    if (!name) throw new HttpError(404, job.status === 'done' ? `job ${job.id} was not asked for ${ext}; run it again with that format` : `job ${job.id} is ${job.status}; no video yet`);
+    if (!name) {
+      if (job.status !== 'done') throw new HttpError(404, `job ${job.id} is ${job.status}; no video yet`);
+      throw new HttpError(404, job.settings.formats.includes(ext) ? `the ${ext} of job ${job.id} is no longer on the server; run the job again` : `job ${job.id} was not asked for ${ext}; run it again with that format`);
+    }
     if (req.query.download !== undefined) res.attachment(`svd-${job.id}.${ext}`);
-    res.sendFile(service.store.file(job.id, name));
+    sendJobFile(res, service.store.file(job.id, name));
   });
   api.get('/jobs/:id/poster.jpg', async (req, res) => {
     const job = jobOr404(String(req.params.id));
@@ -151,6 +195,8 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     if (err instanceof HttpError) return void res.status(err.status).json({ error: err.message });
     if (err instanceof QueueFullError) return void res.status(503).json({ error: err.message });
+    if (err instanceof DiskFullError) return void res.status(507).json({ error: err.message });
+    if (isNoSpace(err)) return void res.status(507).json({ error: new DiskFullError('the upload').message });
     if (err instanceof multer.MulterError) {
       const msg = err.code === 'LIMIT_FILE_SIZE' ? `the image is larger than ${MAX_UPLOAD_BYTES / 2 ** 20} MB; send a smaller file` : `bad upload: ${err.message}`;
       return void res.status(err.code === 'LIMIT_FILE_SIZE' ? 413 : 400).json({ error: msg });
@@ -164,22 +210,21 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   const server = createServer(app);
   const io = new IoServer<ClientToServerEvents, ServerToClientEvents>(server, { connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: false }, maxHttpBufferSize: 1e6 });
   io.use((socket, next) => {
-    const given = (socket.handshake.auth as { token?: string }).token ?? readCookie(socket.handshake.headers.cookie, TOKEN_COOKIE);
-    if (tokenMatches(opts.token, given)) next();
-    else next(new Error(given ? 'wrong access token' : 'access token required'));
+    const h = socket.handshake;
+    const auth = z.looseObject({ token: z.unknown() }).safeParse(h.auth);
+    const lookup = lookupToken({ handshake: auth.success ? auth.data.token : undefined, cookie: h.headers.cookie });
+    const refused = checkAccess(gate, lookup, requestClient({ socket: { remoteAddress: h.address }, headers: h.headers }, trust));
+    if (!refused) return next();
+    next(new Error(refused.status === 401 && lookup.ok && !lookup.token ? 'access token required: pass it as auth.token' : refused.error));
   });
   io.on('connection', (socket) => {
-    // Typed by the event map, but sent by any client: the id and the callback are checked.
-    socket.on('watch', (id, ack) => {
-      const reply = typeof ack === 'function' ? ack : () => {};
-      const job = typeof id === 'string' && JOB_ID.test(id) ? service.store.get(id) : undefined;
+    onEvent(socket, 'watch', jobIdArg, (id, reply) => {
+      const job = service.store.get(id);
       if (!job) return reply({ error: 'no such job' });
       void socket.join(`job:${id}`);
       reply({ job: snapshot(service, job) });
     });
-    socket.on('unwatch', (id) => {
-      if (typeof id === 'string') void socket.leave(`job:${id}`);
-    });
+    onEvent(socket, 'unwatch', jobIdArg, (id) => void socket.leave(`job:${id}`));
   });
   service.on('update', (job) => {
     io.to(`job:${job.id}`).emit('job', snapshot(service, job));
@@ -189,18 +234,47 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   return { app, server, io };
 }
 
-/** Checks the pixel count from the header before decoding, then stores an upright RGB PNG. */
+/**
+ * A socket.io event whose one argument is parsed by `schema`; the reply goes to the client's
+ * acknowledgement when it sent one. Bad arguments get an error reply, never a thrown error.
+ */
+function onEvent<S extends z.ZodType>(socket: Socket, name: string, schema: S, handler: (arg: z.output<S>, reply: (r: unknown) => void) => void) {
+  socket.on(name, (...args: unknown[]) => {
+    const last = args.at(-1);
+    const reply = typeof last === 'function' ? (args.pop(), (r: unknown) => void (last as (r: unknown) => void)(r)) : () => {};
+    const parsed = schema.safeParse(args[0]);
+    if (!parsed.success || args.length !== 1) return reply({ error: `"${name}" takes one job id (16 lower-case letters and digits)` });
+    handler(parsed.data, reply);
+  });
+}
+
+/** A job's file, or a 404 saying it is gone (never the server's path). */
+function sendJobFile(res: Response, path: string) {
+  res.sendFile(path, (err?: Error) => {
+    if (!err || res.headersSent) return;
+    res.status(404).json({ error: 'that file is no longer on the server' });
+  });
+}
+
+const FORMATS_HINT = 'use a PNG, JPEG, WebP, AVIF, GIF or TIFF file';
+
+/** Checks the format and the pixel count from the header before decoding, then stores an upright RGB PNG. */
 async function normaliseUpload(data: Buffer): Promise<Uint8Array> {
   let meta: Metadata;
   try {
-    meta = await sharp(data).metadata();
+    // Only the header is read here, so no pixel limit yet: ours below gives the clearer message.
+    meta = await sharp(data, { limitInputPixels: false }).metadata();
   } catch {
-    throw new HttpError(415, 'the upload is not an image we can read; use a PNG, JPEG, WebP, AVIF, GIF or TIFF file');
+    throw new HttpError(415, `the upload is not an image we can read; ${FORMATS_HINT}`);
   }
+  if (meta.format === 'heif' && meta.compression === 'hevc') {
+    throw new HttpError(415, `HEIC photos (the iPhone's default) cannot be read here; ${FORMATS_HINT} (on the iPhone: Settings > Camera > Formats > Most Compatible, or share the photo as JPEG)`);
+  }
+  if (!UPLOAD_FORMATS.has(meta.format)) throw new HttpError(415, `${meta.format.toUpperCase()} files are not accepted; ${FORMATS_HINT}`);
   const pixels = (meta.width ?? 0) * (meta.pageHeight ?? meta.height ?? 0);
   if (pixels > MAX_UPLOAD_PIXELS) throw new HttpError(413, `the image has ${(pixels / 1e6).toFixed(0)} megapixels, over the ${MAX_UPLOAD_PIXELS / 1e6} MP limit; scale it down first`);
-  const img = await decodeImage(data).catch((e: Error) => {
-    throw new HttpError(415, e.message);
+  const img = await decodeImage(data).catch(() => {
+    throw new HttpError(415, `the image could not be decoded: the file may be damaged or cut off; ${FORMATS_HINT}`);
   });
   return sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer();
 }

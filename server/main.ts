@@ -11,10 +11,12 @@ import { gpuMemoryModes, nvidiaGpus, providers } from '../models/pipeline/runtim
 import type { WorkerStatus } from '../common/worker-protocol.js';
 import { createApp, type HealthInfo } from './app.js';
 import { generateToken } from './auth.js';
+import { installLastResort } from './last-resort.js';
 import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
 import { discoverModels, type ModelEntry } from './model-manager.js';
 import { checkFfmpeg } from './media/ffmpeg.js';
+import { prepareSaveFolder } from './media/save-folder.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 import { WorkerPool } from './workers/pool.js';
 import { workerSlots } from './workers/slots.js';
@@ -35,6 +37,10 @@ const HELP = `usage: npm start -- [options]
   --workers N        N inference workers without a card (CPU)
   --share [cloudflared]  open a public link (localtunnel by default, or a cloudflared binary);
                      prints the link, the tunnel password and the access token
+  --job-rate-limit N jobs one client may submit per minute (default 30)
+  --trust-proxy      behind your own reverse proxy: take the client's address from the last
+                     X-Forwarded-For entry (for rate limits); off by default, and --share
+                     trusts only its tunnel's header, on connections from this machine
 `;
 
 const optionsSchema = z.object({
@@ -55,6 +61,8 @@ const optionsSchema = z.object({
   /** How long a cancel waits for the worker to stop between steps before killing it. */
   cancelGraceMs: z.number().int().min(0).optional(),
   share: z.enum(['localtunnel', 'cloudflared']).optional(),
+  trustProxy: z.boolean().default(false),
+  jobRateLimit: z.coerce.number().int().min(1).max(100_000).default(30),
   /** For tests: another localtunnel-protocol server and password endpoint. */
   tunnelHost: z.string().optional(),
   tunnelPasswordUrl: z.string().optional(),
@@ -85,6 +93,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   const ffmpegError = await checkFfmpeg();
   if (ffmpegError) log(`warning: ${ffmpegError}. Videos cannot be written until ffmpeg is installed (Debian/Ubuntu/Colab: apt-get install -y ffmpeg).`);
 
+  if (opts.saveDir) for (const line of prepareSaveFolder(opts.saveDir)) log(line);
   const models = discoverModels({ path: modelPath, demo }, opts.modelsRoot);
   const gpus = opts.gpus || (!opts.workers && opts.provider !== 'cpu') ? await nvidiaGpus(10_000) : [];
   const slots = workerSlots({ gpus: opts.gpus, workers: opts.workers, provider: opts.provider }, gpus.map((g) => g.index));
@@ -99,8 +108,9 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   pool.start();
 
   const store = new JobStore(opts.outputDir);
-  const history = store.load();
+  const history = store.load((line) => log(`warning: ${line}`));
   const service = new JobService({ store, workers: pool, saveDir: opts.saveDir });
+  service.resumeSaves();
   const fixed = { models: models.map(({ name, demo: d, frames }) => ({ name, demo: d, frames })), ffmpeg: { ok: !ffmpegError, error: ffmpegError }, saveDir: !!opts.saveDir };
   const local = opts.host === '127.0.0.1' || opts.host === 'localhost' || opts.host === '::1';
   const token = opts.token ?? (local && !opts.share ? undefined : generateToken());
@@ -108,6 +118,8 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
     service,
     modelNames: models.map((m) => m.name),
     token,
+    trustProxy: opts.trustProxy ? 'proxy' : opts.share ? 'tunnel' : 'none',
+    jobRateLimit: opts.jobRateLimit,
     clientDir: join(PROJECT_ROOT, 'client', 'dist'),
     health: async () => {
       const [first] = await nvidiaGpus(3000);
@@ -184,19 +196,20 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     args: argv,
     options: {
       model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, 'output-dir': { type: 'string' },
-      'save-dir': { type: 'string' }, token: { type: 'string' }, provider: { type: 'string' }, 'gpu-memory': { type: 'string' }, help: { type: 'boolean' },
+      'save-dir': { type: 'string' }, token: { type: 'string' }, provider: { type: 'string' }, 'gpu-memory': { type: 'string' }, 'trust-proxy': { type: 'boolean' }, 'job-rate-limit': { type: 'string' }, help: { type: 'boolean' },
       gpus: { type: 'string' }, workers: { type: 'string' },
     },
   });
   if (values.help) {
     console.log(HELP);
   } else {
-    const input: ServerOptions = { model: values.model, port: values.port, host: values.host, outputDir: values['output-dir'], saveDir: values['save-dir'], token: values.token, provider: values.provider as ServerOptions['provider'], gpuMemory: values['gpu-memory'] as ServerOptions['gpuMemory'], gpus: values.gpus, workers: values.workers, share: share as ServerOptions['share'] };
+    const input: ServerOptions = { model: values.model, port: values.port, host: values.host, outputDir: values['output-dir'], saveDir: values['save-dir'], token: values.token, provider: values.provider as ServerOptions['provider'], gpuMemory: values['gpu-memory'] as ServerOptions['gpuMemory'], gpus: values.gpus, workers: values.workers, trustProxy: values['trust-proxy'], jobRateLimit: values['job-rate-limit'] as unknown as number, share: share as ServerOptions['share'] };
     const parsed = optionsSchema.safeParse(input);
     if (!parsed.success) {
       console.error(`error: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}\n\n${HELP}`);
       process.exit(2);
     }
+    installLastResort();
     startServer(input).then(
       (s) => {
         const stop = () => void s.close().then(() => process.exit(0));

@@ -14,7 +14,14 @@ export interface TunnelEvents {
   log: [string];
 }
 
-const newTunnelSchema = z.object({ id: z.string(), url: z.string(), port: z.number(), ip: z.string().optional(), max_conn_count: z.number().optional() });
+/** The tunnel server's answer, checked like any outside input before we connect where it says. */
+const newTunnelSchema = z.object({
+  id: z.string().max(200),
+  url: z.url({ protocol: /^https?$/ }),
+  port: z.number().int().min(1).max(65535),
+  ip: z.union([z.ipv4(), z.ipv6()]).optional(),
+  max_conn_count: z.number().int().min(1).optional(),
+});
 
 export interface LocalTunnelOptions {
   localPort: number;
@@ -57,7 +64,9 @@ export class LocalTunnel extends EventEmitter<TunnelEvents> {
       const host = this.opts.host ?? 'https://localtunnel.me';
       const res = await fetch(`${host}/?new`, { signal: AbortSignal.timeout(15_000) });
       if (!res.ok) throw new Error(`tunnel server answered ${res.status}`);
-      const info = newTunnelSchema.parse(await res.json());
+      const parsed = newTunnelSchema.safeParse(await res.json().catch(() => undefined));
+      if (!parsed.success) throw new Error(`the tunnel server's answer is not a new tunnel (${parsed.error.issues.map((i) => `${i.path.join('.') || 'answer'}: ${i.message}`).join('; ')})`);
+      const info = parsed.data;
       const remoteHost = info.ip ?? new URL(host).hostname;
       const count = Math.max(1, Math.min(info.max_conn_count ?? 10, 10));
       for (let i = 0; i < count; i++) this.connectOne(gen, remoteHost, info.port);
@@ -66,7 +75,8 @@ export class LocalTunnel extends EventEmitter<TunnelEvents> {
       this.url = info.url;
       this.backoff = 1000;
       const password = this.opts.passwordUrl ? await fetch(this.opts.passwordUrl, { signal: AbortSignal.timeout(10_000) }).then((r) => r.text()).catch(() => undefined) : undefined;
-      this.emit('ready', { url: info.url, password: password?.trim() });
+      // The password is the machine's public address; anything else is not printed.
+      this.emit('ready', { url: info.url, password: z.union([z.ipv4(), z.ipv6()]).safeParse(password?.trim()).data });
     } catch (err) {
       this.retry(gen, (err as Error).message);
     }

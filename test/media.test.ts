@@ -1,8 +1,8 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { arrangeFrames } from '../server/media/ffmpeg.js';
-import { nextNumber, saveNumbered } from '../server/media/save-folder.js';
+import { nextNumber, prepareSaveFolder, saveNumbered } from '../server/media/save-folder.js';
 import { tempDir } from './helpers.js';
 
 describe('Drive-style save folder', () => {
@@ -12,6 +12,8 @@ describe('Drive-style save folder', () => {
     writeFileSync(src, 'video');
     const json = join(tempDir(), 'settings.json');
     writeFileSync(json, '{}');
+    await expect(nextNumber(join(dir, 'new'))).rejects.toThrow(/no longer exists/);
+    expect(prepareSaveFolder(join(dir, 'new'))).toEqual([`created the save folder ${join(dir, 'new')}`]);
     expect(await nextNumber(join(dir, 'new'))).toBe(1);
     writeFileSync(join(dir, '000041.mp4'), '');
     writeFileSync(join(dir, 'notes.txt'), '');
@@ -35,7 +37,32 @@ describe('Drive-style save folder', () => {
     expect(r.files).toEqual([join(folder, '000001.mp4')]);
     const blocked = join(base, 'blocked');
     writeFileSync(blocked, '');
-    await expect(saveNumbered(blocked, [src], { attempts: 2, delayMs: 10 })).rejects.toThrow(/EEXIST|ENOTDIR/);
+    await expect(saveNumbered(blocked, [src], { attempts: 2, delayMs: 10 })).rejects.toThrow(/is not a folder/);
+  });
+
+  it('never re-creates a folder that disappeared, and makes one at start only under an existing parent', async () => {
+    const base = tempDir();
+    const src = join(base, 'v.mp4');
+    writeFileSync(src, 'v');
+    const folder = join(base, 'drive');
+    prepareSaveFolder(folder);
+    rmSync(folder, { recursive: true });
+    await expect(saveNumbered(folder, [src], { attempts: 2, delayMs: 10 })).rejects.toThrow(/no longer exists/);
+    expect(existsSync(folder)).toBe(false);
+    expect(() => prepareSaveFolder(join(base, 'unmounted', 'MyDrive', 'svd'))).toThrow(/does not exist \(is the drive mounted\?\)/);
+    expect(existsSync(join(base, 'unmounted'))).toBe(false);
+  });
+
+  it('removes copies a killed process left half-done, and never keeps half a set', async () => {
+    const folder = tempDir();
+    writeFileSync(join(folder, '.000003.mp4.partial'), 'half');
+    writeFileSync(join(folder, '000002.mp4'), 'kept');
+    expect(prepareSaveFolder(folder)).toEqual(['removed the unfinished copy .000003.mp4.partial']);
+    const src = join(tempDir(), 'v.mp4');
+    writeFileSync(src, 'v');
+    // The second file is missing: the first copy of this set must not stay behind as 000003.mp4.
+    await expect(saveNumbered(folder, [src, join(folder, 'missing.json')], { attempts: 2, delayMs: 10 })).rejects.toThrow(/ENOENT/);
+    expect(readdirSync(folder).sort()).toEqual(['000002.mp4']);
   });
 });
 

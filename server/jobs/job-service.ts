@@ -6,6 +6,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { arrangeFrames, encodeVideo } from '../media/ffmpeg.js';
 import { saveNumbered } from '../media/save-folder.js';
 import type { InferenceWorker, WorkerPool } from '../workers/pool.js';
+import { DiskFullError, isNoSpace } from '../disk-full.js';
 import type { JobProgress, JobRecord, JobSettings } from './job.js';
 import { writeFileAtomic, type JobStore } from './job-store.js';
 
@@ -14,6 +15,10 @@ export class QueueFullError extends Error {
     super(`the queue is full (${max} jobs waiting); try again when some have finished`);
     this.name = 'QueueFullError';
   }
+}
+
+function failureMessage(err: unknown): string {
+  return isNoSpace(err) ? new DiskFullError("the job's files").message : (err as Error).message;
 }
 
 export interface JobServiceEvents {
@@ -73,7 +78,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     this.store.create(job, files);
     this.store.log(id, `queued${rerunOf ? ` (re-run of ${rerunOf})` : ''} with settings ${JSON.stringify(settings)}`);
     this.queue.push(id);
-    this.setProgress(job, { stage: 'queued', position: this.queue.length });
+    this.setProgress(job, { stage: 'queued', position: this.queue.length }, false);
     this.pump();
     return job;
   }
@@ -108,9 +113,18 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     job.finishedAt = new Date().toISOString();
     job.error = error;
     job.progress = status === 'done' ? { stage: 'done' } : undefined;
-    this.store.save(job);
+    this.trySave(job);
     this.store.log(job.id, error ? `${status}: ${error}` : status);
     this.emit('update', job);
+  }
+
+  /** For end states: the record in memory is right even when the disk cannot take it. */
+  private trySave(job: JobRecord) {
+    try {
+      this.store.save(job);
+    } catch (err) {
+      console.error(`job ${job.id}: could not write job.json (${(err as Error).message})`);
+    }
   }
 
   private announcePositions() {
@@ -133,7 +147,11 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       this.running.set(job.id, controller);
       started = true;
       this.run(job, worker, controller.signal)
-        .catch((err: Error) => console.error(`job ${job.id}: ${err.message}`))
+        .catch((err) => {
+          // Only a write of the job's own record before its run began gets here.
+          if (job.status === 'running') this.finish(job, 'failed', failureMessage(err));
+          else console.error(`job ${job.id}: ${(err as Error).message}`);
+        })
         .finally(() => this.running.delete(job.id));
     }
     if (started) this.announcePositions();
@@ -173,7 +191,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       // Shutting down: the job stays running on disk and the next start marks it interrupted.
       if (this.closing) return;
       if (signal.aborted) this.finish(job, 'cancelled');
-      else this.finish(job, 'failed', (err as Error).message);
+      else this.finish(job, 'failed', failureMessage(err));
     } finally {
       await rm(framesPath, { force: true });
     }
@@ -183,7 +201,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   private saveToFolder(job: JobRecord) {
     const dir = this.opts.saveDir!;
     job.saved = { status: 'pending' };
-    this.store.save(job);
+    this.trySave(job);
     const files = [...Object.values(job.videos).map((n) => this.store.file(job.id, n!)), this.store.file(job.id, 'settings.json')];
     this.saving = this.saving.then(() =>
       saveNumbered(dir, files, this.opts.saveRetry)
@@ -196,10 +214,23 @@ export class JobService extends EventEmitter<JobServiceEvents> {
           this.store.log(job.id, job.saved.error!);
         })
         .finally(() => {
-          this.store.save(job);
+          this.trySave(job);
           this.emit('update', job);
         }),
     );
+  }
+
+  /** After a restart: saves the last run left pending are made again, or reported when no folder is set. */
+  resumeSaves(): void {
+    for (const job of this.store.list().reverse()) {
+      if (job.saved?.status !== 'pending') continue;
+      this.store.log(job.id, 'saving again: the server stopped before the save finished');
+      if (this.opts.saveDir) this.saveToFolder(job);
+      else {
+        job.saved = { status: 'failed', error: 'the server stopped before this job was saved, and no save folder is set now; download the video instead' };
+        this.trySave(job);
+      }
+    }
   }
 
   /** For tests and shutdown: resolves when background saves are done. */

@@ -1,16 +1,46 @@
 // One folder per job under the output directory: the input, job.json (settings, status, seed),
 // the videos and a log. Every write goes to a temp file first and is renamed into place, so a
-// crash never leaves a half-written file; history is read back from the folders at start.
+// crash never leaves a half-written file; history is read back from the folders at start, where
+// each job.json is checked like any other outside input and leftover temp files are removed.
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { JOB_ID, type JobRecord } from './job.js';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { z } from 'zod';
+import { diskFullAs } from '../disk-full.js';
+import { videoFormats } from '../../common/video-formats.js';
+import { JOB_ID, jobSettingsSchema, type JobRecord } from './job.js';
 
+/** Writes beside `path` and renames into place; the temp file never outlives a failed write. */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
+  try {
+    diskFullAs(basename(path), () => writeFileSync(tmp, data));
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }
+
+const FILE_NAME = /^[\w.-]+$/;
+
+/** job.json as read back from disk: every field checked, file names without any path. */
+const storedJobSchema = z.object({
+  id: z.string().regex(JOB_ID),
+  status: z.enum(['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted']),
+  createdAt: z.string(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  settings: jobSettingsSchema,
+  seed: z.number().int().optional(),
+  error: z.string().optional(),
+  videos: z.partialRecord(z.enum(videoFormats), z.string().regex(/^video\.(mp4|webm|gif)$/)),
+  inputName: z.string().regex(FILE_NAME),
+  saved: z.object({ status: z.enum(['pending', 'saved', 'failed']), files: z.array(z.string()).optional(), error: z.string().optional() }).optional(),
+  rerunOf: z.string().regex(JOB_ID).optional(),
+  provider: z.string().optional(),
+  timings: z.object({ totalMs: z.number() }).optional(),
+});
 
 export class JobStore {
   private readonly jobs = new Map<string, JobRecord>();
@@ -19,24 +49,52 @@ export class JobStore {
     mkdirSync(root, { recursive: true });
   }
 
-  /** Reads every job folder; jobs that were queued or running when the process died become interrupted. */
-  load(): JobRecord[] {
+  /**
+   * Reads every job folder: jobs that were queued or running when the process died become
+   * interrupted, temp files of unfinished writes are removed, and videos no longer on disk are
+   * no longer listed. `warn` hears about folders that could not be read.
+   */
+  load(warn: (line: string) => void = () => {}): JobRecord[] {
     for (const name of readdirSync(this.root)) {
       if (!JOB_ID.test(name)) continue;
-      const file = join(this.root, name, 'job.json');
+      const dir = join(this.root, name);
+      const file = join(dir, 'job.json');
       if (!existsSync(file)) continue;
+      for (const f of readdirSync(dir)) if (f.endsWith('.tmp')) rmSync(join(dir, f), { force: true });
+      let raw: unknown;
       try {
-        const job = JSON.parse(readFileSync(file, 'utf8')) as JobRecord;
-        if (job.status === 'running' || job.status === 'queued') {
-          job.status = 'interrupted';
-          job.progress = undefined;
-          job.error = 'the server stopped before this job finished; its input and settings are kept: run it again';
+        raw = JSON.parse(readFileSync(file, 'utf8'));
+      } catch (err) {
+        warn(`job ${name}: job.json is not readable JSON (${(err as Error).message}); left as it is`);
+        continue;
+      }
+      const parsed = storedJobSchema.safeParse(raw);
+      if (!parsed.success || parsed.data.id !== name) {
+        const why = parsed.success ? 'its id is not its folder name' : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+        warn(`job ${name}: job.json is not a job record (${why}); left as it is`);
+        continue;
+      }
+      const job: JobRecord = { ...parsed.data, progress: parsed.data.status === 'done' ? { stage: 'done' } : undefined };
+      let changed = false;
+      for (const [format, video] of Object.entries(job.videos)) {
+        const size = existsSync(join(dir, video)) ? statSync(join(dir, video)).size : 0;
+        if (size > 0) continue;
+        delete job.videos[format as keyof JobRecord['videos']];
+        changed = true;
+      }
+      if (job.status === 'running' || job.status === 'queued') {
+        job.status = 'interrupted';
+        job.error = 'the server stopped before this job finished; its input and settings are kept: run it again';
+        changed = true;
+        this.log(job.id, 'marked interrupted at server start');
+      }
+      this.jobs.set(job.id, job);
+      if (changed) {
+        try {
           this.save(job);
-          this.log(job.id, 'marked interrupted at server start');
+        } catch (err) {
+          warn(`job ${name}: could not update job.json (${(err as Error).message})`);
         }
-        this.jobs.set(job.id, job);
-      } catch {
-        // A folder without a readable job.json is not a job of ours; leave it alone.
       }
     }
     return this.list();
@@ -54,19 +112,33 @@ export class JobStore {
     return join(this.root, id);
   }
 
+  /** The job's folder with its files and job.json, or nothing at all if any write fails. */
   create(job: JobRecord, files: Record<string, Uint8Array>): void {
-    mkdirSync(this.dir(job.id), { recursive: true });
-    for (const [name, data] of Object.entries(files)) writeFileAtomic(join(this.dir(job.id), name), data);
-    this.save(job);
+    const dir = this.dir(job.id);
+    try {
+      diskFullAs('a new job folder', () => mkdirSync(dir, { recursive: true }));
+      for (const [name, data] of Object.entries(files)) writeFileAtomic(join(dir, name), data);
+      this.save(job);
+    } catch (err) {
+      this.jobs.delete(job.id);
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
   }
 
+  /** Updates the record in memory, then on disk (which may throw DiskFullError). */
   save(job: JobRecord): void {
     this.jobs.set(job.id, job);
     writeFileAtomic(join(this.dir(job.id), 'job.json'), JSON.stringify(job, null, 2));
   }
 
+  /** Best effort: a log line that cannot be written (full disk) must not fail the job. */
   log(id: string, line: string): void {
-    appendFileSync(join(this.dir(id), 'log.txt'), `${new Date().toISOString()} ${line}\n`);
+    try {
+      appendFileSync(join(this.dir(id), 'log.txt'), `${new Date().toISOString()} ${line}\n`);
+    } catch (err) {
+      console.error(`job ${id}: could not write to log.txt (${(err as Error).message}): ${line}`);
+    }
   }
 
   get(id: string): JobRecord | undefined {

@@ -1,0 +1,470 @@
+// Hostile input against the real server process (server/main.ts with --token, tiny model, CPU):
+// for every REST route, the socket.io handshake and every socket.io event, generated payloads of
+// wrong types and sizes (fast-check) and a table of known attacks. Each answer must be a 4xx with
+// a plain JSON message (or a refused connection), and afterwards the same process must still
+// serve, without ever having reached its last resort. Traffic goes to 127.0.0.1 only; each
+// property runs a bounded number of cases.
+import { readFileSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
+import { join } from 'node:path';
+import { deflateSync, crc32 } from 'node:zlib';
+import fc from 'fast-check';
+import { io as ioClient, type Socket } from 'socket.io-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FailedLoginThrottle } from '../server/auth.js';
+import { clientAddress } from '../server/client-address.js';
+import { LAST_RESORT_PREFIX } from '../server/last-resort.js';
+import { startServer } from '../server/main.js';
+import { LocalTunnel } from '../server/tunnel.js';
+import { createServer as createHttpServer } from 'node:http';
+import { multipart, send, startCliServer, type CliServer, type Reply } from './cli-server.js';
+import { FIXTURE, tempDir } from './helpers.js';
+
+const TOKEN = 'hostile-suite-token-0123';
+const auth = { authorization: `Bearer ${TOKEN}` };
+const png = readFileSync(join(FIXTURE, 'input.png'));
+const small = { width: 128, height: 64, frames: 3, steps: 2, fps: 8, saveToFolder: false };
+
+/** A new loopback source address per case, so the wrong-token throttle never hides a parser path. */
+let nextAddress = 0;
+const freshAddress = () => {
+  nextAddress++;
+  return `127.0.${1 + (nextAddress >> 8)}.${1 + (nextAddress & 0xff) % 254}`;
+};
+
+/** A client error: 4xx, and a JSON body whose "error" is one plain sentence (no stack, no path). */
+function expectClientError(r: Reply, what: string) {
+  expect(r.status, `${what}: ${r.text.slice(0, 300)}`).toBeGreaterThanOrEqual(400);
+  expect(r.status, `${what}: ${r.text.slice(0, 300)}`).toBeLessThan(500);
+  const body = JSON.parse(r.text) as { error?: unknown };
+  expect(typeof body.error, what).toBe('string');
+  expect(body.error as string, what).not.toMatch(/\n\s+at |\/work\/|node_modules|internal error/);
+}
+
+/** Socket.io over raw long-polling: opens a session, sends `packet`, and returns what comes back. */
+async function rawSocket(base: string, packets: string[], opts: { headers?: Record<string, string>; from?: string } = {}): Promise<string> {
+  const q = 'socket.io/?EIO=4&transport=polling';
+  const open = await send(base, 'GET', q, opts);
+  expect(open.status).toBe(200);
+  const sid = (JSON.parse(open.text.slice(1)) as { sid: string }).sid;
+  for (const p of packets) await send(base, 'POST', `${q}&sid=${sid}`, { ...opts, body: p, headers: { ...opts.headers, 'content-type': 'text/plain;charset=UTF-8' } });
+  const poll = await send(base, 'GET', `${q}&sid=${sid}`, { ...opts, timeoutMs: 5000 }).catch((e: Error) => ({ status: 0, text: `(${e.message})`, headers: {} }));
+  return poll.status === 200 ? poll.text : `HTTP ${poll.status} ${poll.text}`;
+}
+const refusedOrClosed = (reply: string) => !/(^|\x1e)40\{"sid"/.test(reply);
+
+/** A PNG whose header says width × height; no pixel data needs to follow for the size check. */
+function pngHeader(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+function jobForm(settings: unknown, image: Uint8Array = png, name = 'in.png') {
+  return multipart([
+    { name: 'image', filename: name, data: image },
+    { name: 'settings', data: typeof settings === 'string' ? settings : JSON.stringify(settings) },
+  ]);
+}
+const postJob = (base: string, form: { body: Buffer; contentType: string }, headers: Record<string, string> = auth, from?: string) =>
+  send(base, 'POST', 'api/jobs', { headers: { ...headers, 'content-type': form.contentType }, body: form.body, from });
+
+function connectIo(base: string, token = TOKEN): Promise<Socket> {
+  const socket = ioClient(base, { auth: { token }, transports: ['websocket'], reconnection: false, forceNew: true });
+  return new Promise((ok, fail) => {
+    socket.once('connect', () => ok(socket));
+    socket.once('connect_error', fail);
+  });
+}
+
+describe('hostile input against the server process', () => {
+  let server: CliServer;
+  let jobId: string;
+
+  beforeAll(async () => {
+    server = await startCliServer(['--token', TOKEN, '--output-dir', tempDir('svd-hostile-'), '--job-rate-limit', '1000'], { token: TOKEN });
+    const r = await postJob(server.url, jobForm(small));
+    expect(r.status).toBe(202);
+    jobId = (JSON.parse(r.text) as { id: string }).id;
+    for (let i = 0; i < 600; i++) {
+      const j = JSON.parse((await send(server.url, 'GET', `api/jobs/${jobId}`, { headers: auth })).text) as { status: string };
+      if (j.status === 'done') break;
+      await new Promise((ok) => setTimeout(ok, 100));
+    }
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  describe('the crashes found in issue 11', () => {
+    it('a handshake token of another type than text is refused, the process lives', async () => {
+      for (const token of ['1', 'true', 'false', '{}', '[]', '{"toString":1}', '["a","b"]', '1e999', `"${'x'.repeat(100_000)}"`]) {
+        const reply = await rawSocket(server.url, [`40{"token":${token}}`], { from: freshAddress() });
+        expect(reply, token.slice(0, 40)).toMatch(/^44\{"message":"the access token must be text/);
+      }
+      expect(server.alive()).toBe(true);
+    });
+
+    it('a cookie that is not valid percent-encoding is no token: refused on socket.io, 401 on REST', async () => {
+      const cookie = { cookie: 'svd_token=%E0%A4%A' };
+      expect(await rawSocket(server.url, ['40'], { headers: cookie })).toMatch(/^44\{"message":"access token required/);
+      const r = await send(server.url, 'GET', 'api/jobs', { headers: cookie });
+      expect(r.status).toBe(401);
+      expectClientError(r, 'bad cookie');
+      expect(server.alive()).toBe(true);
+    });
+
+    it('the step limit holds however the schedule is given, checked at submission', async () => {
+      const sigmas = Array.from({ length: 9001 }, (_, i) => 9001 - i - 1 + 0.5).map((s, i, a) => (i === a.length - 1 ? 0 : s / 10));
+      const cases: [unknown, RegExp][] = [
+        [{ ...small, sigmas }, /at most 201 sigmas/],
+        [{ ...small, sigmas: [1e308, 0] }, /at most 5000/],
+        [{ ...small, sigmas: [1, 2, 0] }, /strictly decreasing/],
+        [{ ...small, sigmas: [3, 0, 0] }, /strictly decreasing|only the last/],
+        [{ ...small, steps: 201 }, /steps/],
+        [{ ...small, formats: ['mp4', 'mp4'] }, /each format once/],
+      ];
+      for (const [settings, message] of cases) {
+        const r = await postJob(server.url, jobForm(settings));
+        expect(r.status, r.text.slice(0, 200)).toBe(400);
+        expect((JSON.parse(r.text) as { error: string }).error).toMatch(message);
+      }
+    });
+
+    it('uploads: 900 megapixels get the pixel-limit message, HEIC a plain one, a cut-off body a 400', async () => {
+      const huge = await postJob(server.url, jobForm(small, pngHeader(30_000, 30_000)));
+      expect(huge.status).toBe(413);
+      expect(JSON.parse(huge.text).error).toMatch(/900 megapixels, over the 50 MP limit/);
+      const heic = await postJob(server.url, jobForm(small, readFileSync(join(FIXTURE, '..', 'uploads', 'photo.heic')), 'IMG_0001.HEIC'));
+      expect(heic.status).toBe(415);
+      expect(JSON.parse(heic.text).error).toMatch(/^HEIC photos \(the iPhone's default\) cannot be read here; use a PNG, JPEG/);
+      expect(heic.text).not.toMatch(/heif:|plugin|libde265|bad seek/);
+      const form = jobForm(small);
+      for (const cut of [10, 60, 200, form.body.length - 30]) {
+        const r = await postJob(server.url, { ...form, body: form.body.subarray(0, cut) });
+        expect(r.status, `cut at ${cut}`).toBe(400);
+        expectClientError(r, `cut at ${cut}`);
+      }
+    });
+  });
+
+  describe('REST routes', () => {
+    const routes = (id: string) => [
+      ['GET', 'api/health'],
+      ['GET', 'api/jobs'],
+      ['POST', 'api/jobs'],
+      ['GET', `api/jobs/${id}`],
+      ['DELETE', `api/jobs/${id}`],
+      ['POST', `api/jobs/${id}/rerun`],
+      ['GET', `api/jobs/${id}/input.png`],
+      ['GET', `api/jobs/${id}/video.mp4`],
+      ['GET', `api/jobs/${id}/video.webm`],
+    ] as const;
+
+    it('every route refuses requests without the token or with a malformed one', async () => {
+      const tokenish = fc.oneof(fc.string({ maxLength: 80 }), fc.string({ unit: 'binary', maxLength: 40 }), fc.constantFrom('%E0%A4%A', '%', '%00', 'a'.repeat(5000), TOKEN.slice(0, -1)));
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom(...routes(jobId)), fc.constantFrom('authorization', 'x-access-token', 'cookie', 'query'), tokenish, async ([method, path], where, value) => {
+          const v = encodeURIComponent(value);
+          const headers: Record<string, string> = where === 'authorization' ? { authorization: `Bearer ${v}` } : where === 'x-access-token' ? { 'x-access-token': v } : where === 'cookie' ? { cookie: `svd_token=${value.replace(/[^\x21-\x7e]/g, '')}` } : {};
+          const r = await send(server.url, method, where === 'query' ? `${path}?token=${v}` : path, { headers, from: freshAddress() });
+          expect([400, 401]).toContain(r.status);
+          expectClientError(r, `${method} ${path} ${where}=${v.slice(0, 40)}`);
+        }),
+        { numRuns: 120 },
+      );
+      for (const query of ['token=a&token=b', 'token[x]=1', `token=${'%FF'.repeat(10)}`]) {
+        const r = await send(server.url, 'GET', `api/jobs?${query}`, { from: freshAddress() });
+        expectClientError(r, query);
+      }
+    });
+
+    it('ids and paths of every shape give 4xx', async () => {
+      const ids = fc.oneof(
+        fc.string({ minLength: 1, maxLength: 60 }).map(encodeURIComponent),
+        fc.constantFrom('%E0%A4%A', '%', '..%2F..%2Fetc%2Fpasswd', '%2e%2e', '%00', 'a'.repeat(16), 'A'.repeat(16), jobId.toUpperCase(), `${jobId}%00`, 'x'.repeat(4000)),
+      );
+      await fc.assert(
+        fc.asyncProperty(ids, fc.constantFrom('', '/rerun', '/input.png', '/video.mp4', '/video.avi', '/video.', '/video.%E0%A4%A', '/x/y'), fc.constantFrom('GET', 'DELETE', 'POST', 'PUT', 'PATCH'), async (id, tail, method) => {
+          const r = await send(server.url, method, `api/jobs/${id}${tail}`, { headers: { ...auth, 'content-type': 'application/json' }, body: method === 'POST' ? '{}' : undefined });
+          expectClientError(r, `${method} ${id.slice(0, 40)}${tail}`);
+        }),
+        { numRuns: 150 },
+      );
+    });
+
+    it('POST /api/jobs: settings of every wrong type and size are 4xx', async () => {
+      const keys = ['width', 'height', 'resize', 'cropX', 'cropY', 'frames', 'steps', 'sigmas', 'fps', 'motionBucket', 'noiseAug', 'minGuidance', 'maxGuidance', 'decodeChunk', 'seed', 'formats', 'loops', 'pingPong', 'saveToFolder', 'model'];
+      const settings = fc.oneof(
+        fc.dictionary(fc.constantFrom(...keys), fc.jsonValue({ maxDepth: 2 }), { minKeys: 1, maxKeys: 4 }).map((d) => JSON.stringify(d)),
+        fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+        fc.string({ maxLength: 200 }),
+        fc.constantFrom('{', '[]', 'null', '1e999', '{"width": 1e999}', '{"__proto__": {"width": 64}}', '{"sigmas": []}', `{"sigmas": [${'1,'.repeat(5000)}0]}`),
+      );
+      // A broken image after the settings: valid settings are answered 415, so no job ever runs here.
+      await fc.assert(
+        fc.asyncProperty(settings, async (s) => {
+          const r = await postJob(server.url, jobForm(s, Buffer.from('not an image')));
+          expect([400, 413, 415]).toContain(r.status);
+          expectClientError(r, s.slice(0, 80));
+        }),
+        { numRuns: 150 },
+      );
+    });
+
+    it('POST /api/jobs: broken, repeated and foreign bodies are 4xx', async () => {
+      const good = jobForm(small);
+      const bodies: [string, string, Uint8Array | string][] = [
+        ['no body', 'multipart/form-data; boundary=x', ''],
+        ['no boundary', 'multipart/form-data', good.body],
+        ['wrong boundary', 'multipart/form-data; boundary=other', good.body],
+        ['json', 'application/json', JSON.stringify(small)],
+        ['urlencoded', 'application/x-www-form-urlencoded', 'settings=%7B%7D'],
+        ['text', 'text/plain', 'hello'],
+        ['settings twice', good.contentType, multipart([{ name: 'image', filename: 'a.png', data: png }, { name: 'settings', data: '{}' }, { name: 'settings', data: '{"steps": 9000}' }]).body],
+        ['two images', good.contentType, multipart([{ name: 'image', filename: 'a.png', data: png }, { name: 'image', filename: 'b.png', data: png }]).body],
+        ['image under another name', good.contentType, multipart([{ name: 'picture', filename: 'a.png', data: png }]).body],
+        ['extra field', good.contentType, multipart([{ name: 'image', filename: 'a.png', data: png }, { name: 'evil', data: 'x' }]).body],
+        ['image as a plain field', good.contentType, multipart([{ name: 'image', data: 'abc' }]).body],
+        ['huge field', good.contentType, multipart([{ name: 'image', filename: 'a.png', data: png }, { name: 'settings', data: 'x'.repeat(100_000) }]).body],
+        ['many parts', good.contentType, multipart(Array.from({ length: 50 }, (_, i) => ({ name: `f${i}`, data: 'x' }))).body],
+        ['prototype keys', good.contentType, multipart([{ name: 'image', filename: 'a.png', data: png }, { name: '__proto__[polluted]', data: '1' }, { name: 'settings[__proto__][width]', data: '64' }]).body],
+        ['svg', good.contentType, multipart([{ name: 'image', filename: 'a.svg', data: '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><image href="file:///etc/passwd"/></svg>' }]).body],
+      ];
+      for (const [what, type, body] of bodies) expectClientError(await send(server.url, 'POST', 'api/jobs', { headers: { ...auth, 'content-type': type }, body }), what);
+      await fc.assert(
+        fc.asyncProperty(fc.uint8Array({ maxLength: 3000 }), fc.nat(good.body.length), async (noise, cut) => {
+          const body = Buffer.concat([good.body.subarray(0, cut), noise]);
+          const r = await send(server.url, 'POST', 'api/jobs', { headers: { ...auth, 'content-type': good.contentType }, body });
+          // Rarely the noise leaves a whole valid form: then the job is accepted and cancelled at once.
+          if (r.status === 202) return void (await send(server.url, 'DELETE', `api/jobs/${(JSON.parse(r.text) as { id: string }).id}`, { headers: auth }));
+          expectClientError(r, `cut ${cut} + ${noise.length} bytes`);
+        }),
+        { numRuns: 80 },
+      );
+    });
+
+    it('POST /api/jobs/:id/rerun: bodies of every wrong type are 4xx', async () => {
+      const bodies = fc.oneof(
+        fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+        fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify({ settings: v })),
+        fc.dictionary(fc.constantFrom('steps', 'sigmas', 'formats', 'model', 'seed', 'pingPong'), fc.jsonValue({ maxDepth: 1 }), { minKeys: 1 }).map((d) => JSON.stringify({ settings: d })),
+        fc.string({ maxLength: 100 }),
+      );
+      await fc.assert(
+        fc.asyncProperty(bodies, fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded'), async (body, type) => {
+          const r = await send(server.url, 'POST', `api/jobs/${jobId}/rerun`, { headers: { ...auth, 'content-type': type }, body });
+          // A body that happens to be valid settings re-runs the tiny job; cancel it so the queue stays short.
+          if (r.status === 202) return void (await send(server.url, 'DELETE', `api/jobs/${(JSON.parse(r.text) as { id: string }).id}`, { headers: auth }));
+          expectClientError(r, body.slice(0, 80));
+        }),
+        { numRuns: 80 },
+      );
+      expectClientError(await send(server.url, 'POST', `api/jobs/${jobId}/rerun`, { headers: { ...auth, 'content-type': 'application/json' }, body: 'x'.repeat(100_000) }), 'big body');
+    });
+
+    it('malformed HTTP is refused by the parser and the process lives', async () => {
+      const raw = [
+        'GET /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n',
+        'GET /api/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n',
+        `GET /${'a'.repeat(100_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+        'GET /api/health HTTP/1.1\r\nHost: x\r\nX: \x00\x01\r\n\r\n',
+        '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03',
+        'POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n',
+      ];
+      for (const bytes of raw) {
+        const answer = await new Promise<string>((ok) => {
+          const s = tcpConnect({ host: '127.0.0.1', port: Number(new URL(server.url).port) }, () => s.end(bytes, 'latin1'));
+          let got = '';
+          s.on('data', (d) => (got += d.toString('latin1')));
+          s.on('close', () => ok(got));
+          s.on('error', () => ok(got));
+          s.setTimeout(3000, () => s.destroy());
+        });
+        expect(answer.startsWith('HTTP/1.1 5'), `${bytes.slice(0, 40)} → ${answer.slice(0, 80)}`).toBe(false);
+      }
+      expect(server.alive()).toBe(true);
+    });
+  });
+
+  describe('socket.io', () => {
+    it('the handshake refuses every wrong shape of auth and every wrong token', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.oneof(
+            fc.jsonValue({ maxDepth: 2 }).map((v) => `40${JSON.stringify({ token: v })}`),
+            fc.jsonValue({ maxDepth: 2 }).map((v) => `40${JSON.stringify(v)}`),
+            fc.string({ maxLength: 60 }).map((s) => `40${s}`),
+            fc.string({ maxLength: 60 }).map((s) => `4${s}`),
+          ),
+          fc.option(fc.constantFrom('svd_token=%E0%A4%A', 'svd_token=', 'svd_token=%', `svd_token=${TOKEN}x`, 'svd_token'), { nil: undefined }),
+          async (packet, cookie) => {
+            const reply = await rawSocket(server.url, [packet], { from: freshAddress(), headers: cookie ? { cookie } : {} });
+            expect(refusedOrClosed(reply), `${packet.slice(0, 60)} → ${reply.slice(0, 100)}`).toBe(true);
+          },
+        ),
+        { numRuns: 150 },
+      );
+      expect(server.alive()).toBe(true);
+    });
+
+    it('every event with arguments of every type leaves the connection and the process sound', async () => {
+      const socket = await connectIo(server.url);
+      try {
+        await fc.assert(
+          fc.asyncProperty(fc.constantFrom('watch', 'unwatch', 'job', 'history', 'preview', 'error', 'x'.repeat(300)), fc.array(fc.jsonValue({ maxDepth: 3 }), { maxLength: 4 }), fc.boolean(), async (event, args, withAck) => {
+            if (!withAck) return void socket.emit(event, ...args);
+            const reply = (await socket.timeout(500).emitWithAck(event, ...args).catch(() => 'no reply')) as { error?: string } | string;
+            const goodWatch = event === 'watch' && args.length === 1 && args[0] === jobId;
+            if (event === 'watch' || event === 'unwatch') {
+              if (!goodWatch && !(event === 'unwatch' && args.length === 1 && typeof args[0] === 'string' && /^[a-z0-9]{16}$/.test(args[0]))) expect(reply, JSON.stringify(args).slice(0, 80)).toMatchObject({ error: expect.any(String) });
+            } else expect(reply).toBe('no reply');
+          }),
+          { numRuns: 80 },
+        );
+        expect(socket.connected).toBe(true);
+        expect(await socket.emitWithAck('watch', jobId)).toMatchObject({ job: { id: jobId } });
+      } finally {
+        socket.close();
+      }
+    });
+
+    it('malformed socket.io packets close only that connection', async () => {
+      for (const packet of ['42[', '42{"a":1}', '42["watch","a",5]', '421["watch"]', '42[1,2]', '4x', '9', '', '43["x"]', '451-["watch",{"_placeholder":true,"num":0}]', '42[{"toString":"x"}]', '42["error",{}]', '42["disconnect"]', '42["newListener","watch"]', '42["__proto__"]', '42["constructor"]']) {
+        const reply = await rawSocket(server.url, [`40{"token":"${TOKEN}"}`, packet]);
+        expect(reply, packet).not.toMatch(/HTTP 5/);
+      }
+      expect(server.alive()).toBe(true);
+    });
+  });
+
+  it('after all of it: the same process serves, runs jobs, and never reached its last resort', async () => {
+    expect(server.alive()).toBe(true);
+    const r = await postJob(server.url, jobForm(small));
+    expect(r.status).toBe(202);
+    const id = (JSON.parse(r.text) as { id: string }).id;
+    let status = '';
+    for (let i = 0; i < 600 && !['done', 'failed', 'cancelled'].includes(status); i++) {
+      await new Promise((ok) => setTimeout(ok, 100));
+      status = (JSON.parse((await send(server.url, 'GET', `api/jobs/${id}`, { headers: auth })).text) as { status: string }).status;
+    }
+    expect(status).toBe('done');
+    expect(server.output()).not.toContain(LAST_RESORT_PREFIX);
+    expect(server.output()).not.toContain('request failed:');
+  });
+});
+
+describe('limits that headers cannot lift', () => {
+  const quiet = () => {};
+  const badJob = () => jobForm({ width: 100 });
+
+  it('the job rate limit ignores X-Forwarded-For unless --trust-proxy is given', async () => {
+    const plain = await startServer({ port: 0, outputDir: tempDir(), provider: 'cpu', jobRateLimit: 5 }, quiet);
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) statuses.push((await postJob(plain.url, badJob(), { 'x-forwarded-for': `203.0.113.${i}` })).status);
+      expect(statuses).toEqual([400, 400, 400, 400, 400, 429, 429, 429]);
+    } finally {
+      await plain.close();
+    }
+    const proxied = await startServer({ port: 0, outputDir: tempDir(), provider: 'cpu', jobRateLimit: 5, trustProxy: true }, quiet);
+    try {
+      const each: number[] = [];
+      for (let i = 0; i < 8; i++) each.push((await postJob(proxied.url, badJob(), { 'x-forwarded-for': `203.0.113.${i}` })).status);
+      expect(each).toEqual(Array(8).fill(400));
+      const same: number[] = [];
+      for (let i = 0; i < 7; i++) same.push((await postJob(proxied.url, badJob(), { 'x-forwarded-for': `spoofed, 198.51.100.7` })).status);
+      expect(same).toEqual([400, 400, 400, 400, 400, 429, 429]);
+    } finally {
+      await proxied.close();
+    }
+  });
+
+  it('the client address: the peer, or the right-most X-Forwarded-For entry of a trusted hop', () => {
+    expect(clientAddress('203.0.113.9', '1.2.3.4', 'none')).toBe('203.0.113.9');
+    expect(clientAddress('10.0.0.2', '1.2.3.4, 5.6.7.8', 'proxy')).toBe('5.6.7.8');
+    // The tunnel client connects from loopback; anyone else's header is theirs to invent.
+    expect(clientAddress('127.0.0.1', ['1.2.3.4', '5.6.7.8'], 'tunnel')).toBe('5.6.7.8');
+    expect(clientAddress('::ffff:127.0.0.1', '2001:db8::1', 'tunnel')).toBe('2001:db8::1');
+    expect(clientAddress('198.51.100.1', '5.6.7.8', 'tunnel')).toBe('198.51.100.1');
+    expect(clientAddress('127.0.0.1', 'not-an-address', 'tunnel')).toBe('127.0.0.1');
+    expect(clientAddress('127.0.0.1', undefined, 'proxy')).toBe('127.0.0.1');
+  });
+
+  it('wrong tokens are throttled per client, on REST and on socket.io alike', async () => {
+    const token = 'throttle-test-token-42';
+    const server = await startServer({ port: 0, outputDir: tempDir(), provider: 'cpu', token }, quiet);
+    try {
+      const from = '127.0.0.7';
+      const statuses: number[] = [];
+      for (let i = 0; i < 10; i++) statuses.push((await send(server.url, 'GET', 'api/jobs', { headers: { authorization: `Bearer guess-${i}` }, from })).status);
+      expect(statuses).toEqual(Array(10).fill(401));
+      const blocked = await send(server.url, 'GET', 'api/jobs', { headers: { authorization: `Bearer ${token}` }, from });
+      expect(blocked.status).toBe(429);
+      expect(JSON.parse(blocked.text).error).toMatch(/too many wrong access tokens from your address; wait \d+ s/);
+      expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
+      expect(await rawSocket(server.url, [`40{"token":"${token}"}`], { from })).toMatch(/^44\{"message":"too many wrong access tokens/);
+      // Headers do not make a new client, and another client is not locked out.
+      expect((await send(server.url, 'GET', 'api/jobs', { headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': '192.0.2.1' }, from })).status).toBe(429);
+      expect((await send(server.url, 'GET', 'api/jobs', { headers: { authorization: `Bearer ${token}` }, from: '127.0.0.8' })).status).toBe(200);
+      // A request without any token is no guess: it does not count.
+      for (let i = 0; i < 15; i++) expect((await send(server.url, 'GET', 'api/jobs', { from: '127.0.0.9' })).status).toBe(401);
+      expect((await send(server.url, 'GET', 'api/jobs', { headers: { authorization: `Bearer ${token}` }, from: '127.0.0.9' })).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('the throttle forgets a client when its window ends, and holds a bounded number of clients', () => {
+    const t = new FailedLoginThrottle({ limit: 3, windowMs: 1000, maxClients: 100 });
+    for (let i = 0; i < 3; i++) t.fail('a', 0);
+    expect(t.blockedFor('a', 10)).toBe(990);
+    expect(t.blockedFor('a', 1000)).toBe(0);
+    t.fail('a', 1000);
+    expect(t.blockedFor('a', 1001)).toBe(0);
+    for (let i = 0; i < 10_000; i++) t.fail(`c${i}`, 2000);
+    expect((t as unknown as { clients: Map<string, unknown> }).clients.size).toBeLessThanOrEqual(100);
+  });
+});
+
+describe("the tunnel server's answers", () => {
+  it('a hostile answer to "new tunnel" is refused before anything connects, and retried', async () => {
+    const answers = [
+      '{"id":"a","url":"javascript:alert(1)","port":80}',
+      '{"id":"a","url":"http://x.example/","port":99999}',
+      '{"id":"a","url":"http://x.example/","port":1234,"ip":"evil.example; rm -rf /"}',
+      'not json',
+    ];
+    let asked = 0;
+    const http = createHttpServer((_req, res) => res.end(answers[asked++ % answers.length]));
+    await new Promise<void>((ok) => http.listen(0, '127.0.0.1', () => ok()));
+    const tunnel = new LocalTunnel({ localPort: 1, host: `http://127.0.0.1:${(http.address() as { port: number }).port}`, maxBackoffMs: 20 });
+    const reasons: string[] = [];
+    tunnel.on('ready', () => reasons.push('READY'));
+    tunnel.on('down', (r) => reasons.push(r));
+    tunnel.start();
+    try {
+      for (let i = 0; i < 200 && reasons.length < answers.length; i++) await new Promise((ok) => setTimeout(ok, 25));
+    } finally {
+      tunnel.close();
+      http.close();
+    }
+    expect(reasons.slice(0, 4)).toEqual([
+      expect.stringMatching(/^the tunnel server's answer is not a new tunnel \(url: /),
+      expect.stringMatching(/\(port: /),
+      expect.stringMatching(/\(ip: /),
+      expect.stringMatching(/\(answer: /),
+    ]);
+  });
+});
