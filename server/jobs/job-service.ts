@@ -164,11 +164,26 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     this.setProgress(job, { stage: 'loading', message: worker.waitingNote });
     const s = job.settings;
     const framesPath = this.store.file(job.id, FRAMES_FILE);
+    // Progress arrives from the worker's messages, outside this try: a record that cannot be
+    // written (a full disk) stops the job here instead of escaping as an uncaught error.
+    let recordError: unknown;
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
     try {
       const result = await worker.run({ jobId: job.id, model: s.model, imagePath: this.store.file(job.id, job.inputName), framesPath, settings: s }, {
-        progress: (e) => this.setProgress(job, e, e.stage !== 'sampling' && e.stage !== 'loading'),
+        progress: (e) => {
+          if (recordError) return;
+          try {
+            this.setProgress(job, e, e.stage !== 'sampling' && e.stage !== 'loading');
+          } catch (err) {
+            recordError = err;
+            stop.abort();
+          }
+        },
         preview: (url) => this.emit('preview', job.id, url),
-      }, signal);
+      }, stop.signal);
+      if (recordError) throw recordError;
       job.seed = result.seed;
       job.provider = result.provider;
       job.timings = { totalMs: Math.round(result.totalMs) };
@@ -190,9 +205,11 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     } catch (err) {
       // Shutting down: the job stays running on disk and the next start marks it interrupted.
       if (this.closing) return;
-      if (signal.aborted) this.finish(job, 'cancelled');
+      if (recordError) this.finish(job, 'failed', failureMessage(recordError));
+      else if (signal.aborted) this.finish(job, 'cancelled');
       else this.finish(job, 'failed', failureMessage(err));
     } finally {
+      signal.removeEventListener('abort', onAbort);
       await rm(framesPath, { force: true });
     }
   }

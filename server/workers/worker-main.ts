@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { fromWorkerSchema, toWorkerSchema, type FromWorker, type ToWorker, type WorkerProgress } from '../../common/worker-protocol.js';
 import { GenerationCancelled, type ProgressEvent } from '../../models/pipeline/pipeline.js';
 import { decodeImage, frameImage } from '../../models/pipeline/prepare-image.js';
+import { DiskFullError, isNoSpace } from '../disk-full.js';
 import { latentPreview } from '../media/preview.js';
 import { ModelManager } from '../model-manager.js';
 
@@ -51,7 +52,10 @@ async function runJob(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
           .finally(() => (previewBusy = false));
       },
     });
-    await writeFile(msg.framesPath, result.rgb);
+    await writeFile(msg.framesPath, result.rgb).catch((err: unknown) => {
+      // The message crosses the process boundary as text: say it in the server's words here.
+      throw isNoSpace(err) ? new DiskFullError('the generated frames') : err;
+    });
     send({
       type: 'result',
       jobId,
