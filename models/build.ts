@@ -1,6 +1,7 @@
 // Builds one SVD network from a model directory into an .onnx (+ .onnx_data) file.
 import { openModelDir, type SvdModelDir } from './model-dir.js';
-import { GraphBuilder, type AttentionImpl, type GraphDType, type GraphForms, type SaveResult } from './onnx/graph-builder.js';
+import { GraphBuilder, type AttentionImpl, type GraphDType, type SaveResult } from './onnx/graph-builder.js';
+import { PORTABLE_FORMS, type GraphForms } from './networks/forms.js';
 import { SafetensorsWeights, type WeightSource } from './onnx/weights.js';
 import { buildImageEncoder } from './networks/image-encoder.js';
 import { buildUNet } from './networks/unet.js';
@@ -18,7 +19,8 @@ export interface BuildOptions {
 
 /** Adds the graph of `network` to a fresh builder reading weights from `weights`. */
 export function defineNetwork(model: SvdModelDir, network: NetworkName, weights: WeightSource, opts: BuildOptions): GraphBuilder {
-  const b = new GraphBuilder({ dtype: opts.dtype, attention: opts.attention, forms: opts.forms, weights });
+  const b = new GraphBuilder({ dtype: opts.dtype, attention: opts.attention, weights });
+  const forms = opts.forms ?? PORTABLE_FORMS;
   switch (network) {
     case 'image_encoder':
       buildImageEncoder(b, model.imageEncoder.config);
@@ -27,10 +29,10 @@ export function defineNetwork(model: SvdModelDir, network: NetworkName, weights:
       buildVaeEncoder(b, model.vae.config);
       break;
     case 'vae_decoder':
-      buildVaeDecoder(b, model.vae.config);
+      buildVaeDecoder(b, model.vae.config, { forms });
       break;
     case 'unet':
-      buildUNet(b, model.unet.config, model.unet.configPath);
+      buildUNet(b, model.unet.config, { forms, file: model.unet.configPath });
       break;
   }
   return b;

@@ -87,17 +87,18 @@ if (values['check-fixture']) {
 mkdirSync(values.work!, { recursive: true });
 const files = {} as Record<NetworkName, string>;
 const build: Record<string, number> = {};
+const forms = graphFormsFor(resolution.provider);
 const define: Record<NetworkName, (b: GraphBuilder) => void> = {
   image_encoder: (b) => buildImageEncoder(b, SVD_XT_IMAGE_ENCODER),
   vae_encoder: (b) => buildVaeEncoder(b, SVD_XT_VAE),
-  unet: (b) => buildUNet(b, SVD_XT_UNET),
-  vae_decoder: (b) => buildVaeDecoder(b, SVD_XT_VAE),
+  unet: (b) => buildUNet(b, SVD_XT_UNET, { forms }),
+  vae_decoder: (b) => buildVaeDecoder(b, SVD_XT_VAE, { forms }),
 };
 for (const network of Object.keys(define) as NetworkName[]) {
   files[network] = join(values.work!, `${network}.onnx`);
   if (values.reuse && existsSync(files[network])) continue;
   const t = performance.now();
-  const b = new GraphBuilder({ dtype: network === 'vae_encoder' ? 'float32' : dtype, attention: 'mha', forms: graphFormsFor(resolution.provider), weights: new RandomWeights(3) });
+  const b = new GraphBuilder({ dtype: network === 'vae_encoder' ? 'float32' : dtype, attention: 'mha', weights: new RandomWeights(3) });
   define[network](b);
   b.save(files[network]);
   build[network] = sec(performance.now() - t);
