@@ -1,13 +1,42 @@
 // Builds one SVD network from a model directory into an .onnx (+ .onnx_data) file.
-import { openModelDir, type SvdModelDir } from './model-dir.js';
-import { GraphBuilder, type AttentionImpl, type GraphDType, type GraphForms, type SaveResult } from './onnx/graph-builder.js';
+import { openModelDir, type Component, type SvdModelDir } from './model-dir.js';
+import { GraphBuilder, type AttentionImpl, type GraphDType, type SaveResult } from './onnx/graph-builder.js';
 import { SafetensorsWeights, type WeightSource } from './onnx/weights.js';
+import { PORTABLE_FORMS, type GraphForms } from './networks/forms.js';
 import { buildImageEncoder } from './networks/image-encoder.js';
 import { buildUNet } from './networks/unet.js';
 import { buildVaeDecoder, buildVaeEncoder } from './networks/vae.js';
 
-export const NETWORKS = ['image_encoder', 'vae_encoder', 'unet', 'vae_decoder'] as const;
-export type NetworkName = (typeof NETWORKS)[number];
+type ComponentKey = 'unet' | 'vae' | 'imageEncoder';
+
+interface NetworkEntry {
+  /** The model directory's component whose config and weights the network is built from. */
+  component: ComponentKey;
+  define(b: GraphBuilder, model: SvdModelDir, forms: GraphForms): void;
+  /** The graph's precision given the requested one. */
+  dtype(model: SvdModelDir, requested: GraphDType): GraphDType;
+}
+
+/** Ties a network's graph and precision rule to the one component they read. */
+function network<K extends ComponentKey>(
+  component: K,
+  define: (b: GraphBuilder, c: SvdModelDir[K], forms: GraphForms) => void,
+  dtype: (c: SvdModelDir[K], requested: GraphDType) => GraphDType = (_, requested) => requested,
+): NetworkEntry {
+  return { component, define: (b, model, forms) => define(b, model[component], forms), dtype: (model, requested) => dtype(model[component], requested) };
+}
+
+/** The networks of an SVD model, in the order a generation runs them. */
+const NETWORK_TABLE = {
+  image_encoder: network('imageEncoder', (b, c) => buildImageEncoder(b, c.config)),
+  // Stays float32 when the config says so (diffusers' force_upcast).
+  vae_encoder: network('vae', (b, c) => buildVaeEncoder(b, c.config), (c, requested) => (c.config.force_upcast ? 'float32' : requested)),
+  unet: network('unet', (b, c, forms) => buildUNet(b, c.config, { forms, file: c.configPath })),
+  vae_decoder: network('vae', (b, c, forms) => buildVaeDecoder(b, c.config, { forms })),
+} satisfies Record<string, NetworkEntry>;
+
+export type NetworkName = keyof typeof NETWORK_TABLE;
+export const NETWORKS = Object.keys(NETWORK_TABLE) as readonly NetworkName[];
 
 export interface BuildOptions {
   dtype: GraphDType;
@@ -16,28 +45,21 @@ export interface BuildOptions {
   forms?: GraphForms;
 }
 
-/** Adds the graph of `network` to a fresh builder reading weights from `weights`. */
-export function defineNetwork(model: SvdModelDir, network: NetworkName, weights: WeightSource, opts: BuildOptions): GraphBuilder {
-  const b = new GraphBuilder({ dtype: opts.dtype, attention: opts.attention, forms: opts.forms, weights });
-  switch (network) {
-    case 'image_encoder':
-      buildImageEncoder(b, model.imageEncoder.config);
-      break;
-    case 'vae_encoder':
-      buildVaeEncoder(b, model.vae.config);
-      break;
-    case 'vae_decoder':
-      buildVaeDecoder(b, model.vae.config);
-      break;
-    case 'unet':
-      buildUNet(b, model.unet.config, model.unet.configPath);
-      break;
-  }
-  return b;
+/** The component (config and weights file) `network` is built from. */
+export function componentOf(model: SvdModelDir, network: NetworkName): Component<unknown> {
+  return model[NETWORK_TABLE[network].component];
 }
 
-export function weightsFileOf(model: SvdModelDir, network: NetworkName): string {
-  return network === 'unet' ? model.unet.weightsPath : network === 'image_encoder' ? model.imageEncoder.weightsPath : model.vae.weightsPath;
+/** The precision `network` is built in when `requested` is asked for. */
+export function networkDType(model: SvdModelDir, network: NetworkName, requested: GraphDType): GraphDType {
+  return NETWORK_TABLE[network].dtype(model, requested);
+}
+
+/** Adds the graph of `network` to a fresh builder reading weights from `weights`. */
+export function defineNetwork(model: SvdModelDir, network: NetworkName, weights: WeightSource, opts: BuildOptions): GraphBuilder {
+  const b = new GraphBuilder({ dtype: opts.dtype, attention: opts.attention, weights });
+  NETWORK_TABLE[network].define(b, model, opts.forms ?? PORTABLE_FORMS);
+  return b;
 }
 
 export function buildNetworkFile(
@@ -48,7 +70,7 @@ export function buildNetworkFile(
   onProgress?: (written: number, total: number) => void,
 ): SaveResult {
   const model = typeof modelDir === 'string' ? openModelDir(modelDir) : modelDir;
-  const weights = SafetensorsWeights.open(weightsFileOf(model, network));
+  const weights = SafetensorsWeights.open(componentOf(model, network).weightsPath);
   try {
     return defineNetwork(model, network, weights, opts).save(outPath, onProgress);
   } finally {

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildNetworkFile, NETWORKS, weightsFileOf, type BuildOptions, type NetworkName } from './build.js';
+import { buildNetworkFile, componentOf, networkDType, NETWORKS, type BuildOptions, type NetworkName } from './build.js';
 import { openModelDir, type SvdModelDir } from './model-dir.js';
 import type { GraphDType } from './onnx/graph-builder.js';
 
@@ -35,11 +35,6 @@ export function defaultCacheDir(): string {
   return process.env.SVD_STUDIO_CACHE ?? join(homedir(), '.cache', 'svd-studio', 'onnx');
 }
 
-/** The VAE encoder stays float32 when the config says so (diffusers' force_upcast). */
-export function networkDType(model: SvdModelDir, network: NetworkName, requested: GraphDType): GraphDType {
-  return network === 'vae_encoder' && model.vae.config.force_upcast ? 'float32' : requested;
-}
-
 let codeHash: string | undefined;
 /** Hash of the graph-building source, so changed network code never reuses stale files. */
 function graphCodeHash(): string {
@@ -60,10 +55,9 @@ function graphCodeHash(): string {
 }
 
 export function cacheKey(model: SvdModelDir, network: NetworkName, opts: BuildOptions): string {
-  const weights = weightsFileOf(model, network);
-  const st = statSync(weights);
-  const config = network === 'unet' ? model.unet.configText : network === 'image_encoder' ? model.imageEncoder.configText : model.vae.configText;
-  const key = JSON.stringify({ network, ...opts, config, weights: resolve(weights), size: st.size, mtime: st.mtimeMs, code: graphCodeHash() });
+  const { weightsPath, configText } = componentOf(model, network);
+  const st = statSync(weightsPath);
+  const key = JSON.stringify({ network, ...opts, config: configText, weights: resolve(weightsPath), size: st.size, mtime: st.mtimeMs, code: graphCodeHash() });
   return createHash('sha256').update(key).digest('hex').slice(0, 24);
 }
 
@@ -89,7 +83,7 @@ export function convertModel(opts: ConvertOptions): ConvertedModel {
       const result = buildNetworkFile(model, network, join(tmp, `${network}.onnx`), build, (written, total) =>
         opts.onEvent?.({ type: 'progress', network, written, total }),
       );
-      writeFileSync(join(tmp, 'manifest.json'), JSON.stringify({ network, ...build, source: weightsFileOf(model, network), ...result, modelPath: undefined, dataPath: undefined }, null, 2));
+      writeFileSync(join(tmp, 'manifest.json'), JSON.stringify({ network, ...build, source: componentOf(model, network).weightsPath, ...result, modelPath: undefined, dataPath: undefined }, null, 2));
       renameSync(tmp, dir);
       opts.onEvent?.({ type: 'built', network, path, seconds: (performance.now() - started) / 1000, bytes: result.dataBytes + result.modelBytes });
     } catch (err) {

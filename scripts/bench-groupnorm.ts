@@ -18,7 +18,7 @@ console.log(machineLine(values.provider!));
 const [N, C, H, W, G] = [50, 320, 72, 128, 32];
 
 const forms: Record<string, (b: GraphBuilder, x: Value, scale: Value, bias: Value) => Value> = {
-  'InstanceNormalization on [N, G, S] (current)': (b, x, scale, bias) => b.groupNorm(x, G, scale, bias, 1e-5),
+  'InstanceNormalization on [N, G, S] (current)': (b, x, scale, bias) => b.groupNorm(x, { groups: G, scale, bias, epsilon: 1e-5 }),
   'LayerNormalization on [N, G, S], unit scale': (b, x, scale, bias) => {
     const grouped = b.reshape(x, [0, G, -1]);
     const ones = b.expand(b.constant([1], b.dtype, [1]), b.dim(grouped, 2));

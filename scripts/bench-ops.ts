@@ -34,7 +34,7 @@ const cases: Case[] = [
   { name: 'Transpose [50,320,72,128]→[0,2,3,1]', inputs: [[50, 320, 72, 128]], body: (b, [x]) => b.transpose(x!, [0, 2, 3, 1]) },
   { name: 'Slice half of last dim [50,9216,2560]', inputs: [[50, 9216, 2560]], body: (b, [x]) => b.slice(x!, [0], [1280], [-1]) },
   { name: 'InstanceNorm f16 [50,32,92160]', inputs: [[50, 32, 92160]], body: (b, [x]) => b.node('InstanceNormalization', [x!, b.constant(new Array(32).fill(1), 'float16'), b.constant(new Array(32).fill(0), 'float16')], { epsilon: { f: 1e-5 } })[0]! },
-  { name: 'GroupNorm as built (f32 inside) [50,320,72,128]', inputs: [[50, 320, 72, 128]], body: (b, [x]) => b.groupNorm(x!, 32, b.constant(new Array(320).fill(1), 'float16', [320, 1, 1]), b.constant(new Array(320).fill(0), 'float16', [320, 1, 1]), 1e-5) },
+  { name: 'GroupNorm as built (f32 inside) [50,320,72,128]', inputs: [[50, 320, 72, 128]], body: (b, [x]) => b.groupNorm(x!, { groups: 32, scale: b.constant(new Array(320).fill(1), 'float16', [320, 1, 1]), bias: b.constant(new Array(320).fill(0), 'float16', [320, 1, 1]), epsilon: 1e-5 }) },
   { name: 'Sigmoid (SiLU part)', inputs: [big], body: (b, [x]) => b.silu(x!) },
   { name: 'Erf GELU [50,9216,1280]', inputs: [[50, 9216, 1280]], body: (b, [x]) => b.gelu(x!) },
 ];

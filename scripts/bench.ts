@@ -7,14 +7,10 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { GraphBuilder } from '../models/onnx/graph-builder.js';
 import { RandomWeights } from '../models/onnx/weights.js';
-import { buildImageEncoder } from '../models/networks/image-encoder.js';
-import { buildUNet } from '../models/networks/unet.js';
-import { buildVaeDecoder, buildVaeEncoder } from '../models/networks/vae.js';
 import { SVD_XT_IMAGE_ENCODER, SVD_XT_UNET, SVD_XT_VAE } from '../models/reference-configs.js';
 import type { SvdModelDir } from '../models/model-dir.js';
-import type { NetworkName } from '../models/build.js';
+import { defineNetwork, networkDType, NETWORKS, type NetworkName } from '../models/build.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { graphFormsFor, resolveProvider, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
 import { parseSettings } from '../common/settings.js';
@@ -84,27 +80,7 @@ if (values['check-fixture']) {
 }
 
 // Build the full-size networks.
-mkdirSync(values.work!, { recursive: true });
-const files = {} as Record<NetworkName, string>;
-const build: Record<string, number> = {};
-const define: Record<NetworkName, (b: GraphBuilder) => void> = {
-  image_encoder: (b) => buildImageEncoder(b, SVD_XT_IMAGE_ENCODER),
-  vae_encoder: (b) => buildVaeEncoder(b, SVD_XT_VAE),
-  unet: (b) => buildUNet(b, SVD_XT_UNET),
-  vae_decoder: (b) => buildVaeDecoder(b, SVD_XT_VAE),
-};
-for (const network of Object.keys(define) as NetworkName[]) {
-  files[network] = join(values.work!, `${network}.onnx`);
-  if (values.reuse && existsSync(files[network])) continue;
-  const t = performance.now();
-  const b = new GraphBuilder({ dtype: network === 'vae_encoder' ? 'float32' : dtype, attention: 'mha', forms: graphFormsFor(resolution.provider), weights: new RandomWeights(3) });
-  define[network](b);
-  b.save(files[network]);
-  build[network] = sec(performance.now() - t);
-  console.log(`built ${network} in ${build[network]} s`);
-}
-report.buildS = build;
-
+// The reference configuration with random weights: nothing to download.
 const model: SvdModelDir = {
   root: '(random weights)',
   unet: { dir: '', configPath: '', configText: '', weightsPath: '', config: SVD_XT_UNET },
@@ -113,6 +89,19 @@ const model: SvdModelDir = {
   scheduler: { configPath: '', config: { _class_name: 'EulerDiscreteScheduler', prediction_type: 'v_prediction', sigma_min: 0.002, sigma_max: 700, use_karras_sigmas: true, timestep_type: 'continuous', timestep_spacing: 'leading', final_sigmas_type: 'zero' } },
   featureExtractor: { configPath: '', config: { image_mean: [0.48145466, 0.4578275, 0.40821073], image_std: [0.26862954, 0.26130258, 0.27577711] } },
 };
+mkdirSync(values.work!, { recursive: true });
+const files = {} as Record<NetworkName, string>;
+const build: Record<string, number> = {};
+for (const network of NETWORKS) {
+  files[network] = join(values.work!, `${network}.onnx`);
+  if (values.reuse && existsSync(files[network])) continue;
+  const t = performance.now();
+  defineNetwork(model, network, new RandomWeights(3), { dtype: networkDType(model, network, dtype), attention: 'mha', forms: graphFormsFor(resolution.provider) }).save(files[network]);
+  build[network] = sec(performance.now() - t);
+  console.log(`built ${network} in ${build[network]} s`);
+}
+report.buildS = build;
+
 let t = performance.now();
 const pipeline = await SvdPipeline.create(model, files, resolution, dtype, (m) => console.log(`  ${m}`), { gpuMemory: values['gpu-memory'] as GpuMemoryMode, guidanceBatch: values.guidance as 'joint' | 'split' | undefined, sessions: values.sessions as 'shared' | 'separate' | undefined });
 report.sessionCreateS = sec(performance.now() - t);

@@ -33,8 +33,8 @@ mkdirSync(values.out!, { recursive: true });
 // Same name and weights as `npm run bench` builds, so either can reuse the other's file.
 const path = join(values.out!, 'unet.onnx');
 if (!(values.reuse && existsSync(path))) {
-  const b = new GraphBuilder({ dtype: 'float16', attention: 'mha', forms: graphFormsFor(values.provider as Provider), weights: new RandomWeights(3) });
-  buildUNet(b, SVD_XT_UNET);
+  const b = new GraphBuilder({ dtype: 'float16', attention: 'mha', weights: new RandomWeights(3) });
+  buildUNet(b, SVD_XT_UNET, { forms: graphFormsFor(values.provider as Provider) });
   b.save(path);
 }
 const [B, F, h, w] = [Number(values.batch), Number(values.frames), Number(values.height) / 8, Number(values.width) / 8];

@@ -1,6 +1,6 @@
 // CLIPVisionModelWithProjection (transformers) → image_embeds [B, projection_dim].
 import type { ClipVisionConfig } from '../configs.js';
-import type { GraphBuilder } from '../onnx/graph-builder.js';
+import { transform, type GraphBuilder } from '../onnx/graph-builder.js';
 import { layerNorm, linear, selfAttention } from './layers.js';
 
 const CLIP_ATTENTION = { q: 'q_proj', k: 'k_proj', v: 'v_proj', out: 'out_proj' };
@@ -16,26 +16,26 @@ export function buildImageEncoder(b: GraphBuilder, cfg: ClipVisionConfig): void 
   const batch = b.dim(pixels, 0);
 
   const patchW = b.weight('vision_model.embeddings.patch_embedding.weight', [C, cfg.num_channels, P, P]);
-  const patches = b.conv(b.cast(pixels, b.dtype), patchW, undefined, { strides: [P, P] });
+  const patches = b.conv2d(b.cast(pixels, b.dtype), patchW, { strides: [P, P] });
   const tokens = b.transpose(b.reshape(patches, [0, C, -1]), [0, 2, 1]);
-  const cls = b.expand(b.weight('vision_model.embeddings.class_embedding', [C], { reshape: [1, 1, C] }), b.shapeOf([batch, 1, C]));
+  const cls = b.expand(b.weight('vision_model.embeddings.class_embedding', [C], transform.reshape([1, 1, C])), [batch, 1, C]);
   let h = b.add(b.concat([cls, tokens], 1), b.weight('vision_model.embeddings.position_embedding.weight', [positions, C]));
-  h = layerNorm(b, h, 'vision_model.pre_layrnorm', C, cfg.layer_norm_eps);
+  h = layerNorm(b, h, 'vision_model.pre_layrnorm', cfg.layer_norm_eps);
 
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
     const name = `vision_model.encoder.layers.${i}`;
     h = b.scope(name, () => {
-      const attn = selfAttention(b, layerNorm(b, h, `${name}.layer_norm1`, C, cfg.layer_norm_eps), `${name}.self_attn`, C, cfg.num_attention_heads, {
+      const attn = selfAttention(b, layerNorm(b, h, `${name}.layer_norm1`, cfg.layer_norm_eps), `${name}.self_attn`, cfg.num_attention_heads, {
         qkvBias: true,
         names: CLIP_ATTENTION,
       });
       const x = b.add(h, attn);
-      const fc1 = linear(b, layerNorm(b, x, `${name}.layer_norm2`, C, cfg.layer_norm_eps), `${name}.mlp.fc1`, C, cfg.intermediate_size);
+      const fc1 = linear(b, layerNorm(b, x, `${name}.layer_norm2`, cfg.layer_norm_eps), `${name}.mlp.fc1`, cfg.intermediate_size);
       const act = cfg.hidden_act === 'gelu' ? b.gelu(fc1) : b.quickGelu(fc1);
-      return b.add(x, linear(b, act, `${name}.mlp.fc2`, cfg.intermediate_size, C));
+      return b.add(x, linear(b, act, `${name}.mlp.fc2`, C));
     });
   }
-  const pooled = layerNorm(b, b.reshape(b.slice(h, [0], [1], [1]), [-1, C]), 'vision_model.post_layernorm', C, cfg.layer_norm_eps);
-  const embeds = linear(b, pooled, 'visual_projection', C, cfg.projection_dim, { bias: false });
+  const pooled = layerNorm(b, b.reshape(b.slice(h, [0], [1], [1]), [-1, C]), 'vision_model.post_layernorm', cfg.layer_norm_eps);
+  const embeds = linear(b, pooled, 'visual_projection', cfg.projection_dim, { bias: false });
   b.output(b.cast(embeds, 'float32'), 'image_embeds', ['batch', cfg.projection_dim]);
 }

@@ -1,9 +1,7 @@
 // Per-module build functions shared by the SVD networks, one per diffusers/transformers module.
 // Each takes the checkpoint name prefix of its module, so weights are found by the same names
 // as in the safetensors files.
-import type { AttentionImpl, GraphBuilder, Value } from '../onnx/graph-builder.js';
-
-const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+import { staticDim, transform, type AttentionImpl, type GraphBuilder, type Value } from '../onnx/graph-builder.js';
 
 export interface FrameDims {
   /** Videos in the batch, [1] int64. */
@@ -12,46 +10,44 @@ export interface FrameDims {
   frames: Value;
 }
 
-export function linear(b: GraphBuilder, x: Value, name: string, inF: number, outF: number, opts: { bias?: boolean } = {}): Value {
-  const w = b.weight(`${name}.weight`, [outF, inF], { transpose: true });
+/** torch `Linear` (weights [out, in], stored transposed), reading `in` from x's last axis. */
+export function linear(b: GraphBuilder, x: Value, name: string, outF: number, opts: { bias?: boolean } = {}): Value {
+  const inF = staticDim(x, -1, name);
+  const w = b.weight(`${name}.weight`, [outF, inF], transform.transpose());
   const bias = opts.bias === false ? undefined : b.weight(`${name}.bias`, [outF]);
-  return b.linear(x, w, bias, outF);
+  return b.linear(x, w, { bias });
 }
 
-export function conv2d(
-  b: GraphBuilder,
-  x: Value,
-  name: string,
-  inC: number,
-  outC: number,
-  k: number,
-  opts: { stride?: number; pads?: number[]; bias?: boolean } = {},
-): Value {
-  const w = b.weight(`${name}.weight`, [outC, inC, k, k]);
+/** torch `Conv2d` with a square kernel on [N, C, H, W] ("same" padding unless `pads` says). */
+export function conv2d(b: GraphBuilder, x: Value, name: string, outC: number, k: number, opts: { stride?: number; pads?: number[]; bias?: boolean } = {}): Value {
+  const w = b.weight(`${name}.weight`, [outC, staticDim(x, 1, name), k, k]);
   const bias = opts.bias === false ? undefined : b.weight(`${name}.bias`, [outC]);
   const p = (k - 1) / 2;
-  return b.conv(x, w, bias, { strides: [opts.stride ?? 1, opts.stride ?? 1], pads: opts.pads ?? [p, p, p, p] });
+  const stride = opts.stride ?? 1;
+  return b.conv2d(x, w, { bias, strides: [stride, stride], pads: opts.pads ?? [p, p, p, p] });
 }
 
 /** A (k,1,1) Conv3d over frames, run as a 2-D conv on [B, C, F, H·W] (3-D convs are missing on some providers). */
-export function temporalConv(b: GraphBuilder, x: Value, name: string, inC: number, outC: number, k: number): Value {
-  const w = b.weight(`${name}.weight`, [outC, inC, k, 1, 1], { reshape: [outC, inC, k, 1] });
+export function temporalConv(b: GraphBuilder, x: Value, name: string, outC: number, k: number): Value {
+  const inC = staticDim(x, 1, name);
+  const w = b.weight(`${name}.weight`, [outC, inC, k, 1, 1], transform.reshape([outC, inC, k, 1]));
   const bias = b.weight(`${name}.bias`, [outC]);
   const p = (k - 1) / 2;
-  return b.conv(x, w, bias, { pads: [p, 0, p, 0] });
+  return b.conv2d(x, w, { bias, pads: [p, 0, p, 0] });
 }
 
-/** GroupNorm with affine over axis 1 of a tensor of the given rank. */
-export function groupNorm(b: GraphBuilder, x: Value, name: string, channels: number, eps: number, rank: number, groups = 32): Value {
+/** torch `GroupNorm` with affine over axis 1. */
+export function groupNorm(b: GraphBuilder, x: Value, name: string, eps: number, groups = 32): Value {
+  const channels = staticDim(x, 1, name);
   if (channels % groups !== 0) throw new Error(`${name}: ${channels} channels cannot be split into ${groups} groups`);
-  const view = [channels, ...new Array(rank - 2).fill(1)];
-  const scale = b.weight(`${name}.weight`, [channels], { reshape: view });
-  const bias = b.weight(`${name}.bias`, [channels], { reshape: view });
-  return b.groupNorm(x, groups, scale, bias, eps);
+  const view = transform.reshape([channels, ...new Array(x.shape!.length - 2).fill(1)]);
+  return b.groupNorm(x, { groups, scale: b.weight(`${name}.weight`, [channels], view), bias: b.weight(`${name}.bias`, [channels], view), epsilon: eps });
 }
 
-export function layerNorm(b: GraphBuilder, x: Value, name: string, channels: number, eps: number): Value {
-  return b.layerNorm(x, b.weight(`${name}.weight`, [channels]), b.weight(`${name}.bias`, [channels]), eps);
+/** torch `LayerNorm` over the last axis. */
+export function layerNorm(b: GraphBuilder, x: Value, name: string, eps: number): Value {
+  const channels = staticDim(x, -1, name);
+  return b.layerNorm(x, { scale: b.weight(`${name}.weight`, [channels]), bias: b.weight(`${name}.bias`, [channels]), epsilon: eps });
 }
 
 /**
@@ -65,61 +61,45 @@ export function sinusoidalEmbedding(b: GraphBuilder, t: Value, dim: number): Val
   for (let i = 0; i < half; i++) freqs[i] = Math.fround(Math.exp(Math.fround(Math.fround(negLog * i) / half)));
   const args = b.mul(b.unsqueeze(b.cast(t, 'float32'), [1]), b.constant(freqs, 'float32', [1, half]));
   let emb = b.concat([b.cos(args), b.sin(args)], 1);
-  if (dim % 2 === 1) emb = b.concat([emb, b.expand(b.constant([0], 'float32', [1, 1]), b.shapeOf([b.dim(emb, 0), 1]))], 1);
+  if (dim % 2 === 1) emb = b.concat([emb, b.expand(b.constant([0], 'float32', [1, 1]), [b.dim(emb, 0), 1])], 1);
   return emb;
 }
 
 /** diffusers `TimestepEmbedding`: linear_1 → SiLU → linear_2. */
-export function timestepMlp(b: GraphBuilder, x: Value, name: string, inF: number, hidden: number, outF = hidden): Value {
-  return linear(b, b.silu(linear(b, x, `${name}.linear_1`, inF, hidden)), `${name}.linear_2`, hidden, outF);
+export function timestepMlp(b: GraphBuilder, x: Value, name: string, hidden: number, outF = hidden): Value {
+  return linear(b, b.silu(linear(b, x, `${name}.linear_1`, hidden)), `${name}.linear_2`, outF);
 }
 
-/** diffusers `ResnetBlock2D` (pre-norm, SiLU, output scale 1) on [N, C, H, W]. `tembAct` is SiLU(temb) [N, T]. */
-export function resnetBlock2d(
-  b: GraphBuilder,
-  x: Value,
-  name: string,
-  inC: number,
-  outC: number,
-  eps: number,
-  temb?: { act: Value; channels: number },
-): Value {
+/** diffusers `ResnetBlock2D` (pre-norm, SiLU, output scale 1) on [N, C, H, W]. `temb` is SiLU(temb) [N, T]. */
+export function resnetBlock2d(b: GraphBuilder, x: Value, name: string, outC: number, eps: number, temb?: Value): Value {
   return b.scope(name, () => {
-    let h = conv2d(b, b.silu(groupNorm(b, x, `${name}.norm1`, inC, eps, 4)), `${name}.conv1`, inC, outC, 3);
-    if (temb) h = b.add(h, b.unsqueeze(linear(b, temb.act, `${name}.time_emb_proj`, temb.channels, outC), [2, 3]));
-    h = conv2d(b, b.silu(groupNorm(b, h, `${name}.norm2`, outC, eps, 4)), `${name}.conv2`, outC, outC, 3);
-    const shortcut = inC === outC ? x : conv2d(b, x, `${name}.conv_shortcut`, inC, outC, 1);
+    let h = conv2d(b, b.silu(groupNorm(b, x, `${name}.norm1`, eps)), `${name}.conv1`, outC, 3);
+    if (temb) h = b.add(h, b.unsqueeze(linear(b, temb, `${name}.time_emb_proj`, outC), [2, 3]));
+    h = conv2d(b, b.silu(groupNorm(b, h, `${name}.norm2`, eps)), `${name}.conv2`, outC, 3);
+    const shortcut = staticDim(x, 1, name) === outC ? x : conv2d(b, x, `${name}.conv_shortcut`, outC, 1);
     return b.add(shortcut, h);
   });
 }
 
 /**
- * diffusers `TemporalResnetBlock` on [B, C, F, H·W] followed by the block's `AlphaBlender`,
- * folded together: the temporal branch is x + h and the blend is α·x + (1 − α)·(x + h) (or the
- * switched form), so the result is x + c·h with c = 1 − α (switched: α), and c is folded into
- * conv2's weights and bias. `temb` is SiLU(emb) [B·F, C_t].
+ * diffusers `TemporalResnetBlock` on [B, C, F, H·W] followed by the block's `AlphaBlender`
+ * (`mixer`), folded together: the temporal branch is x + h and the blend is α·x + (1 − α)·(x + h)
+ * (or the switched form), so the result is x + c·h with c = 1 − α (switched: α), and c is folded
+ * into conv2's weights and bias. `temb` is SiLU(emb) [B·F, C_t].
  */
-function temporalResnetBlockBlended(
-  b: GraphBuilder,
-  x: Value,
-  name: string,
-  mixName: string,
-  channels: number,
-  eps: number,
-  switchMix: boolean,
-  temb?: { act: Value; channels: number; frames: FrameDims },
-): Value {
-  let h = temporalConv(b, b.silu(groupNorm(b, x, `${name}.norm1`, channels, eps, 4)), `${name}.conv1`, channels, channels, 3);
-  if (temb) {
+function temporalResnetBlockBlended(b: GraphBuilder, x: Value, name: string, opts: { mixer: string; eps: number; switchMix: boolean; frames: FrameDims; temb?: Value }): Value {
+  const channels = staticDim(x, 1, name);
+  let h = temporalConv(b, b.silu(groupNorm(b, x, `${name}.norm1`, opts.eps)), `${name}.conv1`, channels, 3);
+  if (opts.temb) {
     // [B·F, C_t] → [B, F, C] → [B, C, F, 1]
-    const proj = linear(b, temb.act, `${name}.time_emb_proj`, temb.channels, channels);
-    const perVideo = b.reshape(proj, b.shapeOf([temb.frames.batch, temb.frames.frames, channels]));
+    const proj = linear(b, opts.temb, `${name}.time_emb_proj`, channels);
+    const perVideo = b.reshape(proj, [opts.frames.batch, opts.frames.frames, channels]);
     h = b.add(h, b.unsqueeze(b.transpose(perVideo, [0, 2, 1]), [3]));
   }
-  const blend = { name: `${mixName}.mix_factor`, id: switchMix ? 'alpha' : 'one-minus-alpha', fn: switchMix ? sigmoid : (v: number) => 1 - sigmoid(v) };
-  const w = b.weight(`${name}.conv2.weight`, [channels, channels, 3, 1, 1], { reshape: [channels, channels, 3, 1], scaleBy: blend });
-  const bias = b.weight(`${name}.conv2.bias`, [channels], { scaleBy: blend });
-  h = b.conv(b.silu(groupNorm(b, h, `${name}.norm2`, channels, eps, 4)), w, bias, { pads: [1, 0, 1, 0] });
+  const blend = transform.scaleBy(`${opts.mixer}.mix_factor`, opts.switchMix ? 'sigmoid' : 'oneMinusSigmoid');
+  const w = b.weight(`${name}.conv2.weight`, [channels, channels, 3, 1, 1], transform.reshape([channels, channels, 3, 1]), blend);
+  const bias = b.weight(`${name}.conv2.bias`, [channels], blend);
+  h = b.conv2d(b.silu(groupNorm(b, h, `${name}.norm2`, opts.eps)), w, { bias, pads: [1, 0, 1, 0] });
   return b.add(x, h);
 }
 
@@ -128,7 +108,7 @@ function temporalResnetBlockBlended(
  * `learned` and `learned_with_images` strategies; `switch` swaps the roles (decoder).
  */
 export function alphaBlend(b: GraphBuilder, name: string, spatial: Value, temporal: Value, switchSpatialToTemporal: boolean): Value {
-  const alpha = b.weight(`${name}.mix_factor`, [1], { map: { id: 'sigmoid', fn: sigmoid } });
+  const alpha = b.weight(`${name}.mix_factor`, [1], transform.map('sigmoid'));
   const [keep, other] = switchSpatialToTemporal ? [temporal, spatial] : [spatial, temporal];
   // alpha·keep + (1 − alpha)·other
   return b.add(other, b.mul(b.sub(keep, other), alpha));
@@ -139,23 +119,68 @@ export interface SpatioTemporalOptions {
   temporalEps: number;
   switchMix: boolean;
   frames: FrameDims;
-  temb?: { act: Value; channels: number };
+  /** SiLU of the time embedding per frame, [B·F, C_t]. */
+  temb?: Value;
+}
+
+/**
+ * One step of a network on [B·F, C, H, W]: per frame (the spatial layers), or mixing the frames
+ * of each video (the temporal layers).
+ */
+export type FrameStep = { perFrame: (x: Value) => Value } | { acrossFrames: (x: Value) => Value };
+
+/** diffusers `SpatioTemporalResBlock` as its two steps: the spatial resnet, then the temporal one blended in. */
+export function spatioTemporalSteps(b: GraphBuilder, name: string, outC: number, opts: SpatioTemporalOptions): FrameStep[] {
+  return [
+    { perFrame: (x) => b.scope(name, () => resnetBlock2d(b, x, `${name}.spatial_res_block`, outC, opts.eps, opts.temb)) },
+    { acrossFrames: (x) => b.scope(name, () => temporalHalf(b, x, name, opts)) },
+  ];
 }
 
 /** diffusers `SpatioTemporalResBlock` on [B·F, C, H, W]. */
-export function spatioTemporalResBlock(b: GraphBuilder, x: Value, name: string, inC: number, outC: number, opts: SpatioTemporalOptions): Value {
-  return b.scope(name, () => temporalHalf(b, resnetBlock2d(b, x, `${name}.spatial_res_block`, inC, outC, opts.eps, opts.temb), name, outC, opts));
+export function spatioTemporalResBlock(b: GraphBuilder, x: Value, name: string, outC: number, opts: SpatioTemporalOptions): Value {
+  return runFrameSteps(b, x, spatioTemporalSteps(b, name, outC, opts));
 }
 
 /** The temporal half of a `SpatioTemporalResBlock`, given its spatial block's output. */
-export function temporalHalf(b: GraphBuilder, spatial: Value, name: string, outC: number, opts: SpatioTemporalOptions): Value {
+function temporalHalf(b: GraphBuilder, spatial: Value, name: string, opts: SpatioTemporalOptions): Value {
   const { batch, frames } = opts.frames;
+  const channels = staticDim(spatial, 1, name);
   const h = b.dim(spatial, 2);
   const w = b.dim(spatial, 3);
   // [B·F, C, H, W] → [B, C, F, H·W]
-  const byVideo = b.transpose(b.reshape(spatial, b.shapeOf([batch, frames, outC, -1])), [0, 2, 1, 3]);
-  const mixed = temporalResnetBlockBlended(b, byVideo, `${name}.temporal_res_block`, `${name}.time_mixer`, outC, opts.temporalEps, opts.switchMix, opts.temb && { ...opts.temb, frames: opts.frames });
-  return b.reshape(b.transpose(mixed, [0, 2, 1, 3]), b.shapeOf([-1, outC, h, w]));
+  const byVideo = b.transpose(b.reshape(spatial, [batch, frames, channels, -1]), [0, 2, 1, 3]);
+  const mixed = temporalResnetBlockBlended(b, byVideo, `${name}.temporal_res_block`, {
+    mixer: `${name}.time_mixer`,
+    eps: opts.temporalEps,
+    switchMix: opts.switchMix,
+    frames: opts.frames,
+    temb: opts.temb,
+  });
+  return b.reshape(b.transpose(mixed, [0, 2, 1, 3]), [-1, channels, h, w]);
+}
+
+/**
+ * Runs the steps in order. Each run of consecutive per-frame steps for which `inHalves` says so
+ * goes through `inFrameHalves` as one function; the results are the same either way.
+ */
+export function runFrameSteps(b: GraphBuilder, x: Value, steps: readonly FrameStep[], inHalves: (run: readonly FrameStep[]) => boolean = () => false): Value {
+  let h = x;
+  for (let i = 0; i < steps.length; ) {
+    const step = steps[i]!;
+    if ('acrossFrames' in step) {
+      h = step.acrossFrames(h);
+      i++;
+      continue;
+    }
+    let end = i;
+    while (end < steps.length && 'perFrame' in steps[end]!) end++;
+    const run = steps.slice(i, end) as { perFrame: (x: Value) => Value }[];
+    const perFrame = (v: Value) => run.reduce((acc, s) => s.perFrame(acc), v);
+    h = inHalves(run) ? inFrameHalves(b, h, perFrame) : perFrame(h);
+    i = end;
+  }
+  return h;
 }
 
 /**
@@ -176,13 +201,13 @@ export function inFrameHalves(b: GraphBuilder, x: Value, fn: (part: Value) => Va
 }
 
 /** Self-attention over [N, S, C] with separate q/k/v projections (diffusers `Attention`). */
-export function selfAttention(b: GraphBuilder, x: Value, name: string, dim: number, heads: number, opts: { qkvBias: boolean; names?: AttentionNames; impl?: AttentionImpl }): Value {
+export function selfAttention(b: GraphBuilder, x: Value, name: string, heads: number, opts: { qkvBias: boolean; names?: AttentionNames; impl?: AttentionImpl }): Value {
   const n = opts.names ?? DIFFUSERS_ATTENTION;
-  const headDim = dim / heads;
-  const q = linear(b, x, `${name}.${n.q}`, dim, dim, { bias: opts.qkvBias });
-  const k = linear(b, x, `${name}.${n.k}`, dim, dim, { bias: opts.qkvBias });
-  const v = linear(b, x, `${name}.${n.v}`, dim, dim, { bias: opts.qkvBias });
-  return linear(b, b.attention(q, k, v, heads, headDim, opts.impl), `${name}.${n.out}`, dim, dim);
+  const dim = staticDim(x, -1, name);
+  const q = linear(b, x, `${name}.${n.q}`, dim, { bias: opts.qkvBias });
+  const k = linear(b, x, `${name}.${n.k}`, dim, { bias: opts.qkvBias });
+  const v = linear(b, x, `${name}.${n.v}`, dim, { bias: opts.qkvBias });
+  return linear(b, b.attention(q, k, v, { heads, impl: opts.impl }), `${name}.${n.out}`, dim);
 }
 
 export interface AttentionNames {
@@ -194,26 +219,28 @@ export interface AttentionNames {
 export const DIFFUSERS_ATTENTION: AttentionNames = { q: 'to_q', k: 'to_k', v: 'to_v', out: 'to_out.0' };
 
 /**
- * Cross-attention to a context of exactly one token (SVD's CLIP image embedding): softmax over a
- * single key is 1, so the result is out(v(context)) for every query. to_q/to_k are checked but
- * not computed. Returns [N, 1, dim] to broadcast over the queries.
+ * Cross-attention of queries `dim` wide to a context of exactly one token (SVD's CLIP image
+ * embedding): softmax over a single key is 1, so the result is out(v(context)) for every query.
+ * to_q/to_k are checked but not computed. Returns [N, 1, dim] to broadcast over the queries.
  */
-export function singleTokenCrossAttention(b: GraphBuilder, context: Value, name: string, dim: number, contextDim: number): Value {
+export function singleTokenCrossAttention(b: GraphBuilder, context: Value, name: string, dim: number): Value {
   b.checkWeight(`${name}.to_q.weight`, [dim, dim]);
-  b.checkWeight(`${name}.to_k.weight`, [dim, contextDim]);
-  const v = linear(b, context, `${name}.to_v`, contextDim, dim, { bias: false });
-  return linear(b, v, `${name}.to_out.0`, dim, dim);
+  b.checkWeight(`${name}.to_k.weight`, [dim, staticDim(context, -1, name)]);
+  const v = linear(b, context, `${name}.to_v`, dim, { bias: false });
+  return linear(b, v, `${name}.to_out.0`, dim);
 }
 
-/** diffusers `FeedForward` with GEGLU: proj to 2·inner, value · gelu(gate), back to dimOut. */
-export function feedForwardGeglu(b: GraphBuilder, x: Value, name: string, dim: number, dimOut = dim, mult = 4): Value {
-  const inner = dim * mult;
+/** diffusers `FeedForward` with GEGLU: proj to 2·inner, value · gelu(gate), back to `dimOut` (default: x's width). */
+export function feedForwardGeglu(b: GraphBuilder, x: Value, name: string, opts: { dimOut?: number; mult?: number } = {}): Value {
+  const dim = staticDim(x, -1, name);
+  const inner = dim * (opts.mult ?? 4);
   // The checkpoint's proj is [2·inner, dim]: rows 0..inner are the value, the rest the gate.
   // Two projections from the halves avoid slicing the large 2·inner-wide activation.
   const half = (part: 0 | 1) => {
-    const w = b.weight(`${name}.net.0.proj.weight`, [inner * 2, dim], { transpose: true, rows: [part * inner, (part + 1) * inner] });
-    const bias = b.weight(`${name}.net.0.proj.bias`, [inner * 2], { rows: [part * inner, (part + 1) * inner] });
-    return b.linear(x, w, bias, inner);
+    const rows = transform.rows(part * inner, (part + 1) * inner);
+    const w = b.weight(`${name}.net.0.proj.weight`, [inner * 2, dim], rows, transform.transpose());
+    const bias = b.weight(`${name}.net.0.proj.bias`, [inner * 2], rows);
+    return b.linear(x, w, { bias });
   };
-  return linear(b, b.mul(half(0), b.geluFused(half(1))), `${name}.net.2`, inner, dimOut);
+  return linear(b, b.mul(half(0), b.geluFused(half(1))), `${name}.net.2`, opts.dimOut ?? dim);
 }

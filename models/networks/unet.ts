@@ -1,7 +1,8 @@
 // UNetSpatioTemporalConditionModel (diffusers) as an ONNX graph. Every size comes from the
 // config; batch, frames, height and width stay dynamic.
 import { perLevelValue, type UNetConfig } from '../configs.js';
-import type { GraphBuilder, Value } from '../onnx/graph-builder.js';
+import { staticDim, type GraphBuilder, type Value } from '../onnx/graph-builder.js';
+import { PORTABLE_FORMS, type GraphForms } from './forms.js';
 import {
   alphaBlend,
   conv2d,
@@ -19,21 +20,23 @@ import {
 
 interface Ctx {
   b: GraphBuilder;
+  forms: GraphForms;
   frames: FrameDims;
-  temb: { act: Value; channels: number };
+  /** SiLU of the time embedding per frame, [B·F, T]. */
+  temb: Value;
   /** CLIP embedding per video [B, 1, D] and repeated per frame [B·F, 1, D]. */
   context: Value;
   contextPerFrame: Value;
-  contextDim: number;
 }
 
 /** diffusers `BasicTransformerBlock` (self-attn, cross-attn, GEGLU FF) on [B·F, S, C]. */
-function basicTransformerBlock(c: Ctx, x: Value, name: string, dim: number, heads: number): Value {
+function basicTransformerBlock(c: Ctx, x: Value, name: string, heads: number): Value {
   const { b } = c;
-  let h = b.add(x, selfAttention(b, layerNorm(b, x, `${name}.norm1`, dim, 1e-5), `${name}.attn1`, dim, heads, { qkvBias: false }));
+  const dim = staticDim(x, -1, name);
+  let h = b.add(x, selfAttention(b, layerNorm(b, x, `${name}.norm1`, 1e-5), `${name}.attn1`, heads, { qkvBias: false }));
   layerNormWeightsCheck(b, `${name}.norm2`, dim);
-  h = b.add(h, singleTokenCrossAttention(b, c.contextPerFrame, `${name}.attn2`, dim, c.contextDim));
-  return b.add(h, feedForwardGeglu(b, layerNorm(b, h, `${name}.norm3`, dim, 1e-5), `${name}.ff`, dim));
+  h = b.add(h, singleTokenCrossAttention(b, c.contextPerFrame, `${name}.attn2`, dim));
+  return b.add(h, feedForwardGeglu(b, layerNorm(b, h, `${name}.norm3`, 1e-5), `${name}.ff`));
 }
 
 /** With a one-token context the normalised query never reaches the output, but its weights must still match. */
@@ -43,45 +46,47 @@ function layerNormWeightsCheck(b: GraphBuilder, name: string, dim: number) {
 }
 
 /** diffusers `TemporalBasicTransformerBlock` on [B, S, F, C] (attention runs over frames). */
-function temporalTransformerBlock(c: Ctx, x: Value, name: string, dim: number, heads: number): Value {
+function temporalTransformerBlock(c: Ctx, x: Value, name: string, heads: number): Value {
   const { b } = c;
-  let h = b.add(x, feedForwardGeglu(b, layerNorm(b, x, `${name}.norm_in`, dim, 1e-5), `${name}.ff_in`, dim));
-  const normed = layerNorm(b, h, `${name}.norm1`, dim, 1e-5);
+  const dim = staticDim(x, -1, name);
+  let h = b.add(x, feedForwardGeglu(b, layerNorm(b, x, `${name}.norm_in`, 1e-5), `${name}.ff_in`));
+  const normed = layerNorm(b, h, `${name}.norm1`, 1e-5);
   const seqs = b.reshape(normed, [-1, b.dim(normed, 2), dim]);
-  const attn = selfAttention(b, seqs, `${name}.attn1`, dim, heads, { qkvBias: false, impl: b.forms.temporalAttention });
+  const attn = selfAttention(b, seqs, `${name}.attn1`, heads, { qkvBias: false, impl: c.forms.temporalAttention });
   h = b.add(h, b.reshape(attn, b.shape(h)));
   layerNormWeightsCheck(b, `${name}.norm2`, dim);
   // time_context: the first frame's embedding of each video, [B, 1, D] → [B, 1, 1, C]
-  h = b.add(h, b.unsqueeze(singleTokenCrossAttention(b, c.context, `${name}.attn2`, dim, c.contextDim), [1]));
-  return b.add(h, feedForwardGeglu(b, layerNorm(b, h, `${name}.norm3`, dim, 1e-5), `${name}.ff`, dim));
+  h = b.add(h, b.unsqueeze(singleTokenCrossAttention(b, c.context, `${name}.attn2`, dim), [1]));
+  return b.add(h, feedForwardGeglu(b, layerNorm(b, h, `${name}.norm3`, 1e-5), `${name}.ff`));
 }
 
 /** diffusers `TransformerSpatioTemporalModel` on [B·F, C, H, W]. */
-function transformerSpatioTemporal(c: Ctx, x: Value, name: string, channels: number, heads: number, layers: number): Value {
+function transformerSpatioTemporal(c: Ctx, x: Value, name: string, heads: number, layers: number): Value {
   const { b } = c;
   return b.scope(name, () => {
     const { batch, frames } = c.frames;
     const [bf, hgt, wid] = [b.dim(x, 0), b.dim(x, 2), b.dim(x, 3)];
+    const channels = staticDim(x, 1, name);
     const inner = channels; // heads × (channels / heads)
-    let h = groupNorm(b, x, `${name}.norm`, channels, 1e-6, 4);
-    h = b.reshape(b.transpose(h, [0, 2, 3, 1]), b.shapeOf([bf, -1, channels]));
-    h = linear(b, h, `${name}.proj_in`, channels, inner);
+    let h = groupNorm(b, x, `${name}.norm`, 1e-6);
+    h = b.reshape(b.transpose(h, [0, 2, 3, 1]), [bf, -1, channels]);
+    h = linear(b, h, `${name}.proj_in`, inner);
 
     // Frame-position embedding: sinusoid of 0..F-1 through an MLP, [F, C] broadcast over videos.
-    const frameEmb = timestepMlp(b, b.cast(sinusoidalEmbedding(b, b.rangeFloat(frames), channels), b.dtype), `${name}.time_pos_embed`, channels, channels * 4, channels);
+    const frameEmb = timestepMlp(b, b.cast(sinusoidalEmbedding(b, b.rangeFloat(frames), channels), b.dtype), `${name}.time_pos_embed`, channels * 4, channels);
     const frameEmb4 = b.unsqueeze(frameEmb, [1]); // [F, 1, C]
 
     for (let i = 0; i < layers; i++) {
-      h = basicTransformerBlock(c, h, `${name}.transformer_blocks.${i}`, inner, heads);
+      h = basicTransformerBlock(c, h, `${name}.transformer_blocks.${i}`, heads);
       // [B·F, S, C] → [B, F, S, C] (+ frame embedding) → [B, S, F, C]
-      const byVideo = b.reshape(h, b.shapeOf([batch, frames, -1, inner]));
+      const byVideo = b.reshape(h, [batch, frames, -1, inner]);
       const withPos = b.transpose(b.add(byVideo, frameEmb4), [0, 2, 1, 3]);
-      const temporal = temporalTransformerBlock(c, withPos, `${name}.temporal_transformer_blocks.${i}`, inner, heads);
+      const temporal = temporalTransformerBlock(c, withPos, `${name}.temporal_transformer_blocks.${i}`, heads);
       const back = b.reshape(b.transpose(temporal, [0, 2, 1, 3]), b.shape(h));
       h = alphaBlend(b, `${name}.time_mixer`, h, back, false);
     }
-    h = linear(b, h, `${name}.proj_out`, inner, channels);
-    h = b.transpose(b.reshape(h, b.shapeOf([bf, hgt, wid, channels])), [0, 3, 1, 2]);
+    h = linear(b, h, `${name}.proj_out`, channels);
+    h = b.transpose(b.reshape(h, [bf, hgt, wid, channels]), [0, 3, 1, 2]);
     return b.add(h, x);
   });
 }
@@ -91,7 +96,8 @@ export interface UNetGraphInfo {
   outputs: string[];
 }
 
-export function buildUNet(b: GraphBuilder, cfg: UNetConfig, file = 'unet/config.json'): UNetGraphInfo {
+export function buildUNet(b: GraphBuilder, cfg: UNetConfig, opts: { forms?: GraphForms; file?: string } = {}): UNetGraphInfo {
+  const file = opts.file ?? 'unet/config.json';
   const levels = cfg.block_out_channels.length;
   if (cfg.down_block_types.length !== levels || cfg.up_block_types.length !== levels) {
     throw new Error(`${file}: block_out_channels has ${levels} entries but down_block_types ${cfg.down_block_types.length} and up_block_types ${cfg.up_block_types.length}`);
@@ -120,51 +126,47 @@ export function buildUNet(b: GraphBuilder, cfg: UNetConfig, file = 'unet/config.
   const timeDim = ch[0]! * 4;
 
   // Time and micro-conditioning embeddings, computed in float32, then repeated per frame.
-  const tEmb = timestepMlp(b, b.cast(sinusoidalEmbedding(b, timestep, ch[0]!), b.dtype), 'time_embedding', ch[0]!, timeDim);
+  const tEmb = timestepMlp(b, b.cast(sinusoidalEmbedding(b, timestep, ch[0]!), b.dtype), 'time_embedding', timeDim);
   const idsEmb = b.reshape(sinusoidalEmbedding(b, b.reshape(addedTimeIds, [-1]), cfg.addition_time_embed_dim), [-1, cfg.projection_class_embeddings_input_dim]);
-  const augEmb = timestepMlp(b, b.cast(idsEmb, b.dtype), 'add_embedding', cfg.projection_class_embeddings_input_dim, timeDim);
+  const augEmb = timestepMlp(b, b.cast(idsEmb, b.dtype), 'add_embedding', timeDim);
   const emb = b.add(tEmb, augEmb); // [B, T]
-  const embPerFrame = b.reshape(b.expand(b.unsqueeze(emb, [1]), b.shapeOf([frames.batch, frames.frames, timeDim])), b.shapeOf([bf, timeDim]));
+  const embPerFrame = b.reshape(b.expand(b.unsqueeze(emb, [1]), [frames.batch, frames.frames, timeDim]), [bf, timeDim]);
   const context = b.cast(ehs, b.dtype);
-  const contextPerFrame = b.reshape(b.expand(b.unsqueeze(context, [1]), b.shapeOf([frames.batch, frames.frames, 1, contextDim])), b.shapeOf([bf, 1, contextDim]));
-  const c: Ctx = { b, frames, temb: { act: b.silu(embPerFrame), channels: timeDim }, context, contextPerFrame, contextDim };
+  const contextPerFrame = b.reshape(b.expand(b.unsqueeze(context, [1]), [frames.batch, frames.frames, 1, contextDim]), [bf, 1, contextDim]);
+  const c: Ctx = { b, forms: opts.forms ?? PORTABLE_FORMS, frames, temb: b.silu(embPerFrame), context, contextPerFrame };
 
-  const stBlock = (x: Value, name: string, inC: number, outC: number, eps: number) =>
-    spatioTemporalResBlock(b, x, name, inC, outC, { eps, temporalEps: eps, switchMix: false, frames, temb: c.temb });
+  const stBlock = (x: Value, name: string, outC: number, eps: number) => spatioTemporalResBlock(b, x, name, outC, { eps, temporalEps: eps, switchMix: false, frames, temb: c.temb });
 
   const x5 = b.cast(sample, b.dtype);
-  let h = b.reshape(x5, b.shapeOf([bf, cfg.in_channels, b.dim(x5, 3), b.dim(x5, 4)]));
-  h = conv2d(b, h, 'conv_in', cfg.in_channels, ch[0]!, 3);
+  let h = b.reshape(x5, [bf, cfg.in_channels, b.dim(x5, 3), b.dim(x5, 4)]);
+  h = conv2d(b, h, 'conv_in', ch[0]!, 3);
 
-  const skips: { value: Value; channels: number }[] = [{ value: h, channels: ch[0]! }];
-  let inC = ch[0]!;
+  const skips: Value[] = [h];
   cfg.down_block_types.forEach((type, i) => {
     const outC = ch[i]!;
     const cross = type === 'CrossAttnDownBlockSpatioTemporal';
     for (let j = 0; j < layersPer[i]!; j++) {
       const name = `down_blocks.${i}`;
-      h = stBlock(h, `${name}.resnets.${j}`, j === 0 ? inC : outC, outC, cross ? 1e-6 : 1e-5);
-      if (cross) h = transformerSpatioTemporal(c, h, `${name}.attentions.${j}`, outC, heads[i]!, tLayers[i]!);
-      skips.push({ value: h, channels: outC });
+      h = stBlock(h, `${name}.resnets.${j}`, outC, cross ? 1e-6 : 1e-5);
+      if (cross) h = transformerSpatioTemporal(c, h, `${name}.attentions.${j}`, heads[i]!, tLayers[i]!);
+      skips.push(h);
     }
     if (i < levels - 1) {
-      h = conv2d(b, h, `down_blocks.${i}.downsamplers.0.conv`, outC, outC, 3, { stride: 2 });
-      skips.push({ value: h, channels: outC });
+      h = conv2d(b, h, `down_blocks.${i}.downsamplers.0.conv`, outC, 3, { stride: 2 });
+      skips.push(h);
     }
-    inC = outC;
   });
 
   const top = ch[levels - 1]!;
-  h = stBlock(h, 'mid_block.resnets.0', top, top, 1e-5);
+  h = stBlock(h, 'mid_block.resnets.0', top, 1e-5);
   // The mid block is resnet → transformer → resnet whatever the transformer depth.
-  h = transformerSpatioTemporal(c, h, 'mid_block.attentions.0', top, heads[levels - 1]!, tLayers[levels - 1]!);
-  h = stBlock(h, 'mid_block.resnets.1', top, top, 1e-5);
+  h = transformerSpatioTemporal(c, h, 'mid_block.attentions.0', heads[levels - 1]!, tLayers[levels - 1]!);
+  h = stBlock(h, 'mid_block.resnets.1', top, 1e-5);
 
   const rCh = [...ch].reverse();
   const rHeads = [...heads].reverse();
   const rLayers = [...layersPer].reverse();
   const rTLayers = [...tLayers].reverse();
-  let prevC = rCh[0]!;
   cfg.up_block_types.forEach((type, i) => {
     const outC = rCh[i]!;
     const cross = type === 'CrossAttnUpBlockSpatioTemporal';
@@ -172,16 +174,14 @@ export function buildUNet(b: GraphBuilder, cfg: UNetConfig, file = 'unet/config.
     for (let j = 0; j < n; j++) {
       const skip = skips.pop();
       if (!skip) throw new Error(`${file}: up blocks need more skip connections than the down blocks make`);
-      const resIn = (j === 0 ? prevC : outC) + skip.channels;
-      h = stBlock(b.concat([h, skip.value], 1), `up_blocks.${i}.resnets.${j}`, resIn, outC, 1e-6);
-      if (cross) h = transformerSpatioTemporal(c, h, `up_blocks.${i}.attentions.${j}`, outC, rHeads[i]!, rTLayers[i]!);
+      h = stBlock(b.concat([h, skip], 1), `up_blocks.${i}.resnets.${j}`, outC, 1e-6);
+      if (cross) h = transformerSpatioTemporal(c, h, `up_blocks.${i}.attentions.${j}`, rHeads[i]!, rTLayers[i]!);
     }
-    if (i < levels - 1) h = conv2d(b, b.upsampleNearest2x(h), `up_blocks.${i}.upsamplers.0.conv`, outC, outC, 3);
-    prevC = outC;
+    if (i < levels - 1) h = conv2d(b, b.upsampleNearest2x(h), `up_blocks.${i}.upsamplers.0.conv`, outC, 3);
   });
 
-  h = conv2d(b, b.silu(groupNorm(b, h, 'conv_norm_out', ch[0]!, 1e-5, 4)), 'conv_out', ch[0]!, cfg.out_channels, 3);
-  const out = b.reshape(h, b.shapeOf([frames.batch, frames.frames, cfg.out_channels, b.dim(h, 2), b.dim(h, 3)]));
+  h = conv2d(b, b.silu(groupNorm(b, h, 'conv_norm_out', 1e-5)), 'conv_out', cfg.out_channels, 3);
+  const out = b.reshape(h, [frames.batch, frames.frames, cfg.out_channels, b.dim(h, 2), b.dim(h, 3)]);
   b.output(b.cast(out, 'float32'), 'model_output', ['batch', 'frames', cfg.out_channels, 'height', 'width']);
   return { inputs: ['sample', 'timestep', 'encoder_hidden_states', 'added_time_ids'], outputs: ['model_output'] };
 }

@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { GraphBuilder, PORTABLE_FORMS, type GraphForms } from '../onnx/graph-builder.js';
+import { GraphBuilder } from '../onnx/graph-builder.js';
+import { PORTABLE_FORMS, type GraphForms } from '../networks/forms.js';
 import { RandomWeights } from '../onnx/weights.js';
 
 export const providers = ['auto', 'cuda', 'webgpu', 'cpu'] as const;

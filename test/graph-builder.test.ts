@@ -1,0 +1,213 @@
+// The graph builder's parts: weight binding (transforms as data, never aliased), the static
+// shapes values carry (checked against what onnxruntime computes), and the layers that read
+// channel counts from them.
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { GraphBuilder, transform, type Value, type WeightTransform } from '../models/onnx/graph-builder.js';
+import { ShapeError } from '../models/onnx/static-shapes.js';
+import { canonicalJson } from '../models/onnx/weight-binding.js';
+import type { WeightSource } from '../models/onnx/weights.js';
+import { conv2d, groupNorm, linear } from '../models/networks/layers.js';
+import { tempDir } from './helpers.js';
+
+/** Checkpoint tensors held in memory. */
+class MemoryWeights implements WeightSource {
+  readonly description = 'test weights';
+  constructor(private readonly tensors: Record<string, { shape: number[]; data: number[] }>) {}
+  has(name: string) {
+    return name in this.tensors;
+  }
+  shapeOf(name: string) {
+    return this.tensors[name]?.shape;
+  }
+  load(name: string) {
+    return Float32Array.from(this.tensors[name]!.data);
+  }
+}
+
+const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+
+async function run(b: GraphBuilder, feeds: Record<string, ort.Tensor> = {}) {
+  const path = join(tempDir('svd-graph-'), 'g.onnx');
+  b.save(path);
+  const s = await ort.InferenceSession.create(path, { executionProviders: ['cpu'] });
+  try {
+    return await s.run(feeds);
+  } finally {
+    await s.release();
+  }
+}
+
+describe('weight binding', () => {
+  const w = { shape: [4, 2], data: [1, 2, 3, 4, 5, 6, 7, 8] };
+  const tensors = { w, a: { shape: [1], data: [0.5] }, c: { shape: [1], data: [-2] } };
+  // Every pair of these differs in one transform or one argument of a transform.
+  const variants: { label: string; transforms: WeightTransform[]; expected: number[] }[] = [
+    { label: 'as stored', transforms: [], expected: w.data },
+    { label: 'transposed', transforms: [transform.transpose()], expected: [1, 3, 5, 7, 2, 4, 6, 8] },
+    { label: 'rows 0-2', transforms: [transform.rows(0, 2)], expected: [1, 2, 3, 4] },
+    { label: 'rows 2-4', transforms: [transform.rows(2, 4)], expected: [5, 6, 7, 8] },
+    { label: 'rows 2-4, transposed', transforms: [transform.rows(2, 4), transform.transpose()], expected: [5, 7, 6, 8] },
+    { label: 'transposed, rows 0-1', transforms: [transform.transpose(), transform.rows(0, 1)], expected: [1, 3, 5, 7] },
+    { label: 'viewed as [2, 4]', transforms: [transform.reshape([2, 4])], expected: w.data },
+    { label: 'viewed as [8]', transforms: [transform.reshape([8])], expected: w.data },
+    { label: 'sigmoid', transforms: [transform.map('sigmoid')], expected: w.data.map(sigmoid) },
+    { label: '1 − sigmoid', transforms: [transform.map('oneMinusSigmoid')], expected: w.data.map((v) => 1 - sigmoid(v)) },
+    { label: 'scaled by sigmoid(a)', transforms: [transform.scaleBy('a', 'sigmoid')], expected: w.data.map((v) => v * sigmoid(0.5)) },
+    { label: 'scaled by 1 − sigmoid(a)', transforms: [transform.scaleBy('a', 'oneMinusSigmoid')], expected: w.data.map((v) => v * (1 - sigmoid(0.5))) },
+    { label: 'scaled by sigmoid(c)', transforms: [transform.scaleBy('c', 'sigmoid')], expected: w.data.map((v) => v * sigmoid(-2)) },
+  ];
+
+  it('gives each distinct transform of a tensor its own initializer, with the transformed values', async () => {
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new MemoryWeights(tensors) });
+    const bound = variants.map((v) => b.weight('w', [4, 2], ...v.transforms));
+    expect(new Set(bound.map((v) => v.name)).size).toBe(variants.length);
+    bound.forEach((v, i) => b.output(b.reshape(v, [-1]), `out${i}`, [variants[i]!.expected.length]));
+    const out = await run(b);
+    variants.forEach((v, i) => {
+      const got = Array.from(out[`out${i}`]!.data as Float32Array);
+      got.forEach((x, j) => expect(x, `${v.label}[${j}]`).toBeCloseTo(v.expected[j]!, 6));
+    });
+  });
+
+  it('binds the same transform of a tensor once', () => {
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new MemoryWeights(tensors) });
+    for (const v of variants) {
+      // A fresh but equal description (other object identity, other key order) finds the same value.
+      const again = v.transforms.map((t) => Object.fromEntries(Object.entries(t).reverse()) as WeightTransform);
+      expect(b.weight('w', [4, 2], ...again), v.label).toBe(b.weight('w', [4, 2], ...v.transforms));
+    }
+  });
+
+  it('counts each checkpoint tensor once however often it is bound', () => {
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new MemoryWeights(tensors) });
+    for (const v of variants) b.weight('w', [4, 2], ...v.transforms);
+    // w (8) and the two scale tensors a and c (1 each).
+    expect(b.parameterCount).toBe(10);
+  });
+
+  it('rejects transforms that do not fit the tensor', () => {
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new MemoryWeights(tensors) });
+    expect(() => b.weight('w', [4, 2], transform.rows(3, 5))).toThrow(/rows \[3, 5\) of w \[4, 2\] are out of range/);
+    expect(() => b.weight('w', [4, 2], transform.reshape([3, 3]))).toThrow(/cannot view w \[4, 2\] as \[3, 3\]/);
+    expect(() => b.weight('a', [1], transform.transpose())).toThrow(/transpose needs a 2-D weight/);
+  });
+
+  it('keys are canonical JSON, and what JSON would drop is refused', () => {
+    expect(canonicalJson({ b: [1, { d: 2, c: 'x' }], a: null })).toBe(canonicalJson({ a: null, b: [1, { c: 'x', d: 2 }] }));
+    expect(() => canonicalJson({ fn: (v: number) => v })).toThrow(TypeError);
+    expect(() => canonicalJson({ x: undefined })).toThrow(TypeError);
+    expect(() => canonicalJson({ x: Number.NaN })).toThrow(TypeError);
+  });
+});
+
+describe('static shapes', () => {
+  it('match the shapes onnxruntime computes, with the dynamic sizes left open', async () => {
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'matmul', weights: new MemoryWeights({}) });
+    const x = b.input('x', 'float32', ['n', 6, 'h', 'w']);
+    const t = b.input('t', 'float32', ['n', 5, 8]);
+    const fixed = b.input('fixed', 'float32', [2, 6, 5, 7]);
+    const c = (dims: number[], v = 0.1) => b.constant(new Array(dims.reduce((p, q) => p * q, 1)).fill(v), 'float32', dims);
+    const values: Record<string, Value> = {
+      conv: b.conv2d(x, c([4, 6, 3, 3]), { bias: c([4]), pads: [1, 1, 1, 1] }),
+      strided: b.conv2d(x, c([4, 3, 3, 3]), { strides: [2, 2], pads: [0, 0, 1, 1], groups: 2 }),
+      stridedFixed: b.conv2d(fixed, c([4, 3, 3, 3]), { strides: [2, 2], pads: [0, 0, 1, 1], groups: 2 }),
+      upsampledFixed: b.upsampleNearest2x(fixed),
+      slicedFixed: b.slice(fixed, [1, -3], [100, -1], [2, 3]),
+      flattenedFixed: b.reshape(fixed, [0, -1]),
+      upsampled: b.upsampleNearest2x(x),
+      grouped: b.groupNorm(x, { groups: 3, scale: c([6, 1, 1], 1), bias: c([6, 1, 1]), epsilon: 1e-5 }),
+      tokens: b.transpose(b.reshape(x, [0, 6, -1]), [0, 2, 1]),
+      linear: b.linear(t, c([8, 3]), { bias: c([3]) }),
+      matmul: b.matmul(t, c([8, 2])),
+      normed: b.layerNorm(t, { scale: c([8], 1), bias: c([8]), epsilon: 1e-5 }),
+      attention: b.attention(t, t, t, { heads: 2 }),
+      fused: b.attention(t, t, t, { heads: 2, impl: 'mha' }),
+      joined: b.concat([t, b.slice(t, [0], [2], [1])], 1),
+      expanded: b.expand(c([1, 1, 8]), [b.dim(t, 0), 3, 8]),
+      unsqueezed: b.unsqueeze(t, [1, 3]),
+      gathered: b.gather(t, b.ints([0, 2, 4, 1]), 1),
+      reshaped: b.reshape(b.reshape(t, [-1, 8]), b.shape(t)),
+      positions: b.rangeFloat(b.dim(t, 1)),
+      softmax: b.softmax(t, -1),
+    };
+    const expectShapes: Record<string, (number | null)[]> = {
+      conv: [null, 4, null, null],
+      strided: [null, 4, null, null],
+      stridedFixed: [2, 4, 2, 3],
+      upsampledFixed: [2, 6, 10, 14],
+      slicedFixed: [2, 6, 4, 2],
+      flattenedFixed: [2, 210],
+      upsampled: [null, 6, null, null],
+      grouped: [null, 6, null, null],
+      tokens: [null, null, 6],
+      linear: [null, 5, 3],
+      matmul: [null, 5, 2],
+      normed: [null, 5, 8],
+      attention: [null, 5, 8],
+      fused: [null, 5, 8],
+      joined: [null, 7, 8],
+      expanded: [null, 3, 8],
+      unsqueezed: [null, 1, 5, 1, 8],
+      gathered: [null, 4, 8],
+      reshaped: [null, 5, 8],
+      positions: [5],
+      softmax: [null, 5, 8],
+    };
+    for (const [name, v] of Object.entries(values)) {
+      expect(v.shape, name).toEqual(expectShapes[name]);
+      b.output(v, name, v.shape!.map((d, i) => d ?? `${name}_${i}`));
+    }
+    const feeds = {
+      x: new ort.Tensor('float32', new Float32Array(2 * 6 * 5 * 7).map((_, i) => Math.sin(i)), [2, 6, 5, 7]),
+      t: new ort.Tensor('float32', new Float32Array(2 * 5 * 8).map((_, i) => Math.cos(i)), [2, 5, 8]),
+      fixed: new ort.Tensor('float32', new Float32Array(2 * 6 * 5 * 7).map((_, i) => Math.sin(i)), [2, 6, 5, 7]),
+    };
+    const out = await run(b, feeds);
+    for (const [name, v] of Object.entries(values)) {
+      out[name]!.dims.forEach((d, i) => {
+        if (v.shape![i] !== null) expect(d, `${name} axis ${i}`).toBe(v.shape![i]);
+      });
+    }
+    // The sizes left open are the ones that follow the input's: n = 2, h = 5, w = 7.
+    expect(out.conv!.dims).toEqual([2, 4, 5, 7]);
+    expect(out.strided!.dims).toEqual([2, 4, 2, 3]);
+    expect(out.tokens!.dims).toEqual([2, 35, 6]);
+  });
+
+  it('reject what the operator would reject, while the graph is defined', () => {
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new MemoryWeights({}) });
+    const x = b.input('x', 'float32', ['n', 6, 4]);
+    expect(() => b.add(x, b.constant([1, 2, 3], 'float32'))).toThrow(ShapeError);
+    expect(() => b.matmul(x, b.constant(new Array(15).fill(0), 'float32', [5, 3]))).toThrow(/inner sizes 4 and 5 differ/);
+    expect(() => b.conv2d(b.reshape(x, [0, 6, 2, 2]), b.constant(new Array(9).fill(0), 'float32', [1, 1, 3, 3]))).toThrow(/has 6 channels but the weights/);
+    expect(() => b.output(x, 'y', ['n', 6, 5])).toThrow(/declared \[n, 6, 5\] but the graph computes \[\?, 6, 4\]/);
+  });
+});
+
+describe('layers read channel counts from their input', () => {
+  it('conv2d, groupNorm and linear ask the checkpoint for weights of the input width', () => {
+    const weights = new MemoryWeights({
+      'c.weight': { shape: [8, 4, 3, 3], data: new Array(288).fill(0) },
+      'c.bias': { shape: [8], data: new Array(8).fill(0) },
+      'n.weight': { shape: [8], data: new Array(8).fill(1) },
+      'n.bias': { shape: [8], data: new Array(8).fill(0) },
+      'l.weight': { shape: [3, 8], data: new Array(24).fill(0) },
+      'l.bias': { shape: [3], data: new Array(3).fill(0) },
+    });
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights });
+    const x = b.input('x', 'float32', ['n', 4, 'h', 'w']);
+    const h = groupNorm(b, conv2d(b, x, 'c', 8, 3), 'n', 1e-5, 4);
+    expect(h.shape).toEqual([null, 8, null, null]);
+    const y = linear(b, b.transpose(h, [0, 2, 3, 1]), 'l', 3);
+    expect(y.shape).toEqual([null, null, null, 3]);
+    expect(b.parameterCount).toBe(288 + 8 + 8 + 8 + 24 + 3);
+  });
+
+  it('and say which module needed a size the graph does not know', () => {
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new MemoryWeights({}) });
+    const x = b.input('x', 'float32', ['n', 'c', 'h', 'w']);
+    expect(() => conv2d(b, x, 'down.conv', 8, 3)).toThrow(/down\.conv: the size of axis 1 of \[\?, \?, \?, \?\] is not known/);
+  });
+});
