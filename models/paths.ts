@@ -1,6 +1,16 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The tiny random-weight model the product ships (a real SVD layout with small configs): the
+ * server runs it until a real model is installed, the README's first command uses it, and the
+ * tests hold it to the reference tensors. `input.png` beside it is its demo picture.
+ */
+export const DEMO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'demo', 'svd-tiny');
+export const DEMO_MODEL = join(DEMO_DIR, 'model');
+export const DEMO_IMAGE = join(DEMO_DIR, 'input.png');
 
 export const MODELS_ROOT = join(homedir(), '.cache', 'svd-studio', 'models');
 

@@ -28,7 +28,7 @@ const root = resolve(values.root!);
 const here = resolve(import.meta.dirname, '..');
 const out = mkdtempSync(join(tmpdir(), 'svd-health-'));
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-const server = spawn(process.execPath, ['--import', tsx, join(root, 'server', 'main.ts'), '--port', '0', '--provider', 'cpu', '--output-dir', out, '--model', join(here, 'test/fixtures/svd-tiny/model')], {
+const server = spawn(process.execPath, ['--import', tsx, join(root, 'server', 'main.ts'), '--port', '0', '--provider', 'cpu', '--output-dir', out, '--model', join(here, 'demo/svd-tiny/model')], {
   cwd: root,
   stdio: ['ignore', 'pipe', 'inherit'],
 });
@@ -62,7 +62,7 @@ try {
 
   const settings = { width: +values.width!, height: +values.height!, frames: +values.frames!, steps: +values.steps!, formats: ['mp4'], saveToFolder: false };
   const form = new FormData();
-  form.append('image', new Blob([new Uint8Array(readFileSync(join(here, 'test/fixtures/svd-tiny/input.png')))]), 'input.png');
+  form.append('image', new Blob([new Uint8Array(readFileSync(join(here, 'demo/svd-tiny/input.png')))]), 'input.png');
   form.append('settings', JSON.stringify(settings));
   const { id } = (await (await fetch(`${base}api/jobs`, { method: 'POST', body: form })).json()) as { id: string };
 

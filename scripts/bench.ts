@@ -15,6 +15,7 @@ import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js'
 import { graphFormsFor, resolveProvider, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
 import { parseSettings } from '../common/settings.js';
 import { SafetensorsFile } from '../models/safetensors.js';
+import { DEMO_MODEL } from '../models/paths.js';
 import { gpuMemoryMonitor, machineLine } from './bench-env.js';
 
 const { values } = parseArgs({
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     'check-fixture': { type: 'boolean', default: false },
     reuse: { type: 'boolean', default: false },
     'gpu-memory': { type: 'string', default: 'auto' },
+    /** The golden tensors of the demo model's reference run. */
     'fixture-dir': { type: 'string', default: 'test/fixtures/svd-tiny' },
     /** Jobs to time on the same open pipeline: the first is cold (new shapes), the rest warm, as in a running server. */
     runs: { type: 'string', default: '1' },
@@ -58,7 +60,7 @@ if (values['check-fixture']) {
   const settings = parseSettings({ width: 128, height: 64, frames: 5, steps: 4, decodeChunk: 2, resize: 'stretch' });
   const noise = { condAug: g.readFloat32('cond_aug_noise'), initial: g.readFloat32('initial_noise') };
   const run = async (provider: ProviderChoice, dt: 'float32' | 'float16') => {
-    const p = await SvdPipeline.load(join(dir, 'model'), { provider, dtype: dt, cacheDir: join(values.work!, 'fixture-cache') });
+    const p = await SvdPipeline.load(DEMO_MODEL, { provider, dtype: dt, cacheDir: join(values.work!, 'fixture-cache') });
     const r = await p.generate(image, settings, { noise });
     await p.release();
     return r.frames;

@@ -144,6 +144,6 @@ if (process.argv[1]?.endsWith('load-test.ts')) {
   const { values } = parseArgs({ options: { clients: { type: 'string', default: '50' }, jobs: { type: 'string', default: '20' } } });
   const root = join(import.meta.dirname, '..');
   console.log(machineLine('cpu'));
-  const r = await runLoadTest(Number(values.clients), Number(values.jobs), join(root, 'test/fixtures/svd-tiny/model'), readFileSync(join(root, 'test/fixtures/svd-tiny/input.png')));
+  const r = await runLoadTest(Number(values.clients), Number(values.jobs), join(root, 'demo/svd-tiny/model'), readFileSync(join(root, 'demo/svd-tiny/input.png')));
   for (const [k, v] of Object.entries(r)) console.log(`${k}: ${v}`);
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { openModelDir } from '../models/model-dir.js';
-import { defaultModelDir } from '../models/paths.js';
+import { DEMO_MODEL, defaultModelDir } from '../models/paths.js';
 import { gpuMemoryModes, nvidiaGpus, providers } from '../models/pipeline/runtime.js';
 import type { WorkerStatus } from '../common/worker-protocol.js';
 import { createApp, type HealthInfo } from './app.js';
@@ -22,7 +22,6 @@ import { WorkerPool } from './workers/pool.js';
 import { workerSlots } from './workers/slots.js';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-export const DEMO_MODEL = join(PROJECT_ROOT, 'test', 'fixtures', 'svd-tiny', 'model');
 
 const HELP = `usage: npm start -- [options]
   --model DIR        diffusers SVD repository (default ${defaultModelDir()}; the tiny demo model when absent)

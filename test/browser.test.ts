@@ -8,7 +8,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, startServer, type RunningServer } from '../server/main.js';
-import { FIXTURE, FIXTURE_MODEL, tempDir } from './helpers.js';
+import { FIXTURE, FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = join(import.meta.dirname, 'screenshots');
@@ -24,7 +24,7 @@ const ADVANCED = ['width', 'height', 'steps', 'noiseAug', 'minGuidance', 'maxGui
 let server: RunningServer;
 let browser: Browser;
 const consoleErrors: string[] = [];
-const INPUT = join(FIXTURE, 'input.png');
+const INPUT = FIXTURE_INPUT;
 
 async function openPage(viewport: { width: number; height: number } = DESKTOP): Promise<Page> {
   const page = await browser.newPage({ viewport, acceptDownloads: true });

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FIXTURE, FIXTURE_MODEL, tempDir } from './helpers.js';
+import { FIXTURE, FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 
@@ -15,7 +15,7 @@ function svd(...args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-const small = ['--model', FIXTURE_MODEL, '--image', join(FIXTURE, 'input.png'), '--width', '128', '--height', '64', '--frames', '3', '--steps', '2', '--provider', 'cpu'];
+const small = ['--model', FIXTURE_MODEL, '--image', FIXTURE_INPUT, '--width', '128', '--height', '64', '--frames', '3', '--steps', '2', '--provider', 'cpu'];
 
 describe('svd generate', () => {
   it('writes the next free name when the output exists, so the same command works twice', async () => {
@@ -65,7 +65,7 @@ describe('svd generate', () => {
 
   it('tells how to install a missing model, before loading anything', async () => {
     const dir = tempDir('svd-cli-');
-    const r = await svd('generate', '--model', join(dir, 'nothing-here'), '--image', join(FIXTURE, 'input.png'), '--out', join(dir, 'x.mp4'));
+    const r = await svd('generate', '--model', join(dir, 'nothing-here'), '--image', FIXTURE_INPUT, '--out', join(dir, 'x.mp4'));
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('npm run setup -- --model svd-xt');
     expect(r.stderr).not.toContain('svd -- download');

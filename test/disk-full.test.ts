@@ -12,7 +12,7 @@ import { encodeVideo, FfmpegError, probeVideo } from '../server/media/ffmpeg.js'
 import { JobStore, writeFileAtomic } from '../server/jobs/job-store.js';
 import { LAST_RESORT_PREFIX } from '../server/last-resort.js';
 import { multipart, send, startCliServer, type CliServer } from './cli-server.js';
-import { FIXTURE, tempDir } from './helpers.js';
+import { FIXTURE, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 function mountTmpfs(): { dir: string } | { skip: string } {
   if (process.platform !== 'linux') return { skip: `tmpfs needs Linux (this is ${process.platform})` };
@@ -114,7 +114,7 @@ fullDisk('a full disk', () => {
   describe('the server process', () => {
     let server: CliServer;
     const out = join(root, 'jobs');
-    const png = readFileSync(join(FIXTURE, 'input.png'));
+    const png = readFileSync(FIXTURE_INPUT);
     const form = (settings: object) => multipart([
       { name: 'image', filename: 'in.png', data: png },
       { name: 'settings', data: JSON.stringify({ width: 128, height: 64, frames: 12, fps: 8, saveToFolder: false, ...settings }) },

@@ -2,10 +2,13 @@ import { cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { DEMO_IMAGE, DEMO_MODEL } from '../models/paths.js';
 import { SafetensorsFile } from '../models/safetensors.js';
 
+/** The golden tensors of the reference run; the model and its picture are the shipped demo's. */
 export const FIXTURE = join(import.meta.dirname, 'fixtures', 'svd-tiny');
-export const FIXTURE_MODEL = join(FIXTURE, 'model');
+export const FIXTURE_MODEL = DEMO_MODEL;
+export const FIXTURE_INPUT = DEMO_IMAGE;
 
 let golden: SafetensorsFile | undefined;
 export function goldenFile(): SafetensorsFile {

@@ -18,11 +18,11 @@ import { startServer } from '../server/main.js';
 import { LocalTunnel } from '../server/tunnel.js';
 import { createServer as createHttpServer } from 'node:http';
 import { multipart, send, startCliServer, type CliServer, type Reply } from './cli-server.js';
-import { FIXTURE, tempDir } from './helpers.js';
+import { FIXTURE, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 const TOKEN = 'hostile-suite-token-0123';
 const auth = { authorization: `Bearer ${TOKEN}` };
-const png = readFileSync(join(FIXTURE, 'input.png'));
+const png = readFileSync(FIXTURE_INPUT);
 const small = { width: 128, height: 64, frames: 3, steps: 2, fps: 8, saveToFolder: false };
 
 /** A new loopback source address per case, so the wrong-token throttle never hides a parser path. */

@@ -7,7 +7,7 @@ import { planMemory, MemoryPlanError } from '../models/pipeline/memory-plan.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { prepareImage } from '../models/pipeline/prepare-image.js';
 import { parseSettings } from '../common/settings.js';
-import { FIXTURE, FIXTURE_MODEL, tempDir } from './helpers.js';
+import { FIXTURE, FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 // SVD-XT's fp16 weights as the converter writes them, MiB.
 const XT = { unet: 2816, vae_decoder: 190, encoders: 1300 };
@@ -47,7 +47,7 @@ describe('planMemory (CUDA estimates)', () => {
 
 describe('a memory budget on the fixture pipeline (CPU)', () => {
   it('refuses before sampling, then runs the next job', async () => {
-    const image = await prepareImage(join(FIXTURE, 'input.png'), { width: 128, height: 64, mode: 'stretch' });
+    const image = await prepareImage(FIXTURE_INPUT, { width: 128, height: 64, mode: 'stretch' });
     const settings = parseSettings({ width: 128, height: 64, frames: 3, steps: 2, decodeChunk: 2, resize: 'stretch', seed: 1 });
     const small = await SvdPipeline.load(FIXTURE_MODEL, { provider: 'cpu', cacheDir: tempDir('svd-plan-'), memoryBudgetMiB: 100 });
     try {

@@ -8,7 +8,7 @@ import { resolveGpuMemoryMode, resolveProvider } from '../models/pipeline/runtim
 import { parseSettings } from '../common/settings.js';
 import { SafetensorsFile } from '../models/safetensors.js';
 import { encodeVideo } from '../server/media/ffmpeg.js';
-import { FIXTURE, FIXTURE_MODEL, goldenFile, tempDir } from './helpers.js';
+import { FIXTURE, FIXTURE_MODEL, goldenFile, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 const cache = tempDir('svd-cache-');
 const call = { width: 128, height: 64, frames: 5, steps: 4, fps: 7, motionBucket: 127, noiseAug: 0.02, minGuidance: 1, maxGuidance: 3, decodeChunk: 2, resize: 'stretch' as const };
@@ -21,7 +21,7 @@ afterAll(async () => {
   await pipeline?.release();
 });
 
-const image = () => prepareImage(join(FIXTURE, 'input.png'), { width: 128, height: 64, mode: 'stretch' });
+const image = () => prepareImage(FIXTURE_INPUT, { width: 128, height: 64, mode: 'stretch' });
 
 function maxAbs(a: Float32Array, b: Float32Array) {
   let m = 0;
@@ -169,7 +169,7 @@ describe('command line', () => {
     const dir = tempDir();
     const out = join(dir, 'frames.safetensors');
     const r = npmRun([
-      'generate', '--model', FIXTURE_MODEL, '--image', join(FIXTURE, 'input.png'), '--width', '128', '--height', '64', '--frames', '5', '--steps', '4',
+      'generate', '--model', FIXTURE_MODEL, '--image', FIXTURE_INPUT, '--width', '128', '--height', '64', '--frames', '5', '--steps', '4',
       '--fps', '7', '--motion-bucket', '127', '--noise-aug', '0.02', '--min-guidance', '1', '--max-guidance', '3', '--decode-chunk', '2',
       '--resize', 'stretch', '--provider', 'cpu', '--dtype', 'fp32', '--noise-file', join(FIXTURE, 'golden.safetensors'), '--frames-out', out,
     ]);
@@ -181,20 +181,20 @@ describe('command line', () => {
 
   it('writes an mp4 and reports the seed', () => {
     const out = join(tempDir(), 'clip.mp4');
-    const r = npmRun(['generate', '--model', FIXTURE_MODEL, '--image', join(FIXTURE, 'input.png'), '--width', '128', '--height', '64', '--frames', '3', '--steps', '2', '--seed', '77', '--provider', 'cpu', '--out', out]);
+    const r = npmRun(['generate', '--model', FIXTURE_MODEL, '--image', FIXTURE_INPUT, '--width', '128', '--height', '64', '--frames', '3', '--steps', '2', '--seed', '77', '--provider', 'cpu', '--out', out]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/seed 77/);
     expect(existsSync(out)).toBe(true);
   });
 
   it('explains bad arguments', () => {
-    const r = npmRun(['generate', '--image', join(FIXTURE, 'input.png'), '--width', 'wide']);
+    const r = npmRun(['generate', '--image', FIXTURE_INPUT, '--width', 'wide']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--width must be a number, got "wide"/);
-    const g = npmRun(['generate', '--image', join(FIXTURE, 'input.png'), '--gpu-memory', 'huge']);
+    const g = npmRun(['generate', '--image', FIXTURE_INPUT, '--gpu-memory', 'huge']);
     expect(g.status).toBe(2);
     expect(g.stderr).toMatch(/--gpu-memory must be one of auto, fast, lean, got "huge"/);
-    const m = npmRun(['generate', '--model', join(tempDir(), 'none'), '--image', join(FIXTURE, 'input.png'), '--width', '128', '--height', '64', '--provider', 'cpu']);
+    const m = npmRun(['generate', '--model', join(tempDir(), 'none'), '--image', FIXTURE_INPUT, '--width', '128', '--height', '64', '--provider', 'cpu']);
     expect(m.status).toBe(1);
     expect(m.stderr).toMatch(/does not exist; install it first with npm run setup -- --model svd-xt/);
   });

@@ -4,12 +4,12 @@ import { clipPixelValues } from '../models/pipeline/clip-preprocess.js';
 import { cropWindow, decodeImage, frameImage, prepareImage } from '../models/pipeline/prepare-image.js';
 import { NormalGenerator } from '../models/pipeline/random.js';
 import { openModelDir } from '../models/model-dir.js';
-import { FIXTURE, FIXTURE_MODEL, goldenFile, relL2 } from './helpers.js';
+import { FIXTURE, FIXTURE_MODEL, goldenFile, relL2, FIXTURE_INPUT } from './helpers.js';
 import { join } from 'node:path';
 
 describe('image preparation', () => {
   it('decodes the fixture PNG to exactly the reference input pixels', async () => {
-    const img = await prepareImage(join(FIXTURE, 'input.png'), { width: 128, height: 64, mode: 'stretch' });
+    const img = await prepareImage(FIXTURE_INPUT, { width: 128, height: 64, mode: 'stretch' });
     expect(img.width).toBe(128);
     expect(Buffer.compare(Buffer.from(img.data), Buffer.from(goldenFile().readBytes('input_image')))).toBe(0);
   });

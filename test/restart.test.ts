@@ -6,9 +6,9 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, write
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { startServer } from '../server/main.js';
-import { FIXTURE, tempDir } from './helpers.js';
+import { FIXTURE, tempDir, FIXTURE_INPUT } from './helpers.js';
 
-const png = readFileSync(join(FIXTURE, 'input.png'));
+const png = readFileSync(FIXTURE_INPUT);
 
 async function runOneJob(outputDir: string): Promise<string> {
   const server = await startServer({ port: 0, outputDir, provider: 'cpu' }, () => {});

@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerStatus } from '../common/worker-protocol.js';
 import { startServer, type RunningServer } from '../server/main.js';
 import { workerSlots } from '../server/workers/slots.js';
-import { FIXTURE, FIXTURE_MODEL, tempDir } from './helpers.js';
+import { FIXTURE, FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
 
-const png = readFileSync(join(FIXTURE, 'input.png'));
+const png = readFileSync(FIXTURE_INPUT);
 const quiet = () => {};
 /** Big enough frames that one UNet step of the tiny model takes seconds on this machine. */
 const slow = { width: 1024, height: 512, frames: 5, steps: 4, saveToFolder: false };
