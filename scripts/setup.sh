@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Installs what svd-studio needs on a fresh Debian/Ubuntu machine (Colab included):
 # Debian packages (ffmpeg for video files, chromium for the browser tests) and the npm packages.
-#   bash scripts/setup.sh          CPU / WebGPU (onnxruntime-node's CUDA download skipped)
-#   bash scripts/setup.sh --gpu    also fetches onnxruntime-node's CUDA 12 provider
+#   bash scripts/setup.sh              CPU / WebGPU (onnxruntime-node's CUDA download skipped)
+#   bash scripts/setup.sh --gpu        also fetches onnxruntime's CUDA provider and finds the CUDA
+#                                      and cuDNN libraries it needs (system, CUDA toolkit, or the
+#                                      pip nvidia-* packages of PyTorch); exits 1 saying what to
+#                                      install when CUDA cannot run here
+#   bash scripts/setup.sh --gpu-check  only that last check (after installing what it asked for)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +14,8 @@ gpu=0
 for arg in "$@"; do
   case "$arg" in
     --gpu) gpu=1 ;;
-    *) echo "setup.sh: unknown option $arg (use --gpu or nothing)" >&2; exit 2 ;;
+    --gpu-check) exec node_modules/.bin/tsx scripts/cuda-check.ts ;;
+    *) echo "setup.sh: unknown option $arg (use --gpu, --gpu-check or nothing)" >&2; exit 2 ;;
   esac
 done
 
@@ -32,6 +37,14 @@ fi
 ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 if [ "$gpu" -eq 1 ]; then
   # npm 11 skips dependencies' install scripts unless approved: run onnxruntime-node's own
-  # installer directly, which downloads its CUDA 12 execution provider.
-  (cd node_modules/onnxruntime-node && node script/install.js --onnxruntime-node-install=cuda12)
+  # installer directly. Its "cuda12" manifest downloads NuGet's Microsoft.ML.OnnxRuntime.Gpu.Linux
+  # of the same version and copies libonnxruntime_providers_{cuda,shared,tensorrt}.so into
+  # node_modules/onnxruntime-node/bin/napi-v6/linux/x64; which CUDA major the provider needs is
+  # read from the file by the check below.
+  echo "setup.sh: downloading onnxruntime's CUDA provider (NuGet, several hundred MB)…"
+  if ! (cd node_modules/onnxruntime-node && ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install.js); then
+    echo "setup.sh: the CUDA provider could not be downloaded (above: why); run bash scripts/setup.sh --gpu again. Without it the app runs on WebGPU or the CPU." >&2
+    exit 1
+  fi
+  node_modules/.bin/tsx scripts/cuda-check.ts
 fi

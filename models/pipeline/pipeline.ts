@@ -10,7 +10,7 @@ import { clipPixelValues, rgbToSigned } from './clip-preprocess.js';
 import type { RgbImage } from './prepare-image.js';
 import { NormalGenerator, randomSeed } from './random.js';
 import { planMemory, type MemoryPlan } from './memory-plan.js';
-import { bufferCacheFor, graphFormsFor, nvidiaGpu, resolveGpuMemoryMode, resolveProvider, sessionOptions, type GpuMemoryMode, type Provider, type ProviderChoice, type ProviderResolution } from './runtime.js';
+import { bufferCacheFor, describeResolution, graphFormsFor, nvidiaGpu, resolveGpuMemoryMode, resolveProvider, sessionOptions, type GpuMemoryMode, type Provider, type ProviderChoice, type ProviderResolution } from './runtime.js';
 import { SessionPool } from './session-pool.js';
 import { EulerKarrasScheduler } from './scheduler.js';
 import type { GenerationSettings } from '../../common/settings.js';
@@ -126,8 +126,7 @@ export class SvdPipeline {
   static async load(modelDir: string, opts: LoadOptions = {}): Promise<SvdPipeline> {
     const say = (message: string) => opts.onProgress?.({ stage: 'loading', message });
     const resolution = await resolveProvider(opts.provider ?? 'auto');
-    for (const s of resolution.skipped) say(`provider ${s.provider} unavailable: ${s.reason}`);
-    say(`using provider ${resolution.provider}`);
+    say(describeResolution(resolution));
     const dtype = opts.dtype ?? (resolution.provider === 'cpu' ? 'float32' : 'float16');
     const { model, files } = convertModel({
       model: modelDir,

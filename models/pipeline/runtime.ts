@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { PORTABLE_FORMS, type GraphForms } from '../networks/forms.js';
+import { checkCuda, checkWebgpu, childStarter, type GpuProvider, type ProviderCheck } from './provider-check.js';
 import { RandomWeights } from '../onnx/weights.js';
 
 export const providers = ['auto', 'cuda', 'webgpu', 'cpu'] as const;
@@ -14,13 +15,13 @@ export type Provider = Exclude<ProviderChoice, 'auto'>;
 
 export interface ProviderResolution {
   provider: Provider;
-  /** Why each provider tried before it was not used. */
-  skipped: { provider: Provider; reason: string }[];
+  /** Why each provider tried before it was not used; details for --verbose. */
+  skipped: { provider: Provider; reason: string; details?: string }[];
 }
 
 let probeModel: string | undefined;
 /** A one-node fp16 graph: enough to find out whether a provider starts on this machine. */
-function probeModelPath(): string {
+export function probeModelPath(): string {
   if (probeModel) return probeModel;
   const dir = mkdtempSync(join(tmpdir(), 'svd-probe-'));
   const b = new GraphBuilder({ dtype: 'float16', attention: 'mha', weights: new RandomWeights() });
@@ -161,28 +162,51 @@ export function sessionOptions(provider: Provider, opts: { webgpuCache?: WebGpuB
   };
 }
 
-async function tryProvider(provider: Provider): Promise<string | undefined> {
-  try {
-    const s = await ort.InferenceSession.create(probeModelPath(), sessionOptions(provider));
-    await s.run({ x: new ort.Tensor('float32', new Float32Array(4), [1, 4]) });
-    await s.release();
-    return undefined;
-  } catch (err) {
-    return (err as Error).message.split('\n')[0];
-  }
-}
+const PROVIDER_LABEL: Record<Provider, string> = { cuda: 'CUDA', webgpu: 'WebGPU', cpu: 'CPU' };
 
-export async function resolveProvider(choice: ProviderChoice): Promise<ProviderResolution> {
+/** Checks a GPU provider (see provider-check.ts); tests pass their own. */
+export type ProviderChecker = (provider: GpuProvider) => Promise<ProviderCheck>;
+
+const checks = new Map<GpuProvider, Promise<ProviderCheck>>();
+/** Each provider is checked once per process: the answer does not change while it runs, and each check starts a child process. */
+export const checkProvider: ProviderChecker = (provider) => {
+  let check = checks.get(provider);
+  if (!check) {
+    const start = childStarter(probeModelPath, (p) => sessionOptions(p));
+    check = provider === 'cuda' ? checkCuda(start) : checkWebgpu(start);
+    checks.set(provider, check);
+  }
+  return check;
+};
+
+export async function resolveProvider(choice: ProviderChoice, check: ProviderChecker = checkProvider): Promise<ProviderResolution> {
   if (choice !== 'auto') {
-    const reason = choice === 'cpu' ? undefined : await tryProvider(choice);
-    if (reason) throw new Error(`provider ${choice} is not available here: ${reason}. Use --provider auto to fall back, or cpu.`);
+    const result = choice === 'cpu' ? { ok: true } : await check(choice);
+    if (!result.ok) throw new Error(`provider ${choice} is not available here: ${result.reason}. Use --provider auto to fall back, or cpu.`);
     return { provider: choice, skipped: [] };
   }
   const skipped: ProviderResolution['skipped'] = [];
   for (const p of ['cuda', 'webgpu'] as const) {
-    const reason = await tryProvider(p);
-    if (!reason) return { provider: p, skipped };
-    skipped.push({ provider: p, reason });
+    const result = await check(p);
+    if (result.ok) return { provider: p, skipped };
+    skipped.push({ provider: p, reason: result.reason ?? 'unavailable', details: result.details });
   }
   return { provider: 'cpu', skipped };
+}
+
+/** One line: the provider used and, in brackets, why each one before it was not. */
+export function describeResolution(r: ProviderResolution): string {
+  const why = r.skipped.map((s) => `${PROVIDER_LABEL[s.provider]}: ${s.reason}`);
+  return `using provider ${r.provider}${why.length ? ` (${why.join('; ')})` : ''}`;
+}
+
+/** What each GPU provider's check found, for --verbose. */
+export async function providerReport(check: ProviderChecker = checkProvider): Promise<string> {
+  const parts: string[] = [];
+  for (const p of ['cuda', 'webgpu'] as const) {
+    const result = await check(p);
+    const head = `${PROVIDER_LABEL[p]}: ${result.ok ? 'available' : result.reason}`;
+    parts.push([head, ...(result.details ?? '').split('\n').filter(Boolean).map((l) => `  ${l}`)].join('\n'));
+  }
+  return parts.join('\n');
 }

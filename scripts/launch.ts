@@ -1,0 +1,38 @@
+// `tsx scripts/launch.ts ENTRY [args…]` (what npm start, npm run svd, setup and bench run):
+// runs ENTRY in a process whose library path holds the CUDA libraries onnxruntime's CUDA
+// provider needs where they are off the loader's path (PyTorch's pip nvidia packages, a CUDA
+// toolkit under /usr/local): the dynamic loader reads LD_LIBRARY_PATH only when a process starts,
+// so when directories must be added this process starts again with them, once. Everywhere else
+// (no CUDA provider installed, libraries already on the path, not Linux) ENTRY runs right here.
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { cudaLibraryEnv } from '../models/pipeline/cuda-libraries.js';
+
+/** Set in the restarted process, so that it never restarts again. */
+const RESTARTED = 'SVD_CUDA_LIBRARY_PATH_SET';
+
+const [entry, ...args] = process.argv.slice(2);
+if (!entry) {
+  console.error('usage: tsx scripts/launch.ts ENTRY [args…]');
+  process.exit(2);
+}
+
+const add = process.env[RESTARTED] ? {} : cudaLibraryEnv();
+if (add.LD_LIBRARY_PATH) {
+  const env = { ...process.env, ...add, [RESTARTED]: '1' };
+  const argv = [...process.execArgv, ...process.argv.slice(1)];
+  const execve = (process as unknown as { execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never }).execve;
+  if (typeof execve === 'function') execve.call(process, process.execPath, [process.execPath, ...argv], env);
+  // Node before 22.15 has no execve: run a child and mirror it. Ctrl-C reaches the child by itself
+  // (same process group), so SIGINT is not forwarded, or the child would see it twice.
+  const child = spawn(process.execPath, argv, { env, stdio: 'inherit' });
+  process.on('SIGINT', () => {});
+  for (const signal of ['SIGTERM', 'SIGHUP'] as const) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => process.exit(code ?? 128 + (signal ? constants.signals[signal] : 1)));
+} else {
+  const path = resolve(entry);
+  process.argv = [process.argv[0]!, path, ...args];
+  await import(pathToFileURL(path).href);
+}
