@@ -100,7 +100,7 @@ export function fakeMachine(opts: { provider?: 12 | 13 } = {}): FakeMachine {
       return {
         PATH: process.env.PATH,
         HOME: join(root, 'home'),
-        SVD_CUDA_ROOT: root,
+        SVD_SYSTEM_ROOT: root,
         SVD_CUDA_NVIDIA_DIRS: nvidiaDir,
         SVD_ORT_PROVIDER_DIR: providerDir,
         SVD_NVIDIA_SMI: smi,

@@ -7,7 +7,7 @@
 // Microsoft.ML.OnnxRuntime.Gpu.Linux, which onnxruntime builds for CUDA 13 since CUDA 12 was
 // deprecated (1.27); its 1.29.0 provider links libcudart.so.13.
 //
-// Test hooks (environment, all optional): SVD_CUDA_ROOT (prefix of every fixed system path; the
+// Test hooks (environment, all optional): SVD_SYSTEM_ROOT (prefix of every fixed system path; the
 // ldconfig cache is skipped), SVD_CUDA_NVIDIA_DIRS (the pip nvidia package directories, instead
 // of asking python3), SVD_ORT_PROVIDER_DIR (where the provider files are), SVD_NVIDIA_SMI (the
 // nvidia-smi command).
@@ -39,7 +39,7 @@ export function ortBinDir(platform = `${process.platform}/${process.arch}`): str
 export function searchOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): CudaSearchOptions {
   const platform = `${process.platform}/${process.arch}`;
   return {
-    root: env.SVD_CUDA_ROOT ?? '',
+    root: env.SVD_SYSTEM_ROOT ?? '',
     nvidiaDirs: env.SVD_CUDA_NVIDIA_DIRS === undefined ? undefined : splitPath(env.SVD_CUDA_NVIDIA_DIRS),
     providerDir: env.SVD_ORT_PROVIDER_DIR || ortBinDir(platform),
     nvidiaSmi: env.SVD_NVIDIA_SMI || 'nvidia-smi',

@@ -34,7 +34,9 @@ export function plainOrtMessage(message: string): string {
     .replace(/\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*/g, '')
     .replace(/\S*onnxruntime_src\S*:\d+\s+/g, '')
     .replace(/^.*?\bwas false\.\s*/, '')
-    .replace(/(?:[\w:<>~]+::)+[\w<>~]+\([^)]*\)(?:::<lambda\(\)>)?\s*/g, '')
+    // a C++ signature (return type, qualified name, arguments) and a template note after it
+    .replace(/^[\w:<>,~&*\s]*?::[\w<>~]+\([^)]*\)(?:::<lambda\(\)>)?\s*/, '')
+    .replace(/^\[with [^\]]*\]\s*/, '')
     .trim();
   return cleaned || first;
 }
@@ -117,7 +119,7 @@ export function vulkanDriverFiles(env: NodeJS.ProcessEnv, root = ''): string[] {
 }
 
 /** WebGPU runs on Vulkan on Linux: without its loader or a driver manifest, onnxruntime finds no adapter. */
-export function webgpuBlockedReason(env: NodeJS.ProcessEnv = process.env, root = env.SVD_CUDA_ROOT ?? ''): string | undefined {
+export function webgpuBlockedReason(env: NodeJS.ProcessEnv = process.env, root = env.SVD_SYSTEM_ROOT ?? ''): string | undefined {
   if (process.platform !== 'linux') return undefined;
   const loader = new LoaderPath({ root, ldLibraryPath: env.LD_LIBRARY_PATH });
   if (!loader.find('libvulkan.so.1')) return 'the Vulkan loader (libvulkan.so.1) is not installed — apt-get install libvulkan1';
@@ -128,10 +130,12 @@ export function webgpuBlockedReason(env: NodeJS.ProcessEnv = process.env, root =
 }
 
 export async function checkWebgpu(start: ProviderStarter, env: NodeJS.ProcessEnv = process.env): Promise<ProviderCheck> {
-  const blocked = webgpuBlockedReason(env);
+  const root = env.SVD_SYSTEM_ROOT ?? '';
+  const blocked = webgpuBlockedReason(env, root);
   if (blocked) return { ok: false, reason: blocked, details: 'no Vulkan driver manifest (*.json) in VK_DRIVER_FILES, /etc/vulkan/icd.d, /usr/share/vulkan/icd.d or the other directories the Vulkan loader reads' };
   const run = await start('webgpu', env);
-  const details = [`Vulkan driver manifests: ${vulkanDriverFiles(env).join(', ') || '(not looked for on this platform)'}`, run.output && `onnxruntime said:\n${run.output}`].filter(Boolean).join('\n');
+  const manifests = process.platform === 'linux' ? `Vulkan driver manifests: ${vulkanDriverFiles(env, root).join(', ')}` : '';
+  const details = [manifests, run.output && `onnxruntime said:\n${run.output}`].filter(Boolean).join('\n');
   if (run.ok) return { ok: true, details };
   return { ok: false, reason: `it did not start (${plainOrtMessage(run.error ?? '')})`, details: `${details}\nerror: ${run.error}` };
 }
