@@ -8,7 +8,7 @@ import { defaultModelDir } from '../models/paths.js';
 import { SafetensorsFile, writeSafetensors, float32Tensor } from '../models/safetensors.js';
 import { GenerationCancelled, SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { prepareImage, resizeModes } from '../models/pipeline/prepare-image.js';
-import { gpuMemoryModes, providers, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
+import { gpuMemoryModes, providerReport, providers, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
 // The video encoder stays with the server's media code for now (see README's layout).
 import { encodeVideo } from '../server/media/ffmpeg.js';
 import { freePath, parseCommandArgs, parseDType } from './cli-args.js';
@@ -22,6 +22,7 @@ export const GENERATE_HELP = `  generate --image FILE [--out video.mp4|.webm|.gi
           [--provider auto|cuda|webgpu|cpu] [--dtype fp16|fp32] [--attention mha|matmul] [--cache DIR]
           [--gpu-memory auto|fast|lean] (WebGPU: fast needs ~40 GB, lean ~16 GB and is ~2x slower)
           [--noise-file F.safetensors] (use its cond_aug_noise and initial_noise instead of drawing)
+          [--verbose] (what the CUDA and WebGPU checks found: libraries, drivers, onnxruntime's output)
           An existing file is never overwritten: the video goes to name-2.mp4, name-3.mp4, … instead.
 `;
 
@@ -48,7 +49,9 @@ const OPTIONS = {
 } as Record<string, typeof opt>;
 
 export async function runGenerate(args: string[]): Promise<void> {
-  const values = parseCommandArgs('generate', args, OPTIONS);
+  // --verbose is the one flag without a value; taken out here so OPTIONS stays all strings
+  const verbose = args.includes('--verbose');
+  const values = parseCommandArgs('generate', args.filter((a) => a !== '--verbose'), OPTIONS);
   if (values.help) {
     console.log(`usage: npm run svd -- generate [options]\n\n${GENERATE_HELP}`);
     return;
@@ -95,6 +98,7 @@ export async function runGenerate(args: string[]): Promise<void> {
 
   const image = await prepareImage(values.image, { width: settings.width, height: settings.height, mode: settings.resize, x: settings.cropX, y: settings.cropY });
   const onProgress = progressLine();
+  if (verbose) console.error(await providerReport());
   const pipeline = await SvdPipeline.load(modelDir, {
     provider,
     dtype,
