@@ -19,7 +19,17 @@ if (!entry) {
   process.exit(2);
 }
 
-const add = process.env[RESTARTED] ? {} : cudaLibraryEnv();
+function libraryEnv(): { LD_LIBRARY_PATH?: string } {
+  try {
+    return cudaLibraryEnv();
+  } catch (err) {
+    // never keep the app from starting: the provider check will say what is wrong with CUDA
+    console.error(`warning: could not look for the CUDA libraries: ${(err as Error).message}`);
+    return {};
+  }
+}
+
+const add = process.env[RESTARTED] ? {} : libraryEnv();
 if (add.LD_LIBRARY_PATH) {
   const env = { ...process.env, ...add, [RESTARTED]: '1' };
   const argv = [...process.execArgv, ...process.argv.slice(1)];

@@ -8,7 +8,7 @@ import { convertModel } from '../models/convert.js';
 import { downloadModel, HubError, MODEL_REPOS } from '../models/download/hub.js';
 import { modelDirFor } from '../models/paths.js';
 import { SvdPipeline } from '../models/pipeline/pipeline.js';
-import { resolveProvider } from '../models/pipeline/runtime.js';
+import { describeResolution, resolveProvider } from '../models/pipeline/runtime.js';
 import { parseSettings } from '../common/settings.js';
 
 const { values } = parseArgs({
@@ -62,8 +62,8 @@ async function main() {
   });
 
   const provider = await resolveProvider('auto');
-  for (const s of provider.skipped) console.log(`provider ${s.provider} unavailable: ${s.reason}`);
-  if (provider.provider === 'cpu') console.log('warning: running on the CPU; a 25-frame video takes hours. On an NVIDIA machine run: bash scripts/setup.sh --gpu');
+  console.log(describeResolution(provider));
+  if (provider.provider === 'cpu') console.log('warning: running on the CPU; a 25-frame video takes hours (above: why no GPU provider runs)');
   const dtype = provider.provider === 'cpu' ? 'float32' : 'float16';
   console.log(`converting for ${provider.provider} (${dtype}); the first time this takes a few minutes`);
   convertModel({ model: dest, dtype, attention: 'mha', onEvent: (e) => e.type === 'built' && console.log(`built     ${e.network} (${e.seconds.toFixed(0)} s)`) });

@@ -54,6 +54,17 @@ describe('reading the provider file', () => {
 });
 
 describe('finding the libraries', () => {
+  it('a truncated provider file (a broken download): asks for cuDNN alone and leaves the rest to onnxruntime', () => {
+    const m = machine({ provider: 12 });
+    const provider = join(m.providerDir, 'libonnxruntime_providers_cuda.so');
+    writeFileSync(provider, Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]), Buffer.alloc(200, 0xff)]));
+    m.nvidiaSmi({ version: '550.54.15', cuda: '12.4' });
+    const cudnn = m.lib(join(m.nvidiaDir, 'cudnn/lib'), 'libcudnn.so.9');
+    const d = discover(m);
+    expect(d.provider).toEqual({ dir: m.providerDir, cudaMajor: undefined, needed: [] });
+    expect(d.addDirs).toEqual([cudnn]);
+  });
+
   it("on Colab: finds PyTorch's pip CUDA 12 and cuDNN 9 libraries and adds their folders to the library path", () => {
     const m = machine({ provider: 12 });
     const { driver, dirs } = colab(m);

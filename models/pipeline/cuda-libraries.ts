@@ -146,6 +146,15 @@ function queryDriver(nvidiaSmi: string): { present: boolean; version?: string; c
   };
 }
 
+/** A provider file that cannot be read (truncated download) needs nothing we can name: onnxruntime will say more. */
+function readNeeded(path: string): string[] {
+  try {
+    return readElfDynamic(path)?.needed ?? [];
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Finds the provider, the driver and every library the provider needs. `driver: false` skips
  * nvidia-smi (the launcher only needs library directories). Cheap when everything is on the
@@ -158,9 +167,9 @@ export function discoverCuda(opts: CudaSearchOptions = searchOptionsFromEnv(), {
   const loader = new LoaderPath({ root: opts.root, ldLibraryPath: opts.ldLibraryPath });
 
   const providerPath = join(opts.providerDir, PROVIDER_FILE);
-  let required = [CUDNN];
+  let required: string[] = [];
   if (existsSync(providerPath) && existsSync(join(opts.providerDir, SHARED_PROVIDER_FILE))) {
-    const needed = readElfDynamic(providerPath)?.needed ?? [];
+    const needed = readNeeded(providerPath);
     const cuda = cudaLibrariesOf(needed);
     const sonames = needed.map(splitSoname);
     const major = (sonames.find((s) => s?.stem === 'libcudart') ?? sonames.find((s) => s?.stem === 'libcublas'))?.major;
