@@ -101,6 +101,24 @@ describe('the launcher (npm start, npm run svd)', () => {
   });
 });
 
+describe('the server\'s worker processes', () => {
+  it('start with the CUDA library folders on LD_LIBRARY_PATH when the server was not started through the launcher', async () => {
+    const { workerEnv } = await import('../server/workers/pool.js');
+    const m = machine({ provider: 12 });
+    const { driver, pip } = colab(m);
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, m.env({ LD_LIBRARY_PATH: driver }));
+      expect(workerEnv({ name: 'gpu 0', deviceId: 0 }).LD_LIBRARY_PATH).toBe([driver, ...pip].join(':'));
+      process.env.LD_LIBRARY_PATH = [driver, ...pip].join(':'); // started through the launcher: nothing to add
+      expect(workerEnv({ name: 'gpu 0', deviceId: 0 }).LD_LIBRARY_PATH).toBe([driver, ...pip].join(':'));
+    } finally {
+      for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+      Object.assign(process.env, saved);
+    }
+  });
+});
+
 describe('a CPU-only run of the CLI', () => {
   const generate = (extra: string[], env: NodeJS.ProcessEnv) => {
     const out = join(mkdtempSync(join(tmpdir(), 'svd-cli-')), 'frames.safetensors');

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { fromWorkerSchema, type FromWorker, type ToWorkerInput, type WorkerProgress, type WorkerRuntime, type WorkerStatus } from '../../common/worker-protocol.js';
+import { cudaLibraryEnv } from '../../models/pipeline/cuda-libraries.js';
 import type { GpuMemoryMode, ProviderChoice } from '../../models/pipeline/runtime.js';
 import type { GenerationSettings } from '../../common/settings.js';
 
@@ -52,7 +53,7 @@ export class JobCancelledError extends Error {
  * libraries need (for example the CUDA library directories on LD_LIBRARY_PATH).
  */
 export function workerEnv(_slot: WorkerSlot): NodeJS.ProcessEnv {
-  return { ...process.env };
+  return { ...process.env, ...cudaLibraryEnv() };
 }
 
 /**
