@@ -125,7 +125,7 @@ describe('a CPU-only run of the CLI', () => {
     try {
       const r = spawnSync(
         'npm',
-        ['run', '-s', 'svd', '--', 'generate', '--model', 'test/fixtures/svd-tiny/model', '--image', 'test/fixtures/svd-tiny/input.png', '--width', '64', '--height', '64', '--frames', '2', '--steps', '1', '--frames-out', out, ...extra],
+        ['run', '-s', 'svd', '--', 'generate', '--model', 'demo/svd-tiny/model', '--image', 'demo/svd-tiny/input.png', '--width', '64', '--height', '64', '--frames', '2', '--steps', '1', '--frames-out', out, ...extra],
         { env, encoding: 'utf8', timeout: 120_000 },
       );
       expect(r.status, r.stderr).toBe(0);
