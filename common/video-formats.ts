@@ -1,4 +1,4 @@
-// The video files a job or the CLI can write; ffmpeg (server/media/ffmpeg.ts) knows how to make each.
+// The video files a job or the CLI can write; ffmpeg (media/ffmpeg.ts) knows how to make each.
 
 export const videoFormats = ['mp4', 'webm', 'gif'] as const;
 export type VideoFormat = (typeof videoFormats)[number];

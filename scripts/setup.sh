@@ -14,7 +14,7 @@ gpu=0
 for arg in "$@"; do
   case "$arg" in
     --gpu) gpu=1 ;;
-    --gpu-check) exec node_modules/.bin/tsx scripts/cuda-check.ts ;;
+    --gpu-check) exec node_modules/.bin/tsx cli/cuda-check.ts ;;
     *) echo "setup.sh: unknown option $arg (use --gpu, --gpu-check or nothing)" >&2; exit 2 ;;
   esac
 done
@@ -46,5 +46,5 @@ if [ "$gpu" -eq 1 ]; then
     echo "setup.sh: the CUDA provider could not be downloaded (above: why); run bash scripts/setup.sh --gpu again. Without it the app runs on WebGPU or the CPU." >&2
     exit 1
   fi
-  node_modules/.bin/tsx scripts/cuda-check.ts
+  node_modules/.bin/tsx cli/cuda-check.ts
 fi

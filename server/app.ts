@@ -18,7 +18,7 @@ import { trustsHop, type ProxyTrust } from './client-address.js';
 import { DiskFullError, isNoSpace } from './disk-full.js';
 import { JOB_ID, jobSettingsSchema, type JobRecord } from './jobs/job.js';
 import { QueueFullError, type JobService } from './jobs/job-service.js';
-import { ensurePoster } from './media/poster.js';
+import { ensurePoster } from '../media/poster.js';
 import type { HealthInfo } from '../common/api-types.js';
 import { formatError } from '../common/messages.js';
 import type { ClientToServerEvents, ServerToClientEvents } from '../common/socket-events.js';

@@ -9,7 +9,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 
 function svd(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((ok) => {
-    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'svd.ts'), ...args], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) =>
+    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'cli', 'svd.ts'), ...args], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) =>
       ok({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

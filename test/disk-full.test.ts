@@ -8,7 +8,7 @@ import { closeSync, ftruncateSync, fstatSync, openSync, readdirSync, readFileSyn
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiskFullError } from '../server/disk-full.js';
-import { encodeVideo, FfmpegError, probeVideo } from '../server/media/ffmpeg.js';
+import { encodeVideo, FfmpegError, probeVideo } from '../media/ffmpeg.js';
 import { JobStore, writeFileAtomic } from '../server/jobs/job-store.js';
 import { LAST_RESORT_PREFIX } from '../server/last-resort.js';
 import { multipart, send, startCliServer, type CliServer } from './cli-server.js';
@@ -192,7 +192,7 @@ describe('video checks that need no full disk', () => {
     const whole = join(dir, 'whole.webm');
     await encodeVideo(noise(30, 128, 64), whole, 'webm');
     expect(await probeVideo(whole)).toMatchObject({ frames: 30 });
-    const { verifyVideo } = await import('../server/media/ffmpeg.js');
+    const { verifyVideo } = await import('../media/ffmpeg.js');
     await expect(verifyVideo(whole, { frameCount: 30, fps: 8 })).resolves.toBeUndefined();
     const cut = join(dir, 'cut.webm');
     const bytes = readFileSync(whole);

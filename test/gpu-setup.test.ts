@@ -80,7 +80,7 @@ describe('the launcher (npm start, npm run svd)', () => {
     return path;
   };
   const launch = (m: FakeMachine, env: NodeJS.ProcessEnv) => {
-    const r = spawnSync('node_modules/.bin/tsx', ['scripts/launch.ts', entry(m), 'generate', '--steps', '4'], { env, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync('node_modules/.bin/tsx', ['cli/launch.ts', entry(m), 'generate', '--steps', '4'], { env, encoding: 'utf8', timeout: 60_000 });
     return { code: r.status, stderr: r.stderr, seen: JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { ld: string | null; restarted: string | null; args: string[] } };
   };
 

@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { arrangeFrames } from '../server/media/ffmpeg.js';
-import { nextNumber, prepareSaveFolder, saveNumbered } from '../server/media/save-folder.js';
+import { arrangeFrames } from '../media/ffmpeg.js';
+import { nextNumber, prepareSaveFolder, saveNumbered } from '../server/save-folder.js';
 import { tempDir } from './helpers.js';
 
 describe('Drive-style save folder', () => {

@@ -7,7 +7,7 @@ import { prepareImage } from '../models/pipeline/prepare-image.js';
 import { resolveGpuMemoryMode, resolveProvider } from '../models/pipeline/runtime.js';
 import { parseSettings } from '../common/settings.js';
 import { SafetensorsFile } from '../models/safetensors.js';
-import { encodeVideo } from '../server/media/ffmpeg.js';
+import { encodeVideo } from '../media/ffmpeg.js';
 import { FIXTURE, FIXTURE_MODEL, goldenFile, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 const cache = tempDir('svd-cache-');

@@ -196,7 +196,7 @@ describe('server with a token, across a restart', () => {
 
 describe('bounded load on loopback', () => {
   it('delivers every event to every watching client', async () => {
-    const { runLoadTest } = await import('../scripts/load-test.js');
+    const { runLoadTest } = await import('../bench/load-test.js');
     const r = await runLoadTest(8, 4, FIXTURE_MODEL, png);
     expect(r.eventsSent).toBeGreaterThan(0);
     expect(r.lost).toBe(0);

@@ -6,7 +6,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const FOLDERS = ['common', 'client/src', 'models', 'server', 'scripts'];
+const FOLDERS = ['common', 'client/src', 'models', 'media', 'server', 'cli', 'bench'];
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

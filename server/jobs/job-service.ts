@@ -3,8 +3,8 @@
 // to listeners. The generation itself runs in the worker process; the videos are encoded here.
 import { EventEmitter } from 'node:events';
 import { readFile, rm } from 'node:fs/promises';
-import { arrangeFrames, encodeVideo } from '../media/ffmpeg.js';
-import { saveNumbered } from '../media/save-folder.js';
+import { arrangeFrames, encodeVideo } from '../../media/ffmpeg.js';
+import { saveNumbered } from '../save-folder.js';
 import type { InferenceWorker, WorkerPool } from '../workers/pool.js';
 import { DiskFullError, isNoSpace } from '../disk-full.js';
 import type { JobProgress, JobRecord, JobSettings } from './job.js';

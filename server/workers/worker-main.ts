@@ -8,7 +8,7 @@ import { fromWorkerSchema, toWorkerSchema, type FromWorker, type ToWorker, type 
 import { GenerationCancelled, type ProgressEvent } from '../../models/pipeline/pipeline.js';
 import { decodeImage, frameImage } from '../../models/pipeline/prepare-image.js';
 import { DiskFullError, isNoSpace } from '../disk-full.js';
-import { latentPreview } from '../media/preview.js';
+import { latentPreview } from '../../media/preview.js';
 import { ModelManager } from '../model-manager.js';
 
 // The protocol's progress schema must keep describing what the pipeline reports.

@@ -10,7 +10,7 @@ import { GenerationCancelled, SvdPipeline, type ProgressEvent } from '../models/
 import { prepareImage, resizeModes } from '../models/pipeline/prepare-image.js';
 import { gpuMemoryModes, providerReport, providers, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
 // The video encoder stays with the server's media code for now (see README's layout).
-import { encodeVideo } from '../server/media/ffmpeg.js';
+import { encodeVideo } from '../media/ffmpeg.js';
 import { freePath, parseCommandArgs, parseDType } from './cli-args.js';
 import { UsageError } from './usage-error.js';
 

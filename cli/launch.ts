@@ -1,4 +1,4 @@
-// `tsx scripts/launch.ts ENTRY [args…]` (what npm start, npm run svd, setup and bench run):
+// `tsx cli/launch.ts ENTRY [args…]` (what npm start, npm run svd, setup and bench run):
 // runs ENTRY in a process whose library path holds the CUDA libraries onnxruntime's CUDA
 // provider needs where they are off the loader's path (PyTorch's pip nvidia packages, a CUDA
 // toolkit under /usr/local): the dynamic loader reads LD_LIBRARY_PATH only when a process starts,
@@ -15,7 +15,7 @@ const RESTARTED = 'SVD_CUDA_LIBRARY_PATH_SET';
 
 const [entry, ...args] = process.argv.slice(2);
 if (!entry) {
-  console.error('usage: tsx scripts/launch.ts ENTRY [args…]');
+  console.error('usage: tsx cli/launch.ts ENTRY [args…]');
   process.exit(2);
 }
 
