@@ -104,7 +104,7 @@ for (const network of NETWORKS) {
 }
 report.buildS = build;
 
-let t = performance.now();
+const t = performance.now();
 const pipeline = await SvdPipeline.create(model, files, resolution, dtype, (m) => console.log(`  ${m}`), { gpuMemory: values['gpu-memory'] as GpuMemoryMode, guidanceBatch: values.guidance as 'joint' | 'split' | undefined, sessions: values.sessions as 'shared' | 'separate' | undefined });
 report.sessionCreateS = sec(performance.now() - t);
 console.log(`sessions created in ${report.sessionCreateS} s`);

@@ -71,7 +71,7 @@ export async function runGenerate(args: string[]): Promise<void> {
     resize: resize as GenerationSettingsInput['resize'],
     sigmas: values.sigmas?.split(',').map((s) => num('sigmas', s)!),
   };
-  let settings;
+  let settings: ReturnType<typeof parseSettings>;
   try {
     settings = parseSettings(input, flagOf);
   } catch (err) {
@@ -85,7 +85,7 @@ export async function runGenerate(args: string[]): Promise<void> {
   openModelDir(modelDir); // says what is missing, and how to install it
   let outPath = target(requested);
   let framesOut = target(values['frames-out']);
-  let noise;
+  let noise: { condAug: Float32Array; initial: Float32Array } | undefined;
   if (values['noise-file']) {
     const file = SafetensorsFile.open(values['noise-file']);
     try {

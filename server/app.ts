@@ -49,8 +49,6 @@ class HttpError extends Error {
   }
 }
 
-const issues = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || 'settings'}: ${i.message}`).join('; ');
-
 /** The multipart fields next to the image. */
 const jobFormSchema = z.strictObject({ settings: z.string().optional() }, { error: (i) => (i.code === 'unrecognized_keys' ? `unexpected form field ${i.keys.join(', ')}; send only "image" and "settings"` : 'send "settings" once, as a JSON text field') });
 const rerunBodySchema = z.object({ settings: z.record(z.string(), z.unknown()).optional() }, { error: 'the body must be a JSON object like {"settings": {...}}' }).optional();
@@ -241,7 +239,9 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
 function onEvent<S extends z.ZodType>(socket: Socket, name: string, schema: S, handler: (arg: z.output<S>, reply: (r: unknown) => void) => void) {
   socket.on(name, (...args: unknown[]) => {
     const last = args.at(-1);
-    const reply = typeof last === 'function' ? (args.pop(), (r: unknown) => void (last as (r: unknown) => void)(r)) : () => {};
+    const ack = typeof last === 'function' ? (last as (r: unknown) => void) : undefined;
+    if (ack) args.pop();
+    const reply = (r: unknown) => void ack?.(r);
     const parsed = schema.safeParse(args[0]);
     if (!parsed.success || args.length !== 1) return reply({ error: `"${name}" takes one job id (16 lower-case letters and digits)` });
     handler(parsed.data, reply);

@@ -8,7 +8,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, startServer, type RunningServer } from '../server/main.js';
-import { FIXTURE, FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
+import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = join(import.meta.dirname, 'screenshots');

@@ -23,7 +23,10 @@ export async function startCliServer(args: string[], opts: { token?: string; rea
   let exited = false;
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exit = new Promise<void>((ok) => proc.once('exit', () => ((exited = true), ok())));
+  const exit = new Promise<void>((ok) => proc.once('exit', () => {
+    exited = true;
+    ok();
+  }));
   const server: CliServer = {
     url: '',
     proc,

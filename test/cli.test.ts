@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FIXTURE, FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
+import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 

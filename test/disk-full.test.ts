@@ -12,7 +12,7 @@ import { encodeVideo, FfmpegError, probeVideo } from '../media/ffmpeg.js';
 import { JobStore, writeFileAtomic } from '../server/jobs/job-store.js';
 import { LAST_RESORT_PREFIX } from '../server/last-resort.js';
 import { multipart, send, startCliServer, type CliServer } from './cli-server.js';
-import { FIXTURE, tempDir, FIXTURE_INPUT } from './helpers.js';
+import { tempDir, FIXTURE_INPUT } from './helpers.js';
 
 function mountTmpfs(): { dir: string } | { skip: string } {
   if (process.platform !== 'linux') return { skip: `tmpfs needs Linux (this is ${process.platform})` };

@@ -1,13 +1,10 @@
-// The GPU memory plan: how a job is laid out for the memory a card has, and the message when it
-// cannot fit; on the CPU with the fixture, the refusal comes before sampling and the pipeline
-// keeps working.
-import { join } from 'node:path';
+
 import { describe, expect, it } from 'vitest';
 import { planMemory, MemoryPlanError } from '../models/pipeline/memory-plan.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { prepareImage } from '../models/pipeline/prepare-image.js';
 import { parseSettings } from '../common/settings.js';
-import { FIXTURE, FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
+import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 // SVD-XT's fp16 weights as the converter writes them, MiB.
 const XT = { unet: 2816, vae_decoder: 190, encoders: 1300 };

@@ -4,8 +4,7 @@ import { clipPixelValues } from '../models/pipeline/clip-preprocess.js';
 import { cropWindow, decodeImage, frameImage, prepareImage } from '../models/pipeline/prepare-image.js';
 import { NormalGenerator } from '../models/pipeline/random.js';
 import { openModelDir } from '../models/model-dir.js';
-import { FIXTURE, FIXTURE_MODEL, goldenFile, relL2, FIXTURE_INPUT } from './helpers.js';
-import { join } from 'node:path';
+import { FIXTURE_MODEL, goldenFile, relL2, FIXTURE_INPUT } from './helpers.js';
 
 describe('image preparation', () => {
   it('decodes the fixture PNG to exactly the reference input pixels', async () => {

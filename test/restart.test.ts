@@ -6,7 +6,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, write
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { startServer } from '../server/main.js';
-import { FIXTURE, tempDir, FIXTURE_INPUT } from './helpers.js';
+import { tempDir, FIXTURE_INPUT } from './helpers.js';
 
 const png = readFileSync(FIXTURE_INPUT);
 

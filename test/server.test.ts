@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../server/main.js';
-import { FIXTURE, FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
+import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 const png = readFileSync(FIXTURE_INPUT);
 const small = { width: 128, height: 64, frames: 3, steps: 2, fps: 8 };

@@ -2,13 +2,12 @@
 // HTTP and socket.io clients: the server answers while a step runs, cancel does not wait for the
 // step, a killed worker fails only its job, and two workers run two jobs at once.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerStatus } from '../common/worker-protocol.js';
 import { startServer, type RunningServer } from '../server/main.js';
 import { workerSlots } from '../server/workers/slots.js';
-import { FIXTURE, FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
+import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 const png = readFileSync(FIXTURE_INPUT);
 const quiet = () => {};

@@ -215,7 +215,10 @@ export function App() {
         <div class="inputs">
           <ImageInput file={file} onFile={chooseFile} width={width} height={height} framing={framing} onFraming={setFraming} />
           {values && health && (
-            <SettingsForm values={values} errors={errors} onChange={(v) => (setValues(v), setMessage(undefined))} models={health.models} lastSeed={jobs.find((j) => j.seed !== undefined)?.seed} autoChunk={autoChunk} canSave={health.saveDir}>
+            <SettingsForm values={values} errors={errors} onChange={(v) => {
+              setValues(v);
+              setMessage(undefined);
+            }} models={health.models} lastSeed={jobs.find((j) => j.seed !== undefined)?.seed} autoChunk={autoChunk} canSave={health.saveDir}>
               <div class="run">
                 <button type="button" class="primary" disabled={!canRun || submitting} aria-describedby="run-summary" onClick={run} data-testid="run">
                   {submitting ? 'Sending…' : 'Generate video'}
@@ -249,7 +252,13 @@ export function App() {
           aspect={width / height}
           onOpen={open}
           onCancel={(id) => void cancelJob(id).then(upsert, (e: Error) => setMessage(e.message))}
-          onRerun={(job) => void rerunJob(job.id).then((r) => (open(r.id), void refreshJobs()), (e: Error) => setMessage(e.message))}
+          onRerun={(job) => void rerunJob(job.id).then(
+              (r) => {
+                open(r.id);
+                void refreshJobs();
+              },
+              (e: Error) => setMessage(e.message),
+            )}
           onLoad={(job) => void loadJob(job)}
         />
       </div>

@@ -67,7 +67,9 @@ export function ImageInput({ file, onFile, width, height, framing, onFraming }: 
 
   return (
     <section class="card" aria-label="Image">
-      <div
+      {/* A drop target only: the picker button inside is what the keyboard reaches. */}
+      <section
+        aria-label="Drop a picture here"
         class={`drop${img ? ' has-image' : ''}${dragging ? ' dragging' : ''}`}
         data-testid="drop-zone"
         onDragEnter={(e) => {
@@ -92,7 +94,7 @@ export function ImageInput({ file, onFile, width, height, framing, onFraming }: 
           {img ? 'Choose another image' : 'Choose an image'}
         </button>
         <input ref={picker} type="file" accept="image/*" hidden data-testid="file-input" onChange={(e) => take((e.target as HTMLInputElement).files)} />
-      </div>
+      </section>
       {error && (
         <p class="error" role="alert" data-testid="image-error">
           {error}
@@ -145,7 +147,7 @@ function CropEditor({ img, geometry, framing, onFraming }: { img: HTMLImageEleme
   const win = geometry?.win;
   return (
     <div class="crop" ref={box}>
-      <img src={img.src} alt="the uploaded image" draggable={false} />
+      <img src={img.src} alt="your upload, with the crop window over it" draggable={false} />
       {win && geometry && (
         <div
           class="window"

@@ -91,7 +91,7 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
       </div>
       <div class="grid">
         <Field {...common} name="motionBucket" hint="how much the scene moves; 127 is the trained default" />
-        <Field {...common} name="frames" hint={`${model?.demo ? 'the demo model makes ' + model.frames : '25 for SVD-XT, 14 for SVD'}; others work less well`} />
+        <Field {...common} name="frames" hint={`${model?.demo ? `the demo model makes ${model.frames}` : '25 for SVD-XT, 14 for SVD'}; others work less well`} />
         <Field {...common} name="fps" hint="playback speed; the model is told fps − 1" />
         <Field {...common} name="seed" placeholder="random" wide hint="same seed + same settings = same video; empty = random">
           <button type="button" onClick={() => onChange({ ...values, seed: String(Math.floor(Math.random() * 2 ** 32)) })}>

@@ -72,10 +72,10 @@ export function reshapeShape(x: Shape | undefined, target: Shape | undefined): S
   const free = out.indexOf(-1);
   if (free >= 0) {
     const rest = out.filter((_, i) => i !== free);
-    const known = x && x.every((d) => d !== null) && rest.every((d) => d !== null);
+    const known = x?.every((d) => d !== null) && rest.every((d) => d !== null);
     out[free] = known ? product(x as number[]) / product(rest as number[]) : null;
   }
-  if (x && x.every((d) => d !== null) && out.every((d) => d !== null) && product(x as number[]) !== product(out as number[])) {
+  if (x?.every((d) => d !== null) && out.every((d) => d !== null) && product(x as number[]) !== product(out as number[])) {
     throw new ShapeError(`Reshape: cannot view ${formatShape(x)} as ${formatShape(target)}`);
   }
   return out;

@@ -12,7 +12,7 @@
 // of asking python3), SVD_ORT_PROVIDER_DIR (where the provider files are), SVD_NVIDIA_SMI (the
 // nvidia-smi command).
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { readElfDynamic } from './elf-needed.js';
@@ -118,13 +118,13 @@ function candidateDirs(opts: CudaSearchOptions, nvidiaDirs: string[]): string[] 
     // CUDA 12 wheels: nvidia/<package>/lib; CUDA 13 wheels: nvidia/cu13/lib (cuDNN keeps nvidia/cudnn/lib).
     for (const [, path] of filesIn(nv)) for (const lib of ['lib', 'lib64']) if (existsSync(join(path, lib))) dirs.push(join(path, lib));
   }
-  const local = opts.root + '/usr/local';
+  const local = `${opts.root}/usr/local`;
   const toolkits = [...filesIn(local)]
     .filter(([name]) => /^cuda(-\d+(\.\d+)*)?$/.test(name))
     .sort(([a], [b]) => (a === 'cuda' ? -1 : b === 'cuda' ? 1 : b.localeCompare(a, undefined, { numeric: true })));
   for (const [, path] of toolkits) for (const sub of ['lib64', 'lib', 'targets/x86_64-linux/lib']) dirs.push(join(path, sub));
   // Colab's and NVIDIA containers' driver libraries (libcuda.so.1).
-  dirs.push(opts.root + '/usr/lib64-nvidia', opts.root + '/usr/local/nvidia/lib64', opts.root + '/usr/local/nvidia/lib');
+  dirs.push(`${opts.root}/usr/lib64-nvidia`, `${opts.root}/usr/local/nvidia/lib64`, `${opts.root}/usr/local/nvidia/lib`);
   return dirs.filter((d) => existsSync(d));
 }
 

@@ -454,7 +454,7 @@ export class SvdPipeline {
           for (let p = 0; p < HW; p++) {
             // (x / 2 + 0.5) clamped to [0, 1] in float32, as diffusers' postprocess; NaN stays NaN.
             const v = f(f(decoded[src + p]! * 0.5) + 0.5);
-            const clamped = v < 0 ? 0 : v > 1 ? 1 : v;
+            const clamped = v < 0 ? 0 : Math.min(v , 1);
             const o = dst + p * 3 + c;
             frames[o] = clamped;
             rgb[o] = roundHalfEven(f(clamped * 255));

@@ -110,8 +110,8 @@ export function vulkanDriverFiles(env: NodeJS.ProcessEnv, root = ''): string[] {
   const dirs = [
     env.XDG_CONFIG_HOME || join(home, '.config'),
     ...splitPath(env.XDG_CONFIG_DIRS || '/etc/xdg').map((d) => root + d),
-    root + '/usr/local/etc',
-    root + '/etc',
+    `${root}/usr/local/etc`,
+    `${root}/etc`,
     env.XDG_DATA_HOME || join(home, '.local/share'),
     ...splitPath(env.XDG_DATA_DIRS || '/usr/local/share:/usr/share').map((d) => root + d),
   ];

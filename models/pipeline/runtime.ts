@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { PORTABLE_FORMS, type GraphForms } from '../networks/forms.js';
 import { checkCuda, checkWebgpu, childStarter, type GpuProvider, type ProviderCheck } from './provider-check.js';

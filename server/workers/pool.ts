@@ -319,7 +319,10 @@ export class InferenceWorker extends EventEmitter<{ free: [] }> {
 
   private cancel(a: ActiveJob): void {
     if (this.active !== a) return;
-    if (!a.sentTo) return this.endJob(() => a.reject(new JobCancelledError()));
+    if (!a.sentTo) {
+      this.endJob(() => a.reject(new JobCancelledError()));
+      return;
+    }
     this.send({ type: 'cancel', jobId: a.job.jobId });
     // Between steps the worker answers at once; inside a step its event loop is blocked until the
     // step ends, so it is killed and started again instead of keeping the user waiting.
