@@ -2,20 +2,12 @@
 // a CUDA box, CUDA 13 wheels…), and what the user is told when something is missing.
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { cudaLibraryEnv, cudaReadiness, discoverCuda, formatCudaReport, searchOptionsFromEnv } from '../models/pipeline/cuda-libraries.js';
 import { readElfDynamic } from '../models/pipeline/elf-needed.js';
-import { fakeMachine, providerNeeds, writeFakeElf, type FakeMachine } from './fake-cuda.js';
+import { fakeMachines, providerNeeds, type FakeMachine, writeFakeElf } from './fake-cuda.js';
 
-const machines: FakeMachine[] = [];
-function machine(opts: Parameters<typeof fakeMachine>[0] = {}): FakeMachine {
-  const m = fakeMachine(opts);
-  machines.push(m);
-  return m;
-}
-afterEach(() => {
-  for (const m of machines.splice(0)) rmSync(m.root, { recursive: true, force: true });
-});
+const machine = fakeMachines();
 
 const discover = (m: FakeMachine, env: NodeJS.ProcessEnv = {}) => discoverCuda({ ...searchOptionsFromEnv(m.env(env)), platform: 'linux/x64' });
 

@@ -1,7 +1,8 @@
 // Fake GPU machines in a temp directory for the CUDA discovery tests: an onnxruntime CUDA
 // provider that is a real (tiny) ELF file with the DT_NEEDED entries of the real ones, empty
 // library files named as NVIDIA ships them, pip and toolkit layouts, and an nvidia-smi script.
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { afterEach } from 'vitest';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -109,4 +110,17 @@ export function fakeMachine(opts: { provider?: 12 | 13 } = {}): FakeMachine {
     },
   };
   return m;
+}
+
+/** Fake machines made in a test file, removed after each test: `const machine = fakeMachines();`. */
+export function fakeMachines(): (opts?: Parameters<typeof fakeMachine>[0]) => FakeMachine {
+  const made: FakeMachine[] = [];
+  afterEach(() => {
+    for (const m of made.splice(0)) rmSync(m.root, { recursive: true, force: true });
+  });
+  return (opts = {}) => {
+    const m = fakeMachine(opts);
+    made.push(m);
+    return m;
+  };
 }

@@ -4,18 +4,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { fakeMachine, type FakeMachine } from './fake-cuda.js';
+import { describe, expect, it } from 'vitest';
+import { fakeMachines, type FakeMachine } from './fake-cuda.js';
 
-const machines: FakeMachine[] = [];
-function machine(opts: Parameters<typeof fakeMachine>[0] = {}): FakeMachine {
-  const m = fakeMachine(opts);
-  machines.push(m);
-  return m;
-}
-afterEach(() => {
-  for (const m of machines.splice(0)) rmSync(m.root, { recursive: true, force: true });
-});
+const machine = fakeMachines();
 
 function colab(m: FakeMachine, { cudnn = true, driverCuda = '12.4' } = {}) {
   m.nvidiaSmi({ version: driverCuda.startsWith('13') ? '580.95.05' : '550.54.15', cuda: driverCuda });

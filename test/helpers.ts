@@ -41,3 +41,14 @@ export function fixtureCopy(): string {
   cpSync(FIXTURE_MODEL, dir, { recursive: true });
   return dir;
 }
+
+/** Polls `fn` every 50 ms until it gives something other than undefined or false. */
+export async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v as T;
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

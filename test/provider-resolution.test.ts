@@ -1,22 +1,14 @@
 // Which provider `auto` picks and what it says about the others: the checks on fake machines
 // with an injected provider start, and the one line the user reads.
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ortBinDir } from '../models/pipeline/cuda-libraries.js';
 import { checkCuda, checkWebgpu, childStarter, plainOrtMessage, type GpuProvider, type ProviderCheck, type ProviderStarter } from '../models/pipeline/provider-check.js';
 import { describeResolution, probeModelPath, providerReport, resolveProvider, sessionOptions } from '../models/pipeline/runtime.js';
-import { fakeMachine, type FakeMachine } from './fake-cuda.js';
+import { fakeMachines, type FakeMachine } from './fake-cuda.js';
 
-const machines: FakeMachine[] = [];
-function machine(opts: Parameters<typeof fakeMachine>[0] = {}): FakeMachine {
-  const m = fakeMachine(opts);
-  machines.push(m);
-  return m;
-}
-afterEach(() => {
-  for (const m of machines.splice(0)) rmSync(m.root, { recursive: true, force: true });
-});
+const machine = fakeMachines();
 
 /** A provider start that records its calls and answers as told. */
 function starter(answer: { ok: boolean; error?: string; output?: string }) {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../server/main.js';
-import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
+import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT, waitFor } from './helpers.js';
 
 const png = readFileSync(FIXTURE_INPUT);
 const small = { width: 128, height: 64, frames: 3, steps: 2, fps: 8 };
@@ -20,15 +20,6 @@ async function submit(base: string, settings: object, opts: { token?: string; im
   return { status: res.status, body: (await res.json()) as { id?: string; position?: number; error?: string } };
 }
 
-async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const getJob = async (base: string, id: string) => (await (await fetch(`${base}api/jobs/${id}`)).json()) as Record<string, any>;
 const finished = (base: string, id: string) => waitFor(async () => {

@@ -7,8 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerStatus } from '../common/worker-protocol.js';
 import { startServer, type RunningServer } from '../server/main.js';
 import { workerSlots } from '../server/workers/slots.js';
-import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
+import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT, waitFor } from './helpers.js';
 
+/** Worker tests wait longer: a slow job runs while others wait. */
+const waitLong = <T,>(fn: Parameters<typeof waitFor<T>>[0], ms = 120_000) => waitFor<T>(fn, ms);
 const png = readFileSync(FIXTURE_INPUT);
 const quiet = () => {};
 /** Big enough frames that one UNet step of the tiny model takes seconds on this machine. */
@@ -26,19 +28,10 @@ async function submit(base: string, settings: object) {
   return { status: res.status, body: (await res.json()) as { id: string; position: number } };
 }
 
-async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 120_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const health = async (base: string) => (await (await fetch(`${base}api/health`)).json()) as Health;
 const getJob = async (base: string, id: string) => (await (await fetch(`${base}api/jobs/${id}`)).json()) as Job;
-const finished = (base: string, id: string) => waitFor(async () => {
+const finished = (base: string, id: string) => waitLong(async () => {
   const j = await getJob(base, id);
   return ['done', 'failed', 'cancelled'].includes(j.status) ? j : undefined;
 }, 240_000);
@@ -79,7 +72,7 @@ describe('one CPU worker', () => {
 
   beforeAll(async () => {
     server = await startServer({ model: FIXTURE_MODEL, port: 0, outputDir: tempDir('svd-workers-'), provider: 'cpu' }, quiet);
-    await waitFor(async () => (await health(server.url)).status === 'ready');
+    await waitLong(async () => (await health(server.url)).status === 'ready');
   });
   afterAll(async () => {
     await server?.close();
@@ -89,7 +82,7 @@ describe('one CPU worker', () => {
     const a = await submit(server.url, slow);
     const w = await watcher(server.url, a.body.id);
     // Step 1 has ended (its event is here) and step 2 runs now in the worker.
-    const first = await waitFor(() => w.sampling()[0], 240_000);
+    const first = await waitLong(() => w.sampling()[0], 240_000);
     const stepMs = first.job.progress.elapsedMs as number;
 
     const timed = async <T>(fn: () => Promise<T>) => {
@@ -112,7 +105,7 @@ describe('one CPU worker', () => {
 
     const del = await fetch(`${server.url}api/jobs/${a.body.id}`, { method: 'DELETE' });
     expect(del.status).toBe(200);
-    const cancelled = await waitFor(() => w.events.find((e) => e.job.status === 'cancelled'));
+    const cancelled = await waitLong(() => w.events.find((e) => e.job.status === 'cancelled'));
     // Step 2 began when step 1's event was sent; it would have run about as long as step 1.
     expect(cancelled.at - first.at).toBeLessThan(stepMs);
     expect(w.sampling()).toHaveLength(1);
@@ -128,7 +121,7 @@ describe('one CPU worker', () => {
     const before = (await health(server.url)).workers[0]!;
     const { body } = await submit(server.url, slow);
     const w = await watcher(server.url, body.id);
-    await waitFor(() => w.events.find((e) => ['encoding', 'sampling'].includes(e.job.progress?.stage)), 240_000);
+    await waitLong(() => w.events.find((e) => ['encoding', 'sampling'].includes(e.job.progress?.stage)), 240_000);
     const pid = (await health(server.url)).workers[0]!.pid!;
     process.kill(pid, 'SIGKILL');
     const failed = await finished(server.url, body.id);
@@ -136,7 +129,7 @@ describe('one CPU worker', () => {
     expect(failed.error).toMatch(/the worker process \(worker 1\) was killed \(SIGKILL.*\) during this job; the server restarted it: run the job again/);
     w.socket.close();
 
-    const restarted = await waitFor(async () => {
+    const restarted = await waitLong(async () => {
       const h = await health(server.url);
       return h.workers[0]!.state === 'ready' && h.workers[0]!.pid !== pid ? h.workers[0] : undefined;
     });
@@ -150,7 +143,7 @@ describe('two CPU workers', () => {
   it('run two jobs at once, in FIFO order, each with its progress in its own room', async () => {
     const server = await startServer({ model: FIXTURE_MODEL, port: 0, outputDir: tempDir('svd-workers2-'), provider: 'cpu', workers: 2 }, quiet);
     try {
-      await waitFor(async () => (await health(server.url)).workers.every((x) => x.state === 'ready'));
+      await waitLong(async () => (await health(server.url)).workers.every((x) => x.state === 'ready'));
       const medium = { width: 256, height: 128, frames: 3, steps: 5, saveToFolder: false };
       const ids: string[] = [];
       for (let i = 0; i < 3; i++) ids.push((await submit(server.url, medium)).body.id);
@@ -158,7 +151,7 @@ describe('two CPU workers', () => {
       const watchers = await Promise.all(ids.map((id) => watcher(server.url, id)));
 
       // Both workers busy at the same moment, the older job on the first, the third waiting.
-      const busy = await waitFor(async () => {
+      const busy = await waitLong(async () => {
         const h = await health(server.url);
         return h.workers.every((x) => x.stage === 'sampling') ? h : undefined;
       }, 240_000);
