@@ -4,11 +4,25 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
+ * The folder holding package.json: found by walking up from this module, so it is the same
+ * whether the code runs from its sources (models/paths.ts) or compiled (dist/models/paths.js).
+ * Everything the project ships beside its code (demo/, client/dist/, data/) is found from here.
+ */
+export const PROJECT_ROOT = findProjectRoot(dirname(fileURLToPath(import.meta.url)));
+
+function findProjectRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) throw new Error(`no package.json in ${from} or any folder above it: run svd-studio from its own folder (git clone, then bash scripts/setup.sh)`);
+  }
+}
+
+/**
  * The tiny random-weight model the product ships (a real SVD layout with small configs): the
  * server runs it until a real model is installed, the README's first command uses it, and the
  * tests hold it to the reference tensors. `input.png` beside it is its demo picture.
  */
-export const DEMO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'demo', 'svd-tiny');
+export const DEMO_DIR = join(PROJECT_ROOT, 'demo', 'svd-tiny');
 export const DEMO_MODEL = join(DEMO_DIR, 'model');
 export const DEMO_IMAGE = join(DEMO_DIR, 'input.png');
 

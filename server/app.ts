@@ -186,7 +186,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
     app.use(express.static(opts.clientDir, { index: 'index.html', maxAge: '1h' }));
   } else {
     app.get('/', (_req, res) => {
-      res.type('text/plain').send('svd-studio API is running; the page is not built (npm run build:client). See README for the HTTP API.');
+      res.type('text/plain').send('svd-studio API is running; the page is not built (npm run build). See README for the HTTP API.');
     });
   }
 

@@ -1,12 +1,12 @@
 // `npm start -- [options]`: the svd-studio server (page, HTTP API, socket.io, a job queue in front
 // of one inference worker process per GPU).
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { openModelDir } from '../models/model-dir.js';
-import { DEMO_MODEL, defaultModelDir } from '../models/paths.js';
+import { DEMO_MODEL, PROJECT_ROOT, defaultModelDir } from '../models/paths.js';
 import { gpuMemoryModes, nvidiaGpus, providers } from '../models/pipeline/runtime.js';
 import type { WorkerStatus } from '../common/worker-protocol.js';
 import { createApp, type HealthInfo } from './app.js';
@@ -20,8 +20,6 @@ import { prepareSaveFolder } from './save-folder.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 import { WorkerPool } from './workers/pool.js';
 import { workerSlots } from './workers/slots.js';
-
-export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 const HELP = `usage: npm start -- [options]
   --model DIR        diffusers SVD repository (default ${defaultModelDir()}; the tiny demo model when absent)

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT, startServer, type RunningServer } from '../server/main.js';
+import { PROJECT_ROOT } from '../models/paths.js';
+import { startServer, type RunningServer } from '../server/main.js';
 import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
