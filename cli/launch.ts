@@ -1,10 +1,12 @@
-// `tsx cli/launch.ts ENTRY [args…]` (what npm start, npm run svd, setup and bench run):
+// `node dist/cli/launch.js ENTRY [args…]` (what npm start, npm run svd and setup run on the compiled
+// code; `tsx cli/launch.ts ENTRY` for npm run dev and bench, from the sources):
 // runs ENTRY in a process whose library path holds the CUDA libraries onnxruntime's CUDA
 // provider needs where they are off the loader's path (PyTorch's pip nvidia packages, a CUDA
 // toolkit under /usr/local): the dynamic loader reads LD_LIBRARY_PATH only when a process starts,
 // so when directories must be added this process starts again with them, once. Everywhere else
 // (no CUDA provider installed, libraries already on the path, not Linux) ENTRY runs right here.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -15,7 +17,11 @@ const RESTARTED = 'SVD_CUDA_LIBRARY_PATH_SET';
 
 const [entry, ...args] = process.argv.slice(2);
 if (!entry) {
-  console.error('usage: tsx cli/launch.ts ENTRY [args…]');
+  console.error('usage: node dist/cli/launch.js ENTRY [args…]  (from the sources: tsx cli/launch.ts ENTRY [args…])');
+  process.exit(2);
+}
+if (!existsSync(entry)) {
+  console.error(`${entry} does not exist${entry.startsWith('dist') ? ': build svd-studio first (npm run build, or bash scripts/setup.sh)' : ''}`);
   process.exit(2);
 }
 
