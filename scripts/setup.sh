@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what svd-studio needs on a fresh Debian/Ubuntu machine (Colab included):
-# Debian packages (ffmpeg for video files, chromium for the browser tests) and the npm packages.
+# Debian packages (ffmpeg for video files, chromium for the browser tests) and the npm packages,
+# then builds it (npm run build).
 #   bash scripts/setup.sh              CPU / WebGPU (onnxruntime-node's CUDA download skipped)
 #   bash scripts/setup.sh --gpu        also fetches onnxruntime's CUDA provider and finds the CUDA
 #                                      and cuDNN libraries it needs (system, CUDA toolkit, or the
@@ -35,6 +36,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
+# npm start, npm run svd and npm run setup run the compiled code (dist/) and the built page (client/dist/).
+npm run -s build
 if [ "$gpu" -eq 1 ]; then
   # npm 11 skips dependencies' install scripts unless approved: run onnxruntime-node's own
   # installer directly. Its "cuda12" manifest downloads NuGet's Microsoft.ML.OnnxRuntime.Gpu.Linux
