@@ -143,7 +143,8 @@ describe('model download', () => {
     // Asynchronous: the fake hub answers from this same process.
     const npmSetup = (target: string, e: NodeJS.ProcessEnv) =>
       new Promise<{ status: number | null; stdout: string; stderr: string }>((ok) => {
-        const child = spawn('npm', ['run', '-s', 'setup', '--', '--repo', 'acme/svd-tiny', '--dir', target], { env: e });
+        // npm run setup from the sources (test/packaging.test.ts runs the compiled code)
+        const child = spawn('node_modules/.bin/tsx', ['cli/launch.ts', 'cli/setup-model.ts', '--repo', 'acme/svd-tiny', '--dir', target], { env: e });
         let stdout = '';
         let stderr = '';
         child.stdout.on('data', (d) => (stdout += d));

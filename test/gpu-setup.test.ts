@@ -115,9 +115,10 @@ describe('a CPU-only run of the CLI', () => {
   const generate = (extra: string[], env: NodeJS.ProcessEnv) => {
     const out = join(mkdtempSync(join(tmpdir(), 'svd-cli-')), 'frames.safetensors');
     try {
+      // npm run svd from the sources (test/packaging.test.ts runs the compiled one)
       const r = spawnSync(
-        'npm',
-        ['run', '-s', 'svd', '--', 'generate', '--model', 'demo/svd-tiny/model', '--image', 'demo/svd-tiny/input.png', '--width', '64', '--height', '64', '--frames', '2', '--steps', '1', '--frames-out', out, ...extra],
+        'node_modules/.bin/tsx',
+        ['cli/launch.ts', 'cli/svd.ts', 'generate', '--model', 'demo/svd-tiny/model', '--image', 'demo/svd-tiny/input.png', '--width', '64', '--height', '64', '--frames', '2', '--steps', '1', '--frames-out', out, ...extra],
         { env, encoding: 'utf8', timeout: 120_000 },
       );
       expect(r.status, r.stderr).toBe(0);
