@@ -43,7 +43,11 @@ function compiledFiles(dir: string): string[] {
 }
 
 /** `lodash/fp` → lodash, `@scope/pkg/x` → @scope/pkg. */
-const packageName = (specifier: string) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
+const packageName = (specifier: string) =>
+  specifier
+    .split('/')
+    .slice(0, specifier.startsWith('@') ? 2 : 1)
+    .join('/');
 
 /** Every module a compiled file names: imports, re-exports, import(), require() and require.resolve(). */
 function specifiers(file: string): string[] {
@@ -140,7 +144,29 @@ describe('npm run svd and npm run setup', () => {
     const out = join(work, 'demo.mp4');
     const r = spawnSync(
       'npm',
-      ['run', '-s', 'svd', '--', 'generate', '--model', 'demo/svd-tiny/model', '--image', 'demo/svd-tiny/input.png', '--width', '64', '--height', '64', '--frames', '2', '--steps', '1', '--provider', 'cpu', '--out', out],
+      [
+        'run',
+        '-s',
+        'svd',
+        '--',
+        'generate',
+        '--model',
+        'demo/svd-tiny/model',
+        '--image',
+        'demo/svd-tiny/input.png',
+        '--width',
+        '64',
+        '--height',
+        '64',
+        '--frames',
+        '2',
+        '--steps',
+        '1',
+        '--provider',
+        'cpu',
+        '--out',
+        out,
+      ],
       { cwd: copy, encoding: 'utf8', timeout: 120_000, env: { ...process.env, SVD_STUDIO_CACHE: join(work, 'onnx') } },
     );
     expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
