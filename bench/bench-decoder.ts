@@ -34,7 +34,12 @@ const b = new GraphBuilder({ dtype: 'float16', attention: 'mha', weights: new Ra
 buildVaeDecoder(b, SVD_XT_VAE, { forms });
 b.save(path);
 const [h, w] = [Number(values.height) / 8, Number(values.width) / 8];
-const latents = (chunk: number) => new ort.Tensor('float32', new Float32Array(chunk * 4 * h * w).map((_, i) => Math.sin(i)), [chunk, 4, h, w]);
+const latents = (chunk: number) =>
+  new ort.Tensor(
+    'float32',
+    new Float32Array(chunk * 4 * h * w).map((_, i) => Math.sin(i)),
+    [chunk, 4, h, w],
+  );
 const sec = (ms: number) => (ms / 1000).toFixed(2);
 const gpu = gpuMemoryMonitor();
 

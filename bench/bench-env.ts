@@ -27,13 +27,27 @@ export function gpuMemoryMonitor(intervalMs = 250) {
     });
   }, intervalMs);
   return {
-    get name() { return state.name; },
-    get peakMiB() { return state.peakMiB; },
-    get lastMiB() { return state.lastMiB; },
-    get ownPeakMiB() { return Math.max(0, state.peakMiB - (state.baseMiB ?? 0)); },
-    get baseMiB() { return state.baseMiB ?? 0; },
+    get name() {
+      return state.name;
+    },
+    get peakMiB() {
+      return state.peakMiB;
+    },
+    get lastMiB() {
+      return state.lastMiB;
+    },
+    get ownPeakMiB() {
+      return Math.max(0, state.peakMiB - (state.baseMiB ?? 0));
+    },
+    get baseMiB() {
+      return state.baseMiB ?? 0;
+    },
     /** Starts a new peak from the next reading (to measure one stage). */
-    resetPeak() { state.peakMiB = 0; },
-    stop() { clearInterval(timer); },
+    resetPeak() {
+      state.peakMiB = 0;
+    },
+    stop() {
+      clearInterval(timer);
+    },
   };
 }

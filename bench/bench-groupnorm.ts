@@ -65,8 +65,16 @@ let reference: Float32Array | undefined;
 for (const [name, form] of Object.entries(forms)) {
   const b = new GraphBuilder({ dtype: 'float16', attention: 'mha', weights: new RandomWeights() });
   const x = b.reshape(deviceInput(b), [N, C, H, W]);
-  const scale = b.constant(Array.from({ length: C }, (_, i) => 1 + i / C), 'float16', [C, 1, 1]);
-  const bias = b.constant(Array.from({ length: C }, (_, i) => i / C - 0.5), 'float16', [C, 1, 1]);
+  const scale = b.constant(
+    Array.from({ length: C }, (_, i) => 1 + i / C),
+    'float16',
+    [C, 1, 1],
+  );
+  const bias = b.constant(
+    Array.from({ length: C }, (_, i) => i / C - 0.5),
+    'float16',
+    [C, 1, 1],
+  );
   b.output(ends(b, b.reshape(form(b, x, scale, bias), [-1])), 'y', [8192]);
   const path = join(values.out!, `gn${Object.keys(forms).indexOf(name)}.onnx`);
   b.save(path);

@@ -25,16 +25,39 @@ const cases: Case[] = [
   { name: 'baseline: upload only 2 × [2,320,25,9216]', inputs: [big, big], body: (b, [x, y]) => b.concat([b.slice(x!, [0], [1], [0]), b.slice(y!, [0], [1], [0])], 0) },
   { name: 'Add same shape [2,320,25,9216]', inputs: [big, big], body: (b, [x, y]) => b.add(x!, y!) },
   { name: 'Add + [2,320,25,1]', inputs: [big, [2, 320, 25, 1]], body: (b, [x, y]) => b.add(x!, y!) },
-  { name: 'Add + [320,1,1] on [50,320,72,128]', inputs: [[50, 320, 72, 128], [320, 1, 1]], body: (b, [x, y]) => b.add(x!, y!) },
-  { name: 'Add + [50,1,320] on [50,9216,320]', inputs: [[50, 9216, 320], [50, 1, 320]], body: (b, [x, y]) => b.add(x!, y!) },
+  {
+    name: 'Add + [320,1,1] on [50,320,72,128]',
+    inputs: [
+      [50, 320, 72, 128],
+      [320, 1, 1],
+    ],
+    body: (b, [x, y]) => b.add(x!, y!),
+  },
+  {
+    name: 'Add + [50,1,320] on [50,9216,320]',
+    inputs: [
+      [50, 9216, 320],
+      [50, 1, 320],
+    ],
+    body: (b, [x, y]) => b.add(x!, y!),
+  },
   { name: 'Add + [320] on [50,9216,320]', inputs: [[50, 9216, 320], [320]], body: (b, [x, y]) => b.add(x!, y!) },
   { name: 'Mul by scalar', inputs: [big], body: (b, [x]) => b.mul(x!, 0.5) },
   { name: 'Cast f16→f32', inputs: [big], body: (b, [x]) => b.cast(b.cast(x!, 'float32'), 'float16') },
   { name: 'Transpose [2,25,320,9216]→[0,2,1,3]', inputs: [[2, 25, 320, 9216]], body: (b, [x]) => b.transpose(x!, [0, 2, 1, 3]) },
   { name: 'Transpose [50,320,72,128]→[0,2,3,1]', inputs: [[50, 320, 72, 128]], body: (b, [x]) => b.transpose(x!, [0, 2, 3, 1]) },
   { name: 'Slice half of last dim [50,9216,2560]', inputs: [[50, 9216, 2560]], body: (b, [x]) => b.slice(x!, [0], [1280], [-1]) },
-  { name: 'InstanceNorm f16 [50,32,92160]', inputs: [[50, 32, 92160]], body: (b, [x]) => b.node('InstanceNormalization', [x!, b.constant(new Array(32).fill(1), 'float16'), b.constant(new Array(32).fill(0), 'float16')], { epsilon: { f: 1e-5 } })[0]! },
-  { name: 'GroupNorm as built (f32 inside) [50,320,72,128]', inputs: [[50, 320, 72, 128]], body: (b, [x]) => b.groupNorm(x!, { groups: 32, scale: b.constant(new Array(320).fill(1), 'float16', [320, 1, 1]), bias: b.constant(new Array(320).fill(0), 'float16', [320, 1, 1]), epsilon: 1e-5 }) },
+  {
+    name: 'InstanceNorm f16 [50,32,92160]',
+    inputs: [[50, 32, 92160]],
+    body: (b, [x]) => b.node('InstanceNormalization', [x!, b.constant(new Array(32).fill(1), 'float16'), b.constant(new Array(32).fill(0), 'float16')], { epsilon: { f: 1e-5 } })[0]!,
+  },
+  {
+    name: 'GroupNorm as built (f32 inside) [50,320,72,128]',
+    inputs: [[50, 320, 72, 128]],
+    body: (b, [x]) =>
+      b.groupNorm(x!, { groups: 32, scale: b.constant(new Array(320).fill(1), 'float16', [320, 1, 1]), bias: b.constant(new Array(320).fill(0), 'float16', [320, 1, 1]), epsilon: 1e-5 }),
+  },
   { name: 'Sigmoid (SiLU part)', inputs: [big], body: (b, [x]) => b.silu(x!) },
   { name: 'Erf GELU [50,9216,1280]', inputs: [[50, 9216, 1280]], body: (b, [x]) => b.gelu(x!) },
 ];

@@ -32,7 +32,9 @@ console.log(`written: ${path} ${(saved.modelBytes / 2 ** 20).toFixed(2)} MiB + $
 t = performance.now();
 try {
   const session = await ort.InferenceSession.create(path, { executionProviders: [values.provider!], graphOptimizationLevel: 'basic' });
-  console.log(`loaded in onnxruntime-node (${values.provider}) in ${((performance.now() - t) / 1000).toFixed(1)} s: inputs ${session.inputNames.join(', ')}; outputs ${session.outputNames.join(', ')}; peak RSS ${rssMiB()} MiB`);
+  console.log(
+    `loaded in onnxruntime-node (${values.provider}) in ${((performance.now() - t) / 1000).toFixed(1)} s: inputs ${session.inputNames.join(', ')}; outputs ${session.outputNames.join(', ')}; peak RSS ${rssMiB()} MiB`,
+  );
   await session.release();
 } catch (err) {
   console.log(`load failed on ${values.provider}: ${(err as Error).message.split('\n')[0]}`);

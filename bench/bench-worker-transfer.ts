@@ -68,7 +68,9 @@ if (values.child) {
   for (const via of ['file', 'ipc'] as const) {
     const runs = [];
     for (let i = 0; i < +values.runs!; i++) runs.push(await trial(via));
-    console.log(`${via === 'file' ? 'file in the job folder' : "IPC message ('advanced')"}: ${median(runs.map((r) => r.ms)).toFixed(0)} ms, server event loop blocked at most ${median(runs.map((r) => r.maxBlock)).toFixed(0)} ms`);
+    console.log(
+      `${via === 'file' ? 'file in the job folder' : "IPC message ('advanced')"}: ${median(runs.map((r) => r.ms)).toFixed(0)} ms, server event loop blocked at most ${median(runs.map((r) => r.maxBlock)).toFixed(0)} ms`,
+    );
   }
   child.disconnect();
   rmSync(dir, { recursive: true, force: true });

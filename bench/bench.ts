@@ -78,7 +78,9 @@ if (values['check-fixture']) {
   let goldenMax = 0;
   for (let i = 0; i < ref.length; i++) goldenMax = Math.max(goldenMax, Math.abs(ref[i]! - golden[i]!));
   report.fixture = { psnrDb: +(10 * Math.log10(1 / mse)).toFixed(2), nonFinite: nan, cpuVsGoldenMaxAbs: goldenMax };
-  console.log(`fixture replay ${values.provider} ${dtype} vs cpu fp32: PSNR ${(report.fixture as { psnrDb: number }).psnrDb} dB, non-finite values ${nan}; cpu vs golden max abs ${goldenMax.toExponential(2)}`);
+  console.log(
+    `fixture replay ${values.provider} ${dtype} vs cpu fp32: PSNR ${(report.fixture as { psnrDb: number }).psnrDb} dB, non-finite values ${nan}; cpu vs golden max abs ${goldenMax.toExponential(2)}`,
+  );
 }
 
 // Build the full-size networks.
@@ -88,7 +90,19 @@ const model: SvdModelDir = {
   unet: { dir: '', configPath: '', configText: '', weightsPath: '', config: SVD_XT_UNET },
   vae: { dir: '', configPath: '', configText: '', weightsPath: '', config: SVD_XT_VAE },
   imageEncoder: { dir: '', configPath: '', configText: '', weightsPath: '', config: SVD_XT_IMAGE_ENCODER },
-  scheduler: { configPath: '', config: { _class_name: 'EulerDiscreteScheduler', prediction_type: 'v_prediction', sigma_min: 0.002, sigma_max: 700, use_karras_sigmas: true, timestep_type: 'continuous', timestep_spacing: 'leading', final_sigmas_type: 'zero' } },
+  scheduler: {
+    configPath: '',
+    config: {
+      _class_name: 'EulerDiscreteScheduler',
+      prediction_type: 'v_prediction',
+      sigma_min: 0.002,
+      sigma_max: 700,
+      use_karras_sigmas: true,
+      timestep_type: 'continuous',
+      timestep_spacing: 'leading',
+      final_sigmas_type: 'zero',
+    },
+  },
   featureExtractor: { configPath: '', config: { image_mean: [0.48145466, 0.4578275, 0.40821073], image_std: [0.26862954, 0.26130258, 0.27577711] } },
 };
 mkdirSync(values.work!, { recursive: true });
@@ -105,7 +119,11 @@ for (const network of NETWORKS) {
 report.buildS = build;
 
 const t = performance.now();
-const pipeline = await SvdPipeline.create(model, files, resolution, dtype, (m) => console.log(`  ${m}`), { gpuMemory: values['gpu-memory'] as GpuMemoryMode, guidanceBatch: values.guidance as 'joint' | 'split' | undefined, sessions: values.sessions as 'shared' | 'separate' | undefined });
+const pipeline = await SvdPipeline.create(model, files, resolution, dtype, (m) => console.log(`  ${m}`), {
+  gpuMemory: values['gpu-memory'] as GpuMemoryMode,
+  guidanceBatch: values.guidance as 'joint' | 'split' | undefined,
+  sessions: values.sessions as 'shared' | 'separate' | undefined,
+});
 report.sessionCreateS = sec(performance.now() - t);
 console.log(`sessions created in ${report.sessionCreateS} s`);
 
@@ -138,7 +156,16 @@ async function timeJob(run: number) {
   let nonFinite = 0;
   for (const v of result.frames) if (!Number.isFinite(v)) nonFinite++;
   return {
-    workload: { width: W, height: H, frames: result.frameCount, steps: settings.steps, decodeChunk: settings.decodeChunk, decodeChunkUsed: result.plan?.decodeChunk ?? Math.min(settings.decodeChunk, pipeline.maxDecodeChunk(W, H)), guidance: { batch: 2, run: result.plan?.guidanceBatch ?? pipeline.layout.guidanceBatch }, sessions: result.plan?.sessions ?? pipeline.layout.sessions },
+    workload: {
+      width: W,
+      height: H,
+      frames: result.frameCount,
+      steps: settings.steps,
+      decodeChunk: settings.decodeChunk,
+      decodeChunkUsed: result.plan?.decodeChunk ?? Math.min(settings.decodeChunk, pipeline.maxDecodeChunk(W, H)),
+      guidance: { batch: 2, run: result.plan?.guidanceBatch ?? pipeline.layout.guidanceBatch },
+      sessions: result.plan?.sessions ?? pipeline.layout.sessions,
+    },
     plan: result.plan,
     sessionReopenS: sec(result.timings.loadMs),
     /** Time inside the UNet's session.run per step; the rest of a step is the pipeline's own work. */
@@ -167,8 +194,25 @@ const runs = [];
 for (let r = 0; r < Math.max(1, Number(values.runs)); r++) runs.push(await timeJob(r));
 gpu.stop();
 // The last run stands for the warm (server) case; every run is kept, the first being cold.
-Object.assign(report, { provider: resolution.provider, forms: graphFormsFor(resolution.provider), gpuMemory: pipeline.gpuMemory, dtype, ...runs[runs.length - 1]!, gpu: gpu.name, hostPeakMiB: hostPeakMiB() });
-if (runs.length > 1) report.runs = runs.map((r) => ({ totalS: r.totalS, unetRunPerStepS: r.unetRunPerStepS, unetFirstStepS: r.unetFirstStepS, unetStepMedianS: r.unetStepMedianS, decodeS: r.decodeS, gpuPeakSamplingMiB: r.gpuPeakSamplingMiB, gpuPeakDecodingMiB: r.gpuPeakDecodingMiB }));
+Object.assign(report, {
+  provider: resolution.provider,
+  forms: graphFormsFor(resolution.provider),
+  gpuMemory: pipeline.gpuMemory,
+  dtype,
+  ...runs[runs.length - 1]!,
+  gpu: gpu.name,
+  hostPeakMiB: hostPeakMiB(),
+});
+if (runs.length > 1)
+  report.runs = runs.map((r) => ({
+    totalS: r.totalS,
+    unetRunPerStepS: r.unetRunPerStepS,
+    unetFirstStepS: r.unetFirstStepS,
+    unetStepMedianS: r.unetStepMedianS,
+    decodeS: r.decodeS,
+    gpuPeakSamplingMiB: r.gpuPeakSamplingMiB,
+    gpuPeakDecodingMiB: r.gpuPeakDecodingMiB,
+  }));
 await pipeline.release();
 console.log('\n| stage | seconds |\n| --- | --- |');
 for (const [k, v] of Object.entries(report)) if (typeof v === 'number' || (Array.isArray(v) && typeof v[0] === 'number')) console.log(`| ${k} | ${Array.isArray(v) ? v.join(', ') : v} |`);

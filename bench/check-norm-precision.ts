@@ -18,7 +18,7 @@ console.log(machineLine(values.provider!));
 const [N, G, S] = [50, 32, 92160];
 const x = new Float32Array(N * G * S);
 let seed = 1;
-const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
 for (let i = 0; i < x.length; i++) x[i] = 3 + 2 * (rand() + rand() + rand() - 1.5);
 const xh = float32ArrayToHalf(x);
 const xq = halfArrayToFloat32(xh); // the fp16 input as the provider sees it
@@ -49,6 +49,8 @@ for (const dtype of ['float16', 'float32'] as ElemType[]) {
       sq += e * e;
     }
   }
-  console.log(`InstanceNormalization ${dtype} on ${values.provider}: max abs error ${maxErr.toExponential(2)}, rms ${Math.sqrt(sq / x.length).toExponential(2)} (outputs have unit variance; fp16 rounding alone is ~5e-4)`);
+  console.log(
+    `InstanceNormalization ${dtype} on ${values.provider}: max abs error ${maxErr.toExponential(2)}, rms ${Math.sqrt(sq / x.length).toExponential(2)} (outputs have unit variance; fp16 rounding alone is ~5e-4)`,
+  );
   await s.release();
 }

@@ -67,10 +67,14 @@ export async function runLoadTest(clients: number, jobs: number, modelDir: strin
     for (const id of extra) await fetch(`${server.url}api/jobs/${id}`, { method: 'DELETE' });
 
     const sockets: Socket[] = await Promise.all(
-      Array.from({ length: clients }, () => new Promise<Socket>((ok) => {
-        const s = ioClient(server.url, { transports: ['websocket'] });
-        s.once('connect', () => ok(s));
-      })),
+      Array.from(
+        { length: clients },
+        () =>
+          new Promise<Socket>((ok) => {
+            const s = ioClient(server.url, { transports: ['websocket'] });
+            s.once('connect', () => ok(s));
+          }),
+      ),
     );
     const received = sockets.map(() => new Map<string, number>());
     const done = sockets.map(() => new Set<string>());

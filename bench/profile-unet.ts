@@ -42,17 +42,31 @@ const t0 = performance.now();
 const session = await ort.InferenceSession.create(path, { ...sessionOptions(values.provider as Provider), enableProfiling: profiling, profileFilePrefix: join(values.out!, 'ort-profile') });
 console.log(`session created in ${((performance.now() - t0) / 1000).toFixed(1)} s; GPU memory ${gpu.lastMiB} MiB`);
 const feeds = {
-  sample: new ort.Tensor('float32', new Float32Array(B * F * 8 * h * w).map((_, i) => Math.sin(i) * 0.5), [B, F, 8, h, w]),
+  sample: new ort.Tensor(
+    'float32',
+    new Float32Array(B * F * 8 * h * w).map((_, i) => Math.sin(i) * 0.5),
+    [B, F, 8, h, w],
+  ),
   timestep: new ort.Tensor('float32', Float32Array.of(1.0), [1]),
-  encoder_hidden_states: new ort.Tensor('float32', new Float32Array(B * 1024).map((_, i) => Math.cos(i)), [B, 1, 1024]),
-  added_time_ids: new ort.Tensor('float32', Float32Array.from({ length: B * 3 }, (_, i) => [6, 127, 0.02][i % 3]!), [B, 3]),
+  encoder_hidden_states: new ort.Tensor(
+    'float32',
+    new Float32Array(B * 1024).map((_, i) => Math.cos(i)),
+    [B, 1, 1024],
+  ),
+  added_time_ids: new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: B * 3 }, (_, i) => [6, 127, 0.02][i % 3]!),
+    [B, 3],
+  ),
 };
 const runs = Number(values.runs);
 for (let i = 0; i < runs; i++) {
   const t = performance.now();
   const out = await session.run(feeds);
   await new Promise((r) => setTimeout(r, 300));
-  console.log(`run ${i}: ${((performance.now() - t - 300) / 1000).toFixed(2)} s, out[0] = ${(out.model_output!.data as Float32Array)[0]}, GPU peak ${gpu.peakMiB} MiB (${gpu.name ?? 'no nvidia-smi'})`);
+  console.log(
+    `run ${i}: ${((performance.now() - t - 300) / 1000).toFixed(2)} s, out[0] = ${(out.model_output!.data as Float32Array)[0]}, GPU peak ${gpu.peakMiB} MiB (${gpu.name ?? 'no nvidia-smi'})`,
+  );
 }
 if (!profiling) {
   await session.release();
@@ -61,7 +75,10 @@ if (!profiling) {
 }
 session.endProfiling();
 gpu.stop();
-const profile = readdirSync(values.out!).filter((f) => f.startsWith('ort-profile') && f.endsWith('.json')).sort().pop();
+const profile = readdirSync(values.out!)
+  .filter((f) => f.startsWith('ort-profile') && f.endsWith('.json'))
+  .sort()
+  .pop();
 if (!profile) throw new Error('onnxruntime wrote no profile file');
 const file = join(values.out!, profile);
 const events = JSON.parse(readFileSync(file, 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string; provider?: string } }[];
@@ -81,5 +98,6 @@ console.log(`\nprofiled node time ${(total / 1e6).toFixed(2)} s over ${second.le
 console.log('| op @ provider | ms | nodes | share |\n| --- | --- | --- | --- |');
 for (const [k, v] of [...byOp].sort((a, b) => b[1].us - a[1].us).slice(0, 25)) console.log(`| ${k} | ${(v.us / 1000).toFixed(1)} | ${v.n} | ${((100 * v.us) / total).toFixed(1)}% |`);
 console.log('\nslowest nodes:');
-for (const e of [...second].sort((a, b) => b.dur - a.dur).slice(0, 15)) console.log(`  ${(e.dur / 1000).toFixed(1)} ms ${e.name.replace('_kernel_time', '')} (${e.args?.op_name} @ ${e.args?.provider})`);
+for (const e of [...second].sort((a, b) => b.dur - a.dur).slice(0, 15))
+  console.log(`  ${(e.dur / 1000).toFixed(1)} ms ${e.name.replace('_kernel_time', '')} (${e.args?.op_name} @ ${e.args?.provider})`);
 await session.release();

@@ -18,7 +18,11 @@ if (process.env.SVD_ORT_PROVIDER_DIR) {
   const { blocked, suspect } = cudaReadiness(found, 'launched');
   verdict(!blocked && !suspect, blocked ?? suspect);
 } else {
-  const result = await checkCuda(childStarter(probeModelPath, (p) => sessionOptions(p)), process.env, 'launched');
+  const result = await checkCuda(
+    childStarter(probeModelPath, (p) => sessionOptions(p)),
+    process.env,
+    'launched',
+  );
   if (result.details) console.log(result.details);
   verdict(result.ok, result.reason);
 }

@@ -28,9 +28,21 @@ export const GENERATE_HELP = `  generate --image FILE [--out video.mp4|.webm|.gi
 
 /** The flag that sets each setting; messages about a setting name the flag the user typed. */
 const SETTING_FLAGS = {
-  width: 'width', height: 'height', resize: 'resize', cropX: 'crop-x', cropY: 'crop-y', frames: 'frames', steps: 'steps', sigmas: 'sigmas',
-  fps: 'fps', motionBucket: 'motion-bucket', noiseAug: 'noise-aug', minGuidance: 'min-guidance', maxGuidance: 'max-guidance',
-  decodeChunk: 'decode-chunk', seed: 'seed',
+  width: 'width',
+  height: 'height',
+  resize: 'resize',
+  cropX: 'crop-x',
+  cropY: 'crop-y',
+  frames: 'frames',
+  steps: 'steps',
+  sigmas: 'sigmas',
+  fps: 'fps',
+  motionBucket: 'motion-bucket',
+  noiseAug: 'noise-aug',
+  minGuidance: 'min-guidance',
+  maxGuidance: 'max-guidance',
+  decodeChunk: 'decode-chunk',
+  seed: 'seed',
 } as const satisfies Record<keyof GenerationSettingsInput, string>;
 const NUMERIC = ['width', 'height', 'cropX', 'cropY', 'frames', 'steps', 'fps', 'motionBucket', 'noiseAug', 'minGuidance', 'maxGuidance', 'decodeChunk', 'seed'] as const;
 const flagOf = (key: string) => `--${(SETTING_FLAGS as Record<string, string>)[key] ?? key}`;
@@ -44,14 +56,27 @@ const num = (flag: string, v: string | undefined): number | undefined => {
 
 const opt = { type: 'string' } as const;
 const OPTIONS = {
-  model: opt, image: opt, out: opt, 'frames-out': opt, provider: opt, dtype: opt, attention: opt, cache: opt, 'noise-file': opt, 'gpu-memory': opt,
+  model: opt,
+  image: opt,
+  out: opt,
+  'frames-out': opt,
+  provider: opt,
+  dtype: opt,
+  attention: opt,
+  cache: opt,
+  'noise-file': opt,
+  'gpu-memory': opt,
   ...Object.fromEntries(Object.values(SETTING_FLAGS).map((f) => [f, opt])),
 } as Record<string, typeof opt>;
 
 export async function runGenerate(args: string[]): Promise<void> {
   // --verbose is the one flag without a value; taken out here so OPTIONS stays all strings
   const verbose = args.includes('--verbose');
-  const values = parseCommandArgs('generate', args.filter((a) => a !== '--verbose'), OPTIONS);
+  const values = parseCommandArgs(
+    'generate',
+    args.filter((a) => a !== '--verbose'),
+    OPTIONS,
+  );
   if (values.help) {
     console.log(`usage: npm run svd -- generate [options]\n\n${GENERATE_HELP}`);
     return;

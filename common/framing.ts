@@ -21,4 +21,3 @@ export function cropWindow(srcW: number, srcH: number, width: number, height: nu
   const coverH = Math.max(height, Math.round(srcH * scale));
   return { coverW, coverH, left: Math.round(x * (coverW - width)), top: Math.round(y * (coverH - height)) };
 }
-

@@ -14,7 +14,11 @@ const MAX_SIGMA = 5000;
 /** A whole number in [min, max]; an empty or non-numeric value reads as out of range. */
 const whole = (min: number, max: number) => {
   const error = `must be ${min}–${max}`;
-  return z.number({ error }).int({ error: `must be a whole number, ${min}–${max}` }).min(min, { error }).max(max, { error });
+  return z
+    .number({ error })
+    .int({ error: `must be a whole number, ${min}–${max}` })
+    .min(min, { error })
+    .max(max, { error });
 };
 const decimal = (min: number, max: number) => {
   const error = `must be ${min}–${max}`;

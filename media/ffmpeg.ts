@@ -20,7 +20,10 @@ export interface RawVideo {
 }
 
 export class FfmpegError extends Error {
-  constructor(message: string, readonly stderr = '') {
+  constructor(
+    message: string,
+    readonly stderr = '',
+  ) {
     super(message);
     this.name = 'FfmpegError';
   }
@@ -87,12 +90,23 @@ export async function probeVideo(path: string): Promise<{ frames: number; durati
   let stdout: string;
   try {
     // -min_delay 0: GIF delays as written (by default ffprobe reads those under 2/100 s as 1/10 s, as browsers play them).
-    ({ stdout } = await promisify(execFile)(ffprobePath(), ['-v', 'error', '-min_delay', '0', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames:format=duration', '-of', 'json', path], { maxBuffer: 1 << 20 }));
+    ({ stdout } = await promisify(execFile)(
+      ffprobePath(),
+      ['-v', 'error', '-min_delay', '0', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames:format=duration', '-of', 'json', path],
+      { maxBuffer: 1 << 20 },
+    ));
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
     if (e.code === 'ENOENT') throw ffprobeMissing();
     // ffprobe names the file and its demuxer ("[mov,mp4 @ 0x…] moov atom not found"); keep the reason.
-    const reason = (e.stderr || e.message).split(path).join('the file').replace(/\[[^\]]* @ 0x[0-9a-f]+\] /g, '').trim().split('\n').slice(-2).join(' | ');
+    const reason = (e.stderr || e.message)
+      .split(path)
+      .join('the file')
+      .replace(/\[[^\]]* @ 0x[0-9a-f]+\] /g, '')
+      .trim()
+      .split('\n')
+      .slice(-2)
+      .join(' | ');
     throw new FfmpegError(`not a readable video (${reason})`);
   }
   const parsed = probeSchema.safeParse(JSON.parse(stdout));

@@ -30,7 +30,11 @@ function network<K extends ComponentKey>(
 const NETWORK_TABLE = {
   image_encoder: network('imageEncoder', (b, c) => buildImageEncoder(b, c.config)),
   // Stays float32 when the config says so (diffusers' force_upcast).
-  vae_encoder: network('vae', (b, c) => buildVaeEncoder(b, c.config), (c, requested) => (c.config.force_upcast ? 'float32' : requested)),
+  vae_encoder: network(
+    'vae',
+    (b, c) => buildVaeEncoder(b, c.config),
+    (c, requested) => (c.config.force_upcast ? 'float32' : requested),
+  ),
   unet: network('unet', (b, c, forms) => buildUNet(b, c.config, { forms, file: c.configPath })),
   vae_decoder: network('vae', (b, c, forms) => buildVaeDecoder(b, c.config, { forms })),
 } satisfies Record<string, NetworkEntry>;
@@ -62,13 +66,7 @@ export function defineNetwork(model: SvdModelDir, network: NetworkName, weights:
   return b;
 }
 
-export function buildNetworkFile(
-  modelDir: string | SvdModelDir,
-  network: NetworkName,
-  outPath: string,
-  opts: BuildOptions,
-  onProgress?: (written: number, total: number) => void,
-): SaveResult {
+export function buildNetworkFile(modelDir: string | SvdModelDir, network: NetworkName, outPath: string, opts: BuildOptions, onProgress?: (written: number, total: number) => void): SaveResult {
   const model = typeof modelDir === 'string' ? openModelDir(modelDir) : modelDir;
   const weights = SafetensorsWeights.open(componentOf(model, network).weightsPath);
   try {

@@ -80,9 +80,7 @@ export function convertModel(opts: ConvertOptions): ConvertedModel {
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
     try {
-      const result = buildNetworkFile(model, network, join(tmp, `${network}.onnx`), build, (written, total) =>
-        opts.onEvent?.({ type: 'progress', network, written, total }),
-      );
+      const result = buildNetworkFile(model, network, join(tmp, `${network}.onnx`), build, (written, total) => opts.onEvent?.({ type: 'progress', network, written, total }));
       writeFileSync(join(tmp, 'manifest.json'), JSON.stringify({ network, ...build, source: componentOf(model, network).weightsPath, ...result, modelPath: undefined, dataPath: undefined }, null, 2));
       renameSync(tmp, dir);
       opts.onEvent?.({ type: 'built', network, path, seconds: (performance.now() - started) / 1000, bytes: result.dataBytes + result.modelBytes });

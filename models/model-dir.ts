@@ -69,7 +69,8 @@ export function readConfig<S extends z.ZodType>(path: string, schema: S): { conf
 
 /** Validates the whole directory, reporting every missing file at once. */
 export function openModelDir(root: string): SvdModelDir {
-  if (!existsSync(root)) throw new ModelDirError(`model directory ${root} does not exist; install it first with npm run setup -- --model svd-xt (or --model svd), or pass --model a diffusers SVD repository`);
+  if (!existsSync(root))
+    throw new ModelDirError(`model directory ${root} does not exist; install it first with npm run setup -- --model svd-xt (or --model svd), or pass --model a diffusers SVD repository`);
   const missing: string[] = [];
   const need = (rel: string) => {
     const p = join(root, rel);

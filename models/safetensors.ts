@@ -18,7 +18,10 @@ export interface TensorInfo {
 }
 
 export class SafetensorsError extends Error {
-  constructor(readonly file: string, problem: string) {
+  constructor(
+    readonly file: string,
+    problem: string,
+  ) {
     super(`${file}: ${problem}`);
     this.name = 'SafetensorsError';
   }
@@ -36,7 +39,13 @@ export class SafetensorsFile {
   private fd: number | undefined;
   private readonly dataStart: number;
 
-  private constructor(readonly path: string, fd: number, tensors: Map<string, TensorInfo>, metadata: Record<string, string>, dataStart: number) {
+  private constructor(
+    readonly path: string,
+    fd: number,
+    tensors: Map<string, TensorInfo>,
+    metadata: Record<string, string>,
+    dataStart: number,
+  ) {
     this.fd = fd;
     this.tensors = tensors;
     this.metadata = metadata;
@@ -130,7 +139,11 @@ function parseHeader(path: string, fd: number) {
     }
     const parsed = entrySchema.safeParse(value);
     if (!parsed.success) throw new SafetensorsError(path, `tensor "${name}" has a malformed header entry: ${formatError(parsed.error)}`);
-    const { dtype, shape, data_offsets: [begin, end] } = parsed.data;
+    const {
+      dtype,
+      shape,
+      data_offsets: [begin, end],
+    } = parsed.data;
     if (!(dtype in BYTES)) throw new SafetensorsError(path, `tensor "${name}" has dtype ${dtype}; only F32, F16, BF16 and U8 are supported`);
     const bytes = shape.reduce((a, b) => a * b, 1) * BYTES[dtype as StoredDType];
     if (end < begin) throw new SafetensorsError(path, `tensor "${name}" has data_offsets [${begin}, ${end}] that end before they begin`);

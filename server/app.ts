@@ -44,13 +44,19 @@ export interface AppOptions {
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
 
 /** The multipart fields next to the image. */
-const jobFormSchema = z.strictObject({ settings: z.string().optional() }, { error: (i) => (i.code === 'unrecognized_keys' ? `unexpected form field ${i.keys.join(', ')}; send only "image" and "settings"` : 'send "settings" once, as a JSON text field') });
+const jobFormSchema = z.strictObject(
+  { settings: z.string().optional() },
+  { error: (i) => (i.code === 'unrecognized_keys' ? `unexpected form field ${i.keys.join(', ')}; send only "image" and "settings"` : 'send "settings" once, as a JSON text field') },
+);
 const rerunBodySchema = z.object({ settings: z.record(z.string(), z.unknown()).optional() }, { error: 'the body must be a JSON object like {"settings": {...}}' }).optional();
 const jobIdArg = z.string().regex(JOB_ID);
 
@@ -127,7 +133,11 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
     if (!parsed.success) throw new HttpError(400, `bad settings: ${formatError(parsed.error)}`);
     checkModel(parsed.data.model);
     const png = await normaliseUpload(req.file.buffer);
-    const ext = (req.file.originalname.split('.').pop() ?? 'bin').toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 5) || 'bin';
+    const ext =
+      (req.file.originalname.split('.').pop() ?? 'bin')
+        .toLowerCase()
+        .replace(/[^a-z0-9]/g, '')
+        .slice(0, 5) || 'bin';
     const job = service.submit({ png, original: { name: `original.${ext}`, data: req.file.buffer } }, parsed.data);
     res.status(202).json({ id: job.id, position: service.position(job.id) });
   });
@@ -167,7 +177,10 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
     const name = job.videos[ext];
     if (!name) {
       if (job.status !== 'done') throw new HttpError(404, `job ${job.id} is ${job.status}; no video yet`);
-      throw new HttpError(404, job.settings.formats.includes(ext) ? `the ${ext} of job ${job.id} is no longer on the server; run the job again` : `job ${job.id} was not asked for ${ext}; run it again with that format`);
+      throw new HttpError(
+        404,
+        job.settings.formats.includes(ext) ? `the ${ext} of job ${job.id} is no longer on the server; run the job again` : `job ${job.id} was not asked for ${ext}; run it again with that format`,
+      );
     }
     if (req.query.download !== undefined) res.attachment(`svd-${job.id}.${ext}`);
     sendJobFile(res, service.store.file(job.id, name));
@@ -276,5 +289,7 @@ async function normaliseUpload(data: Buffer): Promise<Uint8Array> {
   const img = await decodeImage(data).catch(() => {
     throw new HttpError(415, `the image could not be decoded: the file may be damaged or cut off; ${FORMATS_HINT}`);
   });
-  return sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer();
+  return sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .png()
+    .toBuffer();
 }

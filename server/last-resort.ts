@@ -5,7 +5,7 @@
 export const LAST_RESORT_PREFIX = 'BUG (caught by the last resort, the server keeps running):';
 
 export function installLastResort(log: (line: string) => void = console.error): void {
-  const report = (what: string) => (err: unknown) => log(`${LAST_RESORT_PREFIX} ${what}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  const report = (what: string) => (err: unknown) => log(`${LAST_RESORT_PREFIX} ${what}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   process.on('uncaughtException', report('uncaught exception'));
   process.on('unhandledRejection', report('unhandled promise rejection'));
 }

@@ -93,7 +93,10 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   if (opts.saveDir) for (const line of prepareSaveFolder(opts.saveDir)) log(line);
   const models = discoverModels({ path: modelPath, demo }, opts.modelsRoot);
   const gpus = opts.gpus || (!opts.workers && opts.provider !== 'cpu') ? await nvidiaGpus(10_000) : [];
-  const slots = workerSlots({ gpus: opts.gpus, workers: opts.workers, provider: opts.provider }, gpus.map((g) => g.index));
+  const slots = workerSlots(
+    { gpus: opts.gpus, workers: opts.workers, provider: opts.provider },
+    gpus.map((g) => g.index),
+  );
   log(`starting ${slots.length} inference worker${slots.length > 1 ? 's' : ''}: ${slots.map((s) => s.name).join(', ')}`);
   const pool = new WorkerPool({
     slots,
@@ -192,15 +195,39 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const { values } = parseArgs({
     args: argv,
     options: {
-      model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, 'output-dir': { type: 'string' },
-      'save-dir': { type: 'string' }, token: { type: 'string' }, provider: { type: 'string' }, 'gpu-memory': { type: 'string' }, 'trust-proxy': { type: 'boolean' }, 'job-rate-limit': { type: 'string' }, help: { type: 'boolean' },
-      gpus: { type: 'string' }, workers: { type: 'string' },
+      model: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'output-dir': { type: 'string' },
+      'save-dir': { type: 'string' },
+      token: { type: 'string' },
+      provider: { type: 'string' },
+      'gpu-memory': { type: 'string' },
+      'trust-proxy': { type: 'boolean' },
+      'job-rate-limit': { type: 'string' },
+      help: { type: 'boolean' },
+      gpus: { type: 'string' },
+      workers: { type: 'string' },
     },
   });
   if (values.help) {
     console.log(HELP);
   } else {
-    const input: ServerOptions = { model: values.model, port: values.port, host: values.host, outputDir: values['output-dir'], saveDir: values['save-dir'], token: values.token, provider: values.provider as ServerOptions['provider'], gpuMemory: values['gpu-memory'] as ServerOptions['gpuMemory'], gpus: values.gpus, workers: values.workers, trustProxy: values['trust-proxy'], jobRateLimit: values['job-rate-limit'] as unknown as number, share: share as ServerOptions['share'] };
+    const input: ServerOptions = {
+      model: values.model,
+      port: values.port,
+      host: values.host,
+      outputDir: values['output-dir'],
+      saveDir: values['save-dir'],
+      token: values.token,
+      provider: values.provider as ServerOptions['provider'],
+      gpuMemory: values['gpu-memory'] as ServerOptions['gpuMemory'],
+      gpus: values.gpus,
+      workers: values.workers,
+      trustProxy: values['trust-proxy'],
+      jobRateLimit: values['job-rate-limit'] as unknown as number,
+      share: share as ServerOptions['share'],
+    };
     const parsed = optionsSchema.safeParse(input);
     if (!parsed.success) {
       console.error(`error: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}\n\n${HELP}`);

@@ -74,7 +74,11 @@ export class LocalTunnel extends EventEmitter<TunnelEvents> {
       if (gen !== this.generation || this.closed) return;
       this.url = info.url;
       this.backoff = 1000;
-      const password = this.opts.passwordUrl ? await fetch(this.opts.passwordUrl, { signal: AbortSignal.timeout(10_000) }).then((r) => r.text()).catch(() => undefined) : undefined;
+      const password = this.opts.passwordUrl
+        ? await fetch(this.opts.passwordUrl, { signal: AbortSignal.timeout(10_000) })
+            .then((r) => r.text())
+            .catch(() => undefined)
+        : undefined;
       // The password is the machine's public address; anything else is not printed.
       this.emit('ready', { url: info.url, password: z.union([z.ipv4(), z.ipv6()]).safeParse(password?.trim()).data });
     } catch (err) {
@@ -138,7 +142,10 @@ export class CloudflaredTunnel extends EventEmitter<TunnelEvents> {
   private closed = false;
   private backoff = 1000;
 
-  constructor(private readonly localPort: number, private readonly binary = 'cloudflared') {
+  constructor(
+    private readonly localPort: number,
+    private readonly binary = 'cloudflared',
+  ) {
     super();
   }
 

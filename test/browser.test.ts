@@ -69,7 +69,8 @@ async function cancelAll() {
 /** Pairs of visible controls whose boxes overlap, and controls that stick out of the viewport's width. */
 async function geometryProblems(page: Page): Promise<{ overlaps: string[]; overflow: string[]; narrowInputs: string[]; unlabelled: string[] }> {
   return page.evaluate(() => {
-    const name = (e: Element) => `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''}${e.getAttribute('data-testid') ? `[${e.getAttribute('data-testid')}]` : ''}${e.textContent?.trim() ? ` "${e.textContent.trim().slice(0, 30)}"` : ''}`;
+    const name = (e: Element) =>
+      `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''}${e.getAttribute('data-testid') ? `[${e.getAttribute('data-testid')}]` : ''}${e.textContent?.trim() ? ` "${e.textContent.trim().slice(0, 30)}"` : ''}`;
     const controls = [...document.querySelectorAll('button, input, select, textarea, a, summary, [role=slider], video, progress')]
       .map((e) => ({ e, r: e.getBoundingClientRect() }))
       .filter(({ e, r }) => r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden');
@@ -87,9 +88,7 @@ async function geometryProblems(page: Page): Promise<{ overlaps: string[]; overf
     if (document.documentElement.scrollWidth > window.innerWidth) overflow.push(`page is ${document.documentElement.scrollWidth} px wide`);
     const narrowInputs = controls.filter(({ e, r }) => e instanceof HTMLInputElement && e.type === 'text' && r.width < 90).map(({ e, r }) => `${name(e)} ${Math.round(r.width)} px`);
     // every field has a label a screen reader can read
-    const unlabelled = controls
-      .filter(({ e }) => (e instanceof HTMLInputElement || e instanceof HTMLSelectElement) && !e.labels?.length && !e.getAttribute('aria-label'))
-      .map(({ e }) => name(e));
+    const unlabelled = controls.filter(({ e }) => (e instanceof HTMLInputElement || e instanceof HTMLSelectElement) && !e.labels?.length && !e.getAttribute('aria-label')).map(({ e }) => name(e));
     return { overlaps, overflow, narrowInputs, unlabelled };
   });
 }
@@ -219,7 +218,10 @@ describe('the page', () => {
       const page = await pageWithImage({}, viewport);
       await page.click('[data-testid=run]');
       await page.locator('[data-testid=result-video]').waitFor({ timeout: 90_000 });
-      await page.locator('[data-testid=history-thumb]').first().evaluate((i: HTMLImageElement) => i.decode());
+      await page
+        .locator('[data-testid=history-thumb]')
+        .first()
+        .evaluate((i: HTMLImageElement) => i.decode());
       await page.evaluate(() => window.scrollTo(0, 0));
       await page.screenshot({ path: join(SHOTS, `page-${name}.png`), fullPage: true });
       await openAdvanced(page);
@@ -254,7 +256,7 @@ describe('the page', () => {
     await page.close();
   });
 
-  it('keeps the first job\'s progress in view when a second one is queued', async () => {
+  it("keeps the first job's progress in view when a second one is queued", async () => {
     const page = await pageWithImage(LONG);
     await page.click('[data-testid=run]');
     await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
@@ -293,7 +295,9 @@ describe('the page', () => {
     await page.locator('[data-testid=result-video]').waitFor({ timeout: 60_000 });
     // Something else in the form, another image, another crop…
     const other = join(tempDir(), 'other.png');
-    await sharp({ create: { width: 300, height: 600, channels: 3, background: '#2a6' } }).png().toFile(other);
+    await sharp({ create: { width: 300, height: 600, channels: 3, background: '#2a6' } })
+      .png()
+      .toFile(other);
     await page.setInputFiles('[data-testid=file-input]', other);
     await expect.poll(() => page.locator('.crop img').evaluate((i: HTMLImageElement) => i.naturalWidth)).toBe(300);
     await fill(page, { motionBucket: 10, seed: '', width: 256 });
@@ -373,7 +377,9 @@ describe('the page', () => {
 
   it('keeps a portrait model-input preview small and the crop window on a tall photo', async () => {
     const tall = join(tempDir(), 'tall.png');
-    await sharp({ create: { width: 600, height: 1800, channels: 3, background: '#2a6' } }).png().toFile(tall);
+    await sharp({ create: { width: 600, height: 1800, channels: 3, background: '#2a6' } })
+      .png()
+      .toFile(tall);
     const page = await openPage(PHONE);
     await page.setInputFiles('[data-testid=file-input]', tall);
     await fill(page, { width: 576, height: 1024 });

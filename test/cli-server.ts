@@ -23,10 +23,12 @@ export async function startCliServer(args: string[], opts: { token?: string; rea
   let exited = false;
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exit = new Promise<void>((ok) => proc.once('exit', () => {
-    exited = true;
-    ok();
-  }));
+  const exit = new Promise<void>((ok) =>
+    proc.once('exit', () => {
+      exited = true;
+      ok();
+    }),
+  );
   const server: CliServer = {
     url: '',
     proc,
@@ -85,7 +87,11 @@ export function send(base: string, method: string, path: string, opts: { headers
 export function multipart(parts: { name: string; filename?: string; data: string | Uint8Array }[], boundary = 'hostile-boundary-1234'): { body: Buffer; contentType: string } {
   const chunks: Buffer[] = [];
   for (const p of parts) {
-    chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${p.name}"${p.filename !== undefined ? `; filename="${p.filename}"` : ''}\r\n${p.filename !== undefined ? 'Content-Type: application/octet-stream\r\n' : ''}\r\n`));
+    chunks.push(
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="${p.name}"${p.filename !== undefined ? `; filename="${p.filename}"` : ''}\r\n${p.filename !== undefined ? 'Content-Type: application/octet-stream\r\n' : ''}\r\n`,
+      ),
+    );
     chunks.push(Buffer.from(p.data));
     chunks.push(Buffer.from('\r\n'));
   }

@@ -68,7 +68,9 @@ describe('finding the libraries', () => {
     expect(cudaReadiness(d, 'launched')).toEqual({});
     expect(cudaLibraryEnv(m.env(env))).toEqual({ LD_LIBRARY_PATH: [driver, dirs.cublas, dirs.curand, dirs.runtime, dirs.cudnn].join(':') });
     // a process started without them cannot load them, and is told how to start
-    expect(cudaReadiness(d, 'process').suspect).toMatch(/^libcublasLt\.so\.12, libcublas\.so\.12, libcurand\.so\.10, libcudart\.so\.12 and libcudnn\.so\.9 are installed \(.*\) but not on this process's library path — start through npm start or npm run svd/);
+    expect(cudaReadiness(d, 'process').suspect).toMatch(
+      /^libcublasLt\.so\.12, libcublas\.so\.12, libcurand\.so\.10, libcudart\.so\.12 and libcudnn\.so\.9 are installed \(.*\) but not on this process's library path — start through npm start or npm run svd/,
+    );
   });
 
   it('once restarted with them on LD_LIBRARY_PATH, needs nothing more and does not look for pip packages', () => {

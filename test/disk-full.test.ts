@@ -115,15 +115,17 @@ fullDisk('a full disk', () => {
     let server: CliServer;
     const out = join(root, 'jobs');
     const png = readFileSync(FIXTURE_INPUT);
-    const form = (settings: object) => multipart([
-      { name: 'image', filename: 'in.png', data: png },
-      { name: 'settings', data: JSON.stringify({ width: 128, height: 64, frames: 12, fps: 8, saveToFolder: false, ...settings }) },
-    ]);
+    const form = (settings: object) =>
+      multipart([
+        { name: 'image', filename: 'in.png', data: png },
+        { name: 'settings', data: JSON.stringify({ width: 128, height: 64, frames: 12, fps: 8, saveToFolder: false, ...settings }) },
+      ]);
     const post = (settings: object) => {
       const f = form(settings);
       return send(server.url, 'POST', 'api/jobs', { headers: { 'content-type': f.contentType }, body: f.body });
     };
-    const job = async (id: string) => JSON.parse((await send(server.url, 'GET', `api/jobs/${id}`)).text) as { status: string; error?: string; videos: Record<string, string>; progress?: { stage: string } };
+    const job = async (id: string) =>
+      JSON.parse((await send(server.url, 'GET', `api/jobs/${id}`)).text) as { status: string; error?: string; videos: Record<string, string>; progress?: { stage: string } };
     const until = async (id: string, done: (j: Awaited<ReturnType<typeof job>>) => boolean) => {
       for (let i = 0; i < 1200; i++) {
         const j = await job(id);

@@ -33,7 +33,9 @@ describe('setup.sh --gpu, its check step', () => {
     const { driver, pip } = colab(m);
     const r = run('bash', ['scripts/setup.sh', '--gpu-check'], m.env({ LD_LIBRARY_PATH: driver }));
     expect(r.out).toContain('NVIDIA driver: 550.54.15, runs CUDA 12.4 at most');
-    expect(r.out).toContain(`CUDA provider: ${m.providerDir}/libonnxruntime_providers_cuda.so, built for CUDA 12; needs libcublasLt.so.12, libcublas.so.12, libcurand.so.10, libcudart.so.12, libcuda.so.1, libcudnn.so.9`);
+    expect(r.out).toContain(
+      `CUDA provider: ${m.providerDir}/libonnxruntime_providers_cuda.so, built for CUDA 12; needs libcublasLt.so.12, libcublas.so.12, libcurand.so.10, libcudart.so.12, libcuda.so.1, libcudnn.so.9`,
+    );
     expect(r.out).toContain(`libcuda.so.1         ${driver}\n`);
     for (const dir of pip) expect(r.out).toContain(`${dir} (added to LD_LIBRARY_PATH by the launcher)`);
     expect(r.out).toContain('CUDA is ready: npm start and npm run svd will use it.');
@@ -53,7 +55,9 @@ describe('setup.sh --gpu, its check step', () => {
     const m = machine({ provider: 13 });
     const { driver } = colab(m);
     const r = run('bash', ['scripts/setup.sh', '--gpu-check'], m.env({ LD_LIBRARY_PATH: driver }));
-    expect(r.out).toMatch(/CUDA cannot run here yet: the CUDA provider is built for CUDA 13, which needs NVIDIA driver 580\.65\.06 or newer; .*; libcublasLt\.so\.13, libcublas\.so\.13 and libcudart\.so\.13 not found — install cuBLAS and the CUDA runtime for CUDA 13 \(pip install nvidia-cublas==13\.\* nvidia-cuda-runtime==13\.\*\); installed but of another version: libcublasLt\.so\.12/);
+    expect(r.out).toMatch(
+      /CUDA cannot run here yet: the CUDA provider is built for CUDA 13, which needs NVIDIA driver 580\.65\.06 or newer; .*; libcublasLt\.so\.13, libcublas\.so\.13 and libcudart\.so\.13 not found — install cuBLAS and the CUDA runtime for CUDA 13 \(pip install nvidia-cublas==13\.\* nvidia-cuda-runtime==13\.\*\); installed but of another version: libcublasLt\.so\.12/,
+    );
     expect(r.code).toBe(1);
   });
 
@@ -68,7 +72,10 @@ describe('setup.sh --gpu, its check step', () => {
 describe('the launcher (npm start, npm run svd)', () => {
   const entry = (m: FakeMachine) => {
     const path = join(m.root, 'entry.mjs');
-    writeFileSync(path, 'console.log(JSON.stringify({ ld: process.env.LD_LIBRARY_PATH ?? null, restarted: process.env.SVD_CUDA_LIBRARY_PATH_SET ?? null, args: process.argv.slice(2) }));\nprocess.exitCode = 7;\n');
+    writeFileSync(
+      path,
+      'console.log(JSON.stringify({ ld: process.env.LD_LIBRARY_PATH ?? null, restarted: process.env.SVD_CUDA_LIBRARY_PATH_SET ?? null, args: process.argv.slice(2) }));\nprocess.exitCode = 7;\n',
+    );
     return path;
   };
   const launch = (m: FakeMachine, env: NodeJS.ProcessEnv) => {
@@ -93,7 +100,7 @@ describe('the launcher (npm start, npm run svd)', () => {
   });
 });
 
-describe('the server\'s worker processes', () => {
+describe("the server's worker processes", () => {
   it('start with the CUDA library folders on LD_LIBRARY_PATH when the server was not started through the launcher', async () => {
     const { workerEnv } = await import('../server/workers/pool.js');
     const m = machine({ provider: 12 });
@@ -118,7 +125,26 @@ describe('a CPU-only run of the CLI', () => {
       // npm run svd from the sources (test/packaging.test.ts runs the compiled one)
       const r = spawnSync(
         'node_modules/.bin/tsx',
-        ['cli/launch.ts', 'cli/svd.ts', 'generate', '--model', 'demo/svd-tiny/model', '--image', 'demo/svd-tiny/input.png', '--width', '64', '--height', '64', '--frames', '2', '--steps', '1', '--frames-out', out, ...extra],
+        [
+          'cli/launch.ts',
+          'cli/svd.ts',
+          'generate',
+          '--model',
+          'demo/svd-tiny/model',
+          '--image',
+          'demo/svd-tiny/input.png',
+          '--width',
+          '64',
+          '--height',
+          '64',
+          '--frames',
+          '2',
+          '--steps',
+          '1',
+          '--frames-out',
+          out,
+          ...extra,
+        ],
         { env, encoding: 'utf8', timeout: 120_000 },
       );
       expect(r.status, r.stderr).toBe(0);
@@ -129,7 +155,7 @@ describe('a CPU-only run of the CLI', () => {
   };
   const noise = /\[E:onnxruntime|Failed to load library|vkCreateInstance|onnxruntime_src|\x1b\[/;
 
-  it('prints one plain provider line, none of onnxruntime\'s or Vulkan\'s output', () => {
+  it("prints one plain provider line, none of onnxruntime's or Vulkan's output", () => {
     const out = generate([], process.env);
     const lines = out.split('\n').filter((l) => /provider|CUDA|WebGPU|Vulkan/.test(l) && !l.startsWith('done:'));
     expect(lines).toHaveLength(1);

@@ -157,12 +157,28 @@ describe('static shapes', () => {
     };
     for (const [name, v] of Object.entries(values)) {
       expect(v.shape, name).toEqual(expectShapes[name]);
-      b.output(v, name, v.shape!.map((d, i) => d ?? `${name}_${i}`));
+      b.output(
+        v,
+        name,
+        v.shape!.map((d, i) => d ?? `${name}_${i}`),
+      );
     }
     const feeds = {
-      x: new ort.Tensor('float32', new Float32Array(2 * 6 * 5 * 7).map((_, i) => Math.sin(i)), [2, 6, 5, 7]),
-      t: new ort.Tensor('float32', new Float32Array(2 * 5 * 8).map((_, i) => Math.cos(i)), [2, 5, 8]),
-      fixed: new ort.Tensor('float32', new Float32Array(2 * 6 * 5 * 7).map((_, i) => Math.sin(i)), [2, 6, 5, 7]),
+      x: new ort.Tensor(
+        'float32',
+        new Float32Array(2 * 6 * 5 * 7).map((_, i) => Math.sin(i)),
+        [2, 6, 5, 7],
+      ),
+      t: new ort.Tensor(
+        'float32',
+        new Float32Array(2 * 5 * 8).map((_, i) => Math.cos(i)),
+        [2, 5, 8],
+      ),
+      fixed: new ort.Tensor(
+        'float32',
+        new Float32Array(2 * 6 * 5 * 7).map((_, i) => Math.sin(i)),
+        [2, 6, 5, 7],
+      ),
     };
     const out = await run(b, feeds);
     for (const [name, v] of Object.entries(values)) {

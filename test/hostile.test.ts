@@ -29,7 +29,7 @@ const small = { width: 128, height: 64, frames: 3, steps: 2, fps: 8, saveToFolde
 let nextAddress = 0;
 const freshAddress = () => {
   nextAddress++;
-  return `127.0.${1 + (nextAddress >> 8)}.${1 + (nextAddress & 0xff) % 254}`;
+  return `127.0.${1 + (nextAddress >> 8)}.${1 + ((nextAddress & 0xff) % 254)}`;
 };
 
 /** A client error: 4xx, and a JSON body whose "error" is one plain sentence (no stack, no path). */
@@ -160,24 +160,32 @@ describe('hostile input against the server process', () => {
   });
 
   describe('REST routes', () => {
-    const routes = (id: string) => [
-      ['GET', 'api/health'],
-      ['GET', 'api/jobs'],
-      ['POST', 'api/jobs'],
-      ['GET', `api/jobs/${id}`],
-      ['DELETE', `api/jobs/${id}`],
-      ['POST', `api/jobs/${id}/rerun`],
-      ['GET', `api/jobs/${id}/input.png`],
-      ['GET', `api/jobs/${id}/video.mp4`],
-      ['GET', `api/jobs/${id}/video.webm`],
-    ] as const;
+    const routes = (id: string) =>
+      [
+        ['GET', 'api/health'],
+        ['GET', 'api/jobs'],
+        ['POST', 'api/jobs'],
+        ['GET', `api/jobs/${id}`],
+        ['DELETE', `api/jobs/${id}`],
+        ['POST', `api/jobs/${id}/rerun`],
+        ['GET', `api/jobs/${id}/input.png`],
+        ['GET', `api/jobs/${id}/video.mp4`],
+        ['GET', `api/jobs/${id}/video.webm`],
+      ] as const;
 
     it('every route refuses requests without the token or with a malformed one', async () => {
       const tokenish = fc.oneof(fc.string({ maxLength: 80 }), fc.string({ unit: 'binary', maxLength: 40 }), fc.constantFrom('%E0%A4%A', '%', '%00', 'a'.repeat(5000), TOKEN.slice(0, -1)));
       await fc.assert(
         fc.asyncProperty(fc.constantFrom(...routes(jobId)), fc.constantFrom('authorization', 'x-access-token', 'cookie', 'query'), tokenish, async ([method, path], where, value) => {
           const v = encodeURIComponent(value);
-          const headers: Record<string, string> = where === 'authorization' ? { authorization: `Bearer ${v}` } : where === 'x-access-token' ? { 'x-access-token': v } : where === 'cookie' ? { cookie: `svd_token=${value.replace(/[^\x21-\x7e]/g, '')}` } : {};
+          const headers: Record<string, string> =
+            where === 'authorization'
+              ? { authorization: `Bearer ${v}` }
+              : where === 'x-access-token'
+                ? { 'x-access-token': v }
+                : where === 'cookie'
+                  ? { cookie: `svd_token=${value.replace(/[^\x21-\x7e]/g, '')}` }
+                  : {};
           const r = await send(server.url, method, where === 'query' ? `${path}?token=${v}` : path, { headers, from: freshAddress() });
           expect([400, 401]).toContain(r.status);
           expectClientError(r, `${method} ${path} ${where}=${v.slice(0, 40)}`);
@@ -196,16 +204,42 @@ describe('hostile input against the server process', () => {
         fc.constantFrom('%E0%A4%A', '%', '..%2F..%2Fetc%2Fpasswd', '%2e%2e', '%00', 'a'.repeat(16), 'A'.repeat(16), jobId.toUpperCase(), `${jobId}%00`, 'x'.repeat(4000)),
       );
       await fc.assert(
-        fc.asyncProperty(ids, fc.constantFrom('', '/rerun', '/input.png', '/video.mp4', '/video.avi', '/video.', '/video.%E0%A4%A', '/x/y'), fc.constantFrom('GET', 'DELETE', 'POST', 'PUT', 'PATCH'), async (id, tail, method) => {
-          const r = await send(server.url, method, `api/jobs/${id}${tail}`, { headers: { ...auth, 'content-type': 'application/json' }, body: method === 'POST' ? '{}' : undefined });
-          expectClientError(r, `${method} ${id.slice(0, 40)}${tail}`);
-        }),
+        fc.asyncProperty(
+          ids,
+          fc.constantFrom('', '/rerun', '/input.png', '/video.mp4', '/video.avi', '/video.', '/video.%E0%A4%A', '/x/y'),
+          fc.constantFrom('GET', 'DELETE', 'POST', 'PUT', 'PATCH'),
+          async (id, tail, method) => {
+            const r = await send(server.url, method, `api/jobs/${id}${tail}`, { headers: { ...auth, 'content-type': 'application/json' }, body: method === 'POST' ? '{}' : undefined });
+            expectClientError(r, `${method} ${id.slice(0, 40)}${tail}`);
+          },
+        ),
         { numRuns: 150 },
       );
     });
 
     it('POST /api/jobs: settings of every wrong type and size are 4xx', async () => {
-      const keys = ['width', 'height', 'resize', 'cropX', 'cropY', 'frames', 'steps', 'sigmas', 'fps', 'motionBucket', 'noiseAug', 'minGuidance', 'maxGuidance', 'decodeChunk', 'seed', 'formats', 'loops', 'pingPong', 'saveToFolder', 'model'];
+      const keys = [
+        'width',
+        'height',
+        'resize',
+        'cropX',
+        'cropY',
+        'frames',
+        'steps',
+        'sigmas',
+        'fps',
+        'motionBucket',
+        'noiseAug',
+        'minGuidance',
+        'maxGuidance',
+        'decodeChunk',
+        'seed',
+        'formats',
+        'loops',
+        'pingPong',
+        'saveToFolder',
+        'model',
+      ];
       const settings = fc.oneof(
         fc.dictionary(fc.constantFrom(...keys), fc.jsonValue({ maxDepth: 2 }), { minKeys: 1, maxKeys: 4 }).map((d) => JSON.stringify(d)),
         fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
@@ -232,15 +266,56 @@ describe('hostile input against the server process', () => {
         ['json', 'application/json', JSON.stringify(small)],
         ['urlencoded', 'application/x-www-form-urlencoded', 'settings=%7B%7D'],
         ['text', 'text/plain', 'hello'],
-        ['settings twice', good.contentType, multipart([{ name: 'image', filename: 'a.png', data: png }, { name: 'settings', data: '{}' }, { name: 'settings', data: '{"steps": 9000}' }]).body],
-        ['two images', good.contentType, multipart([{ name: 'image', filename: 'a.png', data: png }, { name: 'image', filename: 'b.png', data: png }]).body],
+        [
+          'settings twice',
+          good.contentType,
+          multipart([
+            { name: 'image', filename: 'a.png', data: png },
+            { name: 'settings', data: '{}' },
+            { name: 'settings', data: '{"steps": 9000}' },
+          ]).body,
+        ],
+        [
+          'two images',
+          good.contentType,
+          multipart([
+            { name: 'image', filename: 'a.png', data: png },
+            { name: 'image', filename: 'b.png', data: png },
+          ]).body,
+        ],
         ['image under another name', good.contentType, multipart([{ name: 'picture', filename: 'a.png', data: png }]).body],
-        ['extra field', good.contentType, multipart([{ name: 'image', filename: 'a.png', data: png }, { name: 'evil', data: 'x' }]).body],
+        [
+          'extra field',
+          good.contentType,
+          multipart([
+            { name: 'image', filename: 'a.png', data: png },
+            { name: 'evil', data: 'x' },
+          ]).body,
+        ],
         ['image as a plain field', good.contentType, multipart([{ name: 'image', data: 'abc' }]).body],
-        ['huge field', good.contentType, multipart([{ name: 'image', filename: 'a.png', data: png }, { name: 'settings', data: 'x'.repeat(100_000) }]).body],
+        [
+          'huge field',
+          good.contentType,
+          multipart([
+            { name: 'image', filename: 'a.png', data: png },
+            { name: 'settings', data: 'x'.repeat(100_000) },
+          ]).body,
+        ],
         ['many parts', good.contentType, multipart(Array.from({ length: 50 }, (_, i) => ({ name: `f${i}`, data: 'x' }))).body],
-        ['prototype keys', good.contentType, multipart([{ name: 'image', filename: 'a.png', data: png }, { name: '__proto__[polluted]', data: '1' }, { name: 'settings[__proto__][width]', data: '64' }]).body],
-        ['svg', good.contentType, multipart([{ name: 'image', filename: 'a.svg', data: '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><image href="file:///etc/passwd"/></svg>' }]).body],
+        [
+          'prototype keys',
+          good.contentType,
+          multipart([
+            { name: 'image', filename: 'a.png', data: png },
+            { name: '__proto__[polluted]', data: '1' },
+            { name: 'settings[__proto__][width]', data: '64' },
+          ]).body,
+        ],
+        [
+          'svg',
+          good.contentType,
+          multipart([{ name: 'image', filename: 'a.svg', data: '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><image href="file:///etc/passwd"/></svg>' }]).body,
+        ],
       ];
       for (const [what, type, body] of bodies) expectClientError(await send(server.url, 'POST', 'api/jobs', { headers: { ...auth, 'content-type': type }, body }), what);
       await fc.assert(
@@ -323,14 +398,23 @@ describe('hostile input against the server process', () => {
       const socket = await connectIo(server.url);
       try {
         await fc.assert(
-          fc.asyncProperty(fc.constantFrom('watch', 'unwatch', 'job', 'history', 'preview', 'error', 'x'.repeat(300)), fc.array(fc.jsonValue({ maxDepth: 3 }), { maxLength: 4 }), fc.boolean(), async (event, args, withAck) => {
-            if (!withAck) return void socket.emit(event, ...args);
-            const reply = (await socket.timeout(500).emitWithAck(event, ...args).catch(() => 'no reply')) as { error?: string } | string;
-            const goodWatch = event === 'watch' && args.length === 1 && args[0] === jobId;
-            if (event === 'watch' || event === 'unwatch') {
-              if (!goodWatch && !(event === 'unwatch' && args.length === 1 && typeof args[0] === 'string' && /^[a-z0-9]{16}$/.test(args[0]))) expect(reply, JSON.stringify(args).slice(0, 80)).toMatchObject({ error: expect.any(String) });
-            } else expect(reply).toBe('no reply');
-          }),
+          fc.asyncProperty(
+            fc.constantFrom('watch', 'unwatch', 'job', 'history', 'preview', 'error', 'x'.repeat(300)),
+            fc.array(fc.jsonValue({ maxDepth: 3 }), { maxLength: 4 }),
+            fc.boolean(),
+            async (event, args, withAck) => {
+              if (!withAck) return void socket.emit(event, ...args);
+              const reply = (await socket
+                .timeout(500)
+                .emitWithAck(event, ...args)
+                .catch(() => 'no reply')) as { error?: string } | string;
+              const goodWatch = event === 'watch' && args.length === 1 && args[0] === jobId;
+              if (event === 'watch' || event === 'unwatch') {
+                if (!goodWatch && !(event === 'unwatch' && args.length === 1 && typeof args[0] === 'string' && /^[a-z0-9]{16}$/.test(args[0])))
+                  expect(reply, JSON.stringify(args).slice(0, 80)).toMatchObject({ error: expect.any(String) });
+              } else expect(reply).toBe('no reply');
+            },
+          ),
           { numRuns: 80 },
         );
         expect(socket.connected).toBe(true);
@@ -341,7 +425,24 @@ describe('hostile input against the server process', () => {
     });
 
     it('malformed socket.io packets close only that connection', async () => {
-      for (const packet of ['42[', '42{"a":1}', '42["watch","a",5]', '421["watch"]', '42[1,2]', '4x', '9', '', '43["x"]', '451-["watch",{"_placeholder":true,"num":0}]', '42[{"toString":"x"}]', '42["error",{}]', '42["disconnect"]', '42["newListener","watch"]', '42["__proto__"]', '42["constructor"]']) {
+      for (const packet of [
+        '42[',
+        '42{"a":1}',
+        '42["watch","a",5]',
+        '421["watch"]',
+        '42[1,2]',
+        '4x',
+        '9',
+        '',
+        '43["x"]',
+        '451-["watch",{"_placeholder":true,"num":0}]',
+        '42[{"toString":"x"}]',
+        '42["error",{}]',
+        '42["disconnect"]',
+        '42["newListener","watch"]',
+        '42["__proto__"]',
+        '42["constructor"]',
+      ]) {
         const reply = await rawSocket(server.url, [`40{"token":"${TOKEN}"}`, packet]);
         expect(reply, packet).not.toMatch(/HTTP 5/);
       }

@@ -1,4 +1,3 @@
-
 import { describe, expect, it } from 'vitest';
 import { planMemory, MemoryPlanError } from '../models/pipeline/memory-plan.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
@@ -36,7 +35,9 @@ describe('planMemory (CUDA estimates)', () => {
 
   it('refuses a job that cannot fit with the stage and what to lower', () => {
     expect(() => planMemory(5 * 1024, xt(25), XT)).toThrow(MemoryPlanError);
-    expect(() => planMemory(5 * 1024, xt(25), XT)).toThrow(/Not enough GPU memory for sampling: the UNet needs about [\d.]+ GiB for 25 frames at 1024x576, and 5.0 GiB is free\. Lower the frames or the resolution/);
+    expect(() => planMemory(5 * 1024, xt(25), XT)).toThrow(
+      /Not enough GPU memory for sampling: the UNet needs about [\d.]+ GiB for 25 frames at 1024x576, and 5.0 GiB is free\. Lower the frames or the resolution/,
+    );
     // Sampling fits in 8 GiB with the batch split, one decoded frame at 2048x2048 does not.
     expect(() => planMemory(8 * 1024, { width: 2048, height: 2048, frames: 2, videos: 2, decodeChunk: 1 }, XT)).toThrow(/Not enough GPU memory for decoding: one frame at 2048x2048 needs about/);
   });

@@ -27,9 +27,7 @@ describe('model directory reader', () => {
     const dir = fixtureCopy();
     rmSync(join(dir, 'unet/diffusion_pytorch_model.fp16.safetensors'));
     rmSync(join(dir, 'scheduler/scheduler_config.json'));
-    expect(() => openModelDir(dir)).toThrow(
-      /incomplete; missing: scheduler\/scheduler_config\.json, unet\/diffusion_pytorch_model\.fp16\.safetensors or diffusion_pytorch_model\.safetensors/,
-    );
+    expect(() => openModelDir(dir)).toThrow(/incomplete; missing: scheduler\/scheduler_config\.json, unet\/diffusion_pytorch_model\.fp16\.safetensors or diffusion_pytorch_model\.safetensors/);
     expect(() => openModelDir(join(dir, 'nope'))).toThrow(/does not exist/);
   });
 

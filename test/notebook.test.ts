@@ -18,7 +18,8 @@ describe('Colab notebook', () => {
       if (c.cell_type === 'code') expect(c.outputs).toEqual([]);
     }
     const form = code[0].source.join('');
-    for (const field of ['model = "svd-xt" #@param', 'save_to_drive = True #@param', 'drive_folder = "AI_PICS/img2vid" #@param', 'share = "localtunnel" #@param', 'password = "" #@param']) expect(form).toContain(field);
+    for (const field of ['model = "svd-xt" #@param', 'save_to_drive = True #@param', 'drive_folder = "AI_PICS/img2vid" #@param', 'share = "localtunnel" #@param', 'password = "" #@param'])
+      expect(form).toContain(field);
   });
 
   it('runs exactly the commands of the README', () => {

@@ -136,8 +136,7 @@ describe('providers', () => {
 });
 
 describe('video files', () => {
-  const probe = (path: string) =>
-    JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name,width,height,nb_frames,pix_fmt', '-of', 'json', path]).toString()).streams[0];
+  const probe = (path: string) => JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name,width,height,nb_frames,pix_fmt', '-of', 'json', path]).toString()).streams[0];
   const video = () => {
     const rgb = new Uint8Array(3 * 64 * 128 * 3).map((_, i) => (i * 7) % 256);
     return { rgb, frameCount: 3, width: 128, height: 64, fps: 7 };
@@ -169,9 +168,41 @@ describe('command line', () => {
     const dir = tempDir();
     const out = join(dir, 'frames.safetensors');
     const r = npmRun([
-      'generate', '--model', FIXTURE_MODEL, '--image', FIXTURE_INPUT, '--width', '128', '--height', '64', '--frames', '5', '--steps', '4',
-      '--fps', '7', '--motion-bucket', '127', '--noise-aug', '0.02', '--min-guidance', '1', '--max-guidance', '3', '--decode-chunk', '2',
-      '--resize', 'stretch', '--provider', 'cpu', '--dtype', 'fp32', '--noise-file', join(FIXTURE, 'golden.safetensors'), '--frames-out', out,
+      'generate',
+      '--model',
+      FIXTURE_MODEL,
+      '--image',
+      FIXTURE_INPUT,
+      '--width',
+      '128',
+      '--height',
+      '64',
+      '--frames',
+      '5',
+      '--steps',
+      '4',
+      '--fps',
+      '7',
+      '--motion-bucket',
+      '127',
+      '--noise-aug',
+      '0.02',
+      '--min-guidance',
+      '1',
+      '--max-guidance',
+      '3',
+      '--decode-chunk',
+      '2',
+      '--resize',
+      'stretch',
+      '--provider',
+      'cpu',
+      '--dtype',
+      'fp32',
+      '--noise-file',
+      join(FIXTURE, 'golden.safetensors'),
+      '--frames-out',
+      out,
     ]);
     expect(r.status, r.stderr).toBe(0);
     const f = SafetensorsFile.open(out);
@@ -181,7 +212,27 @@ describe('command line', () => {
 
   it('writes an mp4 and reports the seed', () => {
     const out = join(tempDir(), 'clip.mp4');
-    const r = npmRun(['generate', '--model', FIXTURE_MODEL, '--image', FIXTURE_INPUT, '--width', '128', '--height', '64', '--frames', '3', '--steps', '2', '--seed', '77', '--provider', 'cpu', '--out', out]);
+    const r = npmRun([
+      'generate',
+      '--model',
+      FIXTURE_MODEL,
+      '--image',
+      FIXTURE_INPUT,
+      '--width',
+      '128',
+      '--height',
+      '64',
+      '--frames',
+      '3',
+      '--steps',
+      '2',
+      '--seed',
+      '77',
+      '--provider',
+      'cpu',
+      '--out',
+      out,
+    ]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/seed 77/);
     expect(existsSync(out)).toBe(true);

@@ -25,7 +25,9 @@ describe('image preparation', () => {
     // Left half red, right half blue, 256x128.
     const raw = Buffer.alloc(256 * 128 * 3);
     for (let y = 0; y < 128; y++) for (let x = 0; x < 256; x++) raw.set(x < 128 ? [255, 0, 0] : [0, 0, 255], (y * 256 + x) * 3);
-    const png = await sharp(raw, { raw: { width: 256, height: 128, channels: 3 } }).png().toBuffer();
+    const png = await sharp(raw, { raw: { width: 256, height: 128, channels: 3 } })
+      .png()
+      .toBuffer();
     const px = (img: { data: Uint8Array; width: number }, x: number, y: number) => [...img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3)];
     const left = await prepareImage(png, { width: 64, height: 64, mode: 'crop', x: 0 });
     expect(px(left, 32, 32)).toEqual([255, 0, 0]);
@@ -40,15 +42,24 @@ describe('image preparation', () => {
   });
 
   it('applies EXIF orientation, flattens alpha on white and reads the first GIF frame', async () => {
-    const tall = await sharp({ create: { width: 20, height: 40, channels: 3, background: '#00ff00' } }).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    const tall = await sharp({ create: { width: 20, height: 40, channels: 3, background: '#00ff00' } })
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
     const upright = await decodeImage(tall);
     expect([upright.width, upright.height]).toEqual([40, 20]);
-    const clear = await sharp({ create: { width: 8, height: 8, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer();
+    const clear = await sharp({ create: { width: 8, height: 8, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } })
+      .png()
+      .toBuffer();
     expect([...(await decodeImage(clear)).data.subarray(0, 3)]).toEqual([255, 255, 255]);
-    const gif = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#ff0000' } }).gif().toBuffer();
+    const gif = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#ff0000' } })
+      .gif()
+      .toBuffer();
     expect((await decodeImage(gif)).width).toBe(8);
     for (const fmt of ['webp', 'tiff', 'avif'] as const) {
-      const buf = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#808080' } })[fmt]().toBuffer();
+      const buf = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#808080' } })
+        [fmt]()
+        .toBuffer();
       expect((await decodeImage(buf)).height).toBe(16);
     }
   });

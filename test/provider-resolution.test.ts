@@ -43,9 +43,7 @@ describe('auto', () => {
     );
     expect(r.provider).toBe('cpu');
     expect(r.skipped.map((s) => s.details)).toEqual(['x', 'y']);
-    expect(describeResolution(r)).toBe(
-      "using provider cpu (CUDA: onnxruntime-node's CUDA provider is not installed — run bash scripts/setup.sh --gpu; WebGPU: no Vulkan driver installed)",
-    );
+    expect(describeResolution(r)).toBe("using provider cpu (CUDA: onnxruntime-node's CUDA provider is not installed — run bash scripts/setup.sh --gpu; WebGPU: no Vulkan driver installed)");
   });
 
   it('an explicit provider that cannot run is an error with the reason', async () => {
@@ -56,7 +54,12 @@ describe('auto', () => {
   });
 
   it('the verbose report shows what each check found', async () => {
-    const report = await providerReport(checks({ cuda: { ok: false, reason: 'no NVIDIA driver on this machine', details: 'NVIDIA driver: none\nCUDA provider: not installed' }, webgpu: { ok: true, details: 'Vulkan driver manifests: /x.json' } }));
+    const report = await providerReport(
+      checks({
+        cuda: { ok: false, reason: 'no NVIDIA driver on this machine', details: 'NVIDIA driver: none\nCUDA provider: not installed' },
+        webgpu: { ok: true, details: 'Vulkan driver manifests: /x.json' },
+      }),
+    );
     expect(report).toBe('CUDA: no NVIDIA driver on this machine\n  NVIDIA driver: none\n  CUDA provider: not installed\nWebGPU: available\n  Vulkan driver manifests: /x.json');
   });
 });
@@ -91,7 +94,7 @@ describe('the CUDA check', () => {
     expect(result.details).toContain(`libcudnn.so.9        ${cudnn} (added to LD_LIBRARY_PATH by the launcher)`);
   });
 
-  it('explains a failed start by the missing library rather than by onnxruntime\'s message', async () => {
+  it("explains a failed start by the missing library rather than by onnxruntime's message", async () => {
     const m = machine({ provider: 12 });
     colab(m, { cudnn: false });
     const error = 'Could not load library libcudnn.so.9: cannot open shared object file: No such file or directory';
@@ -101,7 +104,7 @@ describe('the CUDA check', () => {
     expect(result.details).toContain(error);
   });
 
-  it('a start that fails with everything in place reports onnxruntime\'s message, made plain', async () => {
+  it("a start that fails with everything in place reports onnxruntime's message, made plain", async () => {
     const m = machine({ provider: 12 });
     colab(m);
     const error =
@@ -159,7 +162,7 @@ describe('plain onnxruntime messages', () => {
 describe('the child-process start', () => {
   // On a machine without the CUDA provider (every CPU-only machine), onnxruntime fails to load it
   // and prints its red error: all of that must come back as data, none of it on our output.
-  it.skipIf(existsSync(join(ortBinDir(), 'libonnxruntime_providers_cuda.so')))('keeps onnxruntime\'s output and error', async () => {
+  it.skipIf(existsSync(join(ortBinDir(), 'libonnxruntime_providers_cuda.so')))("keeps onnxruntime's output and error", async () => {
     const start = childStarter(probeModelPath, (p) => sessionOptions(p));
     const run = await start('cuda', process.env);
     expect(run.ok).toBe(false);

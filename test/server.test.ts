@@ -20,12 +20,12 @@ async function submit(base: string, settings: object, opts: { token?: string; im
   return { status: res.status, body: (await res.json()) as { id?: string; position?: number; error?: string } };
 }
 
-
 const getJob = async (base: string, id: string) => (await (await fetch(`${base}api/jobs/${id}`)).json()) as Record<string, any>;
-const finished = (base: string, id: string) => waitFor(async () => {
-  const j = await getJob(base, id);
-  return ['done', 'failed', 'cancelled'].includes(j.status) ? j : undefined;
-});
+const finished = (base: string, id: string) =>
+  waitFor(async () => {
+    const j = await getJob(base, id);
+    return ['done', 'failed', 'cancelled'].includes(j.status) ? j : undefined;
+  });
 
 function connect(base: string, token?: string): Promise<Socket> {
   const socket = ioClient(base, { auth: token ? { token } : {}, transports: ['websocket'], reconnectionDelay: 100 });
@@ -72,7 +72,8 @@ describe('server', () => {
     const video = Buffer.from(await (await fetch(`${server.url}api/jobs/${body.id}/video.mp4`)).arrayBuffer());
     const file = join(out, 'v.mp4');
     writeFileSync(file, video);
-    const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_name,pix_fmt,nb_read_frames,r_frame_rate', '-of', 'json', file]).toString()).streams[0];
+    const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_name,pix_fmt,nb_read_frames,r_frame_rate', '-of', 'json', file]).toString())
+      .streams[0];
     expect(probe).toMatchObject({ codec_name: 'h264', pix_fmt: 'yuv420p', nb_read_frames: '3', r_frame_rate: '8/1' });
     const input = await fetch(`${server.url}api/jobs/${body.id}/input.png`);
     expect(input.headers.get('content-type')).toBe('image/png');
@@ -121,7 +122,10 @@ describe('server', () => {
     await finished(server.url, body.id!);
     await server.service.idle();
     // Earlier finished jobs of this server were saved too: numbers continue from 000007, no gaps.
-    const numbers = readdirSync(saveDir).filter((f) => f.endsWith('.mp4')).map((f) => Number(f.slice(0, 6))).sort((x, y) => x - y);
+    const numbers = readdirSync(saveDir)
+      .filter((f) => f.endsWith('.mp4'))
+      .map((f) => Number(f.slice(0, 6)))
+      .sort((x, y) => x - y);
     expect(numbers[0]).toBe(7);
     expect(numbers).toEqual(numbers.map((_, i) => 7 + i));
     const last = String(numbers.at(-1)).padStart(6, '0');
@@ -143,7 +147,10 @@ describe('server', () => {
       expect(r.status, path).toBe(404);
       expect(((await r.json()) as { error: string }).error).toMatch(/no (job|such)/);
     }
-    const huge = await (await import('sharp')).default({ create: { width: 10000, height: 6000, channels: 3, background: '#000' } }).png({ compressionLevel: 9 }).toBuffer();
+    const huge = await (await import('sharp'))
+      .default({ create: { width: 10000, height: 6000, channels: 3, background: '#000' } })
+      .png({ compressionLevel: 9 })
+      .toBuffer();
     expect(await submit(server.url, small, { image: huge })).toMatchObject({ status: 413, body: { error: expect.stringMatching(/megapixels/) } });
     expect((await fetch(`${server.url}api/health`)).status).toBe(200);
   });
@@ -215,7 +222,9 @@ describe('several installed models', () => {
       const { body } = await submit(server.url, { width: 128, height: 64, steps: 2, model: 'svd-tiny-14' });
       const job = await finished(server.url, body.id!);
       expect(job.status).toBe('done');
-      const frames = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=nb_read_frames', '-of', 'json', join(server.service.store.dir(body.id!), 'video.mp4')]).toString()).streams[0].nb_read_frames;
+      const frames = JSON.parse(
+        execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=nb_read_frames', '-of', 'json', join(server.service.store.dir(body.id!), 'video.mp4')]).toString(),
+      ).streams[0].nb_read_frames;
       expect(frames).toBe('4');
       expect((await submit(server.url, { ...small, model: 'nope' })).body.error).toMatch(/model "nope" is not installed; installed: model, svd-tiny-14/);
       const h2 = (await (await fetch(`${server.url}api/health`)).json()) as { model: { frames: number } };

@@ -37,7 +37,14 @@ const toFile = (from: string, spec: string) => {
 };
 
 const files = FOLDERS.flatMap((f) => sources(join(ROOT, f)));
-const graph = new Map(files.map((f) => [f, specifiers(f).filter((s) => s.startsWith('.')).map((s) => toFile(f, s))]));
+const graph = new Map(
+  files.map((f) => [
+    f,
+    specifiers(f)
+      .filter((s) => s.startsWith('.'))
+      .map((s) => toFile(f, s)),
+  ]),
+);
 const rel = (f: string) => relative(ROOT, f);
 
 describe('module boundaries', () => {

@@ -10,7 +10,7 @@ import { workerSlots } from '../server/workers/slots.js';
 import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT, waitFor } from './helpers.js';
 
 /** Worker tests wait longer: a slow job runs while others wait. */
-const waitLong = <T,>(fn: Parameters<typeof waitFor<T>>[0], ms = 120_000) => waitFor<T>(fn, ms);
+const waitLong = <T>(fn: Parameters<typeof waitFor<T>>[0], ms = 120_000) => waitFor<T>(fn, ms);
 const png = readFileSync(FIXTURE_INPUT);
 const quiet = () => {};
 /** Big enough frames that one UNet step of the tiny model takes seconds on this machine. */
@@ -28,13 +28,13 @@ async function submit(base: string, settings: object) {
   return { status: res.status, body: (await res.json()) as { id: string; position: number } };
 }
 
-
 const health = async (base: string) => (await (await fetch(`${base}api/health`)).json()) as Health;
 const getJob = async (base: string, id: string) => (await (await fetch(`${base}api/jobs/${id}`)).json()) as Job;
-const finished = (base: string, id: string) => waitLong(async () => {
-  const j = await getJob(base, id);
-  return ['done', 'failed', 'cancelled'].includes(j.status) ? j : undefined;
-}, 240_000);
+const finished = (base: string, id: string) =>
+  waitLong(async () => {
+    const j = await getJob(base, id);
+    return ['done', 'failed', 'cancelled'].includes(j.status) ? j : undefined;
+  }, 240_000);
 
 /** A socket.io client watching one job, keeping its events with their arrival times. */
 async function watcher(base: string, id: string) {
@@ -54,7 +54,10 @@ async function watcher(base: string, id: string) {
 
 describe('worker slots', () => {
   it('one worker per listed card, --gpus picks cards, --workers N on the CPU, clear errors otherwise', () => {
-    expect(workerSlots({ provider: 'auto' }, [0, 1])).toEqual([{ name: 'gpu 0', deviceId: 0 }, { name: 'gpu 1', deviceId: 1 }]);
+    expect(workerSlots({ provider: 'auto' }, [0, 1])).toEqual([
+      { name: 'gpu 0', deviceId: 0 },
+      { name: 'gpu 1', deviceId: 1 },
+    ]);
     expect(workerSlots({ provider: 'auto' }, [])).toEqual([{ name: 'worker 1' }]);
     expect(workerSlots({ provider: 'cpu' }, [0, 1])).toEqual([{ name: 'worker 1' }]);
     expect(workerSlots({ provider: 'webgpu' }, [0, 1])).toEqual([{ name: 'gpu 0', deviceId: 0 }]);

@@ -38,7 +38,13 @@ export function App() {
   const watched = useRef(new Set<string>());
   const output = useRef<HTMLElement>(null);
 
-  const refreshJobs = useCallback(() => api<Job[]>('jobs').then(setJobs).catch(() => {}), []);
+  const refreshJobs = useCallback(
+    () =>
+      api<Job[]>('jobs')
+        .then(setJobs)
+        .catch(() => {}),
+    [],
+  );
   const upsert = useCallback((j: Job) => setJobs((list) => (list.some((x) => x.id === j.id) ? list.map((x) => (x.id === j.id ? j : x)) : [j, ...list])), []);
 
   const start = useCallback(async () => {
@@ -196,7 +202,9 @@ export function App() {
       <header>
         <h1>svd-studio</h1>
         <p class="muted" data-testid="status">
-          {health ? `${health.model.demo ? 'Demo model (random weights: the video is noise)' : health.model.path.split('/').pop()} · ${health.status === 'ready' ? health.provider : health.status}${health.gpu ? ` · ${health.gpu.name}` : ''}` : 'connecting…'}
+          {health
+            ? `${health.model.demo ? 'Demo model (random weights: the video is noise)' : health.model.path.split('/').pop()} · ${health.status === 'ready' ? health.provider : health.status}${health.gpu ? ` · ${health.gpu.name}` : ''}`
+            : 'connecting…'}
         </p>
         {!connected && (
           <p class="banner" role="status" data-testid="offline">
@@ -215,10 +223,18 @@ export function App() {
         <div class="inputs">
           <ImageInput file={file} onFile={chooseFile} width={width} height={height} framing={framing} onFraming={setFraming} />
           {values && health && (
-            <SettingsForm values={values} errors={errors} onChange={(v) => {
-              setValues(v);
-              setMessage(undefined);
-            }} models={health.models} lastSeed={jobs.find((j) => j.seed !== undefined)?.seed} autoChunk={autoChunk} canSave={health.saveDir}>
+            <SettingsForm
+              values={values}
+              errors={errors}
+              onChange={(v) => {
+                setValues(v);
+                setMessage(undefined);
+              }}
+              models={health.models}
+              lastSeed={jobs.find((j) => j.seed !== undefined)?.seed}
+              autoChunk={autoChunk}
+              canSave={health.saveDir}
+            >
               <div class="run">
                 <button type="button" class="primary" disabled={!canRun || submitting} aria-describedby="run-summary" onClick={run} data-testid="run">
                   {submitting ? 'Sending…' : 'Generate video'}
@@ -252,13 +268,15 @@ export function App() {
           aspect={width / height}
           onOpen={open}
           onCancel={(id) => void cancelJob(id).then(upsert, (e: Error) => setMessage(e.message))}
-          onRerun={(job) => void rerunJob(job.id).then(
+          onRerun={(job) =>
+            void rerunJob(job.id).then(
               (r) => {
                 open(r.id);
                 void refreshJobs();
               },
               (e: Error) => setMessage(e.message),
-            )}
+            )
+          }
           onLoad={(job) => void loadJob(job)}
         />
       </div>

@@ -26,7 +26,9 @@ export function describeProgress(job: Job): { label: string; fraction: number | 
 /** "256×128 · 5 frames · 8 steps · motion 127 · 7 fps · seed 42" */
 export function keySettings(job: Job): string {
   const s = job.settings;
-  return [`${s.width}×${s.height}`, s.frames !== undefined && `${s.frames} frames`, `${s.steps} steps`, `motion ${s.motionBucket}`, `${s.fps} fps`, job.seed !== undefined && `seed ${job.seed}`].filter(Boolean).join(' · ');
+  return [`${s.width}×${s.height}`, s.frames !== undefined && `${s.frames} frames`, `${s.steps} steps`, `motion ${s.motionBucket}`, `${s.fps} fps`, job.seed !== undefined && `seed ${job.seed}`]
+    .filter(Boolean)
+    .join(' · ');
 }
 
 export function madeAt(job: Job): string {
@@ -34,4 +36,3 @@ export function madeAt(job: Job): string {
   const today = new Date().toDateString() === d.toDateString();
   return d.toLocaleString(undefined, today ? { hour: '2-digit', minute: '2-digit' } : { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 }
-

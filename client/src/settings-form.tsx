@@ -86,7 +86,11 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
           {!models.some((m) => m.frames === 14 && !m.demo) && <option disabled>SVD (14 frames): not installed</option>}
         </select>
         <small id="model-msg">
-          {model?.demo ? 'random weights: the video is noise. Install a real model with npm run setup -- --model svd-xt' : models.length > 1 ? 'switching models reloads the GPU (a minute or so)' : 'install more with npm run setup -- --model svd'}
+          {model?.demo
+            ? 'random weights: the video is noise. Install a real model with npm run setup -- --model svd-xt'
+            : models.length > 1
+              ? 'switching models reloads the GPU (a minute or so)'
+              : 'install more with npm run setup -- --model svd'}
         </small>
       </div>
       <div class="grid">
@@ -127,14 +131,20 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
           <legend>{labelOf('formats')}</legend>
           {videoFormats.map((f) => (
             <label key={f}>
-              <input type="checkbox" checked={values.formats.includes(f)} onChange={(e) => onChange({ ...values, formats: (e.target as HTMLInputElement).checked ? [...values.formats, f] : values.formats.filter((x) => x !== f) })} /> {f.toUpperCase()}
+              <input
+                type="checkbox"
+                checked={values.formats.includes(f)}
+                onChange={(e) => onChange({ ...values, formats: (e.target as HTMLInputElement).checked ? [...values.formats, f] : values.formats.filter((x) => x !== f) })}
+              />{' '}
+              {f.toUpperCase()}
             </label>
           ))}
           <label>
             <input type="checkbox" checked={values.pingPong} onChange={(e) => onChange({ ...values, pingPong: (e.target as HTMLInputElement).checked })} /> {labelOf('pingPong')}
           </label>
           <label title={canSave ? '' : 'start the server with --save-dir to enable'}>
-            <input type="checkbox" disabled={!canSave} checked={canSave && values.saveToFolder} onChange={(e) => onChange({ ...values, saveToFolder: (e.target as HTMLInputElement).checked })} /> Save to Drive folder
+            <input type="checkbox" disabled={!canSave} checked={canSave && values.saveToFolder} onChange={(e) => onChange({ ...values, saveToFolder: (e.target as HTMLInputElement).checked })} /> Save
+            to Drive folder
           </label>
           <small id="formats-msg" class={errors.formats ? 'error' : undefined}>
             {errors.formats ?? 'ping-pong plays the clip forward, then back'}

@@ -3,7 +3,19 @@
 import type { VaeConfig } from '../configs.js';
 import { staticDim, type GraphBuilder, type Value } from '../onnx/graph-builder.js';
 import { PORTABLE_FORMS, type GraphForms } from './forms.js';
-import { conv2d, groupNorm, linear, resnetBlock2d, runFrameSteps, spatioTemporalResBlock, spatioTemporalSteps, temporalConv, type FrameDims, type FrameStep, type SpatioTemporalOptions } from './layers.js';
+import {
+  conv2d,
+  groupNorm,
+  linear,
+  resnetBlock2d,
+  runFrameSteps,
+  spatioTemporalResBlock,
+  spatioTemporalSteps,
+  temporalConv,
+  type FrameDims,
+  type FrameStep,
+  type SpatioTemporalOptions,
+} from './layers.js';
 
 /** `Attention` with GroupNorm and residual on [N, C, H, W], one head of the full width (VAE mid block). */
 function spatialSelfAttention(b: GraphBuilder, x: Value, name: string, groups: number): Value {

@@ -4,20 +4,7 @@
 // Each value carries what is known of its shape while the graph is defined, so the layers above
 // read channel counts from their inputs instead of taking them by hand.
 import { attr, encodeFloats, ONNX_TYPE, type Attr, type ElemType, type OnnxWriter } from './onnx-writer.js';
-import {
-  broadcast,
-  concatShape,
-  convShape,
-  formatShape,
-  gatherShape,
-  matmulShape,
-  reshapeShape,
-  ShapeError,
-  sliceShape,
-  transposeShape,
-  unsqueezeShape,
-  type Shape,
-} from './static-shapes.js';
+import { broadcast, concatShape, convShape, formatShape, gatherShape, matmulShape, reshapeShape, ShapeError, sliceShape, transposeShape, unsqueezeShape, type Shape } from './static-shapes.js';
 
 export { attr, type Attr, type ElemType } from './onnx-writer.js';
 export type { Shape } from './static-shapes.js';
@@ -315,7 +302,10 @@ export class Ops {
     return this.op('Transpose', [x], transposeShape(x.shape, perm), { perm: attr.ints(perm) });
   }
   concat(xs: Value[], axis: number): Value {
-    const shape = concatShape(xs.map((x) => x.shape), axis);
+    const shape = concatShape(
+      xs.map((x) => x.shape),
+      axis,
+    );
     const parts = xs.map(knownContents);
     const contents = axis === 0 && xs.every((x) => x.dtype === 'int64' && x.shape?.length === 1) && parts.every((p) => p) ? parts.flatMap((p) => p!) : undefined;
     return this.op('Concat', xs, shape, { axis: attr.int(axis) }, { contents });

@@ -20,7 +20,10 @@ export class WeightShapeError extends Error {
 }
 
 export class SafetensorsWeights implements WeightSource {
-  constructor(private readonly file: SafetensorsFile, private readonly prefix = '') {}
+  constructor(
+    private readonly file: SafetensorsFile,
+    private readonly prefix = '',
+  ) {}
   get description() {
     return this.file.path;
   }
@@ -72,7 +75,7 @@ export class RandomWeights implements WeightSource {
       s ^= s << 13;
       s ^= s >>> 17;
       s ^= s << 5;
-      out[i] = ((s >>> 0) / 4294967296 * 2 - 1) * bound;
+      out[i] = (((s >>> 0) / 4294967296) * 2 - 1) * bound;
     }
     return out;
   }

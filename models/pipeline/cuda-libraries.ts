@@ -12,7 +12,7 @@
 // of asking python3), SVD_ORT_PROVIDER_DIR (where the provider files are), SVD_NVIDIA_SMI (the
 // nvidia-smi command).
 import { execFileSync } from 'node:child_process';
-import { existsSync, } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { readElfDynamic } from './elf-needed.js';
@@ -136,7 +136,11 @@ function queryDriver(nvidiaSmi: string): { present: boolean; version?: string; c
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stdout?: string; stderr?: string };
     if (e.code === 'ENOENT') return { present: false };
-    const said = `${e.stdout ?? ''}\n${e.stderr ?? ''}`.split('\n').map((l) => l.trim()).find((l) => l) ?? e.message;
+    const said =
+      `${e.stdout ?? ''}\n${e.stderr ?? ''}`
+        .split('\n')
+        .map((l) => l.trim())
+        .find((l) => l) ?? e.message;
     return { present: false, error: said };
   }
   return {
@@ -338,7 +342,9 @@ export function formatCudaReport(d: CudaDiscovery): string {
   }
   lines.push(`CUDA provider: ${join(d.provider.dir, PROVIDER_FILE)}, built for CUDA ${d.provider.cudaMajor ?? '(unknown)'}; needs ${d.libraries.map((l) => l.soname).join(', ')}`);
   for (const l of d.libraries) {
-    const where = l.path ? `${dirname(l.path)}${l.onLoaderPath ? '' : ' (added to LD_LIBRARY_PATH by the launcher)'}` : `NOT FOUND${l.otherVersions.length ? ` (other versions: ${l.otherVersions.join(', ')})` : ''}`;
+    const where = l.path
+      ? `${dirname(l.path)}${l.onLoaderPath ? '' : ' (added to LD_LIBRARY_PATH by the launcher)'}`
+      : `NOT FOUND${l.otherVersions.length ? ` (other versions: ${l.otherVersions.join(', ')})` : ''}`;
     lines.push(`  ${l.soname.padEnd(20)} ${where}`);
   }
   if (d.nvidiaDirs.length) lines.push(`  pip nvidia packages looked at: ${d.nvidiaDirs.join(', ')}`);

@@ -10,7 +10,19 @@ import { clipPixelValues, rgbToSigned } from './clip-preprocess.js';
 import type { RgbImage } from './prepare-image.js';
 import { NormalGenerator, randomSeed } from './random.js';
 import { planMemory, type MemoryPlan } from './memory-plan.js';
-import { bufferCacheFor, describeResolution, graphFormsFor, nvidiaGpu, resolveGpuMemoryMode, resolveProvider, sessionOptions, type GpuMemoryMode, type Provider, type ProviderChoice, type ProviderResolution } from './runtime.js';
+import {
+  bufferCacheFor,
+  describeResolution,
+  graphFormsFor,
+  nvidiaGpu,
+  resolveGpuMemoryMode,
+  resolveProvider,
+  sessionOptions,
+  type GpuMemoryMode,
+  type Provider,
+  type ProviderChoice,
+  type ProviderResolution,
+} from './runtime.js';
 import { SessionPool } from './session-pool.js';
 import { EulerKarrasScheduler } from './scheduler.js';
 import type { GenerationSettings } from '../../common/settings.js';
@@ -316,12 +328,10 @@ export class SvdPipeline {
     } catch (err) {
       if (!isOutOfMemory(err)) throw err;
       const lower =
-        stage === 'decoding'
-          ? `lower the decode chunk (now ${settings.decodeChunk}) or the resolution`
-          : stage === 'sampling'
-            ? 'lower the frames or the resolution'
-            : 'lower the resolution';
-      throw new Error(`The GPU ran out of memory while ${stage} (${settings.width}x${settings.height}, ${settings.frames ?? this.defaultFrames} frames): ${lower}, or free the GPU. (${(err as Error).message.split('\n')[0]})`);
+        stage === 'decoding' ? `lower the decode chunk (now ${settings.decodeChunk}) or the resolution` : stage === 'sampling' ? 'lower the frames or the resolution' : 'lower the resolution';
+      throw new Error(
+        `The GPU ran out of memory while ${stage} (${settings.width}x${settings.height}, ${settings.frames ?? this.defaultFrames} frames): ${lower}, or free the GPU. (${(err as Error).message.split('\n')[0]})`,
+      );
     }
   }
 
@@ -430,7 +440,13 @@ export class SvdPipeline {
    * Latents [F, C, h, w] → frames [F, H, W, 3] in [0, 1] and their 8-bit RGB, a chunk of
    * contiguous frames at a time (one pass over each chunk: 25 frames at 1024x576 are 44 M values).
    */
-  private async decode(latents: Float32Array, d: LatentDims, layout: JobLayout, checkCancelled: () => void, onProgress?: (e: ProgressEvent) => void): Promise<{ frames: Float32Array; rgb: Uint8Array }> {
+  private async decode(
+    latents: Float32Array,
+    d: LatentDims,
+    layout: JobLayout,
+    checkCancelled: () => void,
+    onProgress?: (e: ProgressEvent) => void,
+  ): Promise<{ frames: Float32Array; rgb: Uint8Array }> {
     const { F, W, H, C, h, w } = d;
     const frameSize = C * h * w;
     const inv = f(1 / this.model.vae.config.scaling_factor);
@@ -454,7 +470,7 @@ export class SvdPipeline {
           for (let p = 0; p < HW; p++) {
             // (x / 2 + 0.5) clamped to [0, 1] in float32, as diffusers' postprocess; NaN stays NaN.
             const v = f(f(decoded[src + p]! * 0.5) + 0.5);
-            const clamped = v < 0 ? 0 : Math.min(v , 1);
+            const clamped = v < 0 ? 0 : Math.min(v, 1);
             const o = dst + p * 3 + c;
             frames[o] = clamped;
             rgb[o] = roundHalfEven(f(clamped * 255));

@@ -29,7 +29,10 @@ const PROBE_TIMEOUT_MS = 90_000;
 
 /** onnxruntime's messages carry source locations and call signatures; keep what a user reads. */
 export function plainOrtMessage(message: string): string {
-  const first = message.replace(/\x1b\[[0-9;]*m/g, '').split('\n')[0]!.trim();
+  const first = message
+    .replace(/\x1b\[[0-9;]*m/g, '')
+    .split('\n')[0]!
+    .trim();
   const cleaned = first
     .replace(/\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*/g, '')
     .replace(/\S*onnxruntime_src\S*:\d+\s+/g, '')
@@ -104,8 +107,16 @@ export async function checkCuda(start: ProviderStarter, env: NodeJS.ProcessEnv =
 export function vulkanDriverFiles(env: NodeJS.ProcessEnv, root = ''): string[] {
   const jsonIn = (p: string): string[] => (p.endsWith('.json') ? [p] : [...filesIn(p)].filter(([n]) => n.endsWith('.json')).map(([, f]) => f));
   const only = env.VK_DRIVER_FILES || env.VK_ICD_FILENAMES;
-  const added = splitPath(env.VK_ADD_DRIVER_FILES).flatMap(jsonIn).filter((f) => existsSync(f));
-  if (only) return [...splitPath(only).flatMap(jsonIn).filter((f) => existsSync(f)), ...added];
+  const added = splitPath(env.VK_ADD_DRIVER_FILES)
+    .flatMap(jsonIn)
+    .filter((f) => existsSync(f));
+  if (only)
+    return [
+      ...splitPath(only)
+        .flatMap(jsonIn)
+        .filter((f) => existsSync(f)),
+      ...added,
+    ];
   const home = env.HOME ?? homedir();
   const dirs = [
     env.XDG_CONFIG_HOME || join(home, '.config'),
@@ -132,7 +143,12 @@ export function webgpuBlockedReason(env: NodeJS.ProcessEnv = process.env, root =
 export async function checkWebgpu(start: ProviderStarter, env: NodeJS.ProcessEnv = process.env): Promise<ProviderCheck> {
   const root = env.SVD_SYSTEM_ROOT ?? '';
   const blocked = webgpuBlockedReason(env, root);
-  if (blocked) return { ok: false, reason: blocked, details: 'no Vulkan driver manifest (*.json) in VK_DRIVER_FILES, /etc/vulkan/icd.d, /usr/share/vulkan/icd.d or the other directories the Vulkan loader reads' };
+  if (blocked)
+    return {
+      ok: false,
+      reason: blocked,
+      details: 'no Vulkan driver manifest (*.json) in VK_DRIVER_FILES, /etc/vulkan/icd.d, /usr/share/vulkan/icd.d or the other directories the Vulkan loader reads',
+    };
   const run = await start('webgpu', env);
   const manifests = process.platform === 'linux' ? `Vulkan driver manifests: ${vulkanDriverFiles(env, root).join(', ')}` : '';
   const details = [manifests, run.output && `onnxruntime said:\n${run.output}`].filter(Boolean).join('\n');

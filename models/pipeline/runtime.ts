@@ -45,7 +45,10 @@ export function graphFormsFor(provider: Provider): GraphForms {
 
 export function parseGraphForms(text: string, base: GraphForms): GraphForms {
   const forms = { ...base };
-  for (const pair of text.split(',').map((t) => t.trim()).filter(Boolean)) {
+  for (const pair of text
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)) {
     const [key, value] = pair.split('=').map((t) => t.trim());
     if (key === 'temporalAttention' && (value === 'mha' || value === 'matmul')) forms.temporalAttention = value;
     else if (key === 'decoderFrameHalves' && (value === '0' || value === '1')) forms.decoderFrameHalves = value === '1';
@@ -103,10 +106,13 @@ export function nvidiaGpus(timeoutMs = 5000): Promise<(NvidiaGpu & { index: numb
   return new Promise((resolve) => {
     execFile('nvidia-smi', ['--query-gpu=index,name,memory.total,memory.used', '--format=csv,noheader,nounits'], { timeout: timeoutMs }, (err, out) => {
       if (err) return resolve([]);
-      const gpus = (out ?? '').trim().split('\n').map((line) => {
-        const [index, name, total, used] = line.split(', ');
-        return { index: Number(index), name: name!, memoryTotalMiB: Number(total), memoryUsedMiB: Number(used) };
-      });
+      const gpus = (out ?? '')
+        .trim()
+        .split('\n')
+        .map((line) => {
+          const [index, name, total, used] = line.split(', ');
+          return { index: Number(index), name: name!, memoryTotalMiB: Number(total), memoryUsedMiB: Number(used) };
+        });
       resolve(gpus.filter((g) => g.name && [g.index, g.memoryTotalMiB, g.memoryUsedMiB].every(Number.isFinite)));
     });
   });
@@ -206,7 +212,15 @@ export async function providerReport(check: ProviderChecker = checkProvider): Pr
   for (const p of ['cuda', 'webgpu'] as const) {
     const result = await check(p);
     const head = `${PROVIDER_LABEL[p]}: ${result.ok ? 'available' : result.reason}`;
-    parts.push([head, ...(result.details ?? '').split('\n').filter(Boolean).map((l) => `  ${l}`)].join('\n'));
+    parts.push(
+      [
+        head,
+        ...(result.details ?? '')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => `  ${l}`),
+      ].join('\n'),
+    );
   }
   return parts.join('\n');
 }

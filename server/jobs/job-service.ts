@@ -171,18 +171,22 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     const onAbort = () => stop.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const result = await worker.run({ jobId: job.id, model: s.model, imagePath: this.store.file(job.id, job.inputName), framesPath, settings: s }, {
-        progress: (e) => {
-          if (recordError) return;
-          try {
-            this.setProgress(job, e, e.stage !== 'sampling' && e.stage !== 'loading');
-          } catch (err) {
-            recordError = err;
-            stop.abort();
-          }
+      const result = await worker.run(
+        { jobId: job.id, model: s.model, imagePath: this.store.file(job.id, job.inputName), framesPath, settings: s },
+        {
+          progress: (e) => {
+            if (recordError) return;
+            try {
+              this.setProgress(job, e, e.stage !== 'sampling' && e.stage !== 'loading');
+            } catch (err) {
+              recordError = err;
+              stop.abort();
+            }
+          },
+          preview: (url) => this.emit('preview', job.id, url),
         },
-        preview: (url) => this.emit('preview', job.id, url),
-      }, stop.signal);
+        stop.signal,
+      );
       if (recordError) throw recordError;
       job.seed = result.seed;
       job.provider = result.provider;

@@ -102,7 +102,12 @@ export class JobStore {
 
   newId(): string {
     let id: string;
-    do id = randomBytes(12).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 16);
+    do
+      id = randomBytes(12)
+        .toString('base64url')
+        .toLowerCase()
+        .replace(/[^a-z0-9]/g, '')
+        .slice(0, 16);
     while (id.length !== 16 || this.jobs.has(id));
     return id;
   }

@@ -72,12 +72,12 @@ function workerEntry(): { path: string; execArgv: string[] } {
 /** Why a worker process ended, in words for the job's error and the log. */
 function exitReason(code: number | null, signal: NodeJS.Signals | null): string {
   return signal === 'SIGKILL'
-      ? 'was killed (SIGKILL: the machine may have run out of memory, or something stopped it)'
-      : signal === 'SIGABRT'
-        ? 'aborted (SIGABRT: onnxruntime or the GPU driver gave up)'
-        : signal
-          ? `was stopped by ${signal}`
-          : `exited with code ${code}`;
+    ? 'was killed (SIGKILL: the machine may have run out of memory, or something stopped it)'
+    : signal === 'SIGABRT'
+      ? 'aborted (SIGABRT: onnxruntime or the GPU driver gave up)'
+      : signal
+        ? `was stopped by ${signal}`
+        : `exited with code ${code}`;
 }
 
 interface ActiveJob {
@@ -147,7 +147,7 @@ export class InferenceWorker extends EventEmitter<{ free: [] }> {
   /** What a job that waits for this worker is told. */
   get waitingNote(): string {
     if (this.state === 'ready') return `starting on ${this.name}`;
-    const what = this.state === 'error' ? `the model failed to load: ${this.message}` : this.restartNote ?? `${this.name} is loading the model`;
+    const what = this.state === 'error' ? `the model failed to load: ${this.message}` : (this.restartNote ?? `${this.name} is loading the model`);
     return `waiting for ${this.name}: ${what}`;
   }
 
@@ -161,7 +161,7 @@ export class InferenceWorker extends EventEmitter<{ free: [] }> {
       provider: this.provider,
       message: this.restartNote && this.state !== 'ready' ? `${this.restartNote}${this.message ? `: ${this.message}` : ''}` : this.message,
       job: this.active?.job.jobId ?? null,
-      stage: this.active ? this.active.stage ?? 'loading' : undefined,
+      stage: this.active ? (this.active.stage ?? 'loading') : undefined,
     };
   }
 
@@ -389,12 +389,7 @@ export class WorkerPool extends EventEmitter<{ free: [] }> {
   firstFree(model?: string): InferenceWorker | undefined {
     const free = this.workers.filter((w) => !w.busy);
     const wanted = model ?? this.defaultModel;
-    return (
-      free.find((w) => w.loadedModel === wanted) ??
-      free.find((w) => w.ready) ??
-      free.find((w) => !w.failed) ??
-      (this.workers.every((w) => w.failed) ? free[0] : undefined)
-    );
+    return free.find((w) => w.loadedModel === wanted) ?? free.find((w) => w.ready) ?? free.find((w) => !w.failed) ?? (this.workers.every((w) => w.failed) ? free[0] : undefined);
   }
 
   status(): WorkerStatus[] {
