@@ -162,7 +162,8 @@ describe('video files', () => {
 });
 
 describe('command line', () => {
-  const npmRun = (args: string[]) => spawnSync('npm', ['run', '-s', 'svd', '--', ...args], { encoding: 'utf8', env: { ...process.env, SVD_STUDIO_CACHE: cache } });
+  // `npm run svd` runs the compiled CLI (dist/); the tests run the same entry from the sources.
+  const npmRun = (args: string[]) => spawnSync('node_modules/.bin/tsx', ['cli/launch.ts', 'cli/svd.ts', ...args], { encoding: 'utf8', env: { ...process.env, SVD_STUDIO_CACHE: cache } });
 
   it('replays the reference through the documented contract', () => {
     const dir = tempDir();

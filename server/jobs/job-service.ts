@@ -164,6 +164,8 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     this.setProgress(job, { stage: 'loading', message: worker.waitingNote });
     const s = job.settings;
     const framesPath = this.store.file(job.id, FRAMES_FILE);
+    // Gone before the job is announced as ended, so no one ever sees it beside a result.
+    const removeFrames = () => rm(framesPath, { force: true }).catch(() => {});
     // Progress arrives from the worker's messages, outside this try: a record that cannot be
     // written (a full disk) stops the job here instead of escaping as an uncaught error.
     let recordError: unknown;
@@ -204,17 +206,19 @@ export class JobService extends EventEmitter<JobServiceEvents> {
         job.videos[format] = name;
       }
       writeFileAtomic(this.store.file(job.id, 'settings.json'), JSON.stringify({ ...s, seed: result.seed }, null, 2));
+      await removeFrames();
       this.finish(job, 'done');
       if (s.saveToFolder && this.opts.saveDir) this.saveToFolder(job);
     } catch (err) {
       // Shutting down: the job stays running on disk and the next start marks it interrupted.
       if (this.closing) return;
+      await removeFrames();
       if (recordError) this.finish(job, 'failed', failureMessage(recordError));
       else if (signal.aborted) this.finish(job, 'cancelled');
       else this.finish(job, 'failed', failureMessage(err));
     } finally {
       signal.removeEventListener('abort', onAbort);
-      await rm(framesPath, { force: true });
+      await removeFrames();
     }
   }
 
