@@ -20,6 +20,7 @@ import { prepareSaveFolder } from './save-folder.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 import { WorkerPool } from './workers/pool.js';
 import { workerSlots } from './workers/slots.js';
+import { formatError } from '../common/messages.js';
 
 const HELP = `usage: npm start -- [options]
   --model DIR        diffusers SVD repository (default ${defaultModelDir()}; the tiny demo model when absent)
@@ -230,7 +231,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     };
     const parsed = optionsSchema.safeParse(input);
     if (!parsed.success) {
-      console.error(`error: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}\n\n${HELP}`);
+      console.error(`error: ${formatError(parsed.error, (key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)}\n\n${HELP}`);
       process.exit(2);
     }
     installLastResort();

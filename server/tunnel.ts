@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { z } from 'zod';
+import { formatError } from '../common/messages.js';
 
 export interface TunnelEvents {
   ready: [{ url: string; password?: string }];
@@ -65,7 +66,7 @@ export class LocalTunnel extends EventEmitter<TunnelEvents> {
       const res = await fetch(`${host}/?new`, { signal: AbortSignal.timeout(15_000) });
       if (!res.ok) throw new Error(`tunnel server answered ${res.status}`);
       const parsed = newTunnelSchema.safeParse(await res.json().catch(() => undefined));
-      if (!parsed.success) throw new Error(`the tunnel server's answer is not a new tunnel (${parsed.error.issues.map((i) => `${i.path.join('.') || 'answer'}: ${i.message}`).join('; ')})`);
+      if (!parsed.success) throw new Error(`the tunnel server's answer is not a new tunnel (${formatError(parsed.error, (k) => k || 'answer')})`);
       const info = parsed.data;
       const remoteHost = info.ip ?? new URL(host).hostname;
       const count = Math.max(1, Math.min(info.max_conn_count ?? 10, 10));

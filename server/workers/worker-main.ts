@@ -10,6 +10,7 @@ import { decodeImage, frameImage } from '../../models/pipeline/prepare-image.js'
 import { DiskFullError, isNoSpace } from '../disk-full.js';
 import { latentPreview } from '../../media/preview.js';
 import { ModelManager } from '../model-manager.js';
+import { formatError } from '../../common/messages.js';
 
 // The protocol's progress schema must keep describing what the pipeline reports.
 const progressMatches: Exclude<ProgressEvent, { stage: 'done' }> extends WorkerProgress ? true : false = true;
@@ -103,7 +104,7 @@ let jobs: Promise<void> = Promise.resolve();
 process.on('message', (raw) => {
   const parsed = toWorkerSchema.safeParse(raw);
   if (!parsed.success) {
-    console.error(`worker: ignored a malformed message: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    console.error(`worker: ignored a malformed message: ${formatError(parsed.error)}`);
     return;
   }
   const msg = parsed.data;
