@@ -22,29 +22,45 @@ interface HubBehaviour {
   corruptOnce?: string;
 }
 
+/** The file list comes in pages of this many entries, linked like the hub's (`Link: <...>; rel="next"`). */
+const TREE_PAGE = 4;
+
 function fakeHub(behaviour: HubBehaviour) {
   const files = walk(FIXTURE_MODEL).map((p) => relative(FIXTURE_MODEL, p));
   const cut = new Set<string>();
   const corrupted = new Set<string>();
   const requests: { path: string; range?: string }[] = [];
+  let treePages = 0;
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url!, 'http://x');
+    const origin = `http://${req.headers.host}`;
     if (behaviour.token && req.headers.authorization !== `Bearer ${behaviour.token}`) {
       res.writeHead(401).end('{"error":"Access to model is restricted"}');
       return;
     }
     if (url.pathname === '/api/models/acme/svd-tiny/tree/main') {
+      treePages++;
       const tree = files.map((p) => {
         const data = readFileSync(join(FIXTURE_MODEL, p));
         const big = p.endsWith('.safetensors');
-        return { type: 'file', path: p, size: data.length, ...(big ? { lfs: { oid: createHash('sha256').update(data).digest('hex'), size: data.length } } : {}) };
+        return {
+          type: 'file',
+          oid: createHash('sha1').update(data).digest('hex'),
+          path: p,
+          size: data.length,
+          ...(big ? { lfs: { oid: createHash('sha256').update(data).digest('hex'), size: data.length, pointerSize: 134 } } : {}),
+        };
       });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify([{ type: 'directory', path: 'unet' }, ...tree]));
+      const entries = [{ type: 'directory', oid: createHash('sha1').update('unet').digest('hex'), size: 0, path: 'unet' }, ...tree];
+      const from = Number(url.searchParams.get('cursor') ?? 0);
+      const next = from + TREE_PAGE;
+      const link = next < entries.length ? { link: `<${origin}${url.pathname}?recursive=true&expand=false&cursor=${next}>; rel="next"` } : {};
+      res.writeHead(200, { 'content-type': 'application/json', ...link }).end(JSON.stringify(entries.slice(from, next)));
       return;
     }
     const m = /^\/acme\/svd-tiny\/resolve\/main\/(.+)$/.exec(url.pathname);
     const rel = m ? decodeURIComponent(m[1]!) : '';
-    if (!m || !files.includes(rel)) return void res.writeHead(404).end();
+    if (!m || !files.includes(rel)) return void res.writeHead(404, { 'x-error-code': 'EntryNotFound' }).end();
     requests.push({ path: rel, range: req.headers.range });
     let data = readFileSync(join(FIXTURE_MODEL, rel));
     if (behaviour.corruptOnce === rel && !corrupted.has(rel)) {
@@ -63,7 +79,7 @@ function fakeHub(behaviour: HubBehaviour) {
     }
     res.end(body);
   });
-  return { server, requests };
+  return { server, requests, treePages: () => treePages };
 }
 
 async function listen(s: Server): Promise<string> {
@@ -77,17 +93,21 @@ describe('model download', () => {
   const hub = async (b: HubBehaviour) => {
     const h = fakeHub(b);
     servers.push(h.server);
-    return { endpoint: await listen(h.server), requests: h.requests };
+    return { endpoint: await listen(h.server), requests: h.requests, treePages: h.treePages };
   };
   afterAll(() => servers.forEach((s) => s.close()));
   const base = { repo: 'acme/svd-tiny', backoffMs: 10 };
 
   it('downloads a complete, loadable model, and a second run only verifies', async () => {
-    const { endpoint, requests } = await hub({});
+    const { endpoint, requests, treePages } = await hub({});
     const dest = tempDir();
     const events: DownloadProgress[] = [];
     const files = await downloadModel({ ...base, endpoint, dest, onProgress: (e) => events.push(e) });
-    expect(files.map((f) => f.path)).toContain('unet/diffusion_pytorch_model.fp16.safetensors');
+    // Every page of the file list was read.
+    expect(treePages()).toBeGreaterThan(1);
+    const everyFile = walk(FIXTURE_MODEL).map((p) => ({ path: relative(FIXTURE_MODEL, p), size: 0 }));
+    const wanted = selectSvdFiles(everyFile).map((f) => f.path);
+    expect(files.map((f) => f.path).sort()).toEqual(wanted.sort());
     expect(openModelDir(dest).unet.config.block_out_channels).toEqual([32, 32, 64]);
     for (const f of files) expect(readFileSync(join(dest, f.path)).equals(readFileSync(join(FIXTURE_MODEL, f.path)))).toBe(true);
     const n = requests.length;
@@ -110,6 +130,7 @@ describe('model download', () => {
   it('explains a 401 and works with HF_TOKEN', async () => {
     const { endpoint } = await hub({ token: 'hf_secret' });
     await expect(downloadModel({ ...base, endpoint, dest: tempDir() })).rejects.toThrow(/refused .* \(401\): accept the model license .* set HF_TOKEN/);
+    await expect(downloadModel({ ...base, endpoint, dest: tempDir(), token: 'secret' })).rejects.toThrow(/HF_TOKEN is not a Hugging Face access token \(those start with hf_\)/);
     await expect(downloadModel({ ...base, endpoint, dest: tempDir(), token: 'hf_secret' })).resolves.toBeTruthy();
   });
 

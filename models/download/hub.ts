@@ -2,9 +2,14 @@
 // same file endpoints): the JSON configs and the fp16 weights, resuming interrupted files with
 // HTTP Range, retrying with backoff, and checking each weights file's sha256 against the hub's
 // LFS metadata. A second run only verifies.
+//
+// @huggingface/hub lists the repository (it follows the tree API's pages). It does not resume a
+// download, check a sha256, or tell a 206 from a 200 (its blob streams hide the status), so files
+// keep our resolve URL and Range code and our sha256 check.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, openSync, closeSync, renameSync, statSync, statfsSync, writeSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { HubApiError, listFiles } from '@huggingface/hub';
 import { z } from 'zod';
 
 export const MODEL_REPOS = {
@@ -46,14 +51,12 @@ export class HubError extends Error {
   }
 }
 
-const treeSchema = z.array(
-  z.object({
-    type: z.string(),
-    path: z.string(),
-    size: z.number().optional(),
-    lfs: z.object({ oid: z.string(), size: z.number() }).optional(),
-  }),
-);
+const treeEntrySchema = z.object({
+  type: z.string(),
+  path: z.string(),
+  size: z.number().optional(),
+  lfs: z.object({ oid: z.string(), size: z.number() }).optional(),
+});
 
 function authHeaders(opts: DownloadOptions): Record<string, string> {
   return opts.token ? { authorization: `Bearer ${opts.token}` } : {};
@@ -61,6 +64,16 @@ function authHeaders(opts: DownloadOptions): Record<string, string> {
 
 function hubEndpoint(opts: DownloadOptions): string {
   return opts.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co';
+}
+
+/** The library's credentials: it refuses (with a TypeError) a token that is not a hub access token. */
+function hubParams(opts: DownloadOptions) {
+  if (opts.token && !opts.token.startsWith('hf_')) {
+    throw new HubError(
+      'HF_TOKEN is not a Hugging Face access token (those start with hf_): create a read token at https://huggingface.co/settings/tokens and set HF_TOKEN=... before running setup again',
+    );
+  }
+  return { repo: opts.repo, revision: opts.revision, hubUrl: hubEndpoint(opts), accessToken: opts.token || undefined };
 }
 
 /** Where a file's bytes collect until they are complete and checked. */
@@ -78,15 +91,24 @@ function explainStatus(status: number, repo: string, what: string): HubError {
   return new HubError(`the hub answered ${status} for ${what}`);
 }
 
+/** The library's HTTP errors carry the status; ours explain it. */
+function explainLibraryError(err: unknown, repo: string, what: string): unknown {
+  return err instanceof HubApiError ? explainStatus(err.statusCode, repo, what) : err;
+}
+
 export async function listRepoFiles(opts: DownloadOptions): Promise<HubFile[]> {
-  const url = `${hubEndpoint(opts)}/api/models/${opts.repo}/tree/${opts.revision ?? 'main'}?recursive=true`;
-  const res = await fetch(url, { headers: authHeaders(opts) });
-  if (!res.ok) throw explainStatus(res.status, opts.repo, `the file list of ${opts.repo}`);
-  const parsed = treeSchema.safeParse(await res.json());
-  if (!parsed.success) throw new HubError(`unexpected file list from ${url}`);
-  return parsed.data
-    .filter((e) => e.type === 'file')
-    .map((e) => ({ path: e.path, size: e.lfs?.size ?? e.size ?? 0, sha256: e.lfs?.oid }));
+  const files: HubFile[] = [];
+  try {
+    for await (const entry of listFiles({ ...hubParams(opts), recursive: true })) {
+      const parsed = treeEntrySchema.safeParse(entry);
+      if (!parsed.success) throw new HubError(`unexpected file list from ${hubEndpoint(opts)}/api/models/${opts.repo}/tree/${opts.revision ?? 'main'}`);
+      const e = parsed.data;
+      if (e.type === 'file') files.push({ path: e.path, size: e.lfs?.size ?? e.size ?? 0, sha256: e.lfs?.oid });
+    }
+  } catch (err) {
+    throw explainLibraryError(err, opts.repo, `the file list of ${opts.repo}`);
+  }
+  return files;
 }
 
 const COMPONENTS = ['unet', 'vae', 'image_encoder'];
