@@ -346,6 +346,12 @@ describe('model download', () => {
       { path: 'svd_xt.safetensors', size: 99 },
       { path: 'image_encoder/model.fp16.safetensors', size: 5 },
     ]).map((f) => f.path);
-    expect(chosen).toEqual(['model_index.json', 'unet/config.json', 'unet/diffusion_pytorch_model.fp16.safetensors', 'vae/diffusion_pytorch_model.safetensors', 'image_encoder/model.fp16.safetensors']);
+    expect(chosen).toEqual([
+      'model_index.json',
+      'unet/config.json',
+      'unet/diffusion_pytorch_model.fp16.safetensors',
+      'vae/diffusion_pytorch_model.safetensors',
+      'image_encoder/model.fp16.safetensors',
+    ]);
   });
 });

@@ -208,7 +208,8 @@ async function fetchInto(opts: DownloadOptions, file: HubFile, partial: string):
       try {
         written += writeSync(fd, value, 0, value.length, written);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new HubError(`the disk is full while writing ${file.path} into ${opts.dest}; free some space (about ${gib(file.size - written)} more) and run setup again: the download resumes`);
+        if ((err as NodeJS.ErrnoException).code === 'ENOSPC')
+          throw new HubError(`the disk is full while writing ${file.path} into ${opts.dest}; free some space (about ${gib(file.size - written)} more) and run setup again: the download resumes`);
         throw err;
       }
       const now = Date.now();
