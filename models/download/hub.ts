@@ -2,9 +2,15 @@
 // same file endpoints): the JSON configs and the fp16 weights, resuming interrupted files with
 // HTTP Range, retrying with backoff, and checking each weights file's sha256 against the hub's
 // LFS metadata. A second run only verifies.
+//
+// @huggingface/hub lists the repository (it follows the tree API's pages) and reads files kept
+// in Xet storage through the Xet protocol (a slice of its blob resumes one). It does not resume
+// a plain download, check a sha256, or tell a 206 from a 200 (its blob streams hide the status),
+// so plain files keep our resolve URL and Range code, and every file keeps our sha256 check.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, openSync, closeSync, renameSync, statSync, statfsSync, writeSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { downloadFile as hubDownloadFile, fileDownloadInfo, HubApiError, listFiles } from '@huggingface/hub';
 import { z } from 'zod';
 
 export const MODEL_REPOS = {
@@ -17,6 +23,8 @@ export interface HubFile {
   size: number;
   /** sha256 from the LFS pointer, for large files. */
   sha256?: string;
+  /** Set for files kept in Xet storage, which the library reads through the Xet protocol. */
+  xetHash?: string;
 }
 
 export interface DownloadOptions {
@@ -46,14 +54,13 @@ export class HubError extends Error {
   }
 }
 
-const treeSchema = z.array(
-  z.object({
-    type: z.string(),
-    path: z.string(),
-    size: z.number().optional(),
-    lfs: z.object({ oid: z.string(), size: z.number() }).optional(),
-  }),
-);
+const treeEntrySchema = z.object({
+  type: z.string(),
+  path: z.string(),
+  size: z.number().optional(),
+  lfs: z.object({ oid: z.string(), size: z.number() }).optional(),
+  xetHash: z.string().optional(),
+});
 
 function authHeaders(opts: DownloadOptions): Record<string, string> {
   return opts.token ? { authorization: `Bearer ${opts.token}` } : {};
@@ -61,6 +68,16 @@ function authHeaders(opts: DownloadOptions): Record<string, string> {
 
 function hubEndpoint(opts: DownloadOptions): string {
   return opts.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co';
+}
+
+/** The library's credentials: it refuses (with a TypeError) a token that is not a hub access token. */
+function hubParams(opts: DownloadOptions) {
+  if (opts.token && !opts.token.startsWith('hf_')) {
+    throw new HubError(
+      'HF_TOKEN is not a Hugging Face access token (those start with hf_): create a read token at https://huggingface.co/settings/tokens and set HF_TOKEN=... before running setup again',
+    );
+  }
+  return { repo: opts.repo, revision: opts.revision, hubUrl: hubEndpoint(opts), accessToken: opts.token || undefined };
 }
 
 /** Where a file's bytes collect until they are complete and checked. */
@@ -78,15 +95,24 @@ function explainStatus(status: number, repo: string, what: string): HubError {
   return new HubError(`the hub answered ${status} for ${what}`);
 }
 
+/** The library's HTTP errors carry the status; ours explain it. */
+function explainLibraryError(err: unknown, repo: string, what: string): unknown {
+  return err instanceof HubApiError ? explainStatus(err.statusCode, repo, what) : err;
+}
+
 export async function listRepoFiles(opts: DownloadOptions): Promise<HubFile[]> {
-  const url = `${hubEndpoint(opts)}/api/models/${opts.repo}/tree/${opts.revision ?? 'main'}?recursive=true`;
-  const res = await fetch(url, { headers: authHeaders(opts) });
-  if (!res.ok) throw explainStatus(res.status, opts.repo, `the file list of ${opts.repo}`);
-  const parsed = treeSchema.safeParse(await res.json());
-  if (!parsed.success) throw new HubError(`unexpected file list from ${url}`);
-  return parsed.data
-    .filter((e) => e.type === 'file')
-    .map((e) => ({ path: e.path, size: e.lfs?.size ?? e.size ?? 0, sha256: e.lfs?.oid }));
+  const files: HubFile[] = [];
+  try {
+    for await (const entry of listFiles({ ...hubParams(opts), recursive: true })) {
+      const parsed = treeEntrySchema.safeParse(entry);
+      if (!parsed.success) throw new HubError(`unexpected file list from ${hubEndpoint(opts)}/api/models/${opts.repo}/tree/${opts.revision ?? 'main'}`);
+      const e = parsed.data;
+      if (e.type === 'file') files.push({ path: e.path, size: e.lfs?.size ?? e.size ?? 0, sha256: e.lfs?.oid, xetHash: e.xetHash });
+    }
+  } catch (err) {
+    throw explainLibraryError(err, opts.repo, `the file list of ${opts.repo}`);
+  }
+  return files;
 }
 
 const COMPONENTS = ['unet', 'vae', 'image_encoder'];
@@ -132,21 +158,49 @@ function defaultFreeBytes(dir: string): number {
   return s.bavail * s.bsize;
 }
 
-async function fetchInto(opts: DownloadOptions, file: HubFile, partial: string): Promise<void> {
+/**
+ * The bytes of `file` from offset `have` on, and the offset they really start at (0 where the
+ * server ignored the range). Files in Xet storage come through the library's Xet reader; the
+ * rest from the resolve URL with an HTTP Range.
+ */
+async function openFrom(opts: DownloadOptions, file: HubFile, partial: string, have: number): Promise<{ body: ReadableStream<Uint8Array>; from: number }> {
+  if (file.xetHash) {
+    const params = { ...hubParams(opts), path: file.path };
+    const info = await fileDownloadInfo(params).catch((err: unknown) => {
+      throw explainLibraryError(err, opts.repo, file.path);
+    });
+    if (!info) throw explainStatus(404, opts.repo, file.path);
+    // Without Xet details the hub serves the file as a plain one: fall through to the Range code.
+    if (info.xet) {
+      const blob = await hubDownloadFile({ ...params, downloadInfo: info });
+      if (!blob) throw explainStatus(404, opts.repo, file.path);
+      return { body: blob.slice(have).stream(), from: have };
+    }
+  }
   const url = `${hubEndpoint(opts)}/${opts.repo}/resolve/${opts.revision ?? 'main'}/${file.path.split('/').map(encodeURIComponent).join('/')}`;
-  let have = existsSync(partial) ? statSync(partial).size : 0;
   const res = await fetch(url, { headers: { ...authHeaders(opts), ...(have > 0 ? { range: `bytes=${have}-` } : {}) }, redirect: 'follow' });
   if (res.status === 416) {
     rmSync(partial, { force: true });
     throw new Error('the partial file is longer than the remote file; starting again');
   }
   if (!res.ok) throw explainStatus(res.status, opts.repo, file.path);
-  if (have > 0 && res.status !== 206) have = 0; // the server ignored the range: start over
+  // A 200 to a range request: the server ignored the range, so start over.
+  return { body: res.body!, from: have > 0 && res.status !== 206 ? 0 : have };
+}
+
+async function fetchInto(opts: DownloadOptions, file: HubFile, partial: string): Promise<void> {
+  let have = existsSync(partial) ? statSync(partial).size : 0;
+  if (file.size && have > file.size) {
+    rmSync(partial, { force: true });
+    throw new Error('the partial file is longer than the remote file; starting again');
+  }
+  const opened = await openFrom(opts, file, partial, have);
+  have = opened.from;
   const fd = openSync(partial, have > 0 ? 'r+' : 'w');
   const started = Date.now();
   let written = have;
   try {
-    const reader = res.body!.getReader();
+    const reader = opened.body.getReader();
     let lastReport = 0;
     for (;;) {
       const { done, value } = await reader.read();
@@ -154,7 +208,8 @@ async function fetchInto(opts: DownloadOptions, file: HubFile, partial: string):
       try {
         written += writeSync(fd, value, 0, value.length, written);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new HubError(`the disk is full while writing ${file.path} into ${opts.dest}; free some space (about ${gib(file.size - written)} more) and run setup again: the download resumes`);
+        if ((err as NodeJS.ErrnoException).code === 'ENOSPC')
+          throw new HubError(`the disk is full while writing ${file.path} into ${opts.dest}; free some space (about ${gib(file.size - written)} more) and run setup again: the download resumes`);
         throw err;
       }
       const now = Date.now();
@@ -189,9 +244,11 @@ export async function downloadFile(opts: DownloadOptions, file: HubFile): Promis
       renameSync(partial, target);
       opts.onProgress?.({ type: 'done', path: file.path });
       return;
-    } catch (err) {
+    } catch (thrown) {
+      // The library's blob streams fail with the error's message alone.
+      const err = thrown instanceof Error ? thrown : new Error(String(thrown));
       if (err instanceof HubError || attempt > retries) throw err;
-      opts.onProgress?.({ type: 'retry', path: file.path, attempt, reason: (err as Error).message });
+      opts.onProgress?.({ type: 'retry', path: file.path, attempt, reason: err.message });
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 30_000);
     }
