@@ -22,7 +22,11 @@ function joinNegativeValues(args: string[], options: Options): string[] {
   return out;
 }
 
-/** Parses `args` with every option a string unless said otherwise; `help` is true for --help or -h. */
+/**
+ * Parses `args` with every option a string unless said otherwise; `help` is true for --help or -h.
+ * `command` names the svd command (`generate`), or is the whole npm command (`npm run setup --`)
+ * where the program is not `svd`.
+ */
 export function parseCommandArgs<O extends Options>(command: string, args: string[], options: O) {
   const all = { ...options, help: { type: 'boolean', short: 'h' } } as const;
   try {
@@ -30,7 +34,8 @@ export function parseCommandArgs<O extends Options>(command: string, args: strin
     return values as { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : string } & { help?: boolean };
   } catch (err) {
     const code = (err as { code?: string }).code;
-    if (code?.startsWith('ERR_PARSE_ARGS')) throw new UsageError(`${(err as Error).message.split('\n')[0]} (npm run svd -- ${command} --help lists the options)`);
+    if (code?.startsWith('ERR_PARSE_ARGS'))
+      throw new UsageError(`${(err as Error).message.split('\n')[0]} (${command.startsWith('npm ') ? command : `npm run svd -- ${command}`} --help lists the options)`);
     throw err;
   }
 }

@@ -3,17 +3,36 @@
 // self-test. Running it again only verifies.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, statfsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { convertModel } from '../models/convert.js';
 import { downloadModel, HubError, MODEL_REPOS } from '../models/download/hub.js';
 import { modelDirFor } from '../models/paths.js';
 import { SvdPipeline } from '../models/pipeline/pipeline.js';
 import { describeResolution, resolveProvider } from '../models/pipeline/runtime.js';
 import { parseSettings } from '../common/settings.js';
+import { parseCommandArgs } from './cli-args.js';
+import { UsageError } from './usage-error.js';
 
-const { values } = parseArgs({
-  options: { model: { type: 'string', default: 'svd-xt' }, repo: { type: 'string' }, dir: { type: 'string' }, 'skip-self-test': { type: 'boolean', default: false } },
-});
+const HELP = `usage: npm run setup -- [--model svd-xt|svd] [--repo owner/name] [--dir DIR] [--skip-self-test]
+  --model M          which model to install (default svd-xt)
+  --repo owner/name  another Hugging Face repository of the same layout
+  --dir DIR          where to put it (default ~/.cache/svd-studio/models/<name>)
+  --skip-self-test   do not run the short generation at the end
+HF_TOKEN (gated repositories) and HF_ENDPOINT (a mirror) are read from the environment.`;
+
+function readArgs() {
+  try {
+    return parseCommandArgs('npm run setup --', process.argv.slice(2), { model: { type: 'string' }, repo: { type: 'string' }, dir: { type: 'string' }, 'skip-self-test': { type: 'boolean' } });
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`error: ${err.message}`);
+    process.exit(2);
+  }
+}
+const values = { model: 'svd-xt', ...readArgs() };
+if (values.help) {
+  console.log(HELP);
+  process.exit(0);
+}
 
 function fail(message: string): never {
   console.error(`error: ${message}`);
