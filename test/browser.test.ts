@@ -402,6 +402,27 @@ describe('the page', () => {
   });
 });
 
+describe('the page while the model loads', () => {
+  it('says so, then shows the provider without a reload', async () => {
+    // An empty ONNX cache: the worker converts the model first, so it is still loading when the page opens.
+    const cache = process.env.SVD_STUDIO_CACHE;
+    process.env.SVD_STUDIO_CACHE = tempDir('svd-browser-cache-');
+    const fresh = await startServer({ model: FIXTURE_MODEL, port: 0, outputDir: tempDir('svd-browser-loading-'), provider: 'cpu' }, () => {});
+    if (cache === undefined) delete process.env.SVD_STUDIO_CACHE;
+    else process.env.SVD_STUDIO_CACHE = cache;
+    try {
+      const page = await browser.newPage();
+      await page.goto(fresh.url);
+      await page.waitForSelector('[data-testid=status]:has-text("loading")');
+      // The status follows by itself once the worker is ready.
+      await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent?.includes('cpu (float32)'), undefined, { timeout: 60_000 });
+      await page.close();
+    } finally {
+      await fresh.close();
+    }
+  });
+});
+
 describe('the page with an access token', () => {
   it('shows the login screen, and a token in the link opens it straight in', async () => {
     const locked = await startServer({ model: FIXTURE_MODEL, port: 0, outputDir: tempDir('svd-browser-token-'), provider: 'cpu', token: 'browser-token-1' }, () => {});

@@ -79,9 +79,24 @@ export function App() {
     [upsert],
   );
 
-  // One socket for the page; every (re)connect watches again the jobs it follows.
+  // While the model loads (at start, or a worker reloading after a cancel or a crash) the status
+  // is asked again every 2 s, so the page says "ready" without a reload.
+  const settled = health?.status === 'ready' || health?.status === 'error';
   useEffect(() => {
-    if (!health) return;
+    if (!health || settled) return;
+    const timer = setInterval(() => {
+      void api<Health>('health')
+        .then(setHealth)
+        .catch(() => {});
+    }, 2000);
+    return () => clearInterval(timer);
+  }, [health, settled]);
+
+  // One socket for the page (not a new one each time the status is read again); every
+  // (re)connect watches again the jobs it follows.
+  const haveHealth = !!health;
+  useEffect(() => {
+    if (!haveHealth) return;
     const s = connectSocket();
     socket.current = s;
     s.on('connect', () => {
@@ -107,7 +122,7 @@ export function App() {
       clearTimeout(timer);
       s.close();
     };
-  }, [health, refreshJobs, upsert, watch]);
+  }, [haveHealth, refreshJobs, upsert, watch]);
 
   // Every queued or running job is followed, so its progress shows even when another is open.
   useEffect(() => {
