@@ -1,5 +1,6 @@
 // Provider-specific ways to express the same networks: named build options, chosen per provider
 // by `graphFormsFor` in models/pipeline/runtime.ts. Every form computes the same values.
+import type { VaeConfig } from '../configs.js';
 import type { AttentionImpl } from '../onnx/graph-builder.js';
 
 export interface GraphForms {
@@ -18,3 +19,18 @@ export interface GraphForms {
 
 /** The forms every provider can run (WebGPU's, which the earlier graphs used). */
 export const PORTABLE_FORMS: GraphForms = { temporalAttention: 'matmul', decoderFrameHalves: true };
+
+/**
+ * The most frames a decoder chunk may hold where a provider caps one tensor at `maxTensorBytes`
+ * (WebGPU: about 2 GiB per buffer): the decoder's widest
+ * full-resolution tensors are the last level's (block_out_channels[0] wide, the whole chunk) and,
+ * with frame halves, the previous level's width on half the chunk. 12 frames at 1024x576 in fp16.
+ */
+export function maxDecoderChunk(forms: GraphForms, maxTensorBytes: number | undefined, cfg: VaeConfig, width: number, height: number, bytesPerValue: number): number {
+  if (maxTensorBytes === undefined) return Number.POSITIVE_INFINITY;
+  const ch = cfg.block_out_channels;
+  const perFrame = (channels: number) => channels * width * height * bytesPerValue;
+  const whole = Math.floor(maxTensorBytes / perFrame(ch[0]!));
+  const wide = ch.length > 1 ? Math.floor(maxTensorBytes / perFrame(ch[1]!)) * (forms.decoderFrameHalves ? 2 : 1) : whole;
+  return Math.max(1, Math.min(whole, wide));
+}

@@ -5,6 +5,7 @@ import { convertModel, type ConvertEvent } from '../convert.js';
 import type { SvdModelDir } from '../model-dir.js';
 import type { NetworkName } from '../build.js';
 import type { AttentionImpl, GraphDType } from '../onnx/graph-builder.js';
+import { maxDecoderChunk } from '../networks/forms.js';
 import { vaeScaleFactor } from '../networks/vae.js';
 import { clipPixelValues, rgbToSigned } from './clip-preprocess.js';
 import type { RgbImage } from './prepare-image.js';
@@ -195,21 +196,11 @@ export class SvdPipeline {
     await this.pool.release();
   }
 
-  /**
-   * WebGPU fails a convolution whose output passes about 2 GiB (seen on an H100 with 8 frames of
-   * 256 channels at 1024x576). The decoder runs its widest full-resolution layers on half a chunk
-   * at a time (inFrameHalves), so a chunk is capped where either half of the wide layers or the
-   * whole chunk at the final width would pass 1.9 GB: 12 frames at 1024x576. Other providers take
-   * any size.
-   */
+  /** The most frames one decoder chunk may hold here (WebGPU's buffer limit; no limit elsewhere). */
   maxDecodeChunk(width: number, height: number): number {
-    if (this.provider !== 'webgpu') return Number.POSITIVE_INFINITY;
-    const ch = this.model.vae.config.block_out_channels;
-    const bytes = (channels: number) => channels * width * height * (this.dtype === 'float16' ? 2 : 4);
-    const limit = 1.9e9;
-    const final = Math.floor(limit / bytes(ch[0]!));
-    const wide = ch.length > 1 ? 2 * Math.floor(limit / bytes(ch[1]!)) : final;
-    return Math.max(1, Math.min(final, wide));
+    // WebGPU fails a convolution whose output passes about 2 GiB (seen on an H100 with 8 frames of 256 channels at 1024x576).
+    const maxTensorBytes = this.provider === 'webgpu' ? 1.9e9 : undefined;
+    return maxDecoderChunk(graphFormsFor(this.provider), maxTensorBytes, this.model.vae.config, width, height, this.dtype === 'float16' ? 2 : 4);
   }
 
   /**
