@@ -187,8 +187,9 @@ async function timeJob(run: number) {
   };
 }
 if (values['warm-up']) {
-  report.warmUpS = sec(await pipeline.warmUp(settings));
-  console.log(`warm-up (one step at the job's shapes) ${report.warmUpS} s`);
+  const ms = await pipeline.warmUp(settings);
+  report.warmUpS = ms === undefined ? null : sec(ms);
+  console.log(ms === undefined ? 'no warm-up: this layout reopens every stage in each job' : `warm-up (one step at the job's shapes) ${report.warmUpS} s`);
 }
 const runs = [];
 for (let r = 0; r < Math.max(1, Number(values.runs)); r++) runs.push(await timeJob(r));

@@ -77,12 +77,10 @@ export class ModelManager {
    * settings moves that out of the first job. A failure here only costs the first job that time.
    */
   private async warmUp(p: SvdPipeline): Promise<void> {
-    if (p.provider === 'cpu') return;
     const settings = parseSettings({ frames: p.defaultFrames });
-    this.log(`warming up: one step at ${settings.width}x${settings.height} x ${p.defaultFrames} frames`);
     try {
       const ms = await p.warmUp(settings);
-      this.log(`warm-up done in ${(ms / 1000).toFixed(1)} s`);
+      if (ms !== undefined) this.log(`warmed up (one step at ${settings.width}x${settings.height} x ${p.defaultFrames} frames) in ${(ms / 1000).toFixed(1)} s`);
     } catch (err) {
       this.log(`warm-up skipped: ${(err as Error).message}`);
     }

@@ -224,9 +224,13 @@ export class SvdPipeline {
   /**
    * Runs one tiny job with the shapes of `settings` (one step), so that the first real job does
    * not pay for cuDNN's algorithm search and the arena's first growth (CUDA: about 5 s for the
-   * first UNet step and 1.6 s per new decoder shape on an H100).
+   * first UNet step and 1.6 s per new decoder shape on an H100). What it warms lives in the open
+   * sessions, so where a job of these settings reopens its stages (separate sessions: small
+   * cards, WebGPU's 'fast' mode), or on the CPU, there is nothing to keep and it returns
+   * undefined without running. Else the milliseconds it took.
    */
-  async warmUp(settings: GenerationSettings): Promise<number> {
+  async warmUp(settings: GenerationSettings): Promise<number | undefined> {
+    if (this.provider === 'cpu' || this.planJob(settings).layout.sessions === 'separate') return undefined;
     const t = performance.now();
     const image = { data: new Uint8Array(settings.width * settings.height * 3).fill(128), width: settings.width, height: settings.height };
     await this.generate(image, { ...settings, steps: 1, sigmas: undefined, seed: 0 });
