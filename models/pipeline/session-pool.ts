@@ -22,6 +22,12 @@ export class SessionPool {
 
   /** Size of a network's weights on disk (its external data file), MiB. */
   weightsMiB(network: NetworkName): number {
+    return (this.weightSizes[network] ??= this.readWeightsMiB(network));
+  }
+
+  private weightSizes: Partial<Record<NetworkName, number>> = {};
+
+  private readWeightsMiB(network: NetworkName): number {
     const path = this.files[network];
     let bytes = 0;
     for (const p of [path, `${path}_data`]) {
