@@ -210,15 +210,14 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       this.finish(job, 'done');
       if (s.saveToFolder && this.opts.saveDir) this.saveToFolder(job);
     } catch (err) {
+      await removeFrames();
       // Shutting down: the job stays running on disk and the next start marks it interrupted.
       if (this.closing) return;
-      await removeFrames();
       if (recordError) this.finish(job, 'failed', failureMessage(recordError));
       else if (signal.aborted) this.finish(job, 'cancelled');
       else this.finish(job, 'failed', failureMessage(err));
     } finally {
       signal.removeEventListener('abort', onAbort);
-      await removeFrames();
     }
   }
 
