@@ -112,32 +112,26 @@ export function ImageInput({ file, onFile, width, height, framing, onFraming }: 
           </fieldset>
           {geometry && (
             <div class="sliders">
-              <label>
-                <span>Horizontal</span>
-                <input
-                  type="range"
-                  min={0}
-                  max={1}
-                  step={0.01}
-                  value={framing.x}
-                  disabled={geometry.freeX < MOVABLE}
-                  aria-label="crop horizontal"
-                  onInput={(e) => frame({ ...framing, x: Number((e.target as HTMLInputElement).value) })}
-                />
-              </label>
-              <label>
-                <span>Vertical</span>
-                <input
-                  type="range"
-                  min={0}
-                  max={1}
-                  step={0.01}
-                  value={framing.y}
-                  disabled={geometry.freeY < MOVABLE}
-                  aria-label="crop vertical"
-                  onInput={(e) => frame({ ...framing, y: Number((e.target as HTMLInputElement).value) })}
-                />
-              </label>
+              {(
+                [
+                  { axis: 'x', label: 'Horizontal', free: geometry.freeX },
+                  { axis: 'y', label: 'Vertical', free: geometry.freeY },
+                ] as const
+              ).map(({ axis, label, free }) => (
+                <label key={axis}>
+                  <span>{label}</span>
+                  <input
+                    type="range"
+                    min={0}
+                    max={1}
+                    step={0.01}
+                    value={framing[axis]}
+                    disabled={free < MOVABLE}
+                    aria-label={`crop ${label.toLowerCase()}`}
+                    onInput={(e) => frame({ ...framing, [axis]: Number((e.target as HTMLInputElement).value) })}
+                  />
+                </label>
+              ))}
               {geometry.freeX < MOVABLE && geometry.freeY < MOVABLE && <small>The image already has the video's shape: the whole of it is used.</small>}
             </div>
           )}
