@@ -189,8 +189,11 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
     const job = jobOr404(String(req.params.id));
     const video = videoFormats.map((f) => job.videos[f]).find(Boolean);
     if (job.status !== 'done' || !video) throw new HttpError(404, `job ${job.id} is ${job.status}; it has no video to take a frame from`);
+    const videoPath = service.store.file(job.id, video);
+    // Sent like the job's other files; a video removed behind the server's back is the same 404 as on its own route.
+    if (!existsSync(videoPath)) throw new HttpError(404, `the video of job ${job.id} is no longer on the server; run the job again`);
     const frames = job.settings.frames;
-    res.sendFile(await ensurePoster(service.store.file(job.id, video), service.store.file(job.id, 'poster.jpg'), frames ? frames / 2 : 0));
+    sendJobFile(res, await ensurePoster(videoPath, service.store.file(job.id, 'poster.jpg'), frames ? frames / 2 : 0));
   });
   api.use((_req, _res, next) => next(new HttpError(404, 'no such API endpoint')));
 

@@ -4,7 +4,7 @@
 // a plain JSON message (or a refused connection), and afterwards the same process must still
 // serve, without ever having reached its last resort. Traffic goes to 127.0.0.1 only; each
 // property runs a bounded number of cases.
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { deflateSync, crc32 } from 'node:zlib';
@@ -90,9 +90,10 @@ function connectIo(base: string, token = TOKEN): Promise<Socket> {
 describe('hostile input against the server process', () => {
   let server: CliServer;
   let jobId: string;
+  const out = tempDir('svd-hostile-');
 
   beforeAll(async () => {
-    server = await startCliServer(['--token', TOKEN, '--output-dir', tempDir('svd-hostile-'), '--job-rate-limit', '1000'], { token: TOKEN });
+    server = await startCliServer(['--token', TOKEN, '--output-dir', out, '--job-rate-limit', '1000'], { token: TOKEN });
     const r = await postJob(server.url, jobForm(small));
     expect(r.status).toBe(202);
     jobId = (JSON.parse(r.text) as { id: string }).id;
@@ -171,6 +172,7 @@ describe('hostile input against the server process', () => {
         ['GET', `api/jobs/${id}/input.png`],
         ['GET', `api/jobs/${id}/video.mp4`],
         ['GET', `api/jobs/${id}/video.webm`],
+        ['GET', `api/jobs/${id}/poster.jpg`],
       ] as const;
 
     it('every route refuses requests without the token or with a malformed one', async () => {
@@ -206,7 +208,7 @@ describe('hostile input against the server process', () => {
       await fc.assert(
         fc.asyncProperty(
           ids,
-          fc.constantFrom('', '/rerun', '/input.png', '/video.mp4', '/video.avi', '/video.', '/video.%E0%A4%A', '/x/y'),
+          fc.constantFrom('', '/rerun', '/input.png', '/video.mp4', '/video.avi', '/video.', '/video.%E0%A4%A', '/poster.jpg', '/x/y'),
           fc.constantFrom('GET', 'DELETE', 'POST', 'PUT', 'PATCH'),
           async (id, tail, method) => {
             const r = await send(server.url, method, `api/jobs/${id}${tail}`, { headers: { ...auth, 'content-type': 'application/json' }, body: method === 'POST' ? '{}' : undefined });
@@ -448,6 +450,17 @@ describe('hostile input against the server process', () => {
       }
       expect(server.alive()).toBe(true);
     });
+  });
+
+  it("a poster whose video was removed behind the server's back is a 404 with a plain message", async () => {
+    const r = await send(server.url, 'GET', `api/jobs/${jobId}/poster.jpg`, { headers: auth });
+    expect(r.status).toBe(200);
+    rmSync(join(out, jobId, 'poster.jpg'));
+    rmSync(join(out, jobId, 'video.mp4'));
+    const gone = await send(server.url, 'GET', `api/jobs/${jobId}/poster.jpg`, { headers: auth });
+    expectClientError(gone, 'poster of a removed video');
+    expect(gone.status).toBe(404);
+    expect(JSON.parse(gone.text).error).toMatch(/is no longer on the server; run the job again/);
   });
 
   it('after all of it: the same process serves, runs jobs, and never reached its last resort', async () => {
