@@ -8,8 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RandomWeights } from '../models/onnx/weights.js';
-import { SVD_XT_IMAGE_ENCODER, SVD_XT_UNET, SVD_XT_VAE } from '../models/reference-configs.js';
-import type { SvdModelDir } from '../models/model-dir.js';
+import { SVD_XT_CONFIG_ONLY } from '../models/reference-configs.js';
 import { defineNetwork, networkDType, NETWORKS, type NetworkName } from '../models/build.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { graphFormsFor, resolveProvider, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
@@ -83,28 +82,8 @@ if (values['check-fixture']) {
   );
 }
 
-// Build the full-size networks.
-// The reference configuration with random weights: nothing to download.
-const model: SvdModelDir = {
-  root: '(random weights)',
-  unet: { dir: '', configPath: '', configText: '', weightsPath: '', config: SVD_XT_UNET },
-  vae: { dir: '', configPath: '', configText: '', weightsPath: '', config: SVD_XT_VAE },
-  imageEncoder: { dir: '', configPath: '', configText: '', weightsPath: '', config: SVD_XT_IMAGE_ENCODER },
-  scheduler: {
-    configPath: '',
-    config: {
-      _class_name: 'EulerDiscreteScheduler',
-      prediction_type: 'v_prediction',
-      sigma_min: 0.002,
-      sigma_max: 700,
-      use_karras_sigmas: true,
-      timestep_type: 'continuous',
-      timestep_spacing: 'leading',
-      final_sigmas_type: 'zero',
-    },
-  },
-  featureExtractor: { configPath: '', config: { image_mean: [0.48145466, 0.4578275, 0.40821073], image_std: [0.26862954, 0.26130258, 0.27577711] } },
-};
+// Build the full-size networks: the reference configuration with random weights, nothing to download.
+const model = SVD_XT_CONFIG_ONLY;
 mkdirSync(values.work!, { recursive: true });
 const files = {} as Record<NetworkName, string>;
 const build: Record<string, number> = {};

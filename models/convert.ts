@@ -61,6 +61,19 @@ export function cacheKey(model: SvdModelDir, network: NetworkName, opts: BuildOp
   return createHash('sha256').update(key).digest('hex').slice(0, 24);
 }
 
+/**
+ * Moves a finished build into place. Workers on several cards load the same model at once, so
+ * another process may have published the same network meanwhile: its file is used, ours dropped.
+ */
+export function publishBuild(tmp: string, dir: string, path: string): void {
+  try {
+    renameSync(tmp, dir);
+  } catch (err) {
+    if (!existsSync(path)) throw err;
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 export function convertModel(opts: ConvertOptions): ConvertedModel {
   const model = openModelDir(opts.model);
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
@@ -82,7 +95,7 @@ export function convertModel(opts: ConvertOptions): ConvertedModel {
     try {
       const result = buildNetworkFile(model, network, join(tmp, `${network}.onnx`), build, (written, total) => opts.onEvent?.({ type: 'progress', network, written, total }));
       writeFileSync(join(tmp, 'manifest.json'), JSON.stringify({ network, ...build, source: componentOf(model, network).weightsPath, ...result, modelPath: undefined, dataPath: undefined }, null, 2));
-      renameSync(tmp, dir);
+      publishBuild(tmp, dir, path);
       opts.onEvent?.({ type: 'built', network, path, seconds: (performance.now() - started) / 1000, bytes: result.dataBytes + result.modelBytes });
     } catch (err) {
       rmSync(tmp, { recursive: true, force: true });

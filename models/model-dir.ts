@@ -41,7 +41,7 @@ export interface SvdModelDir {
   readonly featureExtractor: { readonly configPath: string; readonly config: FeatureExtractorConfig };
 }
 
-const WEIGHT_FILES = {
+export const WEIGHT_FILES = {
   unet: ['diffusion_pytorch_model.fp16.safetensors', 'diffusion_pytorch_model.safetensors'],
   vae: ['diffusion_pytorch_model.fp16.safetensors', 'diffusion_pytorch_model.safetensors'],
   image_encoder: ['model.fp16.safetensors', 'model.safetensors'],

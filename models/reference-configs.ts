@@ -1,6 +1,7 @@
 // The published SVD-XT component configs (stabilityai/stable-video-diffusion-img2vid-xt), for
 // building full-size networks with random weights in benchmarks and tests.
-import type { ClipVisionConfig, UNetConfig, VaeConfig } from './configs.js';
+import type { ClipVisionConfig, FeatureExtractorConfig, SchedulerConfig, UNetConfig, VaeConfig } from './configs.js';
+import type { SvdModelDir } from './model-dir.js';
 
 export const SVD_XT_UNET: UNetConfig = {
   in_channels: 8,
@@ -41,4 +42,30 @@ export const SVD_XT_IMAGE_ENCODER: ClipVisionConfig = {
   projection_dim: 1024,
   hidden_act: 'gelu',
   layer_norm_eps: 1e-5,
+};
+
+export const SVD_XT_SCHEDULER: SchedulerConfig = {
+  _class_name: 'EulerDiscreteScheduler',
+  prediction_type: 'v_prediction',
+  sigma_min: 0.002,
+  sigma_max: 700,
+  use_karras_sigmas: true,
+  timestep_type: 'continuous',
+  timestep_spacing: 'leading',
+  final_sigmas_type: 'zero',
+};
+
+export const SVD_XT_FEATURE_EXTRACTOR: FeatureExtractorConfig = {
+  image_mean: [0.48145466, 0.4578275, 0.40821073],
+  image_std: [0.26862954, 0.26130258, 0.27577711],
+};
+
+/** SVD-XT's configuration with no files behind it: for building its networks from random weights. */
+export const SVD_XT_CONFIG_ONLY: SvdModelDir = {
+  root: '(random weights)',
+  unet: { dir: '', configPath: '', configText: '', weightsPath: '', config: SVD_XT_UNET },
+  vae: { dir: '', configPath: '', configText: '', weightsPath: '', config: SVD_XT_VAE },
+  imageEncoder: { dir: '', configPath: '', configText: '', weightsPath: '', config: SVD_XT_IMAGE_ENCODER },
+  scheduler: { configPath: '', config: SVD_XT_SCHEDULER },
+  featureExtractor: { configPath: '', config: SVD_XT_FEATURE_EXTRACTOR },
 };

@@ -1,6 +1,6 @@
 // Lazy safetensors reader: parses and validates the header, then reads one tensor at a time
 // with positioned reads, so a 3 GB UNet file never has to fit in memory.
-import { closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { z } from 'zod';
 import { formatError } from '../common/messages.js';
 import { bfloat16ArrayToFloat32, halfArrayToFloat32 } from './half.js';
@@ -168,27 +168,55 @@ export interface TensorToWrite {
 
 /** Writes a safetensors file (used for --frames-out and to make test files). */
 export function writeSafetensors(path: string, tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): void {
+  // Checked before the file is opened, so a wrong tensor leaves no partial file behind.
+  for (const [name, t] of Object.entries(tensors)) checkByteLength(name, t.shape, t.dtype, t.data);
+  writeSafetensorsStreamed(
+    path,
+    Object.entries(tensors).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, bytes: () => t.data })),
+    metadata,
+  );
+}
+
+export interface TensorToStream {
+  name: string;
+  dtype: StoredDType;
+  shape: readonly number[];
+  /** The tensor's bytes, asked for once, when it is written: one tensor in memory at a time. */
+  bytes(): Uint8Array;
+}
+
+function checkByteLength(name: string, shape: readonly number[], dtype: StoredDType, data: Uint8Array): Uint8Array {
+  const expected = shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
+  if (expected !== data.byteLength) throw new Error(`writeSafetensors: "${name}" has ${data.byteLength} bytes, shape needs ${expected}`);
+  return data;
+}
+
+/** Writes a safetensors file one tensor at a time (files larger than memory or a Buffer allows). */
+export function writeSafetensorsStreamed(path: string, tensors: readonly TensorToStream[], metadata?: Record<string, string>): void {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
-  for (const [name, t] of Object.entries(tensors)) {
-    const expected = t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
-    if (expected !== t.data.byteLength) throw new Error(`writeSafetensors: "${name}" has ${t.data.byteLength} bytes, shape needs ${expected}`);
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
+  for (const t of tensors) {
+    const size = t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] };
+    offset += size;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (json.length % 8)) % 8);
   const headerBytes = Buffer.from(json, 'utf8');
-  const out = Buffer.alloc(8 + headerBytes.length + offset);
-  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  headerBytes.copy(out, 8);
-  let pos = 8 + headerBytes.length;
-  for (const t of Object.values(tensors)) {
-    out.set(t.data, pos);
-    pos += t.data.byteLength;
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, prefix);
+    writeSync(fd, headerBytes);
+    for (const t of tensors) {
+      const data = checkByteLength(t.name, t.shape, t.dtype, t.bytes());
+      for (let done = 0; done < data.byteLength; ) done += writeSync(fd, data, done, data.byteLength - done);
+    }
+  } finally {
+    closeSync(fd);
   }
-  writeFileSync(path, out);
 }
 
 export function float32Tensor(shape: number[], data: Float32Array): TensorToWrite {

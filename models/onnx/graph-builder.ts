@@ -41,6 +41,11 @@ export class GraphBuilder extends Ops {
     return this.weights.parameterCount;
   }
 
+  /** Every checkpoint tensor the graph reads or checks, with the shape config.json implies. */
+  get checkpointShapes(): ReadonlyMap<string, readonly number[]> {
+    return this.weights.checkpointShapes;
+  }
+
   get nodeCount(): number {
     return this.file.nodeCount;
   }

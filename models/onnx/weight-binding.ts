@@ -38,8 +38,8 @@ export const transform = {
 
 export class WeightBinding {
   private readonly bound = new Map<string, Value>();
-  /** Element count of every checkpoint tensor the graph reads or checks. */
-  private readonly params = new Map<string, number>();
+  /** Shape of every checkpoint tensor the graph reads or checks. */
+  private readonly expected = new Map<string, readonly number[]>();
 
   constructor(
     private readonly file: OnnxWriter,
@@ -78,7 +78,7 @@ export class WeightBinding {
 
   /** Checks that a checkpoint tensor exists with the expected shape, and counts it, without binding it. */
   check(name: string, shape: readonly number[]): void {
-    this.params.set(name, elementCount(shape));
+    this.expected.set(name, [...shape]);
     if (!this.source.has(name)) {
       throw new WeightShapeError(`${this.source.description}: missing tensor "${name}" (expected shape [${shape.join(', ')}] from config.json)`);
     }
@@ -93,8 +93,13 @@ export class WeightBinding {
   /** Parameters of the checkpoint the graph accounts for (comparable to torch's numel sum). */
   get parameterCount(): number {
     let n = 0;
-    for (const c of this.params.values()) n += c;
+    for (const shape of this.expected.values()) n += elementCount(shape);
     return n;
+  }
+
+  /** The checkpoint the graph expects: every tensor it reads or checks, with its stored shape. */
+  get checkpointShapes(): ReadonlyMap<string, readonly number[]> {
+    return this.expected;
   }
 }
 

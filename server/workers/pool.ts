@@ -5,7 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { fromWorkerSchema, type FromWorker, type ToWorkerInput, type WorkerProgress, type WorkerRuntime, type WorkerStatus } from '../../common/worker-protocol.js';
 import { cudaLibraryEnv } from '../../models/pipeline/cuda-libraries.js';
@@ -57,13 +57,14 @@ export function workerEnv(_slot: WorkerSlot): NodeJS.ProcessEnv {
 }
 
 /**
- * worker-main next to this module: the TypeScript source under tsx (`npm start`, tests), or the
- * compiled .js when this module is compiled JavaScript.
+ * worker-main next to this module, with this module's extension: the TypeScript source under tsx
+ * (`npm run dev`, tests), the compiled .js (`npm start`), or a bundle's .mjs (the GPU machine).
  */
 function workerEntry(): { path: string; execArgv: string[] } {
   const here = fileURLToPath(import.meta.url);
-  const fromSource = here.endsWith('.ts');
-  const path = join(dirname(here), `worker-main.${fromSource ? 'ts' : 'js'}`);
+  const ext = extname(here);
+  const fromSource = ext === '.ts';
+  const path = join(dirname(here), `worker-main${ext}`);
   // tsx's loader by absolute URL, so the child does not depend on its working directory.
   const execArgv = fromSource ? ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href] : [];
   return { path, execArgv };
