@@ -163,6 +163,8 @@ async function timeJob(run: number) {
     gpuBaselineMiB: gpu.baseMiB,
     ownPeakMiB: Math.max(gpu.peakMiB, samplingPeakMiB) - gpu.baseMiB,
     nonFiniteFrames: nonFinite,
+    /** Every 1009th 8-bit value: runs of other graph forms on the same weights and seed compare by it. */
+    rgbSample: Array.from({ length: Math.floor(result.rgb.length / 1009) }, (_, i) => result.rgb[i * 1009]!),
   };
 }
 if (values['warm-up']) {
@@ -198,4 +200,4 @@ console.log('\n| stage | seconds |\n| --- | --- |');
 for (const [k, v] of Object.entries(report)) if (typeof v === 'number' || (Array.isArray(v) && typeof v[0] === 'number')) console.log(`| ${k} | ${Array.isArray(v) ? v.join(', ') : v} |`);
 console.log(`| gpu | ${gpu.name ?? 'n/a'} |`);
 if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));
-console.log(JSON.stringify(report));
+console.log(JSON.stringify({ ...report, rgbSample: undefined }));

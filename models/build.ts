@@ -13,6 +13,8 @@ interface NetworkEntry {
   /** The model directory's component whose config and weights the network is built from. */
   component: ComponentKey;
   define(b: GraphBuilder, model: SvdModelDir, forms: GraphForms): void;
+  /** Whether the network's graph follows the forms' image layout (the two run every step or chunk); the others stay NCHW. */
+  layoutFromForms: boolean;
   /** The graph's precision given the requested one. */
   dtype(model: SvdModelDir, requested: GraphDType): GraphDType;
 }
@@ -21,22 +23,24 @@ interface NetworkEntry {
 function network<K extends ComponentKey>(
   component: K,
   define: (b: GraphBuilder, c: SvdModelDir[K], forms: GraphForms) => void,
-  dtype: (c: SvdModelDir[K], requested: GraphDType) => GraphDType = (_, requested) => requested,
+  opts: { dtype?: (c: SvdModelDir[K], requested: GraphDType) => GraphDType; layoutFromForms?: boolean } = {},
 ): NetworkEntry {
-  return { component, define: (b, model, forms) => define(b, model[component], forms), dtype: (model, requested) => dtype(model[component], requested) };
+  const dtype = opts.dtype ?? ((_, requested) => requested);
+  return {
+    component,
+    define: (b, model, forms) => define(b, model[component], forms),
+    dtype: (model, requested) => dtype(model[component], requested),
+    layoutFromForms: opts.layoutFromForms ?? false,
+  };
 }
 
 /** The networks of an SVD model, in the order a generation runs them. */
 const NETWORK_TABLE = {
   image_encoder: network('imageEncoder', (b, c) => buildImageEncoder(b, c.config)),
   // Stays float32 when the config says so (diffusers' force_upcast).
-  vae_encoder: network(
-    'vae',
-    (b, c) => buildVaeEncoder(b, c.config),
-    (c, requested) => (c.config.force_upcast ? 'float32' : requested),
-  ),
-  unet: network('unet', (b, c, forms) => buildUNet(b, c.config, { forms, file: c.configPath })),
-  vae_decoder: network('vae', (b, c, forms) => buildVaeDecoder(b, c.config, { forms })),
+  vae_encoder: network('vae', (b, c) => buildVaeEncoder(b, c.config), { dtype: (c, requested) => (c.config.force_upcast ? 'float32' : requested) }),
+  unet: network('unet', (b, c, forms) => buildUNet(b, c.config, { forms, file: c.configPath }), { layoutFromForms: true }),
+  vae_decoder: network('vae', (b, c, forms) => buildVaeDecoder(b, c.config, { forms }), { layoutFromForms: true }),
 } satisfies Record<string, NetworkEntry>;
 
 export type NetworkName = keyof typeof NETWORK_TABLE;
@@ -61,8 +65,10 @@ export function networkDType(model: SvdModelDir, network: NetworkName, requested
 
 /** Adds the graph of `network` to a fresh builder reading weights from `weights`. */
 export function defineNetwork(model: SvdModelDir, network: NetworkName, weights: WeightSource, opts: BuildOptions): GraphBuilder {
-  const b = new GraphBuilder({ dtype: opts.dtype, attention: opts.attention, weights });
-  NETWORK_TABLE[network].define(b, model, opts.forms ?? PORTABLE_FORMS);
+  const entry = NETWORK_TABLE[network];
+  const forms = opts.forms ?? PORTABLE_FORMS;
+  const b = new GraphBuilder({ dtype: opts.dtype, attention: opts.attention, weights, imageLayout: entry.layoutFromForms ? forms.imageLayout : 'nchw', cudaKernels: forms.cudaKernels });
+  entry.define(b, model, forms);
   return b;
 }
 

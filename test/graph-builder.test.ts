@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder, transform, type Value, type WeightTransform } from '../models/onnx/graph-builder.js';
 import { ShapeError } from '../models/onnx/static-shapes.js';
-import { canonicalJson } from '../models/onnx/weight-binding.js';
+import { canonicalJson, permute } from '../models/onnx/weight-binding.js';
 import type { WeightSource } from '../models/onnx/weights.js';
 import { conv2d, groupNorm, linear } from '../models/networks/layers.js';
 import { tempDir } from './helpers.js';
@@ -214,7 +214,7 @@ describe('layers read channel counts from their input', () => {
     });
     const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights });
     const x = b.input('x', 'float32', ['n', 4, 'h', 'w']);
-    const h = groupNorm(b, conv2d(b, x, 'c', 8, 3), 'n', 1e-5, 4);
+    const h = groupNorm(b, conv2d(b, x, 'c', 8, 3), 'n', 1e-5, { groups: 4 });
     expect(h.shape).toEqual([null, 8, null, null]);
     const y = linear(b, b.transpose(h, [0, 2, 3, 1]), 'l', 3);
     expect(y.shape).toEqual([null, null, null, 3]);
@@ -225,5 +225,25 @@ describe('layers read channel counts from their input', () => {
     const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new MemoryWeights({}) });
     const x = b.input('x', 'float32', ['n', 'c', 'h', 'w']);
     expect(() => conv2d(b, x, 'down.conv', 8, 3)).toThrow(/down\.conv: the size of axis 1 of \[\?, \?, \?, \?\] is not known/);
+  });
+});
+
+describe('weight permute transform', () => {
+  it('reorders axes like a naive index walk (conv weights [M, C, kH, kW] → [M, kH, kW, C])', () => {
+    const dims = [3, 4, 2, 5];
+    const data = Float32Array.from({ length: 120 }, (_, i) => i);
+    const perm = [0, 2, 3, 1];
+    const out = permute(data, dims, perm);
+    const outDims = perm.map((p) => dims[p]!);
+    for (let a = 0; a < outDims[0]!; a++)
+      for (let b2 = 0; b2 < outDims[1]!; b2++)
+        for (let c = 0; c < outDims[2]!; c++)
+          for (let d = 0; d < outDims[3]!; d++) {
+            const o = [a, b2, c, d];
+            const src = [0, 0, 0, 0];
+            perm.forEach((p, i) => (src[p] = o[i]!));
+            const srcIndex = ((src[0]! * dims[1]! + src[1]!) * dims[2]! + src[2]!) * dims[3]! + src[3]!;
+            expect(out[((a * outDims[1]! + b2) * outDims[2]! + c) * outDims[3]! + d]).toBe(data[srcIndex]);
+          }
   });
 });

@@ -27,12 +27,14 @@ async function session(model: string | SvdModelDir, network: NetworkName, attent
   return s;
 }
 
-// The CUDA provider's forms (fused temporal attention, whole-chunk decoder) run here on the CPU,
-// which implements the same operators, so they are held to the same reference.
+// The CUDA provider's forms (fused temporal attention, whole-chunk decoder, channels last) run
+// here on the CPU, which implements the same operators (channels last through the standard ones
+// between transposes instead of the CUDA-only NhwcConv and GroupNorm), so they are held to the
+// same reference.
 describe.each<{ attention: AttentionImpl; forms: GraphForms; label: string }>([
   { attention: 'mha', forms: PORTABLE_FORMS, label: 'mha attention, portable forms' },
   { attention: 'matmul', forms: PORTABLE_FORMS, label: 'matmul attention, portable forms' },
-  { attention: 'mha', forms: graphFormsFor('cuda'), label: "mha attention, the CUDA provider's forms" },
+  { attention: 'mha', forms: { ...graphFormsFor('cuda'), cudaKernels: false }, label: "mha attention, the CUDA provider's forms" },
 ])('fixture networks, fp32 CPU, $label', ({ attention, forms }) => {
   const check = (actual: ort.Tensor, golden: string) => {
     const ref = goldenFile();
@@ -75,20 +77,26 @@ describe.each<{ attention: AttentionImpl; forms: GraphForms; label: string }>([
 });
 
 describe('other configurations build unchanged', () => {
-  // Random weights, a config unlike the fixture's: both attention forms must agree, shapes follow the input.
+  // Random weights, a config unlike the fixture's: both attention forms and both image layouts
+  // must agree, shapes follow the input.
+  const variants = [
+    { attention: 'mha', forms: PORTABLE_FORMS },
+    { attention: 'matmul', forms: PORTABLE_FORMS },
+    { attention: 'mha', forms: { ...PORTABLE_FORMS, imageLayout: 'nhwc' } },
+  ] as const;
   async function runBoth(model: SvdModelDir, network: NetworkName, feeds: Record<string, ort.Tensor>) {
     const results: ort.Tensor[] = [];
-    for (const attention of ['mha', 'matmul'] as const) {
+    for (const { attention, forms } of variants) {
       const path = join(out, `${network}-random-${attention}-${sessions.length}.onnx`);
-      defineNetwork(model, network, new RandomWeights(7), { dtype: 'float32', attention }).save(path);
+      defineNetwork(model, network, new RandomWeights(7), { dtype: 'float32', attention, forms }).save(path);
       const s = await ort.InferenceSession.create(path, { executionProviders: ['cpu'] });
       sessions.push(s);
       const r = await s.run(feeds);
       results.push(Object.values(r)[0]!);
     }
-    const [a, b] = results as [ort.Tensor, ort.Tensor];
+    const [a, ...others] = results as [ort.Tensor, ...ort.Tensor[]];
     expect((a.data as Float32Array).every(Number.isFinite)).toBe(true);
-    expect(relL2(a.data as Float32Array, b.data as Float32Array)).toBeLessThan(1e-5);
+    for (const o of others) expect(relL2(a.data as Float32Array, o.data as Float32Array)).toBeLessThan(1e-5);
     return a;
   }
   const randn = (dims: number[], seed = 1) => {

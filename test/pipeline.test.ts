@@ -39,6 +39,12 @@ describe('sampling pipeline on the fixture (fp32, CPU)', () => {
     });
     expect([r.frameCount, r.height, r.width]).toEqual([5, 64, 128]);
     expect(maxAbs(r.frames, g.readFloat32('frames'))).toBeLessThan(1e-4);
+    // The 8-bit frames are the float ones ×255 rounded half to even (numpy's round), made in the decoder graph.
+    const halfEven = (x: number) => {
+      const k = Math.round(x);
+      return k - x === 0.5 && k % 2 === 1 ? k - 1 : k;
+    };
+    expect(r.rgb.every((v, i) => v === halfEven(Math.fround(r.frames[i]! * 255)))).toBe(true);
     expect(events.map((e) => e.stage)).toEqual(['encoding', 'sampling', 'sampling', 'sampling', 'sampling', 'decoding', 'decoding', 'decoding', 'done']);
     const last = events[4] as Extract<ProgressEvent, { stage: 'sampling' }>;
     expect(last).toMatchObject({ step: 4, steps: 4, etaMs: 0 });

@@ -1,7 +1,7 @@
 // Provider-specific ways to express the same networks: named build options, chosen per provider
 // by `graphFormsFor` in models/pipeline/runtime.ts. Every form computes the same values.
 import type { VaeConfig } from '../configs.js';
-import type { AttentionImpl } from '../onnx/graph-builder.js';
+import type { AttentionImpl, ImageLayout } from '../onnx/graph-builder.js';
 
 export interface GraphForms {
   /**
@@ -15,10 +15,21 @@ export interface GraphForms {
    * convolution whose output passes ~2 GiB (8 frames x 256 channels at 1024x576).
    */
   decoderFrameHalves: boolean;
+  /**
+   * The image tensors' layout in the UNet and the decoder (ops.ts `ImageLayout`): channels last
+   * on CUDA, where NhwcConv and the GroupNorm with fused SiLU save the layout conversions cuDNN
+   * makes around NCHW convolutions and the four passes GroupNorm + affine + SiLU take otherwise.
+   */
+  imageLayout: ImageLayout;
+  /**
+   * The com.microsoft operators only onnxruntime's CUDA provider implements (NhwcConv, GroupNorm
+   * with fused SiLU, BiasSplitGelu); without them the same graph uses standard operators.
+   */
+  cudaKernels: boolean;
 }
 
 /** The forms every provider can run (WebGPU's, which the earlier graphs used). */
-export const PORTABLE_FORMS: GraphForms = { temporalAttention: 'matmul', decoderFrameHalves: true };
+export const PORTABLE_FORMS: GraphForms = { temporalAttention: 'matmul', decoderFrameHalves: true, imageLayout: 'nchw', cudaKernels: false };
 
 /**
  * The most frames a decoder chunk may hold where a provider caps one tensor at `maxTensorBytes`

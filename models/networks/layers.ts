@@ -1,7 +1,7 @@
 // Per-module build functions shared by the SVD networks, one per diffusers/transformers module.
 // Each takes the checkpoint name prefix of its module, so weights are found by the same names
 // as in the safetensors files.
-import { staticDim, transform, type AttentionImpl, type GraphBuilder, type Value } from '../onnx/graph-builder.js';
+import { staticDim, transform, type AttentionImpl, type GraphBuilder, type Value, type WeightTransform } from '../onnx/graph-builder.js';
 
 export interface FrameDims {
   /** Videos in the batch, [1] int64. */
@@ -18,30 +18,77 @@ export function linear(b: GraphBuilder, x: Value, name: string, outF: number, op
   return b.linear(x, w, { bias });
 }
 
-/** torch `Conv2d` with a square kernel on [N, C, H, W] ("same" padding unless `pads` says). */
+/** The channel count of an image tensor of the graph's layout ([N, C, H, W] or [N, H, W, C]). */
+export function channelsOf(b: GraphBuilder, x: Value, what: string): number {
+  return staticDim(x, b.channelsLast ? -1 : 1, what);
+}
+
+/** Joins image tensors along their channels. */
+export function concatChannels(b: GraphBuilder, xs: Value[]): Value {
+  return b.concat(xs, b.channelsLast ? (xs[0]!.shape?.length ?? 4) - 1 : 1);
+}
+
+/** A 2-D convolution of the graph's layout by torch weights [M, C, kH, kW] (permuted for channels last). */
+function conv(b: GraphBuilder, x: Value, name: string, w: { shape: number[]; transforms: WeightTransform[] }, opts: { bias: Value | undefined; strides?: number[]; pads: number[] }): Value {
+  if (!b.channelsLast) return b.conv2d(x, b.weight(`${name}.weight`, w.shape, ...w.transforms), opts);
+  const weights = b.weight(`${name}.weight`, w.shape, ...w.transforms, transform.permute([0, 2, 3, 1]));
+  return b.conv2dNhwc(x, weights, opts);
+}
+
+/** torch `Conv2d` with a square kernel ("same" padding unless `pads` says). */
 export function conv2d(b: GraphBuilder, x: Value, name: string, outC: number, k: number, opts: { stride?: number; pads?: number[]; bias?: boolean } = {}): Value {
-  const w = b.weight(`${name}.weight`, [outC, staticDim(x, 1, name), k, k]);
+  const inC = channelsOf(b, x, name);
   const bias = opts.bias === false ? undefined : b.weight(`${name}.bias`, [outC]);
   const p = (k - 1) / 2;
   const stride = opts.stride ?? 1;
-  return b.conv2d(x, w, { bias, strides: [stride, stride], pads: opts.pads ?? [p, p, p, p] });
+  return conv(b, x, name, { shape: [outC, inC, k, k], transforms: [] }, { bias, strides: [stride, stride], pads: opts.pads ?? [p, p, p, p] });
 }
 
-/** A (k,1,1) Conv3d over frames, run as a 2-D conv on [B, C, F, H·W] (3-D convs are missing on some providers). */
-export function temporalConv(b: GraphBuilder, x: Value, name: string, outC: number, k: number): Value {
-  const inC = staticDim(x, 1, name);
-  const w = b.weight(`${name}.weight`, [outC, inC, k, 1, 1], transform.reshape([outC, inC, k, 1]));
-  const bias = b.weight(`${name}.bias`, [outC]);
+/**
+ * A (k,1,1) Conv3d over frames, run as a 2-D conv on one tensor per video (3-D convs are missing
+ * on some providers): [B, C, F, H·W], or channels last [B, F, H·W, C]. `fold` transforms apply
+ * to the weights and the bias alike (a blend factor folded in).
+ */
+export function temporalConv(b: GraphBuilder, x: Value, name: string, outC: number, k: number, ...fold: WeightTransform[]): Value {
+  const inC = channelsOf(b, x, name);
+  const bias = b.weight(`${name}.bias`, [outC], ...fold);
   const p = (k - 1) / 2;
-  return b.conv2d(x, w, { bias, pads: [p, 0, p, 0] });
+  return conv(b, x, name, { shape: [outC, inC, k, 1, 1], transforms: [transform.reshape([outC, inC, k, 1]), ...fold] }, { bias, pads: [p, 0, p, 0] });
 }
 
-/** torch `GroupNorm` with affine over axis 1. */
-export function groupNorm(b: GraphBuilder, x: Value, name: string, eps: number, groups = 32): Value {
-  const channels = staticDim(x, 1, name);
+/** torch `GroupNorm` with affine over the channels, followed by SiLU where `silu` says (fused where the layout allows). */
+export function groupNorm(b: GraphBuilder, x: Value, name: string, eps: number, opts: { groups?: number; silu?: boolean } = {}): Value {
+  const groups = opts.groups ?? 32;
+  const channels = channelsOf(b, x, name);
   if (channels % groups !== 0) throw new Error(`${name}: ${channels} channels cannot be split into ${groups} groups`);
+  if (b.channelsLast) {
+    const [scale, bias] = [b.weightFloat32(`${name}.weight`, [channels]), b.weightFloat32(`${name}.bias`, [channels])];
+    return b.groupNormNhwc(x, { groups, scale, bias, epsilon: eps, silu: opts.silu ?? false });
+  }
   const view = transform.reshape([channels, ...new Array(x.shape!.length - 2).fill(1)]);
-  return b.groupNorm(x, { groups, scale: b.weight(`${name}.weight`, [channels], view), bias: b.weight(`${name}.bias`, [channels], view), epsilon: eps });
+  const y = b.groupNorm(x, { groups, scale: b.weight(`${name}.weight`, [channels], view), bias: b.weight(`${name}.bias`, [channels], view), epsilon: eps });
+  return opts.silu ? b.silu(y) : y;
+}
+
+/** Image tensor [N, C, H, W] or [N, H, W, C] → tokens [N, H·W, C]. */
+export function imageToTokens(b: GraphBuilder, x: Value): Value {
+  const channels = channelsOf(b, x, 'image to tokens');
+  return b.channelsLast ? b.reshape(x, [0, -1, channels]) : b.transpose(b.reshape(x, [0, channels, -1]), [0, 2, 1]);
+}
+
+/** Tokens [N, H·W, C] → an image tensor shaped like `like`. */
+export function tokensToImage(b: GraphBuilder, tokens: Value, like: Value): Value {
+  return b.channelsLast ? b.reshape(tokens, b.shape(like)) : b.reshape(b.transpose(tokens, [0, 2, 1]), b.shape(like));
+}
+
+/** ONNX's [N, C, H, W] into the graph's layout (at a network's input). */
+export function fromNchw(b: GraphBuilder, x: Value): Value {
+  return b.channelsLast ? b.transpose(x, [0, 2, 3, 1]) : x;
+}
+
+/** The graph's layout back to ONNX's [N, C, H, W] (at a network's output). */
+export function toNchw(b: GraphBuilder, x: Value): Value {
+  return b.channelsLast ? b.transpose(x, [0, 3, 1, 2]) : x;
 }
 
 /** torch `LayerNorm` over the last axis. */
@@ -70,36 +117,34 @@ export function timestepMlp(b: GraphBuilder, x: Value, name: string, hidden: num
   return linear(b, b.silu(linear(b, x, `${name}.linear_1`, hidden)), `${name}.linear_2`, outF);
 }
 
-/** diffusers `ResnetBlock2D` (pre-norm, SiLU, output scale 1) on [N, C, H, W]. `temb` is SiLU(temb) [N, T]. */
+/** diffusers `ResnetBlock2D` (pre-norm, SiLU, output scale 1) on an image tensor. `temb` is SiLU(temb) [N, T]. */
 export function resnetBlock2d(b: GraphBuilder, x: Value, name: string, outC: number, eps: number, temb?: Value): Value {
   return b.scope(name, () => {
-    let h = conv2d(b, b.silu(groupNorm(b, x, `${name}.norm1`, eps)), `${name}.conv1`, outC, 3);
-    if (temb) h = b.add(h, b.unsqueeze(linear(b, temb, `${name}.time_emb_proj`, outC), [2, 3]));
-    h = conv2d(b, b.silu(groupNorm(b, h, `${name}.norm2`, eps)), `${name}.conv2`, outC, 3);
-    const shortcut = staticDim(x, 1, name) === outC ? x : conv2d(b, x, `${name}.conv_shortcut`, outC, 1);
+    let h = conv2d(b, groupNorm(b, x, `${name}.norm1`, eps, { silu: true }), `${name}.conv1`, outC, 3);
+    if (temb) h = b.add(h, b.unsqueeze(linear(b, temb, `${name}.time_emb_proj`, outC), b.channelsLast ? [1, 2] : [2, 3]));
+    h = conv2d(b, groupNorm(b, h, `${name}.norm2`, eps, { silu: true }), `${name}.conv2`, outC, 3);
+    const shortcut = channelsOf(b, x, name) === outC ? x : conv2d(b, x, `${name}.conv_shortcut`, outC, 1);
     return b.add(shortcut, h);
   });
 }
 
 /**
- * diffusers `TemporalResnetBlock` on [B, C, F, H·W] followed by the block's `AlphaBlender`
+ * diffusers `TemporalResnetBlock` on [B, C, F, H·W] (channels last: [B, F, H·W, C]) followed by the block's `AlphaBlender`
  * (`mixer`), folded together: the temporal branch is x + h and the blend is α·x + (1 − α)·(x + h)
  * (or the switched form), so the result is x + c·h with c = 1 − α (switched: α), and c is folded
  * into conv2's weights and bias. `temb` is SiLU(emb) [B·F, C_t].
  */
 function temporalResnetBlockBlended(b: GraphBuilder, x: Value, name: string, opts: { mixer: string; eps: number; switchMix: boolean; frames: FrameDims; temb?: Value }): Value {
-  const channels = staticDim(x, 1, name);
-  let h = temporalConv(b, b.silu(groupNorm(b, x, `${name}.norm1`, opts.eps)), `${name}.conv1`, channels, 3);
+  const channels = channelsOf(b, x, name);
+  let h = temporalConv(b, groupNorm(b, x, `${name}.norm1`, opts.eps, { silu: true }), `${name}.conv1`, channels, 3);
   if (opts.temb) {
-    // [B·F, C_t] → [B, F, C] → [B, C, F, 1]
+    // [B·F, C_t] → [B, F, C] → [B, C, F, 1] (channels last: [B, F, 1, C])
     const proj = linear(b, opts.temb, `${name}.time_emb_proj`, channels);
     const perVideo = b.reshape(proj, [opts.frames.batch, opts.frames.frames, channels]);
-    h = b.add(h, b.unsqueeze(b.transpose(perVideo, [0, 2, 1]), [3]));
+    h = b.add(h, b.channelsLast ? b.unsqueeze(perVideo, [2]) : b.unsqueeze(b.transpose(perVideo, [0, 2, 1]), [3]));
   }
   const blend = transform.scaleBy(`${opts.mixer}.mix_factor`, opts.switchMix ? 'sigmoid' : 'oneMinusSigmoid');
-  const w = b.weight(`${name}.conv2.weight`, [channels, channels, 3, 1, 1], transform.reshape([channels, channels, 3, 1]), blend);
-  const bias = b.weight(`${name}.conv2.bias`, [channels], blend);
-  h = b.conv2d(b.silu(groupNorm(b, h, `${name}.norm2`, opts.eps)), w, { bias, pads: [1, 0, 1, 0] });
+  h = temporalConv(b, groupNorm(b, h, `${name}.norm2`, opts.eps, { silu: true }), `${name}.conv2`, channels, 3, blend);
   return b.add(x, h);
 }
 
@@ -137,27 +182,37 @@ export function spatioTemporalSteps(b: GraphBuilder, name: string, outC: number,
   ];
 }
 
-/** diffusers `SpatioTemporalResBlock` on [B·F, C, H, W]. */
+/** diffusers `SpatioTemporalResBlock` on [B·F, C, H, W] (or [B·F, H, W, C]). */
 export function spatioTemporalResBlock(b: GraphBuilder, x: Value, name: string, outC: number, opts: SpatioTemporalOptions): Value {
   return runFrameSteps(b, x, spatioTemporalSteps(b, name, outC, opts));
 }
 
 /** The temporal half of a `SpatioTemporalResBlock`, given its spatial block's output. */
 function temporalHalf(b: GraphBuilder, spatial: Value, name: string, opts: SpatioTemporalOptions): Value {
-  const { batch, frames } = opts.frames;
-  const channels = staticDim(spatial, 1, name);
-  const h = b.dim(spatial, 2);
-  const w = b.dim(spatial, 3);
-  // [B·F, C, H, W] → [B, C, F, H·W]
-  const byVideo = b.transpose(b.reshape(spatial, [batch, frames, channels, -1]), [0, 2, 1, 3]);
-  const mixed = temporalResnetBlockBlended(b, byVideo, `${name}.temporal_res_block`, {
+  const mixed = temporalResnetBlockBlended(b, framesByVideo(b, spatial, opts.frames), `${name}.temporal_res_block`, {
     mixer: `${name}.time_mixer`,
     eps: opts.temporalEps,
     switchMix: opts.switchMix,
     frames: opts.frames,
     temb: opts.temb,
   });
-  return b.reshape(b.transpose(mixed, [0, 2, 1, 3]), [-1, channels, h, w]);
+  return framesBack(b, mixed, spatial);
+}
+
+/**
+ * Per-frame image tensors [B·F, C, H, W] as one tensor per video for the temporal layers,
+ * [B, C, F, H·W]; channels last, [B·F, H, W, C] → [B, F, H·W, C] (no transpose: the frames of a
+ * video already sit apart).
+ */
+export function framesByVideo(b: GraphBuilder, x: Value, frames: FrameDims): Value {
+  const channels = channelsOf(b, x, 'frames by video');
+  if (b.channelsLast) return b.reshape(x, [frames.batch, frames.frames, -1, channels]);
+  return b.transpose(b.reshape(x, [frames.batch, frames.frames, channels, -1]), [0, 2, 1, 3]);
+}
+
+/** `framesByVideo` undone: back to per-frame tensors shaped like `like`. */
+export function framesBack(b: GraphBuilder, byVideo: Value, like: Value): Value {
+  return b.reshape(b.channelsLast ? byVideo : b.transpose(byVideo, [0, 2, 1, 3]), b.shape(like));
 }
 
 /**
@@ -234,7 +289,16 @@ export function singleTokenCrossAttention(b: GraphBuilder, context: Value, name:
 export function feedForwardGeglu(b: GraphBuilder, x: Value, name: string, opts: { dimOut?: number; mult?: number } = {}): Value {
   const dim = staticDim(x, -1, name);
   const inner = dim * (opts.mult ?? 4);
+  const dimOut = opts.dimOut ?? dim;
   // The checkpoint's proj is [2·inner, dim]: rows 0..inner are the value, the rest the gate.
+  if (b.cudaKernels && BIAS_SPLIT_GELU_WIDTHS.includes(inner * 2)) {
+    // One projection, then the bias, the split and value · gelu(gate) in one pass (BiasSplitGelu).
+    const rows = x.shape?.length === 3 ? x : b.reshape(x, [0, -1, dim]);
+    const w = b.weight(`${name}.net.0.proj.weight`, [inner * 2, dim], transform.transpose());
+    const gated = b.biasSplitGelu(b.matmul(rows, w), b.weight(`${name}.net.0.proj.bias`, [inner * 2]));
+    const y = linear(b, gated, `${name}.net.2`, dimOut);
+    return rows === x ? y : b.reshape(y, b.concat([b.shape(x, 0, -1), b.ints([dimOut])], 0));
+  }
   // Two projections from the halves avoid slicing the large 2·inner-wide activation.
   const half = (part: 0 | 1) => {
     const rows = transform.rows(part * inner, (part + 1) * inner);
@@ -242,5 +306,8 @@ export function feedForwardGeglu(b: GraphBuilder, x: Value, name: string, opts: 
     const bias = b.weight(`${name}.net.0.proj.bias`, [inner * 2], rows);
     return b.linear(x, w, { bias });
   };
-  return linear(b, b.mul(half(0), b.geluFused(half(1))), `${name}.net.2`, opts.dimOut ?? dim);
+  return linear(b, b.mul(half(0), b.geluFused(half(1))), `${name}.net.2`, dimOut);
 }
+
+/** The widths onnxruntime's CUDA BiasSplitGelu accepts (SD's and SVD's 320, 640 and 1280-wide blocks ×8). */
+const BIAS_SPLIT_GELU_WIDTHS = [2560, 5120, 10240];

@@ -5,9 +5,13 @@ import { staticDim, type GraphBuilder, type Value } from '../onnx/graph-builder.
 import { PORTABLE_FORMS, type GraphForms } from './forms.js';
 import {
   alphaBlend,
+  channelsOf,
+  concatChannels,
   conv2d,
   feedForwardGeglu,
+  fromNchw,
   groupNorm,
+  imageToTokens,
   layerNorm,
   linear,
   selfAttention,
@@ -15,6 +19,8 @@ import {
   singleTokenCrossAttention,
   spatioTemporalResBlock,
   timestepMlp,
+  tokensToImage,
+  toNchw,
   type FrameDims,
 } from './layers.js';
 
@@ -60,16 +66,14 @@ function temporalTransformerBlock(c: Ctx, x: Value, name: string, heads: number)
   return b.add(h, feedForwardGeglu(b, layerNorm(b, h, `${name}.norm3`, 1e-5), `${name}.ff`));
 }
 
-/** diffusers `TransformerSpatioTemporalModel` on [B·F, C, H, W]. */
+/** diffusers `TransformerSpatioTemporalModel` on [B·F, C, H, W] (or [B·F, H, W, C]). */
 function transformerSpatioTemporal(c: Ctx, x: Value, name: string, heads: number, layers: number): Value {
   const { b } = c;
   return b.scope(name, () => {
     const { batch, frames } = c.frames;
-    const [bf, hgt, wid] = [b.dim(x, 0), b.dim(x, 2), b.dim(x, 3)];
-    const channels = staticDim(x, 1, name);
+    const channels = channelsOf(b, x, name);
     const inner = channels; // heads × (channels / heads)
-    let h = groupNorm(b, x, `${name}.norm`, 1e-6);
-    h = b.reshape(b.transpose(h, [0, 2, 3, 1]), [bf, -1, channels]);
+    let h = imageToTokens(b, groupNorm(b, x, `${name}.norm`, 1e-6));
     h = linear(b, h, `${name}.proj_in`, inner);
 
     // Frame-position embedding: sinusoid of 0..F-1 through an MLP, [F, C] broadcast over videos.
@@ -86,8 +90,7 @@ function transformerSpatioTemporal(c: Ctx, x: Value, name: string, heads: number
       h = alphaBlend(b, `${name}.time_mixer`, h, back, false);
     }
     h = linear(b, h, `${name}.proj_out`, channels);
-    h = b.transpose(b.reshape(h, [bf, hgt, wid, channels]), [0, 3, 1, 2]);
-    return b.add(h, x);
+    return b.add(tokensToImage(b, h, x), x);
   });
 }
 
@@ -138,7 +141,7 @@ export function buildUNet(b: GraphBuilder, cfg: UNetConfig, opts: { forms?: Grap
   const stBlock = (x: Value, name: string, outC: number, eps: number) => spatioTemporalResBlock(b, x, name, outC, { eps, temporalEps: eps, switchMix: false, frames, temb: c.temb });
 
   const x5 = b.cast(sample, b.dtype);
-  let h = b.reshape(x5, [bf, cfg.in_channels, b.dim(x5, 3), b.dim(x5, 4)]);
+  let h = fromNchw(b, b.reshape(x5, [bf, cfg.in_channels, b.dim(x5, 3), b.dim(x5, 4)]));
   h = conv2d(b, h, 'conv_in', ch[0]!, 3);
 
   const skips: Value[] = [h];
@@ -174,13 +177,13 @@ export function buildUNet(b: GraphBuilder, cfg: UNetConfig, opts: { forms?: Grap
     for (let j = 0; j < n; j++) {
       const skip = skips.pop();
       if (!skip) throw new Error(`${file}: up blocks need more skip connections than the down blocks make`);
-      h = stBlock(b.concat([h, skip], 1), `up_blocks.${i}.resnets.${j}`, outC, 1e-6);
+      h = stBlock(concatChannels(b, [h, skip]), `up_blocks.${i}.resnets.${j}`, outC, 1e-6);
       if (cross) h = transformerSpatioTemporal(c, h, `up_blocks.${i}.attentions.${j}`, rHeads[i]!, rTLayers[i]!);
     }
     if (i < levels - 1) h = conv2d(b, b.upsampleNearest2x(h), `up_blocks.${i}.upsamplers.0.conv`, outC, 3);
   });
 
-  h = conv2d(b, b.silu(groupNorm(b, h, 'conv_norm_out', 1e-5)), 'conv_out', cfg.out_channels, 3);
+  h = toNchw(b, conv2d(b, groupNorm(b, h, 'conv_norm_out', 1e-5, { silu: true }), 'conv_out', cfg.out_channels, 3));
   const out = b.reshape(h, [frames.batch, frames.frames, cfg.out_channels, b.dim(h, 2), b.dim(h, 3)]);
   b.output(b.cast(out, 'float32'), 'model_output', ['batch', 'frames', cfg.out_channels, 'height', 'width']);
   return { inputs: ['sample', 'timestep', 'encoder_hidden_states', 'added_time_ids'], outputs: ['model_output'] };

@@ -1,12 +1,12 @@
 // What a network definition writes to: the operator vocabulary (ops.ts), checkpoint weights bound
 // through typed transforms (weight-binding.ts), and the file it all becomes (onnx-writer.ts).
 import { OnnxWriter, type SaveResult } from './onnx-writer.js';
-import { Ops, type AttentionImpl, type GraphDType, type Value } from './ops.js';
+import { Ops, type AttentionImpl, type GraphDType, type ImageLayout, type Value } from './ops.js';
 import { WeightBinding, type WeightTransform } from './weight-binding.js';
 import type { WeightSource } from './weights.js';
 
 export type { SaveResult } from './onnx-writer.js';
-export { attr, staticDim, type AttentionImpl, type Dim, type ElemType, type GraphDType, type Shape, type Value } from './ops.js';
+export { attr, staticDim, type AttentionImpl, type ImageLayout, type Dim, type ElemType, type GraphDType, type Shape, type Value } from './ops.js';
 export { transform, type WeightTransform } from './weight-binding.js';
 
 export interface BuilderOptions {
@@ -14,6 +14,10 @@ export interface BuilderOptions {
   dtype: GraphDType;
   /** How attention is expressed unless a call says: the fused com.microsoft MultiHeadAttention, or MatMul/Softmax/MatMul. */
   attention: AttentionImpl;
+  /** Default 'nchw'. */
+  imageLayout?: ImageLayout;
+  /** com.microsoft operators only the CUDA provider runs (ops.ts); default false. */
+  cudaKernels?: boolean;
   weights: WeightSource;
 }
 
@@ -29,6 +33,11 @@ export class GraphBuilder extends Ops {
   /** Checkpoint tensor `name`, shape-checked against `shape` (what the config implies), after `transforms`. */
   weight(name: string, shape: readonly number[], ...transforms: WeightTransform[]): Value {
     return this.weights.bind(name, shape, transforms);
+  }
+
+  /** `weight`, stored in float32 whatever the graph's precision (operators that take float32 parameters). */
+  weightFloat32(name: string, shape: readonly number[], ...transforms: WeightTransform[]): Value {
+    return this.weights.bind(name, shape, transforms, 'float32');
   }
 
   /** Checks that a checkpoint tensor exists with the expected shape (and counts it) without adding it to the graph. */
@@ -48,6 +57,11 @@ export class GraphBuilder extends Ops {
 
   get nodeCount(): number {
     return this.file.nodeCount;
+  }
+
+  /** Nodes per operator (`domain:op` outside ONNX's own domain). */
+  operatorCounts(): Record<string, number> {
+    return this.file.operatorCounts();
   }
 
   /** Writes `<name>.onnx` and `<name>.onnx_data` (all weights, 64-byte aligned). */

@@ -9,9 +9,9 @@ import { float32ArrayToHalf } from '../half.js';
 
 const { onnx } = onnxProto;
 
-export type ElemType = 'float32' | 'float16' | 'int64';
-export const ONNX_TYPE: Record<ElemType, number> = { float32: 1, float16: 10, int64: 7 };
-const BYTES: Record<ElemType, number> = { float32: 4, float16: 2, int64: 8 };
+export type ElemType = 'float32' | 'float16' | 'int64' | 'uint8';
+export const ONNX_TYPE: Record<ElemType, number> = { float32: 1, float16: 10, int64: 7, uint8: 2 };
+const BYTES: Record<ElemType, number> = { float32: 4, float16: 2, int64: 8, uint8: 1 };
 
 export type Attr = { i: number } | { f: number } | { ints: number[] } | { floats: number[] } | { s: string };
 export const attr = {
@@ -86,6 +86,16 @@ export class OnnxWriter {
 
   get nodeCount(): number {
     return this.nodes.length;
+  }
+
+  /** How many nodes of each operator the graph holds, keyed `domain:op` for non-ONNX domains. */
+  operatorCounts(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const n of this.nodes) {
+      const key = n.domain ? `${n.domain}:${n.opType}` : n.opType!;
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+    return counts;
   }
 
   /** Writes `<name>.onnx` and `<name>.onnx_data` (the external initializers, 64-byte aligned). */

@@ -25,11 +25,22 @@ export type Dim = number | Value;
 
 export type AttentionImpl = 'mha' | 'matmul';
 
+/** How a network's image tensors are laid out: ONNX's own [N, C, H, W], or channels last [N, H, W, C]. */
+export type ImageLayout = 'nchw' | 'nhwc';
+
 export interface OpsOptions {
   /** Element type of activations and weights inside the graph. */
   dtype: GraphDType;
   /** How attention is expressed unless a call says: the fused com.microsoft MultiHeadAttention, or MatMul/Softmax/MatMul. */
   attention: AttentionImpl;
+  /** Default 'nchw'. */
+  imageLayout?: ImageLayout;
+  /**
+   * Use the com.microsoft operators that only onnxruntime's CUDA provider implements (NhwcConv,
+   * GroupNorm with fused SiLU, BiasSplitGelu); without, the same values come from standard
+   * operators (every provider runs them, so the CPU can check a CUDA-form graph). Default false.
+   */
+  cudaKernels?: boolean;
 }
 
 /** The size of `axis` of x, which must be known while defining the graph (a channel count, a width). */
@@ -42,6 +53,8 @@ export function staticDim(x: Value, axis: number, what: string): number {
 export class Ops {
   readonly dtype: GraphDType;
   readonly attentionImpl: AttentionImpl;
+  readonly imageLayout: ImageLayout;
+  readonly cudaKernels: boolean;
   private readonly constCache = new Map<string, Value>();
   private readonly scopes: string[] = [];
 
@@ -51,6 +64,13 @@ export class Ops {
   ) {
     this.dtype = opts.dtype;
     this.attentionImpl = opts.attention;
+    this.imageLayout = opts.imageLayout ?? 'nchw';
+    this.cudaKernels = opts.cudaKernels ?? false;
+  }
+
+  /** Image tensors are [N, H, W, C] in this graph. */
+  get channelsLast(): boolean {
+    return this.imageLayout === 'nhwc';
   }
 
   // ---- edges -----------------------------------------------------------------------------
@@ -95,7 +115,7 @@ export class Ops {
       dims,
       dtype,
       external: false,
-      bytes: () => (dtype === 'int64' ? new Uint8Array(BigInt64Array.from(arr, (v) => BigInt(v)).buffer) : encodeFloats(Float32Array.from(arr), dtype)),
+      bytes: () => (dtype === 'int64' ? new Uint8Array(BigInt64Array.from(arr, (v) => BigInt(v)).buffer) : dtype === 'uint8' ? Uint8Array.from(arr) : encodeFloats(Float32Array.from(arr), dtype)),
     });
     this.constCache.set(key, value);
     return value;
@@ -167,8 +187,27 @@ export class Ops {
   geluFused(x: Value): Value {
     return this.op('Gelu', [x], x.shape, {}, { domain: 'com.microsoft' });
   }
+  /**
+   * GEGLU's gate on [N, S, 2·D] with its bias [2·D]: (x + bias)[..., :D] · gelu((x + bias)[..., D:]),
+   * as com.microsoft BiasSplitGelu (exact GELU in float32) where `cudaKernels` allows.
+   */
+  biasSplitGelu(x: Value, bias: Value): Value {
+    const width = staticDim(x, -1, 'BiasSplitGelu input');
+    const shape = x.shape && [...x.shape.slice(0, -1), width / 2];
+    if (this.cudaKernels && x.shape?.length === 3) return this.op('BiasSplitGelu', [x, bias], shape, {}, { domain: 'com.microsoft' });
+    const y = this.add(x, bias);
+    return this.mul(this.slice(y, [0], [width / 2], [-1]), this.geluFused(this.slice(y, [width / 2], [width], [-1])));
+  }
   quickGelu(x: Value): Value {
     return this.mul(x, this.sigmoid(this.mul(x, 1.702)));
+  }
+  /** Clamped to [min, max]; NaN stays NaN. */
+  clip(x: Value, min: number, max: number): Value {
+    return this.op('Clip', [x, this.scalar(min, x), this.scalar(max, x)], x.shape);
+  }
+  /** Rounded to the nearest integer, halves to even (as numpy's round). */
+  round(x: Value): Value {
+    return this.op('Round', [x], x.shape);
   }
   cast(x: Value, to: ElemType): Value {
     if (x.dtype === to) return x;
@@ -200,6 +239,24 @@ export class Ops {
     const shape = convShape(x.shape, w.shape, { strides: opts.strides, pads: opts.pads, group: opts.groups });
     return this.op('Conv', opts.bias ? [x, w, opts.bias] : [x, w], shape, attrs);
   }
+  /**
+   * 2-D convolution of channels-last [N, H, W, C] by weights [M, kH, kW, C] (com.microsoft
+   * NhwcConv takes its weights in that order). Without `cudaKernels`, or where a channel
+   * count is not a multiple of 8 (the networks' 3-, 4- and 8-channel edges, where the fused kernels
+   * gain nothing), it is Conv between transposes.
+   */
+  conv2dNhwc(x: Value, w: Value, opts: { bias?: Value; strides?: number[]; pads?: number[] } = {}): Value {
+    const [outC, inC] = [staticDim(w, 0, 'NhwcConv weights'), staticDim(w, 3, 'NhwcConv weights')];
+    if (this.cudaKernels && outC % 8 === 0 && inC % 8 === 0) {
+      const attrs: Record<string, Attr> = { kernel_shape: attr.ints([staticDim(w, 1, 'NhwcConv weights'), staticDim(w, 2, 'NhwcConv weights')]) };
+      if (opts.strides) attrs.strides = attr.ints(opts.strides);
+      if (opts.pads) attrs.pads = attr.ints(opts.pads);
+      const nchw = convShape(toNchw(x.shape), toNchw(w.shape), { strides: opts.strides, pads: opts.pads });
+      return this.op('NhwcConv', opts.bias ? [x, w, opts.bias] : [x, w], toNhwc(nchw), attrs, { domain: 'com.microsoft' });
+    }
+    const y = this.conv2d(this.transpose(x, [0, 3, 1, 2]), this.transpose(w, [0, 3, 1, 2]), opts);
+    return this.transpose(y, [0, 2, 3, 1]);
+  }
 
   // ---- normalisation ---------------------------------------------------------------------
 
@@ -224,6 +281,27 @@ export class Ops {
     const normed = this.op('InstanceNormalization', [grouped, ones, zeros], grouped.shape, { epsilon: attr.float(opts.epsilon) });
     const back = this.reshape(normed, this.shape(x));
     return this.add(this.mul(back, opts.scale), opts.bias);
+  }
+
+  /**
+   * GroupNorm over channels-last [N, H, W, C], then SiLU where asked: com.microsoft GroupNorm
+   * (statistics and the affine in float32, SiLU fused; `scale` and `bias` float32 [C]). Its CUDA
+   * kernel needs an even number of channels per group, at most 512; elsewhere, and where the layout
+   * without `cudaKernels`, it is `groupNorm` between transposes.
+   */
+  groupNormNhwc(x: Value, opts: { groups: number; scale: Value; bias: Value; epsilon: number; silu: boolean }): Value {
+    const channels = staticDim(x, -1, 'GroupNorm input');
+    const perGroup = channels / opts.groups;
+    if (x.shape?.length === 4 && this.cudaKernels && Number.isInteger(perGroup) && perGroup % 2 === 0 && perGroup <= 512) {
+      const attrs = { groups: attr.int(opts.groups), epsilon: attr.float(opts.epsilon), activation: attr.int(opts.silu ? 1 : 0), channels_last: attr.int(1) };
+      return this.op('GroupNorm', [x, opts.scale, opts.bias], x.shape, attrs, { domain: 'com.microsoft' });
+    }
+    const rank = x.shape?.length ?? 4;
+    const toFirst = [0, rank - 1, ...Array.from({ length: rank - 2 }, (_, i) => i + 1)];
+    const toLast = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2), 1];
+    const perChannel = (v: Value) => this.reshape(this.cast(v, x.dtype), [channels, ...new Array<number>(rank - 2).fill(1)]);
+    const y = this.groupNorm(this.transpose(x, toFirst), { groups: opts.groups, scale: perChannel(opts.scale), bias: perChannel(opts.bias), epsilon: opts.epsilon });
+    return this.transpose(opts.silu ? this.silu(y) : y, toLast);
   }
 
   /** Softmax in float32 (exponentials of fp16 scores overflow), back in x's type. */
@@ -333,10 +411,14 @@ export class Ops {
     const target = this.shapeOf(dims);
     return this.op('Expand', [x, target], broadcast(x.shape, knownContents(target), 'Expand'));
   }
-  /** Nearest-neighbour 2× upsampling of the last two axes, as torch's interpolate(scale_factor=2). */
+  /** Nearest-neighbour 2× upsampling of the image axes (H, W in either layout), as torch's interpolate(scale_factor=2). */
   upsampleNearest2x(x: Value): Value {
-    const scales = this.constant([1, 1, 2, 2], 'float32');
-    const shape = x.shape?.map((d, i) => (i < 2 || d === null ? d : d * 2));
+    const spatial = this.channelsLast ? [1, 2] : [2, 3];
+    const scales = this.constant(
+      [0, 1, 2, 3].map((i) => (spatial.includes(i) ? 2 : 1)),
+      'float32',
+    );
+    const shape = x.shape?.map((d, i) => (!spatial.includes(i) || d === null ? d : d * 2));
     return this.op('Resize', [x, null, scales], shape, {
       mode: attr.string('nearest'),
       coordinate_transformation_mode: attr.string('asymmetric'),
@@ -353,6 +435,14 @@ export class Ops {
     const bv = typeof b === 'number' ? this.scalar(b, a) : b;
     return this.op(opType, [a, bv], broadcast(a.shape, bv.shape, opType));
   }
+}
+
+/** [N, H, W, C] → [N, C, H, W] of a static shape (and the reverse). */
+function toNchw(shape: Shape | undefined): Shape | undefined {
+  return shape && [shape[0]!, shape[3]!, shape[1]!, shape[2]!];
+}
+function toNhwc(shape: Shape | undefined): Shape | undefined {
+  return shape && [shape[0]!, shape[2]!, shape[3]!, shape[1]!];
 }
 
 /** The known elements of a 1-D int64 value: its contents, or as many unknowns as its length. */

@@ -21,6 +21,8 @@ export type WeightTransform =
   | { readonly kind: 'rows'; readonly start: number; readonly end: number }
   /** [out, in] → [in, out], for MatMul. */
   | { readonly kind: 'transpose' }
+  /** Axes reordered: output axis i is input axis perm[i] (e.g. [0, 2, 3, 1]: conv weights for channels-last). */
+  | { readonly kind: 'permute'; readonly perm: readonly number[] }
   /** Same elements, other dims (e.g. [C, 1, 1] for a per-channel scale). */
   | { readonly kind: 'reshape'; readonly dims: readonly number[] }
   /** An elementwise function of the values (e.g. sigmoid of a mix factor). */
@@ -31,6 +33,7 @@ export type WeightTransform =
 export const transform = {
   rows: (start: number, end: number): WeightTransform => ({ kind: 'rows', start, end }),
   transpose: (): WeightTransform => ({ kind: 'transpose' }),
+  permute: (perm: readonly number[]): WeightTransform => ({ kind: 'permute', perm }),
   reshape: (dims: readonly number[]): WeightTransform => ({ kind: 'reshape', dims }),
   map: (fn: ScalarFunction): WeightTransform => ({ kind: 'map', fn }),
   scaleBy: (tensor: string, fn: ScalarFunction): WeightTransform => ({ kind: 'scaleBy', tensor, fn }),
@@ -47,16 +50,16 @@ export class WeightBinding {
     private readonly dtype: GraphDType,
   ) {}
 
-  /** Checkpoint tensor `name`, expected to have `shape`, after `transforms` in order. */
-  bind(name: string, shape: readonly number[], transforms: readonly WeightTransform[] = []): Value {
-    const key = canonicalJson({ name, shape, transforms });
+  /** Checkpoint tensor `name`, expected to have `shape`, after `transforms` in order, stored as `dtype` (default: the graph's). */
+  bind(name: string, shape: readonly number[], transforms: readonly WeightTransform[] = [], dtype: GraphDType = this.dtype): Value {
+    const key = canonicalJson({ name, shape, transforms, dtype });
     const cached = this.bound.get(key);
     if (cached) return cached;
     this.check(name, shape);
     for (const t of transforms) if (t.kind === 'scaleBy') this.check(t.tensor, [1]);
     const dims = transforms.reduce((d, t) => transformedDims(name, d, t), [...shape]);
-    const value: Value = { name: this.file.uniqueName(`w:${name}`), dtype: this.dtype, shape: dims };
-    const { source, dtype } = this;
+    const value: Value = { name: this.file.uniqueName(`w:${name}`), dtype, shape: dims };
+    const { source } = this;
     this.file.addInitializer({
       name: value.name,
       dims,
@@ -111,6 +114,11 @@ function transformedDims(name: string, dims: number[], t: WeightTransform): numb
     case 'transpose':
       if (dims.length !== 2) throw new Error(`transpose needs a 2-D weight, ${name} is [${dims.join(', ')}]`);
       return [dims[1]!, dims[0]!];
+    case 'permute':
+      if (t.perm.length !== dims.length || [...t.perm].sort((a, b) => a - b).some((p, i) => p !== i)) {
+        throw new Error(`permute [${t.perm.join(', ')}] does not reorder the ${dims.length} axes of ${name} [${dims.join(', ')}]`);
+      }
+      return t.perm.map((p) => dims[p]!);
     case 'reshape':
       if (elementCount(t.dims) !== elementCount(dims)) throw new Error(`cannot view ${name} [${dims.join(', ')}] as [${t.dims.join(', ')}]`);
       return [...t.dims];
@@ -128,6 +136,8 @@ function transformedValues(source: WeightSource, data: Float32Array, dims: reado
     }
     case 'transpose':
       return transpose2d(data, dims[0]!, dims[1]!);
+    case 'permute':
+      return permute(data, dims, t.perm);
     case 'reshape':
       return data;
     case 'map':
@@ -156,6 +166,30 @@ export function canonicalJson(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   throw new TypeError(`canonicalJson: a ${typeof value} has no JSON form`);
+}
+
+/** Row-major `data` of shape `dims` with its axes reordered by `perm`. */
+export function permute(data: Float32Array, dims: readonly number[], perm: readonly number[]): Float32Array {
+  const rank = dims.length;
+  const inStrides = new Array<number>(rank);
+  for (let i = rank - 1, s = 1; i >= 0; s *= dims[i]!, i--) inStrides[i] = s;
+  const outDims = perm.map((p) => dims[p]!);
+  // Walking the output in order, the input index moves by the permuted strides.
+  const strides = perm.map((p) => inStrides[p]!);
+  const out = new Float32Array(data.length);
+  const idx = new Array<number>(rank).fill(0);
+  let src = 0;
+  for (let o = 0; o < out.length; o++) {
+    out[o] = data[src]!;
+    for (let a = rank - 1; a >= 0; a--) {
+      idx[a]!++;
+      src += strides[a]!;
+      if (idx[a]! < outDims[a]!) break;
+      src -= strides[a]! * outDims[a]!;
+      idx[a] = 0;
+    }
+  }
+  return out;
 }
 
 function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {

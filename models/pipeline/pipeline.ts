@@ -431,10 +431,7 @@ export class SvdPipeline {
     return { latents, unetRunMs };
   }
 
-  /**
-   * Latents [F, C, h, w] → frames [F, H, W, 3] in [0, 1] and their 8-bit RGB, a chunk of
-   * contiguous frames at a time (one pass over each chunk: 25 frames at 1024x576 are 44 M values).
-   */
+  /** Latents [F, C, h, w] → frames [F, H, W, 3] in [0, 1] and their 8-bit RGB, a chunk of contiguous frames at a time. */
   private async decode(
     latents: Float32Array,
     d: LatentDims,
@@ -457,21 +454,11 @@ export class SvdPipeline {
       const from = k * chunk;
       const n = Math.min(chunk, F - from);
       const session = await this.pool.decoder(n, layout.decoderPerShape);
-      const decoded = (await session.run({ latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, C, h, w]) })).frames!.data as Float32Array;
-      for (let fi = 0; fi < n; fi++) {
-        const dst = (from + fi) * HW * 3;
-        for (let c = 0; c < 3; c++) {
-          const src = (fi * 3 + c) * HW;
-          for (let p = 0; p < HW; p++) {
-            // (x / 2 + 0.5) clamped to [0, 1] in float32, as diffusers' postprocess; NaN stays NaN.
-            const v = f(f(decoded[src + p]! * 0.5) + 0.5);
-            const clamped = v < 0 ? 0 : Math.min(v, 1);
-            const o = dst + p * 3 + c;
-            frames[o] = clamped;
-            rgb[o] = roundHalfEven(f(clamped * 255));
-          }
-        }
-      }
+      const feeds = { latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, C, h, w]) };
+      // The decoder graph postprocesses on the device (vae.ts): only copies are left here.
+      const out = await session.run(feeds, ['video', 'rgb']);
+      frames.set(out.video!.data as Float32Array, from * HW * 3);
+      rgb.set(out.rgb!.data as Uint8Array, from * HW * 3);
     }
     return { frames, rgb };
   }
@@ -515,10 +502,4 @@ export function linspace(start: number, end: number, n: number): Float32Array {
   const half = Math.floor(n / 2);
   for (let i = 0; i < n; i++) out[i] = i < half ? f(start + f(step * i)) : f(end - f(step * (n - 1 - i)));
   return out;
-}
-
-/** Round half to even (torch's round) for x ≥ 0: Math.round takes k + 0.5 up to k + 1, which is wrong when k + 1 is odd. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && (r & 1) === 1 ? r - 1 : r;
 }

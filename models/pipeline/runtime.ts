@@ -39,7 +39,7 @@ export function probeModelPath(): string {
  * SVD_GRAPH_FORMS="temporalAttention=matmul,decoderFrameHalves=1" overrides, for experiments.
  */
 export function graphFormsFor(provider: Provider): GraphForms {
-  const base: GraphForms = provider === 'cuda' ? { temporalAttention: 'mha', decoderFrameHalves: false } : PORTABLE_FORMS;
+  const base: GraphForms = provider === 'cuda' ? { temporalAttention: 'mha', decoderFrameHalves: false, imageLayout: 'nhwc', cudaKernels: true } : PORTABLE_FORMS;
   return parseGraphForms(process.env.SVD_GRAPH_FORMS ?? '', base);
 }
 
@@ -52,7 +52,9 @@ export function parseGraphForms(text: string, base: GraphForms): GraphForms {
     const [key, value] = pair.split('=').map((t) => t.trim());
     if (key === 'temporalAttention' && (value === 'mha' || value === 'matmul')) forms.temporalAttention = value;
     else if (key === 'decoderFrameHalves' && (value === '0' || value === '1')) forms.decoderFrameHalves = value === '1';
-    else throw new Error(`graph forms: "${pair}" is not temporalAttention=mha|matmul or decoderFrameHalves=0|1`);
+    else if (key === 'imageLayout' && (value === 'nchw' || value === 'nhwc')) forms.imageLayout = value;
+    else if (key === 'cudaKernels' && (value === '0' || value === '1')) forms.cudaKernels = value === '1';
+    else throw new Error(`graph forms: "${pair}" is not temporalAttention=mha|matmul, decoderFrameHalves=0|1, imageLayout=nchw|nhwc or cudaKernels=0|1`);
   }
   return forms;
 }
