@@ -242,8 +242,8 @@ export class Ops {
   /**
    * 2-D convolution of channels-last [N, H, W, C] by weights [M, kH, kW, C] (com.microsoft
    * NhwcConv takes its weights in that order). Without `cudaKernels`, or where a channel
-   * count is not a multiple of 8 (the networks' 3-, 4- and 8-channel edges, where the fused kernels
-   * gain nothing), it is Conv between transposes.
+   * count is not a multiple of 8 (the networks' 3- and 4-channel edges: the latents and the RGB
+   * output, small tensors to transpose), it is Conv between transposes.
    */
   conv2dNhwc(x: Value, w: Value, opts: { bias?: Value; strides?: number[]; pads?: number[] } = {}): Value {
     const [outC, inC] = [staticDim(w, 0, 'NhwcConv weights'), staticDim(w, 3, 'NhwcConv weights')];
