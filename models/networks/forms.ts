@@ -19,7 +19,7 @@ export interface GraphForms {
    * The image tensors' layout in the UNet and the decoder (ops.ts `ImageLayout`): channels last
    * on CUDA, with its NhwcConv and GroupNorm + SiLU in one pass (instead of InstanceNormalization,
    * affine and SiLU); no transposes around the temporal layers. H100: 0.755 → 0.63 s per UNet
-   * step, decoder 1.2 → 0.85 s per 8 frames (BENCHMARKS.md, CUDA attempt 11).
+   * step, decoder 1.1 → 0.85 s per 8 frames (BENCHMARKS.md, CUDA attempt 11).
    */
   imageLayout: ImageLayout;
   /**
