@@ -1,7 +1,8 @@
 // One line naming the machine, provider, versions and date, printed by every benchmark.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { createRequire } from 'node:module';
+import { NVIDIA_SMI_QUERY, parseNvidiaSmiLine } from '../models/pipeline/runtime.js';
 
 export function machineLine(provider: string): string {
   const require = createRequire(import.meta.url);
@@ -20,31 +21,26 @@ export function machineLine(provider: string): string {
 export function gpuMemoryMonitor(intervalMs = 250, card = 0) {
   const state = { name: undefined as string | undefined, peakMiB: 0, lastMiB: 0, baseMiB: undefined as number | undefined };
   const perCard = new Map<number, number>();
-  let smi: ChildProcess | undefined;
-  try {
-    smi = spawn('nvidia-smi', ['--query-gpu=index,name,memory.used', '--format=csv,noheader,nounits', `--loop-ms=${intervalMs}`], { stdio: ['ignore', 'pipe', 'ignore'] });
-    smi.on('error', () => {});
-    let buf = '';
-    smi.stdout!.setEncoding('utf8');
-    smi.stdout!.on('data', (d: string) => {
-      buf += d;
-      const lines = buf.split('\n');
-      buf = lines.pop()!;
-      for (const line of lines) {
-        const [index, name, used] = line.split(',').map((x) => x.trim());
-        const mib = Number(used);
-        if (!Number.isFinite(mib)) continue;
-        perCard.set(Number(index), Math.max(perCard.get(Number(index)) ?? 0, mib));
-        if (Number(index) !== card) continue;
-        state.name = name;
-        state.baseMiB ??= mib;
-        state.lastMiB = mib;
-        state.peakMiB = Math.max(state.peakMiB, mib);
-      }
-    });
-  } catch {
-    smi = undefined;
-  }
+  const smi = spawn('nvidia-smi', [...NVIDIA_SMI_QUERY, `--loop-ms=${intervalMs}`], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // No nvidia-smi (no NVIDIA card): nothing is sampled and the readings stay empty.
+  smi.on('error', () => {});
+  let buf = '';
+  smi.stdout!.setEncoding('utf8');
+  smi.stdout!.on('data', (d: string) => {
+    buf += d;
+    const lines = buf.split('\n');
+    buf = lines.pop()!;
+    for (const gpu of lines.map(parseNvidiaSmiLine)) {
+      if (!gpu) continue;
+      const mib = gpu.memoryUsedMiB;
+      perCard.set(gpu.index, Math.max(perCard.get(gpu.index) ?? 0, mib));
+      if (gpu.index !== card) continue;
+      state.name = gpu.name;
+      state.baseMiB ??= mib;
+      state.lastMiB = mib;
+      state.peakMiB = Math.max(state.peakMiB, mib);
+    }
+  });
   return {
     get name() {
       return state.name;
@@ -71,7 +67,7 @@ export function gpuMemoryMonitor(intervalMs = 250, card = 0) {
       perCard.clear();
     },
     stop() {
-      smi?.kill();
+      smi.kill();
     },
   };
 }

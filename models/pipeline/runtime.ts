@@ -103,19 +103,28 @@ export interface NvidiaGpu {
   memoryUsedMiB: number;
 }
 
+/** The nvidia-smi arguments whose output lines `parseNvidiaSmiLine` reads. */
+export const NVIDIA_SMI_QUERY = ['--query-gpu=index,name,memory.total,memory.used', '--format=csv,noheader,nounits'] as const;
+
+/** One card from a line of `nvidia-smi ${NVIDIA_SMI_QUERY}`; undefined for anything else. */
+export function parseNvidiaSmiLine(line: string): (NvidiaGpu & { index: number }) | undefined {
+  const [index, name, total, used] = line.split(', ');
+  const gpu = { index: Number(index), name: name!, memoryTotalMiB: Number(total), memoryUsedMiB: Number(used) };
+  return gpu.name && [gpu.index, gpu.memoryTotalMiB, gpu.memoryUsedMiB].every(Number.isFinite) ? gpu : undefined;
+}
+
 /** Every NVIDIA card as nvidia-smi reports it (index = CUDA device id); empty where there is none (or no nvidia-smi). */
 export function nvidiaGpus(timeoutMs = 5000): Promise<(NvidiaGpu & { index: number })[]> {
   return new Promise((resolve) => {
-    execFile('nvidia-smi', ['--query-gpu=index,name,memory.total,memory.used', '--format=csv,noheader,nounits'], { timeout: timeoutMs }, (err, out) => {
+    execFile('nvidia-smi', NVIDIA_SMI_QUERY, { timeout: timeoutMs }, (err, out) => {
       if (err) return resolve([]);
-      const gpus = (out ?? '')
-        .trim()
-        .split('\n')
-        .map((line) => {
-          const [index, name, total, used] = line.split(', ');
-          return { index: Number(index), name: name!, memoryTotalMiB: Number(total), memoryUsedMiB: Number(used) };
-        });
-      resolve(gpus.filter((g) => g.name && [g.index, g.memoryTotalMiB, g.memoryUsedMiB].every(Number.isFinite)));
+      resolve(
+        (out ?? '')
+          .trim()
+          .split('\n')
+          .map(parseNvidiaSmiLine)
+          .filter((g) => g !== undefined),
+      );
     });
   });
 }
