@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fakeMachines, type FakeMachine } from './fake-cuda.js';
+import { SMALL_DEMO_JOB } from './helpers.js';
 
 const machine = fakeMachines();
 
@@ -123,30 +124,7 @@ describe('a CPU-only run of the CLI', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'svd-cli-')), 'frames.safetensors');
     try {
       // npm run svd from the sources (test/packaging.test.ts runs the compiled one)
-      const r = spawnSync(
-        'node_modules/.bin/tsx',
-        [
-          'cli/launch.ts',
-          'cli/svd.ts',
-          'generate',
-          '--model',
-          'demo/svd-tiny/model',
-          '--image',
-          'demo/svd-tiny/input.png',
-          '--width',
-          '64',
-          '--height',
-          '64',
-          '--frames',
-          '2',
-          '--steps',
-          '1',
-          '--frames-out',
-          out,
-          ...extra,
-        ],
-        { env, encoding: 'utf8', timeout: 120_000 },
-      );
+      const r = spawnSync('node_modules/.bin/tsx', ['cli/launch.ts', 'cli/svd.ts', ...SMALL_DEMO_JOB, '--frames-out', out, ...extra], { env, encoding: 'utf8', timeout: 120_000 });
       expect(r.status, r.stderr).toBe(0);
       return `${r.stdout}${r.stderr}`;
     } finally {

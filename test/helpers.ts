@@ -9,6 +9,8 @@ import { SafetensorsFile } from '../models/safetensors.js';
 export const FIXTURE = join(import.meta.dirname, 'fixtures', 'svd-tiny');
 export const FIXTURE_MODEL = DEMO_MODEL;
 export const FIXTURE_INPUT = DEMO_IMAGE;
+/** The README's demo job made as small as it goes (paths relative to a project root, as the README writes them). */
+export const SMALL_DEMO_JOB = ['generate', '--model', 'demo/svd-tiny/model', '--image', 'demo/svd-tiny/input.png', '--width', '64', '--height', '64', '--frames', '2', '--steps', '1'];
 
 let golden: SafetensorsFile | undefined;
 export function goldenFile(): SafetensorsFile {

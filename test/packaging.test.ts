@@ -10,6 +10,7 @@ import { join, relative } from 'node:path';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../models/paths.js';
+import { SMALL_DEMO_JOB } from './helpers.js';
 
 const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
 const buildConfig = JSON.parse(readFileSync(join(PROJECT_ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[] };
@@ -142,33 +143,12 @@ describe('npm start', () => {
 describe('npm run svd and npm run setup', () => {
   it("run the README's first command from dist/", () => {
     const out = join(work, 'demo.mp4');
-    const r = spawnSync(
-      'npm',
-      [
-        'run',
-        '-s',
-        'svd',
-        '--',
-        'generate',
-        '--model',
-        'demo/svd-tiny/model',
-        '--image',
-        'demo/svd-tiny/input.png',
-        '--width',
-        '64',
-        '--height',
-        '64',
-        '--frames',
-        '2',
-        '--steps',
-        '1',
-        '--provider',
-        'cpu',
-        '--out',
-        out,
-      ],
-      { cwd: copy, encoding: 'utf8', timeout: 120_000, env: { ...process.env, SVD_STUDIO_CACHE: join(work, 'onnx') } },
-    );
+    const r = spawnSync('npm', ['run', '-s', 'svd', '--', ...SMALL_DEMO_JOB, '--provider', 'cpu', '--out', out], {
+      cwd: copy,
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, SVD_STUDIO_CACHE: join(work, 'onnx') },
+    });
     expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
     expect(`${r.stdout}${r.stderr}`).toContain(`→ ${out}`);
     expect(existsSync(out)).toBe(true);
