@@ -145,7 +145,7 @@ function parseHeader(path: string, fd: number) {
       data_offsets: [begin, end],
     } = parsed.data;
     if (!(dtype in BYTES)) throw new SafetensorsError(path, `tensor "${name}" has dtype ${dtype}; only F32, F16, BF16 and U8 are supported`);
-    const bytes = shape.reduce((a, b) => a * b, 1) * BYTES[dtype as StoredDType];
+    const bytes = byteSize(shape, dtype as StoredDType);
     if (end < begin) throw new SafetensorsError(path, `tensor "${name}" has data_offsets [${begin}, ${end}] that end before they begin`);
     if (end - begin !== bytes) throw new SafetensorsError(path, `tensor "${name}" (${dtype} [${shape.join(', ')}]) needs ${bytes} bytes but its data_offsets span ${end - begin}`);
     if (end > dataSize) throw new SafetensorsError(path, `tensor "${name}" ends at byte ${end} of the data section, which has only ${dataSize} bytes (the file is truncated)`);
@@ -185,8 +185,12 @@ export interface TensorToStream {
   bytes(): Uint8Array;
 }
 
+function byteSize(shape: readonly number[], dtype: StoredDType): number {
+  return shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
+}
+
 function checkByteLength(name: string, shape: readonly number[], dtype: StoredDType, data: Uint8Array): Uint8Array {
-  const expected = shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
+  const expected = byteSize(shape, dtype);
   if (expected !== data.byteLength) throw new Error(`writeSafetensors: "${name}" has ${data.byteLength} bytes, shape needs ${expected}`);
   return data;
 }
@@ -197,7 +201,7 @@ export function writeSafetensorsStreamed(path: string, tensors: readonly TensorT
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
   for (const t of tensors) {
-    const size = t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
+    const size = byteSize(t.shape, t.dtype);
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] };
     offset += size;
   }

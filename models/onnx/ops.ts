@@ -251,8 +251,8 @@ export class Ops {
       const attrs: Record<string, Attr> = { kernel_shape: attr.ints([staticDim(w, 1, 'NhwcConv weights'), staticDim(w, 2, 'NhwcConv weights')]) };
       if (opts.strides) attrs.strides = attr.ints(opts.strides);
       if (opts.pads) attrs.pads = attr.ints(opts.pads);
-      const nchw = convShape(toNchw(x.shape), toNchw(w.shape), { strides: opts.strides, pads: opts.pads });
-      return this.op('NhwcConv', opts.bias ? [x, w, opts.bias] : [x, w], toNhwc(nchw), attrs, { domain: 'com.microsoft' });
+      const nchw = convShape(shapeToNchw(x.shape), shapeToNchw(w.shape), { strides: opts.strides, pads: opts.pads });
+      return this.op('NhwcConv', opts.bias ? [x, w, opts.bias] : [x, w], shapeToNhwc(nchw), attrs, { domain: 'com.microsoft' });
     }
     const y = this.conv2d(this.transpose(x, [0, 3, 1, 2]), this.transpose(w, [0, 3, 1, 2]), opts);
     return this.transpose(y, [0, 2, 3, 1]);
@@ -286,8 +286,8 @@ export class Ops {
   /**
    * GroupNorm over channels-last [N, H, W, C], then SiLU where asked: com.microsoft GroupNorm
    * (statistics and the affine in float32, SiLU fused; `scale` and `bias` float32 [C]). Its CUDA
-   * kernel needs an even number of channels per group, at most 512; elsewhere, and where the layout
-   * without `cudaKernels`, it is `groupNorm` between transposes.
+   * kernel needs an even number of channels per group, at most 512; elsewhere, and without
+   * `cudaKernels`, it is `groupNorm` between transposes.
    */
   groupNormNhwc(x: Value, opts: { groups: number; scale: Value; bias: Value; epsilon: number; silu: boolean }): Value {
     const channels = staticDim(x, -1, 'GroupNorm input');
@@ -438,10 +438,10 @@ export class Ops {
 }
 
 /** [N, H, W, C] → [N, C, H, W] of a static shape (and the reverse). */
-function toNchw(shape: Shape | undefined): Shape | undefined {
+function shapeToNchw(shape: Shape | undefined): Shape | undefined {
   return shape && [shape[0]!, shape[3]!, shape[1]!, shape[2]!];
 }
-function toNhwc(shape: Shape | undefined): Shape | undefined {
+function shapeToNhwc(shape: Shape | undefined): Shape | undefined {
   return shape && [shape[0]!, shape[2]!, shape[3]!, shape[1]!];
 }
 
