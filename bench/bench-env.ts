@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { createRequire } from 'node:module';
+import { createInterface } from 'node:readline';
 import { NVIDIA_SMI_QUERY, parseNvidiaSmiLine } from '../models/pipeline/runtime.js';
 
 export function machineLine(provider: string): string {
@@ -24,22 +25,16 @@ export function gpuMemoryMonitor(intervalMs = 250, card = 0) {
   const smi = spawn('nvidia-smi', [...NVIDIA_SMI_QUERY, `--loop-ms=${intervalMs}`], { stdio: ['ignore', 'pipe', 'ignore'] });
   // No nvidia-smi (no NVIDIA card): nothing is sampled and the readings stay empty.
   smi.on('error', () => {});
-  let buf = '';
-  smi.stdout!.setEncoding('utf8');
-  smi.stdout!.on('data', (d: string) => {
-    buf += d;
-    const lines = buf.split('\n');
-    buf = lines.pop()!;
-    for (const gpu of lines.map(parseNvidiaSmiLine)) {
-      if (!gpu) continue;
-      const mib = gpu.memoryUsedMiB;
-      perCard.set(gpu.index, Math.max(perCard.get(gpu.index) ?? 0, mib));
-      if (gpu.index !== card) continue;
-      state.name = gpu.name;
-      state.baseMiB ??= mib;
-      state.lastMiB = mib;
-      state.peakMiB = Math.max(state.peakMiB, mib);
-    }
+  createInterface({ input: smi.stdout! }).on('line', (line) => {
+    const gpu = parseNvidiaSmiLine(line);
+    if (!gpu) return;
+    const mib = gpu.memoryUsedMiB;
+    perCard.set(gpu.index, Math.max(perCard.get(gpu.index) ?? 0, mib));
+    if (gpu.index !== card) return;
+    state.name = gpu.name;
+    state.baseMiB ??= mib;
+    state.lastMiB = mib;
+    state.peakMiB = Math.max(state.peakMiB, mib);
   });
   return {
     get name() {

@@ -4,6 +4,7 @@
 // background while the next job waits.
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { createInterface } from 'node:readline';
 import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -177,14 +178,7 @@ export class InferenceWorker extends EventEmitter<{ free: [] }> {
     this.child = child;
     this.pid = child.pid;
     const lines = (stream: NodeJS.ReadableStream | null, onLine: (line: string) => void) => {
-      let buf = '';
-      stream?.setEncoding('utf8');
-      stream?.on('data', (d: string) => {
-        buf += d;
-        const parts = buf.split('\n');
-        buf = parts.pop()!;
-        for (const l of parts) if (l.trim()) onLine(l);
-      });
+      if (stream) createInterface({ input: stream }).on('line', (l) => l.trim() && onLine(l));
     };
     lines(child.stdout, (l) => this.opts.log(`[${this.name}] ${l}`));
     lines(child.stderr, (l) => {
