@@ -16,6 +16,7 @@ import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
 import { discoverModels, type ModelEntry } from './model-manager.js';
 import { checkFfmpeg } from '../media/ffmpeg.js';
+import { checkPortFree, lockOutputFolder, type FolderLock } from './output-lock.js';
 import { prepareSaveFolder } from './save-folder.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 import { WorkerPool } from './workers/pool.js';
@@ -36,6 +37,8 @@ const HELP = `usage: npm start -- [options]
   --share [cloudflared]  open a public link (localtunnel by default, or a cloudflared binary);
                      prints the link, the tunnel password and the access token
   --job-rate-limit N jobs one client may submit per minute (default 30)
+  --shared-history   every visitor sees and controls every job (one person on several devices);
+                     by default each browser sees only its own jobs
   --trust-proxy      behind your own reverse proxy: take the client's address from the last
                      X-Forwarded-For entry (for rate limits); off by default, and --share
                      trusts only its tunnel's header, on connections from this machine
@@ -60,6 +63,7 @@ const optionsSchema = z.object({
   cancelGraceMs: z.number().int().min(0).optional(),
   share: z.enum(['localtunnel', 'cloudflared']).optional(),
   trustProxy: z.boolean().default(false),
+  sharedHistory: z.boolean().default(false),
   jobRateLimit: z.coerce.number().int().min(1).max(100_000).default(30),
   /** For tests: another localtunnel-protocol server and password endpoint. */
   tunnelHost: z.string().optional(),
@@ -79,6 +83,19 @@ export interface RunningServer {
 
 export async function startServer(input: ServerOptions, log: (line: string) => void = console.log): Promise<RunningServer> {
   const opts = optionsSchema.parse(input);
+  const local = opts.host === '127.0.0.1' || opts.host === 'localhost' || opts.host === '::1';
+  // Before anything is read or written: a second server on the same folder or port stops here.
+  const lock = lockOutputFolder(opts.outputDir, `http://${local ? '127.0.0.1' : opts.host}:${opts.port}/`);
+  try {
+    await checkPortFree(opts.port, opts.host);
+    return await startLocked(opts, local, lock, log);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean, lock: FolderLock, log: (line: string) => void): Promise<RunningServer> {
   let modelPath = opts.model ?? defaultModelDir();
   let demo = false;
   if (!existsSync(modelPath)) {
@@ -113,10 +130,15 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   const service = new JobService({ store, workers: pool, saveDir: opts.saveDir });
   service.resumeSaves();
   const fixed = { models: models.map(({ name, demo: d, frames }) => ({ name, demo: d, frames })), ffmpeg: { ok: !ffmpegError, error: ffmpegError }, saveDir: !!opts.saveDir };
-  const local = opts.host === '127.0.0.1' || opts.host === 'localhost' || opts.host === '::1';
   const token = opts.token ?? (local && !opts.share ? undefined : generateToken());
+  const ownerless = history.filter((j) => j.owner === undefined).length;
+  if (ownerless && !opts.sharedHistory)
+    log(`${ownerless} earlier job${ownerless > 1 ? 's have' : ' has'} no owner (made before each browser had its own history): everyone with the access token sees ${ownerless > 1 ? 'them' : 'it'}`);
   const { server, io } = createApp({
     service,
+    sharedHistory: opts.sharedHistory,
+    // No token: a local server; only its loopback names, so a DNS-rebinding page cannot reach it.
+    allowedHosts: token ? undefined : ['localhost', '127.0.0.1', '[::1]'],
     modelNames: models.map((m) => m.name),
     token,
     trustProxy: opts.trustProxy ? 'proxy' : opts.share ? 'tunnel' : 'none',
@@ -134,6 +156,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
   const url = `http://${local ? '127.0.0.1' : opts.host}:${port}/`;
+  lock.setUrl(url);
   log(`svd-studio listening on ${url}${token ? `?token=${token}` : ''} (${history.length} earlier jobs)`);
   if (token) log(`access token: ${token}`);
   let tunnel: LocalTunnel | CloudflaredTunnel | undefined;
@@ -162,6 +185,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
       await new Promise<void>((ok) => server.close(() => ok()));
       await service.idle();
       await pool.close();
+      lock.release();
     },
   };
 }
@@ -205,6 +229,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       provider: { type: 'string' },
       'gpu-memory': { type: 'string' },
       'trust-proxy': { type: 'boolean' },
+      'shared-history': { type: 'boolean' },
       'job-rate-limit': { type: 'string' },
       help: { type: 'boolean' },
       gpus: { type: 'string' },
@@ -226,6 +251,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       gpus: values.gpus,
       workers: values.workers,
       trustProxy: values['trust-proxy'],
+      sharedHistory: values['shared-history'],
       jobRateLimit: values['job-rate-limit'] as unknown as number,
       share: share as ServerOptions['share'],
     };

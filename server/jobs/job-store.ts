@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
-import { diskFullAs } from '../disk-full.js';
+import { diskFullAs } from '../../media/disk-full.js';
 import { videoFormats } from '../../common/video-formats.js';
 import { JOB_ID, jobSettingsSchema, type JobRecord } from './job.js';
 
@@ -14,7 +14,7 @@ import { JOB_ID, jobSettingsSchema, type JobRecord } from './job.js';
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    diskFullAs(basename(path), () => writeFileSync(tmp, data));
+    diskFullAs(basename(path), () => writeFileSync(tmp, data), 'server');
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
@@ -40,6 +40,10 @@ const storedJobSchema = z.object({
   rerunOf: z.string().regex(JOB_ID).optional(),
   provider: z.string().optional(),
   timings: z.object({ totalMs: z.number() }).optional(),
+  owner: z
+    .string()
+    .regex(/^[a-f0-9]{32}$/)
+    .optional(),
 });
 
 export class JobStore {
@@ -121,7 +125,7 @@ export class JobStore {
   create(job: JobRecord, files: Record<string, Uint8Array>): void {
     const dir = this.dir(job.id);
     try {
-      diskFullAs('a new job folder', () => mkdirSync(dir, { recursive: true }));
+      diskFullAs('a new job folder', () => mkdirSync(dir, { recursive: true }), 'server');
       for (const [name, data] of Object.entries(files)) writeFileAtomic(join(dir, name), data);
       this.save(job);
     } catch (err) {
@@ -144,6 +148,14 @@ export class JobStore {
     } catch (err) {
       console.error(`job ${id}: could not write to log.txt (${(err as Error).message}): ${line}`);
     }
+  }
+
+  /** Removes the job's folder and record; false if there was no such job. */
+  remove(id: string): boolean {
+    if (!this.jobs.has(id)) return false;
+    rmSync(this.dir(id), { recursive: true, force: true });
+    this.jobs.delete(id);
+    return true;
   }
 
   get(id: string): JobRecord | undefined {
