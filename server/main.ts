@@ -37,6 +37,10 @@ const HELP = `usage: npm start -- [options]
   --share [cloudflared]  open a public link (localtunnel by default, or a cloudflared binary);
                      prints the link, the tunnel password and the access token
   --job-rate-limit N jobs one client may submit per minute (default 30)
+  --keep-jobs N      keep the newest N ended jobs; older ones are deleted with their files
+                     (copies in --save-dir stay) (default: keep all)
+  --job-storage GB   the job folders, inputs included, may hold this much; new jobs are refused
+                     beyond it until old ones are deleted (default 20)
   --shared-history   every visitor sees and controls every job (one person on several devices);
                      by default each browser sees only its own jobs
   --trust-proxy      behind your own reverse proxy: take the client's address from the last
@@ -64,6 +68,8 @@ const optionsSchema = z.object({
   share: z.enum(['localtunnel', 'cloudflared']).optional(),
   trustProxy: z.boolean().default(false),
   sharedHistory: z.boolean().default(false),
+  keepJobs: z.coerce.number().int().min(1).optional(),
+  jobStorage: z.coerce.number().positive().max(1e6).default(20),
   jobRateLimit: z.coerce.number().int().min(1).max(100_000).default(30),
   /** For tests: another localtunnel-protocol server and password endpoint. */
   tunnelHost: z.string().optional(),
@@ -126,14 +132,19 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
   pool.start();
 
   const store = new JobStore(opts.outputDir);
-  const history = store.load((line) => log(`warning: ${line}`));
-  const service = new JobService({ store, workers: pool, saveDir: opts.saveDir });
+  store.load((line) => log(`warning: ${line}`));
+  const service = new JobService({ store, workers: pool, saveDir: opts.saveDir, keepJobs: opts.keepJobs, storageBytes: opts.jobStorage * 1e9 });
+  const pruned = service.prune();
+  if (pruned) log(`deleted the ${pruned} oldest job${pruned > 1 ? 's' : ''} beyond --keep-jobs ${opts.keepJobs}`);
   service.resumeSaves();
   const fixed = { models: models.map(({ name, demo: d, frames }) => ({ name, demo: d, frames })), ffmpeg: { ok: !ffmpegError, error: ffmpegError }, saveDir: !!opts.saveDir };
   const token = opts.token ?? (local && !opts.share ? undefined : generateToken());
+  const history = store.list();
   const ownerless = history.filter((j) => j.owner === undefined).length;
   if (ownerless && !opts.sharedHistory)
-    log(`${ownerless} earlier job${ownerless > 1 ? 's have' : ' has'} no owner (made before each browser had its own history): everyone with the access token sees ${ownerless > 1 ? 'them' : 'it'}`);
+    log(
+      `${ownerless} earlier job${ownerless > 1 ? 's have' : ' has'} no owner (made before each browser had its own history): ${token ? 'everyone with the access token' : 'every browser'} sees ${ownerless > 1 ? 'them' : 'it'}`,
+    );
   const { server, io } = createApp({
     service,
     sharedHistory: opts.sharedHistory,
@@ -230,6 +241,8 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       'gpu-memory': { type: 'string' },
       'trust-proxy': { type: 'boolean' },
       'shared-history': { type: 'boolean' },
+      'keep-jobs': { type: 'string' },
+      'job-storage': { type: 'string' },
       'job-rate-limit': { type: 'string' },
       help: { type: 'boolean' },
       gpus: { type: 'string' },
@@ -252,6 +265,8 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       workers: values.workers,
       trustProxy: values['trust-proxy'],
       sharedHistory: values['shared-history'],
+      keepJobs: values['keep-jobs'] as unknown as number,
+      jobStorage: values['job-storage'] as unknown as number,
       jobRateLimit: values['job-rate-limit'] as unknown as number,
       share: share as ServerOptions['share'],
     };

@@ -821,6 +821,76 @@ describe('a shared link (issue 21): each browser its own jobs, and no riding on 
   });
 });
 
+describe('what the job folders may hold (issue 21)', () => {
+  const quiet = () => {};
+  const headers = { 'x-client-id': 'retentionClient0001' };
+  const endOf = (url: string, id: string) =>
+    waitFor(async () => {
+      const j = JSON.parse((await send(url, 'GET', `api/jobs/${id}`, { headers })).text) as { status: string };
+      return ['done', 'failed', 'cancelled'].includes(j.status) ? j : undefined;
+    });
+
+  it('inputs count toward --job-storage: a job beyond it is refused with a plain 507 until old ones are deleted', async () => {
+    const out = tempDir('svd-storage-');
+    // Room for about two inputs (each upload is kept twice: the original and the working copy).
+    const server = await startServer({ port: 0, outputDir: out, provider: 'cpu', jobStorage: (png.length * 2 * 2.5) / 1e9, jobRateLimit: 1000 }, quiet);
+    try {
+      const made: string[] = [];
+      let refused: Reply | undefined;
+      for (let i = 0; i < 5 && !refused; i++) {
+        const r = await postJob(server.url, jobForm({ ...small, steps: 1 }), headers);
+        if (r.status === 202) {
+          made.push((JSON.parse(r.text) as { id: string }).id);
+          // Cancelled at once: its input stays on disk all the same.
+          await send(server.url, 'DELETE', `api/jobs/${made.at(-1)}`, { headers });
+          await endOf(server.url, made.at(-1)!);
+        } else refused = r;
+      }
+      expect(made.length).toBeGreaterThanOrEqual(1);
+      expect(refused?.status).toBe(507);
+      expect(JSON.parse(refused!.text).error).toMatch(/^the server keeps at most [\d.]+ GB of jobs and holds [\d.]+ GB; delete old jobs from your history/);
+      for (const id of made) expect((await send(server.url, 'DELETE', `api/history/${id}`, { headers })).status).toBe(200);
+      expect((await postJob(server.url, jobForm({ ...small, steps: 1 }), headers)).status).toBe(202);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('--shared-history: every visitor sees and controls every job, as before jobs had owners', async () => {
+    const server = await startServer({ port: 0, outputDir: tempDir('svd-shared-history-'), provider: 'cpu', sharedHistory: true }, quiet);
+    try {
+      const r = await postJob(server.url, jobForm({ ...small, steps: 1 }), { cookie: 'svd_client=phoneOfTheOwner0001' });
+      const id = (JSON.parse(r.text) as { id: string }).id;
+      const laptop = { cookie: 'svd_client=laptopOfTheOwner001' };
+      expect((JSON.parse((await send(server.url, 'GET', 'api/jobs', { headers: laptop })).text) as { id: string }[]).map((j) => j.id)).toEqual([id]);
+      expect((await send(server.url, 'GET', `api/jobs/${id}/input.png`, { headers: laptop })).status).toBe(200);
+      await waitFor(async () => (JSON.parse((await send(server.url, 'GET', `api/jobs/${id}`, { headers: laptop })).text) as { status: string }).status === 'done');
+      expect((await send(server.url, 'DELETE', `api/history/${id}`, { headers: laptop })).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('--keep-jobs keeps the newest ended jobs and deletes older ones with their folders', async () => {
+    const out = tempDir('svd-keep-');
+    const server = await startServer({ port: 0, outputDir: out, provider: 'cpu', keepJobs: 2, jobRateLimit: 1000 }, quiet);
+    try {
+      const made: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await postJob(server.url, jobForm({ ...small, steps: 1 }), headers);
+        made.push((JSON.parse(r.text) as { id: string }).id);
+        await endOf(server.url, made.at(-1)!);
+      }
+      const listed = (JSON.parse((await send(server.url, 'GET', 'api/jobs', { headers })).text) as { id: string }[]).map((j) => j.id);
+      expect(listed).toEqual([made[2], made[1]]);
+      expect(existsSync(join(out, made[0]!))).toBe(false);
+      expect(existsSync(join(out, made[1]!))).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('a server without a token answers only to its loopback names', () => {
   it('another Host (a DNS-rebinding page) is refused on the page, the API and the socket', async () => {
     const server = await startServer({ port: 0, outputDir: tempDir(), provider: 'cpu' }, () => {});

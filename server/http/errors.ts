@@ -3,7 +3,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import multer from 'multer';
 import { DiskFullError, isNoSpace } from '../../media/disk-full.js';
-import { QueueFullError } from '../jobs/job-service.js';
+import { QueueFullError, StorageFullError } from '../jobs/job-service.js';
 
 export const MAX_UPLOAD_BYTES = 20 * 1024 * 1024;
 
@@ -24,6 +24,7 @@ export function notFound(_req: Request, _res: Response, next: NextFunction) {
 export function errorHandler(err: unknown, _req: Request, res: Response, _next: NextFunction) {
   if (err instanceof HttpError) return void res.status(err.status).json({ error: err.message });
   if (err instanceof QueueFullError) return void res.status(503).json({ error: err.message });
+  if (err instanceof StorageFullError) return void res.status(507).json({ error: err.message });
   if (err instanceof DiskFullError) return void res.status(507).json({ error: err.onServer().message });
   if (isNoSpace(err)) return void res.status(507).json({ error: new DiskFullError('the upload', 'server').message });
   if (err instanceof multer.MulterError) {

@@ -18,6 +18,15 @@ export class QueueFullError extends Error {
 
 export class JobBusyError extends Error {}
 
+/** The job folders hold as much as the server was told to keep (--job-storage). */
+export class StorageFullError extends Error {
+  constructor(limit: number, used: number) {
+    const gb = (b: number) => `${(b / 1e9).toFixed(b < 1e8 ? 3 : 1)} GB`;
+    super(`the server keeps at most ${gb(limit)} of jobs and holds ${gb(used)}; delete old jobs from your history and try again`);
+    this.name = 'StorageFullError';
+  }
+}
+
 function failureMessage(err: unknown): string {
   if (err instanceof DiskFullError) return err.onServer().message;
   return isNoSpace(err) ? new DiskFullError("the job's files", 'server').message : (err as Error).message;
@@ -35,6 +44,10 @@ export interface JobServiceOptions {
   saveDir?: string;
   maxQueue?: number;
   saveRetry?: { attempts: number; delayMs: number };
+  /** Bytes all job folders (inputs included) may hold; a new job that would pass it is refused. */
+  storageBytes?: number;
+  /** Ended jobs kept; older ones are deleted with their files (copies in the save folder stay). */
+  keepJobs?: number;
 }
 
 export class JobService extends EventEmitter<JobServiceEvents> {
@@ -84,6 +97,10 @@ export class JobService extends EventEmitter<JobServiceEvents> {
 
   submit(input: { png: Uint8Array; original?: { name: string; data: Uint8Array } }, settings: JobSettings, made: { rerunOf?: string; owner?: string } = {}): JobRecord {
     if (this.queue.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
+    // Inputs count too: cancelled and failed jobs keep theirs, so the queue limit alone bounds nothing on disk.
+    const incoming = input.png.byteLength + (input.original?.data.byteLength ?? 0);
+    const limit = this.opts.storageBytes;
+    if (limit !== undefined && this.store.usedBytes + incoming > limit) throw new StorageFullError(limit, this.store.usedBytes);
     const { rerunOf, owner } = made;
     const id = this.store.newId();
     const job: JobRecord = { id, status: 'queued', createdAt: new Date().toISOString(), settings, videos: {}, inputName: 'input.png', rerunOf, owner };
@@ -142,7 +159,26 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     job.progress = status === 'done' ? { stage: 'done' } : undefined;
     this.finisher.trySave(job);
     this.store.log(job.id, error ? `${status}: ${error}` : status);
+    this.store.measure(job.id);
     this.emit('update', job);
+    this.prune();
+  }
+
+  /**
+   * Deletes the oldest ended jobs beyond --keep-jobs (never one still being saved); returns how
+   * many went.
+   */
+  prune(): number {
+    const keep = this.opts.keepJobs;
+    if (keep === undefined) return 0;
+    const ended = this.store.list().filter((j) => j.status !== 'queued' && j.status !== 'running' && j.saved?.status !== 'pending');
+    let removed = 0;
+    for (const job of ended.slice(keep)) {
+      this.store.remove(job.id);
+      this.emit('removed', job);
+      removed++;
+    }
+    return removed;
   }
 
   private announcePositions() {

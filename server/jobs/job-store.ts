@@ -48,6 +48,8 @@ const storedJobSchema = z.object({
 
 export class JobStore {
   private readonly jobs = new Map<string, JobRecord>();
+  /** Bytes in each job's folder, as last measured (at start, creation and the job's end). */
+  private readonly sizes = new Map<string, number>();
 
   constructor(readonly root: string) {
     mkdirSync(root, { recursive: true });
@@ -93,6 +95,7 @@ export class JobStore {
         this.log(job.id, 'marked interrupted at server start');
       }
       this.jobs.set(job.id, job);
+      this.measure(job.id);
       if (changed) {
         try {
           this.save(job);
@@ -128,6 +131,7 @@ export class JobStore {
       diskFullAs('a new job folder', () => mkdirSync(dir, { recursive: true }), 'server');
       for (const [name, data] of Object.entries(files)) writeFileAtomic(join(dir, name), data);
       this.save(job);
+      this.measure(job.id);
     } catch (err) {
       this.jobs.delete(job.id);
       rmSync(dir, { recursive: true, force: true });
@@ -155,7 +159,26 @@ export class JobStore {
     if (!this.jobs.has(id)) return false;
     rmSync(this.dir(id), { recursive: true, force: true });
     this.jobs.delete(id);
+    this.sizes.delete(id);
     return true;
+  }
+
+  /** Counts the bytes now in the job's folder. */
+  measure(id: string): void {
+    let bytes = 0;
+    try {
+      for (const f of readdirSync(this.dir(id), { withFileTypes: true })) if (f.isFile()) bytes += statSync(join(this.dir(id), f.name)).size;
+    } catch {
+      // a folder removed behind our back holds nothing
+    }
+    this.sizes.set(id, bytes);
+  }
+
+  /** Bytes in all job folders, as last measured. */
+  get usedBytes(): number {
+    let sum = 0;
+    for (const b of this.sizes.values()) sum += b;
+    return sum;
   }
 
   get(id: string): JobRecord | undefined {
