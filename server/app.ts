@@ -44,6 +44,8 @@ export interface AppOptions {
   sharedHistory?: boolean;
   /** Host names the server answers to (a server without a token: its loopback names). */
   allowedHosts?: string[];
+  /** How long a request may take to arrive (default REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
 }
 
 export function createApp(opts: AppOptions): { app: express.Express; server: HttpServer; io: JobIo } {
@@ -96,9 +98,9 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   }
   app.use(errorHandler);
 
-  const server = createServer(app);
-  server.requestTimeout = REQUEST_TIMEOUT_MS;
-  server.headersTimeout = Math.min(server.headersTimeout, 30_000);
+  const requestTimeout = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  // Node checks the timeouts only every connectionsCheckingInterval (30 s by default).
+  const server = createServer({ requestTimeout, headersTimeout: Math.min(requestTimeout, 30_000), connectionsCheckingInterval: Math.min(5000, Math.ceil(requestTimeout / 3)) }, app);
   const io = attachSocket(server, service, gate, access);
   return { app, server, io };
 }

@@ -63,6 +63,8 @@ const optionsSchema = z.object({
     .transform((s) => [...new Set(s.split(',').map(Number))])
     .optional(),
   workers: z.coerce.number().int().min(1).max(16).optional(),
+  /** For tests: how long a request body may take to arrive. */
+  requestTimeoutMs: z.number().int().min(1).optional(),
   /** How long a cancel waits for the worker to stop between steps before killing it. */
   cancelGraceMs: z.number().int().min(0).optional(),
   share: z.enum(['localtunnel', 'cloudflared']).optional(),
@@ -148,6 +150,7 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
   const { server, io } = createApp({
     service,
     sharedHistory: opts.sharedHistory,
+    requestTimeoutMs: opts.requestTimeoutMs,
     // No token: a local server; only its loopback names, so a DNS-rebinding page cannot reach it.
     allowedHosts: token ? undefined : ['localhost', '127.0.0.1', '[::1]'],
     modelNames: models.map((m) => m.name),

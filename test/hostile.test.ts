@@ -821,6 +821,69 @@ describe('a shared link (issue 21): each browser its own jobs, and no riding on 
   });
 });
 
+describe('cookies over HTTPS, client ids and slow bodies (issue 21)', () => {
+  const quiet = () => {};
+
+  it('over HTTPS the cookies are host-only (__Host-) and only those are believed', async () => {
+    const token = 'https-cookie-token-01';
+    const server = await startServer({ port: 0, outputDir: tempDir(), provider: 'cpu', token, trustProxy: true }, quiet);
+    try {
+      const https = { 'x-forwarded-proto': 'https' };
+      const first = await send(server.url, 'GET', `api/health?token=${token}`, { headers: https });
+      const cookies = first.headers['set-cookie'] as string[];
+      expect(cookies).toContainEqual(expect.stringMatching(/^__Host-svd_client=[\w-]{24}; Max-Age=\d+; Path=\/; Expires=[^;]+; HttpOnly; Secure; SameSite=Lax$/));
+      expect(cookies).toContainEqual(expect.stringMatching(/^__Host-svd_token=https-cookie-token-01; Max-Age=\d+; Path=\/; Expires=[^;]+; HttpOnly; Secure; SameSite=Lax$/));
+      const r = await postJob(server.url, jobForm({ ...small, steps: 1 }), { ...https, cookie: `__Host-svd_client=ownerOverHttps00001; __Host-svd_token=${token}` });
+      expect(r.status, r.text).toBe(202);
+      const id = (JSON.parse(r.text) as { id: string }).id;
+      // A plain svd_client (which a sibling domain could set) is not the owner over HTTPS.
+      const tossed = await send(server.url, 'GET', `api/jobs/${id}`, { headers: { ...https, cookie: `svd_client=ownerOverHttps00001; __Host-svd_token=${token}` } });
+      expect(tossed.status).toBe(404);
+      expect((await send(server.url, 'GET', `api/jobs/${id}`, { headers: { ...https, cookie: `__Host-svd_client=ownerOverHttps00001; __Host-svd_token=${token}` } })).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a malformed x-client-id is a 400, not someone else', async () => {
+    const server = await startServer({ port: 0, outputDir: tempDir(), provider: 'cpu' }, quiet);
+    try {
+      for (const id of ['short', 'x'.repeat(65), 'has spaces in it here', 'ünïcödé-ünïcödé-01']) {
+        const r = await send(server.url, 'GET', 'api/jobs', { headers: { 'x-client-id': encodeURIComponent(id) === id ? id : 'bad/slash/in/the/id' } });
+        expect(r.status, id).toBe(400);
+        expectClientError(r, id);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a request body that trickles in is cut off', async () => {
+    const server = await startServer({ port: 0, outputDir: tempDir(), provider: 'cpu', requestTimeoutMs: 1500 }, quiet);
+    try {
+      const { port } = new URL(server.url);
+      const ended = await new Promise<{ ms: number; reply: string }>((ok) => {
+        const started = Date.now();
+        const socket = tcpConnect(Number(port), '127.0.0.1', () => {
+          socket.write(`POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n`);
+          const drip = setInterval(() => socket.write('a'), 200);
+          let reply = '';
+          socket.on('data', (d) => (reply += d.toString()));
+          socket.on('close', () => {
+            clearInterval(drip);
+            ok({ ms: Date.now() - started, reply });
+          });
+          socket.on('error', () => {});
+        });
+      });
+      expect(ended.ms).toBeLessThan(15_000);
+      expect(ended.reply).toMatch(/^HTTP\/1.1 408/);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('what the job folders may hold (issue 21)', () => {
   const quiet = () => {};
   const headers = { 'x-client-id': 'retentionClient0001' };

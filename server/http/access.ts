@@ -66,6 +66,10 @@ export function ownerOf(clientId: string | undefined): string | undefined {
 export function identify(opts: AccessOptions) {
   return (req: Request, res: Response, next: NextFunction) => {
     const https = viaHttps(req.headers, req.secure, opts.trust);
+    const header = req.headers['x-client-id'];
+    if (header !== undefined && (typeof header !== 'string' || !CLIENT_ID.test(header))) {
+      return void res.status(400).json({ error: 'x-client-id must be 16–64 letters, digits, "-" or "_", sent once; or leave it out' });
+    }
     const id = clientIdOf(req.headers, https);
     res.locals.owner = ownerOf(id);
     res.locals.clientId = id;
