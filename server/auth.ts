@@ -46,8 +46,11 @@ export function tokenMatches(expected: string | undefined, given: string | undef
   return timingSafeEqual(digest(expected), digest(given));
 }
 
-/** Every well-formed token the client sent (none when it sent none). */
-export type TokenLookup = { ok: true; tokens: string[] } | { ok: false; error: string };
+/** Every well-formed token the client sent (none when it sent none), and why a value it sent where a token goes cannot be one. */
+export interface TokenLookup {
+  tokens: string[];
+  malformed?: string;
+}
 
 /** Where a client may put the token, in the order they are looked at. */
 export interface TokenSources {
@@ -64,18 +67,19 @@ const BAD_TOKEN = 'the access token must be text of at most 512 characters, give
 export function lookupToken(src: TokenSources): TokenLookup {
   const bearer = typeof src.authorization === 'string' && src.authorization.startsWith('Bearer ') ? src.authorization.slice(7).trim() : undefined;
   const tokens: string[] = [];
+  let malformed: string | undefined;
   for (const value of [bearer, src.header, src.query, src.handshake]) {
     if (value === undefined || value === '') continue;
     const parsed = tokenSchema.safeParse(value);
-    if (!parsed.success) return { ok: false, error: BAD_TOKEN };
-    tokens.push(parsed.data);
+    if (parsed.success) tokens.push(parsed.data);
+    else malformed = BAD_TOKEN;
   }
   // Cookies may have been set by someone else (a sibling domain): malformed ones are skipped, not refused.
   const header = typeof src.cookie === 'string' ? src.cookie : undefined;
   for (const value of [...readCookies(header, HOST_PREFIX + TOKEN_COOKIE), ...readCookies(header, TOKEN_COOKIE)]) {
     if (tokenSchema.safeParse(value).success) tokens.push(value);
   }
-  return { ok: true, tokens };
+  return { tokens, malformed };
 }
 
 export function tokenFromRequest(req: Request): TokenLookup {
@@ -153,15 +157,16 @@ export interface Gate {
 export function checkAccess(gate: Gate, lookup: TokenLookup, client: string, clientId?: string): { status: 400 | 401 | 429; error: string } | undefined {
   if (!gate.token) return undefined;
   const wait = gate.throttle.blockedFor(client);
-  const right = lookup.ok && lookup.tokens.some((t) => tokenMatches(gate.token, t));
+  // A malformed or wrong value beside the right token (a page elsewhere adding ?token=...) is no reason to refuse.
+  const right = lookup.tokens.some((t) => tokenMatches(gate.token, t));
   if (right && (wait === 0 || gate.known.has(clientId))) {
     if (clientId) gate.known.add(clientId);
     return undefined;
   }
   if (wait > 0) return { status: 429, error: throttledMessage(wait) };
-  if (!lookup.ok) {
+  if (lookup.malformed) {
     gate.throttle.fail(client);
-    return { status: 400, error: lookup.error };
+    return { status: 400, error: lookup.malformed };
   }
   if (!lookup.tokens.length) return { status: 401, error: 'this server needs an access token: send it as "Authorization: Bearer TOKEN", an x-access-token header, or ?token=TOKEN in the link' };
   gate.throttle.fail(client);

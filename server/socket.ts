@@ -35,7 +35,7 @@ export function attachSocket(server: HttpServer, service: JobService, gate: Gate
     const lookup = lookupToken({ handshake: auth.success ? auth.data.token : undefined, cookie: h.headers.cookie });
     const refused = checkAccess(gate, lookup, requestClient({ socket: { remoteAddress: h.address }, headers: h.headers }, gate.trust), clientId);
     if (!refused) return next();
-    next(new Error(refused.status === 401 && lookup.ok && !lookup.tokens.length ? 'access token required: pass it as auth.token' : refused.error));
+    next(new Error(refused.status === 401 && !lookup.tokens.length ? 'access token required: pass it as auth.token' : refused.error));
   });
   io.on('connection', (socket) => {
     const owner = socket.data.owner as string | undefined;

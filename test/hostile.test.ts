@@ -771,6 +771,10 @@ describe('a shared link (issue 21): each browser its own jobs, and no riding on 
     const from = '127.0.0.77';
     const tossed = `svd_token=tossed-by-a-sibling; svd_client=${ALICE}; svd_token=${token}`;
     for (let i = 0; i < 15; i++) expect((await send(server.url, 'GET', 'api/jobs', { headers: { cookie: tossed }, from })).status).toBe(200);
+    // Nor does a wrong or malformed ?token= that a page elsewhere adds to a request carrying the right cookie.
+    for (const query of ['token=wrong', `token=${'x'.repeat(600)}`, 'token=a&token=b']) {
+      for (let i = 0; i < 6; i++) expect((await send(server.url, 'GET', `api/jobs?${query}`, { headers: { cookie: tossed }, from })).status, query).toBe(200);
+    }
     // Wrong guesses with no right token from the same address do lock it for others...
     for (let i = 0; i < 10; i++) expect((await send(server.url, 'GET', 'api/jobs', { headers: { authorization: `Bearer guess-${i}` }, from })).status).toBe(401);
     expect((await send(server.url, 'GET', 'api/jobs', { headers: { authorization: `Bearer ${token}`, cookie: 'svd_client=newcomerNewcomer0003' }, from })).status).toBe(429);

@@ -89,12 +89,6 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     return this.queue.indexOf(id) + 1;
   }
 
-  /** How many queued jobs come before `id` (all of them when it is not queued). */
-  ahead(id?: string): number {
-    const i = id ? this.queue.indexOf(id) : -1;
-    return i >= 0 ? i : this.queue.length;
-  }
-
   submit(input: { png: Uint8Array; original?: { name: string; data: Uint8Array } }, settings: JobSettings, made: { rerunOf?: string; owner?: string } = {}): JobRecord {
     if (this.queue.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
     // Inputs count too: cancelled and failed jobs keep theirs, so the queue limit alone bounds nothing on disk.
