@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
-import { NVIDIA_SMI_QUERY, parseNvidiaSmiLine } from '../models/pipeline/runtime.js';
+import { NVIDIA_SMI_QUERY, parseNvidiaSmiLine } from '../models/runtime/runtime.js';
 
 export function machineLine(provider: string): string {
   const require = createRequire(import.meta.url);

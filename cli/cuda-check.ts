@@ -2,9 +2,9 @@
 // says where each library the CUDA provider needs was found, starts the provider once the way
 // `npm start` and `npm run svd` will (with the launcher's library path), and exits 1 with what
 // to install when CUDA cannot run here.
-import { cudaReadiness, discoverCuda, formatCudaReport } from '../models/pipeline/cuda-libraries.js';
-import { checkCuda, childStarter } from '../models/pipeline/provider-check.js';
-import { probeModelPath, sessionOptions } from '../models/pipeline/runtime.js';
+import { cudaReadiness, discoverCuda, formatCudaReport } from '../models/runtime/cuda-libraries.js';
+import { checkCuda, childStarter } from '../models/runtime/provider-check.js';
+import { probeModelPath, sessionOptions } from '../models/runtime/runtime.js';
 
 function verdict(ok: boolean, reason?: string): never {
   console.log(ok ? 'CUDA is ready: npm start and npm run svd will use it.' : `CUDA cannot run here yet: ${reason}`);

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { cudaLibraryEnv } from '../models/pipeline/cuda-libraries.js';
+import { cudaLibraryEnv } from '../models/runtime/cuda-libraries.js';
 
 /** Set in the restarted process, so that it never restarts again. */
 const RESTARTED = 'SVD_CUDA_LIBRARY_PATH_SET';

@@ -7,7 +7,7 @@ import { convertModel } from '../models/convert.js';
 import { downloadModel, HubError, MODEL_REPOS } from '../models/download/hub.js';
 import { modelDirFor } from '../models/paths.js';
 import { SvdPipeline } from '../models/pipeline/pipeline.js';
-import { describeResolution, resolveProvider } from '../models/pipeline/runtime.js';
+import { describeResolution, resolveProvider } from '../models/runtime/runtime.js';
 import { parseSettings } from '../common/settings.js';
 import { parseCommandArgs } from './cli-args.js';
 import { UsageError } from './usage-error.js';

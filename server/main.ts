@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { openModelDir } from '../models/model-dir.js';
 import { DEMO_MODEL, PROJECT_ROOT, defaultModelDir } from '../models/paths.js';
-import { gpuMemoryModes, nvidiaGpus, providers } from '../models/pipeline/runtime.js';
+import { gpuMemoryModes, nvidiaGpus, providers } from '../models/runtime/runtime.js';
 import type { WorkerStatus } from '../common/worker-protocol.js';
 import { createApp, type HealthInfo } from './app.js';
 import { generateToken } from './auth.js';

@@ -3,8 +3,8 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cudaLibraryEnv, cudaReadiness, discoverCuda, formatCudaReport, searchOptionsFromEnv } from '../models/pipeline/cuda-libraries.js';
-import { readElfDynamic } from '../models/pipeline/elf-needed.js';
+import { cudaLibraryEnv, cudaReadiness, discoverCuda, formatCudaReport, searchOptionsFromEnv } from '../models/runtime/cuda-libraries.js';
+import { readElfDynamic } from '../models/runtime/elf-needed.js';
 import { fakeMachines, providerNeeds, type FakeMachine, writeFakeElf } from './fake-cuda.js';
 
 const machine = fakeMachines();

@@ -3,9 +3,9 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ortBinDir } from '../models/pipeline/cuda-libraries.js';
-import { checkCuda, checkWebgpu, childStarter, plainOrtMessage, type GpuProvider, type ProviderCheck, type ProviderStarter } from '../models/pipeline/provider-check.js';
-import { describeResolution, probeModelPath, providerReport, resolveProvider, sessionOptions } from '../models/pipeline/runtime.js';
+import { ortBinDir } from '../models/runtime/cuda-libraries.js';
+import { checkCuda, checkWebgpu, childStarter, plainOrtMessage, type GpuProvider, type ProviderCheck, type ProviderStarter } from '../models/runtime/provider-check.js';
+import { describeResolution, probeModelPath, providerReport, resolveProvider, sessionOptions } from '../models/runtime/runtime.js';
 import { fakeMachines, type FakeMachine } from './fake-cuda.js';
 
 const machine = fakeMachines();

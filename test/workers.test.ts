@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerStatus } from '../common/worker-protocol.js';
 import { startServer, type RunningServer } from '../server/main.js';
 import { workerSlots } from '../server/workers/slots.js';
-import { parseNvidiaSmiLine } from '../models/pipeline/runtime.js';
+import { parseNvidiaSmiLine } from '../models/runtime/runtime.js';
 import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT, waitFor } from './helpers.js';
 
 /** Worker tests wait longer: a slow job runs while others wait. */

@@ -23,7 +23,7 @@ import {
   type Provider,
   type ProviderChoice,
   type ProviderResolution,
-} from './runtime.js';
+} from '../runtime/runtime.js';
 import { SessionPool } from './session-pool.js';
 import { EulerKarrasScheduler } from './scheduler.js';
 import type { GenerationSettings } from '../../common/settings.js';
