@@ -15,7 +15,6 @@ import {
   bufferCacheFor,
   describeResolution,
   graphFormsFor,
-  nvidiaGpu,
   resolveGpuMemoryMode,
   resolveProvider,
   sessionOptions,
@@ -24,6 +23,7 @@ import {
   type ProviderChoice,
   type ProviderResolution,
 } from '../runtime/runtime.js';
+import { nvidiaGpu } from '../runtime/nvidia-smi.js';
 import { SessionPool } from './session-pool.js';
 import { EulerKarrasScheduler } from './scheduler.js';
 import type { GenerationSettings } from '../../common/settings.js';
