@@ -190,21 +190,41 @@ export function discoverCuda(opts: CudaSearchOptions = searchOptionsFromEnv(), {
     }
     return candidates;
   };
+  const cudaMajor = out.provider?.cudaMajor ?? (expect ? Number(expect) : undefined);
   for (const soname of required) {
     const found: FoundLibrary = { soname, onLoaderPath: false, otherVersions: [] };
     found.path = loader.find(soname);
     if (found.path) found.onLoaderPath = true;
     else {
-      const dir = offPath().find((d) => existsSync(join(d, soname)));
+      const dir = offPath().find((d) => existsSync(join(d, soname)) && !pipBuildForOtherCuda(d, soname, cudaMajor));
       if (dir) {
         found.path = join(dir, soname);
         if (!out.addDirs.includes(dir)) out.addDirs.push(dir);
       }
     }
-    if (!found.path) found.otherVersions = otherVersions(soname, loader, offPath());
+    if (!found.path) {
+      const pipOther = offPath().find((d) => existsSync(join(d, soname)));
+      found.otherVersions = pipOther ? [`${soname} for CUDA ${pipBuildForOtherCuda(pipOther, soname, cudaMajor)} (${pipOther})`] : otherVersions(soname, loader, offPath());
+    }
     out.libraries.push(found);
   }
   return out;
+}
+
+/**
+ * cuDNN keeps its soname (libcudnn.so.9) across CUDA majors: in PyTorch's pip layout the wheel's
+ * name tells which CUDA it was built for (site-packages/nvidia_cudnn_cu12-….dist-info). The other
+ * major's number where `dir` holds such a build for a CUDA other than `cuda`; else undefined.
+ */
+function pipBuildForOtherCuda(dir: string, soname: string, cuda: number | undefined): number | undefined {
+  if (cuda === undefined || !soname.startsWith('libcudnn')) return undefined;
+  const m = /^(.*)\/nvidia\/cudnn\/lib$/.exec(dir);
+  if (!m) return undefined;
+  const builds = [...filesIn(m[1]!)]
+    .map(([name]) => /^nvidia_cudnn_cu(\d+)-.*\.dist-info$/.exec(name)?.[1])
+    .filter((v): v is string => !!v)
+    .map(Number);
+  return builds.length && !builds.includes(cuda) ? builds[0] : undefined;
 }
 
 /** Installed files `stem.so.N` with another major number N, for "you have CUDA 13's, it needs 12". */
