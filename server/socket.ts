@@ -50,12 +50,19 @@ export function attachSocket(server: HttpServer, service: JobService, gate: Gate
   });
   // Who hears of a job in the history: everyone for a shared history or a job without an owner.
   const audience = (job: JobRecord) => (access.sharedHistory || job.owner === undefined ? io : io.to(ownerRoom(job.owner)));
+  // The history hears of a job when what it shows changes (status, save), not at every step:
+  // watchers of the job get those in its room.
+  const shown = new Map<string, string>();
   service.on('update', (job) => {
     const snap = snapshot(service, job);
     io.to(`job:${job.id}`).emit('job', snap);
+    const state = `${job.status} ${job.saved?.status ?? ''}`;
+    if (shown.get(job.id) === state) return;
+    shown.set(job.id, state);
     audience(job).emit('history', { id: job.id, status: job.status, job: snap });
   });
   service.on('removed', (job) => {
+    shown.delete(job.id);
     io.in(`job:${job.id}`).socketsLeave(`job:${job.id}`);
     audience(job).emit('history', { id: job.id, removed: true });
   });
