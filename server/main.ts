@@ -171,7 +171,7 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
   const url = `http://${local ? '127.0.0.1' : opts.host}:${port}/`;
-  lock.setUrl(url);
+  lock.describe({ url });
   log(`svd-studio listening on ${url}${token ? `?token=${token}` : ''} (${history.length} earlier jobs)`);
   if (token) log(`access token: ${token}`);
   let tunnel: LocalTunnel | CloudflaredTunnel | undefined;
@@ -181,6 +181,7 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
         ? new CloudflaredTunnel(port)
         : new LocalTunnel({ localPort: port, host: opts.tunnelHost, passwordUrl: opts.tunnelPasswordUrl ?? (opts.tunnelHost ? undefined : 'https://loca.lt/mytunnelpassword') });
     tunnel.on('ready', ({ url: link, password }) => {
+      lock.describe({ link: link.replace(/\/$/, '') });
       log(`public link: ${link.replace(/\/$/, '')}/?token=${token}`);
       if (password) log(`tunnel password: ${password}`);
       log(`access token: ${token}`);

@@ -10,7 +10,7 @@ import { z } from 'zod';
 
 export const LOCK_FILE = '.svd-studio.lock';
 
-const lockSchema = z.object({ pid: z.number().int().positive(), url: z.string(), startedAt: z.string() });
+const lockSchema = z.object({ pid: z.number().int().positive(), url: z.string(), link: z.string().optional(), startedAt: z.string() });
 type LockInfo = z.infer<typeof lockSchema>;
 
 export class FolderInUseError extends Error {}
@@ -35,8 +35,8 @@ function readLock(path: string): LockInfo | undefined {
 
 export interface FolderLock {
   path: string;
-  /** Records the address once it is known (a port chosen by the system). */
-  setUrl(url: string): void;
+  /** Records the address once it is known (a port chosen by the system), and the public link once open. */
+  describe(where: { url?: string; link?: string }): void;
   release(): void;
 }
 
@@ -53,19 +53,22 @@ export function lockOutputFolder(dir: string, url: string): FolderLock {
       const held = readLock(path);
       if (held && held.pid !== process.pid && alive(held.pid)) {
         throw new FolderInUseError(
-          `another svd-studio server (process ${held.pid}, ${held.url}, started ${held.startedAt}) is using the output folder ${dir}; open that one, stop it first, or start this one with another --output-dir`,
+          `another svd-studio server (process ${held.pid}, ${held.url}${held.link ? `, public link ${held.link}` : ''}, started ${held.startedAt}) is using the output folder ${dir}; open that one, stop it first (kill ${held.pid}), or start this one with another --output-dir`,
         );
       }
       // Left by a process that is gone (or half-written by one that died while writing it).
       rmSync(path, { force: true });
       continue;
     }
-    const info: LockInfo = { pid: process.pid, url, startedAt: new Date().toISOString() };
+    let info: LockInfo = { pid: process.pid, url, startedAt: new Date().toISOString() };
     writeSync(fd, JSON.stringify(info));
     closeSync(fd);
     return {
       path,
-      setUrl: (u) => writeFileSync(path, JSON.stringify({ ...info, url: u })),
+      describe: (where) => {
+        info = { ...info, ...where };
+        writeFileSync(path, JSON.stringify(info));
+      },
       release: () => {
         if (readLock(path)?.pid === process.pid) rmSync(path, { force: true });
       },

@@ -5,7 +5,7 @@
 // serve, without ever having reached its last resort. Traffic goes to 127.0.0.1 only; each
 // property runs a bounded number of cases.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { deflateSync, crc32 } from 'node:zlib';
@@ -16,6 +16,7 @@ import { FailedLoginThrottle } from '../server/auth.js';
 import { clientAddress } from '../server/client-address.js';
 import { LAST_RESORT_PREFIX } from '../server/last-resort.js';
 import { startServer, type RunningServer } from '../server/main.js';
+import { FolderInUseError, LOCK_FILE, lockOutputFolder } from '../server/output-lock.js';
 import { LocalTunnel } from '../server/tunnel.js';
 import { createServer as createHttpServer } from 'node:http';
 import { multipart, send, startCliServer, type CliServer, type Reply } from './cli-server.js';
@@ -978,6 +979,24 @@ describe('a server without a token answers only to its loopback names', () => {
 });
 
 describe('a second npm start on the same folder and port (issue 21)', () => {
+  it("the lock names the holder's public link, and one left by a process that is gone is taken over", async () => {
+    const dir = tempDir('svd-lock-');
+    // Held by a live process other than this one (the test runner's parent).
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: process.ppid, url: 'http://127.0.0.1:7860/', link: 'https://x.loca.lt', startedAt: '2026-12-04T01:00:00.000Z' }));
+    expect(() => lockOutputFolder(dir, 'http://127.0.0.1:7861/')).toThrow(FolderInUseError);
+    expect(() => lockOutputFolder(dir, 'http://127.0.0.1:7861/')).toThrow(`(process ${process.ppid}, http://127.0.0.1:7860/, public link https://x.loca.lt, started 2026-12-04T01:00:00.000Z)`);
+    // A process that has exited, and a lock file that is not one: both taken over.
+    const gone = spawn(process.execPath, ['-e', '0']);
+    await new Promise((ok) => gone.once('exit', ok));
+    for (const stale of [JSON.stringify({ pid: gone.pid, url: 'http://127.0.0.1:7860/', startedAt: 'x' }), 'half-writ']) {
+      writeFileSync(join(dir, LOCK_FILE), stale);
+      const lock = lockOutputFolder(dir, 'http://127.0.0.1:7861/');
+      expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8'))).toMatchObject({ pid: process.pid, url: 'http://127.0.0.1:7861/' });
+      lock.release();
+      expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+    }
+  });
+
   it('exits 1 naming the running server, before touching anything, and the running job ends done', async () => {
     const out = tempDir('svd-twice-');
     const first = await startCliServer(['--output-dir', out]);
