@@ -17,6 +17,9 @@ import { clientAddress } from '../server/client-address.js';
 import { LAST_RESORT_PREFIX } from '../server/last-resort.js';
 import { startServer, type RunningServer } from '../server/main.js';
 import { FolderInUseError, LOCK_FILE, lockOutputFolder } from '../server/output-lock.js';
+import { FRAMES_FILE, JobFinisher } from '../server/jobs/job-finisher.js';
+import { JobStore } from '../server/jobs/job-store.js';
+import { jobSettingsSchema } from '../server/jobs/job.js';
 import { LocalTunnel } from '../server/tunnel.js';
 import { createServer as createHttpServer } from 'node:http';
 import { multipart, send, startCliServer, type CliServer, type Reply } from './cli-server.js';
@@ -957,6 +960,38 @@ describe('what the job folders may hold (issue 21)', () => {
       expect(existsSync(join(out, made[1]!))).toBe(true);
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('encodes at once (issue 21)', () => {
+  it('with one slot, the next job waits for the encode before it, and says so', async () => {
+    const store = new JobStore(tempDir('svd-encodes-'));
+    const finisher = new JobFinisher({ store, maxEncodes: 1, onSaved: () => {} });
+    const [w, h, n] = [64, 64, 4];
+    const jobs = [0, 1, 2].map(() => {
+      const job = {
+        id: store.newId(),
+        status: 'running' as const,
+        createdAt: new Date().toISOString(),
+        settings: jobSettingsSchema.parse({ width: w, height: h, frames: n }),
+        videos: {},
+        inputName: 'input.png',
+      };
+      store.create(job, { [FRAMES_FILE]: new Uint8Array(w * h * 3 * n).fill(90) });
+      return job;
+    });
+    const waited: string[] = [];
+    const videoOf = (i: number) => join(store.root, jobs[i]!.id, 'video.mp4');
+    const seenWhenFirstEnded: boolean[] = [];
+    const runs = jobs.map((job) => finisher.encode(job, { frameCount: n, width: w, height: h, fps: 8, seed: 1 }, new AbortController().signal, () => waited.push(job.id)));
+    await runs[0]!.then(() => seenWhenFirstEnded.push(existsSync(videoOf(1)), existsSync(videoOf(2))));
+    await Promise.all(runs);
+    expect(waited).toEqual([jobs[1]!.id, jobs[2]!.id]);
+    expect(seenWhenFirstEnded).toEqual([false, false]);
+    for (let i = 0; i < 3; i++) {
+      expect(existsSync(videoOf(i))).toBe(true);
+      expect(existsSync(join(store.root, jobs[i]!.id, FRAMES_FILE))).toBe(false);
     }
   });
 });
