@@ -21,9 +21,6 @@ import type { JobService } from './jobs/job-service.js';
 import { attachSocket, type JobIo } from './socket.js';
 
 export type { HealthInfo } from '../common/api-types.js';
-export { MAX_UPLOAD_BYTES } from './http/errors.js';
-export { MAX_UPLOAD_PIXELS } from './http/upload.js';
-export { snapshot } from './jobs/snapshot.js';
 
 /** A request body must arrive within this time, so slow senders cannot hold connections open. */
 export const REQUEST_TIMEOUT_MS = 90_000;
