@@ -6,7 +6,7 @@ import { Server as IoServer, type Socket } from 'socket.io';
 import { z } from 'zod';
 import type { ClientToServerEvents, ServerToClientEvents } from '../common/socket-events.js';
 import { checkAccess, lookupToken, requestClient, type Gate } from './auth.js';
-import { clientIdOf, crossOriginRefusal, mayAccess, ownerOf, viaHttps, type AccessOptions } from './http/access.js';
+import { clientIdOf, hostRefusal, mayAccess, originRefusal, ownerOf, viaHttps, type AccessOptions } from './http/access.js';
 import { JOB_ID, type JobRecord } from './jobs/job.js';
 import type { JobService } from './jobs/job-service.js';
 import { snapshot } from './jobs/snapshot.js';
@@ -22,7 +22,7 @@ export function attachSocket(server: HttpServer, service: JobService, gate: Gate
     maxHttpBufferSize: 1e6,
     // Before any session exists: a page of another origin (or a rebinding host name) gets no socket.
     allowRequest: (req, done) => {
-      const refusal = crossOriginRefusal(req.headers, access);
+      const refusal = hostRefusal(req.headers, access.allowedHosts) ?? originRefusal(req.headers, access.trust);
       done(refusal ?? null, !refusal);
     },
   });

@@ -91,40 +91,43 @@ export function mayAccess(job: JobRecord, owner: string | undefined, opts: Pick<
   return opts.sharedHistory || job.owner === undefined || job.owner === owner;
 }
 
-/**
- * Why a request may not come in, or undefined: the Host must be one we answer to, and a browser
- * request that changes state (or opens the socket) must come from this page's own origin. A
- * sibling page on the tunnel's domain is "same site" to the browser and carries our cookies, so
- * Origin (and Sec-Fetch-Site) are what tell it apart. Clients that are not browsers send neither.
- */
-export function crossOriginRefusal(headers: IncomingHttpHeaders, opts: Pick<AccessOptions, 'allowedHosts' | 'trust'>): string | undefined {
+/** Why a request addressed to this Host is refused (a DNS-rebinding page has its own name), or undefined. */
+export function hostRefusal(headers: IncomingHttpHeaders, allowedHosts: string[] | undefined): string | undefined {
   const host = headers.host;
-  if (opts.allowedHosts && (!host || !opts.allowedHosts.includes(hostName(host)))) {
-    return `this server answers only to ${opts.allowedHosts.join(', ')}; open it by that address`;
-  }
+  if (!allowedHosts || (host && allowedHosts.includes(hostName(host)))) return undefined;
+  return `this server answers only to ${allowedHosts.join(', ')}; open it by that address`;
+}
+
+const OTHER_PAGE = 'requests from other pages are refused; use the page this server serves';
+
+/**
+ * Why a browser request from another page is refused, or undefined. A sibling page on the
+ * tunnel's domain is "same site" to the browser and carries our cookies, so Origin (and
+ * Sec-Fetch-Site) are what tell it apart. Clients that are not browsers send neither.
+ */
+export function originRefusal(headers: IncomingHttpHeaders, trust: ProxyTrust): string | undefined {
   const site = headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') return 'requests from other pages are refused; use the page this server serves';
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return OTHER_PAGE;
   const origin = headers.origin;
   if (origin === undefined) return undefined;
-  const forwardedHost = opts.trust !== 'none' && typeof headers['x-forwarded-host'] === 'string' ? headers['x-forwarded-host'] : undefined;
+  const forwardedHost = trust !== 'none' && typeof headers['x-forwarded-host'] === 'string' ? headers['x-forwarded-host'] : undefined;
   let originHost: string;
   try {
     originHost = new URL(origin).host.toLowerCase();
   } catch {
-    return 'requests from other pages are refused; use the page this server serves';
+    return OTHER_PAGE;
   }
-  const ours = [host, forwardedHost].filter((h): h is string => !!h).map((h) => h.toLowerCase());
-  return ours.includes(originHost) ? undefined : 'requests from other pages are refused; use the page this server serves';
+  const ours = [headers.host, forwardedHost].filter((h): h is string => !!h).map((h) => h.toLowerCase());
+  return ours.includes(originHost) ? undefined : OTHER_PAGE;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** Refuses a state-changing request from another origin (and any request to a host we do not answer to) with 403. */
+/** Refuses with 403 any request to a host we do not answer to, and a state-changing one from another page. */
 export function sameOrigin(opts: AccessOptions) {
   return (req: Request, res: Response, next: NextFunction) => {
-    const refusal = crossOriginRefusal(req.headers, { allowedHosts: opts.allowedHosts, trust: opts.trust });
-    const hostRefused = refusal && opts.allowedHosts && !opts.allowedHosts.includes(hostName(req.headers.host ?? ''));
-    if (refusal && (hostRefused || !SAFE_METHODS.has(req.method))) return void res.status(403).json({ error: refusal });
+    const refusal = hostRefusal(req.headers, opts.allowedHosts) ?? (SAFE_METHODS.has(req.method) ? undefined : originRefusal(req.headers, opts.trust));
+    if (refusal) return void res.status(403).json({ error: refusal });
     next();
   };
 }
