@@ -112,7 +112,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   const history = store.load((line) => log(`warning: ${line}`));
   const service = new JobService({ store, workers: pool, saveDir: opts.saveDir });
   service.resumeSaves();
-  const fixed = { models: models.map(({ name, demo: d, frames }) => ({ name, demo: d, frames })), ffmpeg: { ok: !ffmpegError, error: ffmpegError }, saveDir: !!opts.saveDir };
+  const fixed = { models: models.map(({ name, demo: d, frames, fast }) => ({ name, demo: d, frames, fast })), ffmpeg: { ok: !ffmpegError, error: ffmpegError }, saveDir: !!opts.saveDir };
   const local = opts.host === '127.0.0.1' || opts.host === 'localhost' || opts.host === '::1';
   const token = opts.token ?? (local && !opts.share ? undefined : generateToken());
   const { server, io } = createApp({
