@@ -17,7 +17,7 @@ import { UsageError } from './usage-error.js';
 
 export const GENERATE_HELP = `  generate --image FILE [--out video.mp4|.webm|.gif] [--frames-out frames.safetensors]
           [--model DIR|${Object.keys(MODEL_NAMES).join('|')}] (default ${defaultModelDir()}; a name is the model npm run setup installed)
-          (animatelcm-svd-xt, 4 steps: its defaults are --steps 4 --min-guidance 1 --max-guidance 1.2 --motion-bucket 80 --fps 8)
+          (animatelcm-svd-xt, 4 steps: its defaults are --steps 4 --min-guidance 1 --max-guidance 1.2 --motion-bucket 80)
           [--width 1024] [--height 576] [--resize crop|fit|stretch] [--crop-x 0.5] [--crop-y 0.5]
           [--frames N] [--steps 25] [--sigmas 700,...,0] [--fps 7] [--motion-bucket 127] [--noise-aug 0.02]
           [--min-guidance 1] [--max-guidance 3] [--decode-chunk 8] [--seed N]

@@ -10,7 +10,7 @@ describe('form values by model', () => {
   it('offers AnimateLCM as "Fast (4 steps)" with the reference settings, and gives the full ones back', () => {
     expect(modelLabel(fast)).toBe('Fast (4 steps) · AnimateLCM-SVD-xt');
     const f = defaultValues(fast);
-    expect([f.steps, f.minGuidance, f.maxGuidance, f.motionBucket, f.fps, f.width, f.height]).toEqual(['4', '1', '1.2', '80', '8', '1024', '576']);
+    expect([f.steps, f.minGuidance, f.maxGuidance, f.motionBucket, f.fps, f.width, f.height]).toEqual(['4', '1', '1.2', '80', '7', '1024', '576']);
     const toFast = withModel({ ...defaultValues(xt), seed: '9', noiseAug: '0.1' }, xt, fast);
     expect(toFast).toEqual({ ...f, seed: '9', noiseAug: '0.1' });
     const back = withModel(toFast, fast, xt);

@@ -1,11 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type AnimateLcmSchedulerConfig, schedulerConfigSchema } from '../models/configs.js';
 import { ANIMATELCM_SVD_XT_SCHEDULER } from '../models/reference-configs.js';
 import { AnimateLcmScheduler } from '../models/schedulers/animatelcm.js';
 import { createScheduler } from '../models/schedulers/scheduler.js';
-import { relL2 } from './helpers.js';
+import { openModelDir } from '../models/model-dir.js';
+import { fixtureCopy, relL2 } from './helpers.js';
 
 // Made by scripts/fixtures/make_animatelcm_fixture.py from the reference sampler's own code.
 const reference = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'scheduler-animatelcm.json'), 'utf8')) as {
@@ -74,6 +75,15 @@ describe('scheduler choice by _class_name', () => {
   it('reads each supported class and fills the reference defaults', () => {
     expect(schedulerConfigSchema.parse({ _class_name: 'AnimateLCMSVDStochasticIterativeScheduler' })).toEqual(ANIMATELCM_SVD_XT_SCHEDULER);
     expect(createScheduler(ANIMATELCM_SVD_XT_SCHEDULER).className).toBe('AnimateLCMSVDStochasticIterativeScheduler');
+  });
+
+  it('a model directory with another sampler is refused, naming the file and the supported ones', () => {
+    const dir = fixtureCopy();
+    const path = join(dir, 'scheduler', 'scheduler_config.json');
+    writeFileSync(path, JSON.stringify({ _class_name: 'DPMSolverMultistepScheduler', num_train_timesteps: 1000 }));
+    expect(() => openModelDir(dir)).toThrow(
+      `${path}: "_class_name": scheduler DPMSolverMultistepScheduler is not supported; supported: EulerDiscreteScheduler, AnimateLCMSVDStochasticIterativeScheduler`,
+    );
   });
 
   it('names the supported samplers for an unknown one', () => {

@@ -39,7 +39,7 @@ export interface ModelChoice {
   name: string;
   demo: boolean;
   frames: number;
-  /** AnimateLCM: its own steps, guidance, motion and fps (fastModelDefaults). */
+  /** AnimateLCM: its own steps, guidance and motion (fastModelDefaults). */
   fast?: boolean;
 }
 
@@ -52,15 +52,16 @@ function sizeDefaults(model: ModelChoice | undefined): Pick<FormValues, 'width' 
 }
 
 /** What the model's sampler needs: the reference values, or a consistency model's own. */
-function samplerDefaults(model: ModelChoice | undefined): Pick<FormValues, 'steps' | 'minGuidance' | 'maxGuidance' | 'motionBucket' | 'fps'> {
+function samplerDefaults(model: ModelChoice | undefined): Pick<FormValues, 'steps' | 'minGuidance' | 'maxGuidance' | 'motionBucket'> {
   const d = model?.fast ? { ...schemaDefaults, ...fastModelDefaults } : { ...schemaDefaults, ...(model?.demo ? { steps: demoDefaults.steps } : {}) };
-  return { steps: String(d.steps), minGuidance: String(d.minGuidance), maxGuidance: String(d.maxGuidance), motionBucket: String(d.motionBucket), fps: String(d.fps) };
+  return { steps: String(d.steps), minGuidance: String(d.minGuidance), maxGuidance: String(d.maxGuidance), motionBucket: String(d.motionBucket) };
 }
 
 export function defaultValues(model: ModelChoice | undefined): FormValues {
   const d = schemaDefaults;
   return {
     frames: String(model?.frames ?? 25),
+    fps: String(d.fps),
     seed: '',
     ...sizeDefaults(model),
     ...samplerDefaults(model),
