@@ -37,7 +37,8 @@ export interface HealthInfo {
   /** The model loaded now (or loading); `demo`: the tiny random-weight model, whose output is noise. */
   model: { path: string; demo: boolean; frames?: number };
   /** Every model a job may ask for by name (settings.model). */
-  models: { name: string; demo: boolean; frames: number }[];
+  /** `fast`: a consistency-distilled model (AnimateLCM), run with fastModelDefaults. */
+  models: { name: string; demo: boolean; frames: number; fast: boolean }[];
   status: 'loading' | 'ready' | 'error';
   provider?: string;
   error?: string;

@@ -140,7 +140,7 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
   const pruned = service.prune();
   if (pruned) log(`deleted the ${pruned} oldest job${pruned > 1 ? 's' : ''} beyond --keep-jobs ${opts.keepJobs}`);
   service.resumeSaves();
-  const fixed = { models: models.map(({ name, demo: d, frames }) => ({ name, demo: d, frames })), ffmpeg: { ok: !ffmpegError, error: ffmpegError }, saveDir: !!opts.saveDir };
+  const fixed = { models: models.map(({ name, demo: d, frames, fast }) => ({ name, demo: d, frames, fast })), ffmpeg: { ok: !ffmpegError, error: ffmpegError }, saveDir: !!opts.saveDir };
   const token = opts.token ?? (local && !opts.share ? undefined : generateToken());
   const history = store.list();
   const ownerless = history.filter((j) => j.owner === undefined).length;
