@@ -4,7 +4,7 @@
 // σ_data, and fresh noise at σ_{i+1} after each step. Float32 where the reference computes in
 // float32 (its sigmas tensor), float64 where it uses numpy (the schedule and the timesteps).
 import type { AnimateLcmSchedulerConfig } from '../configs.js';
-import type { Scheduler, StepExtras } from './scheduler.js';
+import type { Scheduler, StepExtras } from './interface.js';
 
 const f = Math.fround;
 

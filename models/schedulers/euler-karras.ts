@@ -1,7 +1,7 @@
 // EulerDiscreteScheduler as SVD configures it (Karras sigmas, v-prediction, EDM scaling),
 // in the diffusers shape: setTimesteps → scaleModelInput / step per timestep.
 import type { EulerSchedulerConfig } from '../configs.js';
-import type { Scheduler, StepExtras } from './scheduler.js';
+import type { Scheduler, StepExtras } from './interface.js';
 
 const f = Math.fround;
 
