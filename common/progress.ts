@@ -8,8 +8,16 @@ export type GenerationProgress =
   | { stage: 'decoding'; chunk: number; chunks: number }
   | { stage: 'done'; elapsedMs: number };
 
+/**
+ * The server's estimate for the whole job from this point (encode, sampling, decode, writing),
+ * from the times of earlier jobs on this machine (server/jobs/eta.ts); absent when it has none.
+ */
+export interface Remaining {
+  remainingMs?: number;
+}
+
 export type JobProgress =
-  | { stage: 'queued'; position: number }
-  | { stage: 'loading' | 'encoding' | 'writing'; message?: string }
-  | Extract<GenerationProgress, { stage: 'sampling' | 'decoding' }>
+  | ({ stage: 'queued'; position: number /** Until the jobs ahead of it are done. */; startsInMs?: number } & Remaining)
+  | ({ stage: 'loading' | 'encoding' | 'writing'; message?: string } & Remaining)
+  | (Extract<GenerationProgress, { stage: 'sampling' | 'decoding' }> & Remaining)
   | { stage: 'done' };

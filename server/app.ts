@@ -20,6 +20,7 @@ import { JOB_ID, jobSettingsSchema, type JobRecord } from './jobs/job.js';
 import { QueueFullError, type JobService } from './jobs/job-service.js';
 import { ensurePoster } from '../media/poster.js';
 import type { HealthInfo } from '../common/api-types.js';
+import { downloadName } from '../common/download-name.js';
 import { formatError } from '../common/messages.js';
 import type { ClientToServerEvents, ServerToClientEvents } from '../common/socket-events.js';
 import { videoFormats, type VideoFormat } from '../common/video-formats.js';
@@ -182,7 +183,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
         job.settings.formats.includes(ext) ? `the ${ext} of job ${job.id} is no longer on the server; run the job again` : `job ${job.id} was not asked for ${ext}; run it again with that format`,
       );
     }
-    if (req.query.download !== undefined) res.attachment(`svd-${job.id}.${ext}`);
+    if (req.query.download !== undefined) res.attachment(downloadName(job, ext));
     sendJobFile(res, service.store.file(job.id, name));
   });
   api.get('/jobs/:id/poster.jpg', async (req, res) => {
@@ -237,6 +238,8 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
       if (!job) return reply({ error: 'no such job' });
       void socket.join(`job:${id}`);
       reply({ job: snapshot(service, job) });
+      const preview = service.lastPreview(id);
+      if (preview) socket.emit('preview', { id, url: preview });
     });
     onEvent(socket, 'unwatch', jobIdArg, (id) => void socket.leave(`job:${id}`));
   });

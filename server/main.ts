@@ -16,7 +16,7 @@ import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
 import { discoverModels, type ModelEntry } from './model-manager.js';
 import { checkFfmpeg } from '../media/ffmpeg.js';
-import { prepareSaveFolder } from './save-folder.js';
+import { isDriveFolder, prepareSaveFolder } from './save-folder.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 import { WorkerPool } from './workers/pool.js';
 import { workerSlots } from './workers/slots.js';
@@ -112,7 +112,12 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   const history = store.load((line) => log(`warning: ${line}`));
   const service = new JobService({ store, workers: pool, saveDir: opts.saveDir });
   service.resumeSaves();
-  const fixed = { models: models.map(({ name, demo: d, frames }) => ({ name, demo: d, frames })), ffmpeg: { ok: !ffmpegError, error: ffmpegError }, saveDir: !!opts.saveDir };
+  const fixed = {
+    models: models.map(({ name, demo: d, frames }) => ({ name, demo: d, frames })),
+    ffmpeg: { ok: !ffmpegError, error: ffmpegError },
+    saveDir: !!opts.saveDir,
+    saveDirOnDrive: !!opts.saveDir && isDriveFolder(opts.saveDir),
+  };
   const local = opts.host === '127.0.0.1' || opts.host === 'localhost' || opts.host === '::1';
   const token = opts.token ?? (local && !opts.share ? undefined : generateToken());
   const { server, io } = createApp({

@@ -42,6 +42,8 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   /** Jobs started and not yet finished (in a worker, or being encoded), in start order. */
   private readonly running = new Map<string, AbortController>();
   private saving: Promise<unknown> = Promise.resolve();
+  /** Each running job's latest preview, for a page that starts watching it mid-job (after a reload). */
+  private readonly previews = new Map<string, string>();
   private closing = false;
   readonly maxQueue: number;
 
@@ -62,6 +64,11 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   /** The longest-running job, if any. */
   get runningId(): string | undefined {
     return this.running.keys().next().value;
+  }
+
+  /** The latest preview of a running job, if it has one yet. */
+  lastPreview(id: string): string | undefined {
+    return this.previews.get(id);
   }
 
   /** 1 for the next job to run; 0 when running or not queued. */
@@ -185,7 +192,10 @@ export class JobService extends EventEmitter<JobServiceEvents> {
               stop.abort();
             }
           },
-          preview: (url) => this.emit('preview', job.id, url),
+          preview: (url) => {
+            this.previews.set(job.id, url);
+            this.emit('preview', job.id, url);
+          },
         },
         stop.signal,
       );
@@ -217,6 +227,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       else if (signal.aborted) this.finish(job, 'cancelled');
       else this.finish(job, 'failed', failureMessage(err));
     } finally {
+      this.previews.delete(job.id);
       signal.removeEventListener('abort', onAbort);
     }
   }
