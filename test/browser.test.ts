@@ -457,7 +457,7 @@ describe('the page while the model loads', () => {
 describe('the page when the server goes away', () => {
   it('says so in the progress panel, disables Cancel and Generate, and after a restart says what became of the job', async () => {
     const out = tempDir('svd-browser-killed-');
-    let first = await startCliServer(['--output-dir', out]);
+    const first = await startCliServer(['--output-dir', out]);
     const port = new URL(first.url).port;
     let second: Awaited<ReturnType<typeof startCliServer>> | undefined;
     try {
