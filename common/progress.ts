@@ -1,5 +1,6 @@
 // Progress as the pipeline reports it, and as a job carries it to the page (which adds the queue
 // and the writing of the files around the pipeline's stages).
+import type { VideoFormat } from './video-formats.js';
 
 export type GenerationProgress =
   | { stage: 'loading'; message: string }
@@ -18,6 +19,7 @@ export interface Remaining {
 
 export type JobProgress =
   | ({ stage: 'queued'; position: number /** Until the jobs ahead of it are done. */; startsInMs?: number } & Remaining)
-  | ({ stage: 'loading' | 'encoding' | 'writing'; message?: string } & Remaining)
+  | ({ stage: 'loading' | 'encoding'; message?: string } & Remaining)
+  | ({ stage: 'writing'; message?: string /** The video file being written now. */; format?: VideoFormat } & Remaining)
   | (Extract<GenerationProgress, { stage: 'sampling' | 'decoding' }> & Remaining)
   | { stage: 'done' };

@@ -12,6 +12,7 @@ import type { WorkerStatus } from '../common/worker-protocol.js';
 import { createApp, type HealthInfo } from './app.js';
 import { generateToken } from './auth.js';
 import { installLastResort } from './last-resort.js';
+import { serverEta } from './jobs/eta.js';
 import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
 import { discoverModels, type ModelEntry } from './model-manager.js';
@@ -110,7 +111,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
 
   const store = new JobStore(opts.outputDir);
   const history = store.load((line) => log(`warning: ${line}`));
-  const service = new JobService({ store, workers: pool, saveDir: opts.saveDir });
+  const service = new JobService({ store, workers: pool, saveDir: opts.saveDir, eta: serverEta(opts.outputDir, { slots, gpus, models }) });
   service.resumeSaves();
   const fixed = {
     models: models.map(({ name, demo: d, frames }) => ({ name, demo: d, frames })),

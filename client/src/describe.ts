@@ -27,7 +27,7 @@ export function describeProgress(job: Job, sinceMs = 0): { label: string; eta?: 
     case 'decoding':
       return { label: `Decoding frames ${p.chunk}/${p.chunks}`, eta, fraction: 0.85 + 0.1 * (p.chunk / p.chunks) };
     case 'writing':
-      return { label: 'Writing the video', eta, fraction: 0.97 };
+      return { label: p.format ? `Writing the ${p.format.toUpperCase()} video` : 'Writing the video', eta, fraction: 0.97 };
   }
 }
 

@@ -8,6 +8,7 @@ import { saveNumbered } from '../save-folder.js';
 import type { InferenceWorker, WorkerPool } from '../workers/pool.js';
 import { DiskFullError, isNoSpace } from '../disk-full.js';
 import type { JobProgress, JobRecord, JobSettings } from './job.js';
+import type { EtaEstimator } from './eta.js';
 import { writeFileAtomic, type JobStore } from './job-store.js';
 
 export class QueueFullError extends Error {
@@ -35,6 +36,8 @@ export interface JobServiceOptions {
   saveDir?: string;
   maxQueue?: number;
   saveRetry?: { attempts: number; delayMs: number };
+  /** Adds the time left for the whole job to its progress, and learns from finished jobs. */
+  eta?: EtaEstimator;
 }
 
 export class JobService extends EventEmitter<JobServiceEvents> {
@@ -85,7 +88,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     this.store.create(job, files);
     this.store.log(id, `queued${rerunOf ? ` (re-run of ${rerunOf})` : ''} with settings ${JSON.stringify(settings)}`);
     this.queue.push(id);
-    this.setProgress(job, { stage: 'queued', position: this.queue.length }, false);
+    this.setProgress(job, this.queuedAt(this.queue.length - 1), false);
     this.pump();
     return job;
   }
@@ -109,8 +112,15 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     return false;
   }
 
+  /** A queued job's progress: its place, and when the estimator has one, its wait. */
+  private queuedAt(index: number): JobProgress {
+    const job = this.store.get(this.queue[index]!)!;
+    const ahead = this.queue.slice(0, index).flatMap((id) => this.store.get(id) ?? []);
+    return { stage: 'queued', position: index + 1, ...this.opts.eta?.queued(ahead, job) };
+  }
+
   private setProgress(job: JobRecord, progress: JobProgress, persist = true) {
-    job.progress = progress;
+    job.progress = this.opts.eta?.annotate(job, progress) ?? progress;
     if (persist) this.store.save(job);
     this.emit('update', job);
   }
@@ -120,6 +130,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     job.finishedAt = new Date().toISOString();
     job.error = error;
     job.progress = status === 'done' ? { stage: 'done' } : undefined;
+    this.opts.eta?.finish(job);
     this.trySave(job);
     this.store.log(job.id, error ? `${status}: ${error}` : status);
     this.emit('update', job);
@@ -137,7 +148,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   private announcePositions() {
     this.queue.forEach((qid, i) => {
       const job = this.store.get(qid);
-      if (job) this.setProgress(job, { stage: 'queued', position: i + 1 }, false);
+      if (job) this.setProgress(job, this.queuedAt(i), false);
     });
   }
 
@@ -167,6 +178,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   private async run(job: JobRecord, worker: InferenceWorker, signal: AbortSignal) {
     job.status = 'running';
     job.startedAt = new Date().toISOString();
+    this.opts.eta?.start(job);
     this.store.log(job.id, `started on ${worker.name}`);
     this.setProgress(job, { stage: 'loading', message: worker.waitingNote });
     const s = job.settings;
@@ -212,6 +224,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       const video = arrangeFrames({ rgb, frameCount: result.frameCount, width: result.width, height: result.height, fps: result.fps }, { pingPong: s.pingPong, loops: s.loops });
       for (const format of s.formats) {
         const name = `video.${format}`;
+        this.setProgress(job, { stage: 'writing', message: `writing ${name}`, format }, false);
         await encodeVideo(video, this.store.file(job.id, name), format, signal);
         job.videos[format] = name;
       }
