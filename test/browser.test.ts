@@ -210,7 +210,8 @@ describe('the page', () => {
     const file = join(tempDir(), 'dl.mp4');
     await download.saveAs(file);
     expect(statSync(file).size).toBeGreaterThan(1000);
-    expect(download.suggestedFilename()).toMatch(/\.mp4$/);
+    // Named by when it was made and its seed, not by the job's id.
+    expect(download.suggestedFilename()).toMatch(/^svd-\d{4}-\d\d-\d\d_\d{6}-seed\d+\.mp4$/);
     await page.close();
   });
 
@@ -263,8 +264,10 @@ describe('the page', () => {
     await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
     await page.click('[data-testid=run]');
     await page.waitForSelector('[data-testid=progress-label]:has-text("Waiting in the queue")');
+    // A queued job says how long it will wait for the one ahead.
+    expect(await page.textContent('[data-testid=progress-label]')).toMatch(/position 1 · starts in about \d+(\.\d)? s/);
     const other = page.locator('[data-testid=other-progress-label]');
-    await expect.poll(() => other.textContent()).toMatch(/Sampling step \d+\/200/);
+    await expect.poll(() => other.textContent()).toMatch(/Sampling step \d+\/200 · .* · ETA \d/);
     const step = Number(/step (\d+)/.exec((await other.textContent()) ?? '')![1]);
     await expect.poll(async () => Number(/step (\d+)/.exec((await other.textContent()) ?? '')?.[1] ?? 0), { timeout: 30_000 }).toBeGreaterThan(step);
     await page.screenshot({ path: join(SHOTS, 'two-jobs.png'), fullPage: true });
@@ -312,8 +315,8 @@ describe('the page', () => {
     await page.close();
   });
 
-  it('continues a job after a reload, and cancels it', async () => {
-    const page = await pageWithImage(LONG);
+  it('continues a job after a reload, and cancels it: the summary keeps the typed seed, and the last finished video stays', async () => {
+    const page = await pageWithImage({ ...LONG, seed: 99 });
     await page.click('[data-testid=run]');
     await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
     const beforeReload = await stepOf(page);
@@ -322,6 +325,9 @@ describe('the page', () => {
     await expect.poll(() => stepOf(page), { timeout: 30_000 }).toBeGreaterThan(beforeReload);
     await page.click('.output button:has-text("Cancel")');
     await page.waitForSelector('text=Cancelled.');
+    expect(await page.textContent('[data-testid=key-settings]')).toContain('seed 99');
+    await page.locator('[data-testid=last-video]').waitFor();
+    expect(await page.textContent('.last-video figcaption')).toMatch(/The last finished video/);
     await page.close();
   });
 
