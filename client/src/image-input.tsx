@@ -54,24 +54,31 @@ export function ImageInput({ file, onFile, onUnreadable, width, height, framing,
   const hasImage = useRef(false);
   hasImage.current = !!shown;
 
-  const show = (f: File, el: HTMLImageElement) =>
-    setShown((old) => {
-      if (old && old.img !== el) URL.revokeObjectURL(old.img.src);
-      return { file: f, img: el };
-    });
+  /** Shows `f` once it decodes; only the latest call lands (a slow decode of an earlier file must not replace it). */
+  const load = (f: File, shown: () => void, refused: (message: string) => void) => {
+    const ticket = ++latest.current;
+    decode(f).then(
+      (el) => {
+        if (ticket !== latest.current) return URL.revokeObjectURL(el.src);
+        setShown((old) => {
+          if (old && old.img !== el) URL.revokeObjectURL(old.img.src);
+          return { file: f, img: el };
+        });
+        shown();
+      },
+      (err: Error) => {
+        if (ticket === latest.current) refused(err.message);
+      },
+    );
+  };
 
   useEffect(() => {
     if (!file || file === shown?.file) return;
-    const ticket = ++latest.current;
-    decode(file).then(
-      (el) => {
-        if (ticket !== latest.current) return URL.revokeObjectURL(el.src);
-        show(file, el);
-        setError(undefined);
-      },
-      (err: Error) => {
-        if (ticket !== latest.current) return;
-        setError(err.message);
+    load(
+      file,
+      () => setError(undefined),
+      (message) => {
+        setError(message);
         onUnreadable(file);
       },
     );
@@ -81,17 +88,10 @@ export function ImageInput({ file, onFile, onUnreadable, width, height, framing,
     const f = files?.[0];
     if (!f) return;
     setError(undefined);
-    const ticket = ++latest.current;
-    decode(f).then(
-      (el) => {
-        if (ticket !== latest.current) return URL.revokeObjectURL(el.src);
-        show(f, el);
-        onFile(f);
-      },
-      (err: Error) => {
-        if (ticket !== latest.current) return;
-        setError(`${err.message}${hasImage.current ? ' (the image above is kept)' : ''}`);
-      },
+    load(
+      f,
+      () => onFile(f),
+      (message) => setError(`${message}${hasImage.current ? ' (the image above is kept)' : ''}`),
     );
   };
 
