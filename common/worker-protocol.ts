@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { generationSettingsSchema } from './settings.js';
 
-/** Mirrors models/pipeline/runtime.ts's `providers` and `gpuMemoryModes` (a type check in the pool keeps them equal). */
+/** Mirrors models/runtime/runtime.ts's `providers` and `gpuMemoryModes` (a type check in the pool keeps them equal). */
 export const workerRuntimeSchema = z.object({
   provider: z.enum(['auto', 'cuda', 'webgpu', 'cpu']),
   gpuMemory: z.enum(['auto', 'fast', 'lean']),

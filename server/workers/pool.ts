@@ -9,8 +9,8 @@ import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { fromWorkerSchema, type FromWorker, type ToWorkerInput, type WorkerProgress, type WorkerRuntime, type WorkerStatus } from '../../common/worker-protocol.js';
-import { cudaLibraryEnv } from '../../models/pipeline/cuda-libraries.js';
-import type { GpuMemoryMode, ProviderChoice } from '../../models/pipeline/runtime.js';
+import { cudaLibraryEnv } from '../../models/runtime/cuda-libraries.js';
+import type { GpuMemoryMode, ProviderChoice } from '../../models/runtime/runtime.js';
 import type { GenerationSettings } from '../../common/settings.js';
 
 // The protocol spells out the runtime choices browser-safely; they must stay the runtime's own.

@@ -1,5 +1,4 @@
 // Execution providers: which one to use, with the reasons the others were passed over.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { GraphBuilder } from '../onnx/graph-builder.js';
 import { PORTABLE_FORMS, type GraphForms } from '../networks/forms.js';
 import { checkCuda, checkWebgpu, childStarter, type GpuProvider, type ProviderCheck } from './provider-check.js';
 import { RandomWeights } from '../onnx/weights.js';
+import { nvidiaGpu } from './nvidia-smi.js';
 
 export const providers = ['auto', 'cuda', 'webgpu', 'cpu'] as const;
 export type ProviderChoice = (typeof providers)[number];
@@ -95,45 +95,6 @@ export async function resolveGpuMemoryMode(requested: GpuMemoryMode): Promise<Ex
   if (mode !== 'auto') return mode;
   const gpu = await nvidiaGpu(10_000);
   return gpu && gpu.memoryTotalMiB >= 48 * 1024 ? 'fast' : 'lean';
-}
-
-export interface NvidiaGpu {
-  name: string;
-  memoryTotalMiB: number;
-  memoryUsedMiB: number;
-}
-
-/** The nvidia-smi arguments whose output lines `parseNvidiaSmiLine` reads. */
-export const NVIDIA_SMI_QUERY = ['--query-gpu=index,name,memory.total,memory.used', '--format=csv,noheader,nounits'] as const;
-
-/** One card from a line of `nvidia-smi ${NVIDIA_SMI_QUERY}`; undefined for anything else. */
-export function parseNvidiaSmiLine(line: string): (NvidiaGpu & { index: number }) | undefined {
-  const [index, name, total, used] = line.split(', ');
-  const gpu = { index: Number(index), name: name!, memoryTotalMiB: Number(total), memoryUsedMiB: Number(used) };
-  return gpu.name && [gpu.index, gpu.memoryTotalMiB, gpu.memoryUsedMiB].every(Number.isFinite) ? gpu : undefined;
-}
-
-/** Every NVIDIA card as nvidia-smi reports it (index = CUDA device id); empty where there is none (or no nvidia-smi). */
-export function nvidiaGpus(timeoutMs = 5000): Promise<(NvidiaGpu & { index: number })[]> {
-  return new Promise((resolve) => {
-    execFile('nvidia-smi', NVIDIA_SMI_QUERY, { timeout: timeoutMs }, (err, out) => {
-      if (err) return resolve([]);
-      resolve(
-        (out ?? '')
-          .trim()
-          .split('\n')
-          .map(parseNvidiaSmiLine)
-          .filter((g) => g !== undefined),
-      );
-    });
-  });
-}
-
-/** An NVIDIA card as nvidia-smi reports it (the first, or card `index`); undefined where there is none (or no nvidia-smi). */
-export async function nvidiaGpu(timeoutMs = 5000, index?: number): Promise<NvidiaGpu | undefined> {
-  const gpus = await nvidiaGpus(timeoutMs);
-  const gpu = index === undefined ? gpus[0] : gpus.find((g) => g.index === index);
-  return gpu && { name: gpu.name, memoryTotalMiB: gpu.memoryTotalMiB, memoryUsedMiB: gpu.memoryUsedMiB };
 }
 
 /** SVD_WEBGPU_BUFFER_CACHE overrides the cache mode, for experiments. */
