@@ -24,7 +24,7 @@ function decode(file: File): Promise<HTMLImageElement> {
     el.onload = () => resolve(el);
     el.onerror = () => {
       URL.revokeObjectURL(url);
-      reject(new Error(`${file.name} is not an image this browser can show; use a PNG, JPEG, WebP, AVIF, GIF or TIFF file`));
+      reject(new Error(`${file.name} is not an image this browser can show; use a PNG, JPEG, WebP, AVIF or GIF file`));
     };
     el.src = url;
   });
