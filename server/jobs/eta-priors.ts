@@ -3,7 +3,13 @@
 // (eta.ts). The full-size rows come from docs' anchors: the H100 row from this project's runs
 // (BENCHMARKS.md), the other cards scaled by their published speed relative to it; the CPU and
 // demo rows from demo jobs on a two-core machine. They only have to be the right size.
-import type { Rates } from './eta.js';
+import { videoFormats } from '../../common/video-formats.js';
+
+/** The stages timed apart; writing each video format is its own (a WebM or GIF takes far longer than an MP4). */
+export const STAGES = ['encode', 'sample', 'decode', ...videoFormats] as const;
+export type Stage = (typeof STAGES)[number];
+/** Milliseconds per unit of work, by stage. */
+export type Rates = Record<Stage, number>;
 
 export interface Machine {
   /** The card's name (nvidia-smi), or the CPU's model and core count: what the learned rates are kept under. */

@@ -10,13 +10,9 @@ import { z } from 'zod';
 import type { JobProgress, JobRecord, JobSettings } from './job.js';
 import { writeFileAtomic } from './job-store.js';
 import { videoFormats, type VideoFormat } from '../../common/video-formats.js';
-import { priorRates, type Machine } from './eta-priors.js';
+import { priorRates, STAGES, type Machine, type Rates, type Stage } from './eta-priors.js';
 
-/** The stages timed apart; writing each video format is its own (a WebM or GIF takes far longer than an MP4). */
-export const STAGES = ['encode', 'sample', 'decode', ...videoFormats] as const;
-export type Stage = (typeof STAGES)[number];
-/** Milliseconds per unit of work, by stage. */
-export type Rates = Record<Stage, number>;
+export { STAGES, type Rates, type Stage };
 
 const rate = z.number().positive();
 /** Learned rates: a stage no finished job has had yet (a format never written) is absent. */
