@@ -25,10 +25,13 @@ export interface JobRecord {
   rerunOf?: string;
   provider?: string;
   timings?: { totalMs: number };
+  /** A digest of the client id of the browser (or API user) that made it; absent for jobs made
+   * before jobs had owners, or by API users who send no id. Never sent to clients. */
+  owner?: string;
 }
 
 /** A job as the API and socket.io send it: the record plus where it stands in the queue. */
-export type JobSnapshot = JobRecord & { position: number; queueLength: number };
+export type JobSnapshot = Omit<JobRecord, 'owner'> & { position: number; queueLength: number };
 
 export interface HealthInfo {
   /** The model loaded now (or loading); `demo`: the tiny random-weight model, whose output is noise. */
@@ -46,6 +49,8 @@ export interface HealthInfo {
   saveDirOnDrive?: boolean;
   /** The inference worker processes (one per GPU) and what each is doing. */
   workers: WorkerStatus[];
+  /** Whether every visitor sees every job (--shared-history) or each browser only its own. */
+  sharedHistory?: boolean;
 }
 
 export type HealthResponse = HealthInfo & { queue: { waiting: number; running: string | null } };
