@@ -411,8 +411,8 @@ describe('the page', () => {
     const [upload] = await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/api/jobs')), page.click('[data-testid=run]')]);
     expect(upload.status()).toBe(202);
     await page.locator('[data-testid=result-video]').waitFor({ timeout: 60_000 });
-    const jobs = (await (await fetch(`${server.url}api/jobs`)).json()) as { id: string; inputName: string }[];
-    const sent = await sharp(Buffer.from(await (await fetch(`${server.url}api/jobs/${jobs[0]!.id}/input.png`)).arrayBuffer())).metadata();
+    const jobs = (await (await fetch(`${server.url}api/jobs`, asClient)).json()) as { id: string; inputName: string }[];
+    const sent = await sharp(Buffer.from(await (await fetch(`${server.url}api/jobs/${jobs[0]!.id}/input.png`, asClient)).arrayBuffer())).metadata();
     expect([sent.width, sent.height]).toEqual([128, 64]);
     await page.close();
   });
