@@ -46,6 +46,8 @@ export interface HealthInfo {
   ffmpeg: { ok: boolean; error?: string };
   /** Whether a Drive-style save folder is configured. */
   saveDir: boolean;
+  /** The save folder is a mounted Google Drive (on Colab), not a folder on the server's disk. */
+  saveDirOnDrive?: boolean;
   /** The inference worker processes (one per GPU) and what each is doing. */
   workers: WorkerStatus[];
   /** Whether every visitor sees every job (--shared-history) or each browser only its own. */

@@ -13,12 +13,13 @@ import type { WorkerStatus } from '../common/worker-protocol.js';
 import { createApp, type HealthInfo } from './app.js';
 import { generateToken } from './auth.js';
 import { installLastResort } from './last-resort.js';
+import { serverEta } from './jobs/eta.js';
 import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
 import { discoverModels, type ModelEntry } from './model-manager.js';
 import { checkFfmpeg } from '../media/ffmpeg.js';
 import { checkPortFree, lockOutputFolder, type FolderLock } from './output-lock.js';
-import { prepareSaveFolder } from './save-folder.js';
+import { isDriveFolder, prepareSaveFolder } from './save-folder.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 import { WorkerPool } from './workers/pool.js';
 import { workerSlots } from './workers/slots.js';
@@ -136,11 +137,23 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
 
   const store = new JobStore(opts.outputDir);
   store.load((line) => log(`warning: ${line}`));
-  const service = new JobService({ store, workers: pool, saveDir: opts.saveDir, keepJobs: opts.keepJobs, storageBytes: opts.jobStorage * 1e9 });
+  const service = new JobService({
+    store,
+    workers: pool,
+    saveDir: opts.saveDir,
+    keepJobs: opts.keepJobs,
+    storageBytes: opts.jobStorage * 1e9,
+    eta: serverEta(opts.outputDir, { slots, gpus, models }),
+  });
   const pruned = service.prune();
   if (pruned) log(`deleted the ${pruned} oldest job${pruned > 1 ? 's' : ''} beyond --keep-jobs ${opts.keepJobs}`);
   service.resumeSaves();
-  const fixed = { models: models.map(({ name, demo: d, frames, fast }) => ({ name, demo: d, frames, fast })), ffmpeg: { ok: !ffmpegError, error: ffmpegError }, saveDir: !!opts.saveDir };
+  const fixed = {
+    models: models.map(({ name, demo: d, frames, fast }) => ({ name, demo: d, frames, fast })),
+    ffmpeg: { ok: !ffmpegError, error: ffmpegError },
+    saveDir: !!opts.saveDir,
+    saveDirOnDrive: !!opts.saveDir && isDriveFolder(opts.saveDir),
+  };
   const token = opts.token ?? (local && !opts.share ? undefined : generateToken());
   const history = store.list();
   const ownerless = history.filter((j) => j.owner === undefined).length;

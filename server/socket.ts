@@ -45,6 +45,8 @@ export function attachSocket(server: HttpServer, service: JobService, gate: Gate
       if (!job || !mayAccess(job, owner, access)) return reply({ error: 'no such job' });
       void socket.join(`job:${id}`);
       reply({ job: snapshot(service, job) });
+      const preview = service.lastPreview(id);
+      if (preview) socket.emit('preview', { id, url: preview });
     });
     onEvent(socket, 'unwatch', jobIdArg, (id) => void socket.leave(`job:${id}`));
   });

@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../models/paths.js';
 import { startServer, type RunningServer } from '../server/main.js';
+import { startCliServer } from './cli-server.js';
 import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -214,7 +215,8 @@ describe('the page', () => {
     const file = join(tempDir(), 'dl.mp4');
     await download.saveAs(file);
     expect(statSync(file).size).toBeGreaterThan(1000);
-    expect(download.suggestedFilename()).toMatch(/\.mp4$/);
+    // Named by when it was made and its seed, not by the job's id.
+    expect(download.suggestedFilename()).toMatch(/^svd-\d{4}-\d\d-\d\d_\d{6}-seed\d+\.mp4$/);
     await page.close();
   });
 
@@ -267,8 +269,10 @@ describe('the page', () => {
     await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
     await page.click('[data-testid=run]');
     await page.waitForSelector('[data-testid=progress-label]:has-text("Waiting in the queue")');
+    // A queued job says how long it will wait for the one ahead.
+    expect(await page.textContent('[data-testid=progress-label]')).toMatch(/position 1 · starts in about \d+(\.\d)? s/);
     const other = page.locator('[data-testid=other-progress-label]');
-    await expect.poll(() => other.textContent()).toMatch(/Sampling step \d+\/200/);
+    await expect.poll(() => other.textContent()).toMatch(/Sampling step \d+\/200 · .* · ETA \d/);
     const step = Number(/step (\d+)/.exec((await other.textContent()) ?? '')![1]);
     await expect.poll(async () => Number(/step (\d+)/.exec((await other.textContent()) ?? '')?.[1] ?? 0), { timeout: 30_000 }).toBeGreaterThan(step);
     await page.screenshot({ path: join(SHOTS, 'two-jobs.png'), fullPage: true });
@@ -316,8 +320,8 @@ describe('the page', () => {
     await page.close();
   });
 
-  it('continues a job after a reload, and cancels it', async () => {
-    const page = await pageWithImage(LONG);
+  it('continues a job after a reload, and cancels it: the summary keeps the typed seed, and the last finished video stays', async () => {
+    const page = await pageWithImage({ ...LONG, seed: 99 });
     await page.click('[data-testid=run]');
     await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
     const beforeReload = await stepOf(page);
@@ -326,6 +330,9 @@ describe('the page', () => {
     await expect.poll(() => stepOf(page), { timeout: 30_000 }).toBeGreaterThan(beforeReload);
     await page.click('.output button:has-text("Cancel")');
     await page.waitForSelector('text=Cancelled.');
+    expect(await page.textContent('[data-testid=key-settings]')).toContain('seed 99');
+    await page.locator('[data-testid=last-video]').waitFor();
+    expect(await page.textContent('.last-video figcaption')).toMatch(/The last finished video/);
     await page.close();
   });
 
@@ -380,6 +387,36 @@ describe('the page', () => {
     await page.close();
   });
 
+  it('keeps the good image when a file it cannot show comes after it, and Generate sends the good one', async () => {
+    const bad = join(tempDir(), 'photo.heic');
+    writeFileSync(bad, 'not a picture this browser can show');
+    // On a fresh page a bad file is no image: Generate stays disabled, and says why.
+    const fresh = await openPage();
+    await fresh.setInputFiles('[data-testid=file-input]', bad);
+    await expect.poll(() => fresh.textContent('[data-testid=image-error]')).toMatch(/photo\.heic is not an image/);
+    expect(await fresh.textContent('[data-testid=image-error]')).not.toContain('kept');
+    expect(await fresh.isDisabled('[data-testid=run]')).toBe(true);
+    expect(await fresh.textContent('[data-testid=run-summary]')).toContain('Add an image first');
+    await fresh.close();
+
+    const page = await pageWithImage({ frames: 2, steps: 1, seed: 5 });
+    await page.setInputFiles('[data-testid=file-input]', bad);
+    await expect.poll(() => page.textContent('[data-testid=image-error]')).toMatch(/photo\.heic is not an image.*the image above is kept/);
+    expect(await page.locator('.crop img').evaluate((i: HTMLImageElement) => i.naturalWidth)).toBe(128);
+    // Still the good image after a reload, and that is what Generate sends.
+    await page.reload();
+    await page.waitForSelector('[data-testid=model-input]');
+    expect(await page.locator('.crop img').evaluate((i: HTMLImageElement) => i.naturalWidth)).toBe(128);
+    expect(await page.isDisabled('[data-testid=run]')).toBe(false);
+    const [upload] = await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/api/jobs')), page.click('[data-testid=run]')]);
+    expect(upload.status()).toBe(202);
+    await page.locator('[data-testid=result-video]').waitFor({ timeout: 60_000 });
+    const jobs = (await (await fetch(`${server.url}api/jobs`, asClient)).json()) as { id: string; inputName: string }[];
+    const sent = await sharp(Buffer.from(await (await fetch(`${server.url}api/jobs/${jobs[0]!.id}/input.png`, asClient)).arrayBuffer())).metadata();
+    expect([sent.width, sent.height]).toEqual([128, 64]);
+    await page.close();
+  });
+
   it('keeps a portrait model-input preview small and the crop window on a tall photo', async () => {
     const tall = join(tempDir(), 'tall.png');
     await sharp({ create: { width: 600, height: 1800, channels: 3, background: '#2a6' } })
@@ -424,6 +461,53 @@ describe('the page while the model loads', () => {
       await page.close();
     } finally {
       await fresh.close();
+    }
+  });
+});
+
+describe('the page when the server goes away', () => {
+  it('says so in the progress panel, disables Cancel and Generate, and after a restart says what became of the job', async () => {
+    const out = tempDir('svd-browser-killed-');
+    const first = await startCliServer(['--output-dir', out]);
+    const port = new URL(first.url).port;
+    let second: Awaited<ReturnType<typeof startCliServer>> | undefined;
+    try {
+      const page = await browser.newPage({ viewport: DESKTOP });
+      await page.goto(first.url);
+      await page.waitForSelector('[data-testid=status]:has-text("cpu")');
+      await page.setInputFiles('[data-testid=file-input]', INPUT);
+      await page.waitForSelector('[data-testid=model-input]');
+      await fill(page, LONG);
+      await page.click('[data-testid=run]');
+      await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
+
+      await first.stop('SIGKILL');
+      const offline = page.locator('[data-testid=offline]');
+      await offline.waitFor({ timeout: 15_000 });
+      expect(await inView(page, '[data-testid=offline]')).toBe(true);
+      expect(await offline.textContent()).toMatch(/Lost the connection to the server/);
+      // Nothing claims the job goes on: the label is the last news, without an ETA.
+      expect(await offline.textContent()).not.toMatch(/keep running/);
+      const label = (await page.textContent('[data-testid=progress-label]')) ?? '';
+      expect(label).toMatch(/^Last news from the server: Sampling step \d+/);
+      expect(label).not.toContain('ETA');
+      expect(await page.isDisabled('.output button:has-text("Cancel")')).toBe(true);
+      expect(await page.isDisabled('[data-testid=run]')).toBe(true);
+      expect(await page.textContent('[data-testid=run-summary]')).toContain('The server cannot be reached');
+      await page.screenshot({ path: join(SHOTS, 'server-gone.png') });
+
+      second = await startCliServer(['--output-dir', out, '--port', port]);
+      // Back: the job did not survive the kill, and the panel says so; Generate works again.
+      await page.waitForSelector('[data-testid=reconnected]', { timeout: 30_000 });
+      expect(await page.textContent('[data-testid=reconnected]')).toMatch(/restarted and this job did not survive/);
+      expect(await page.textContent('[data-testid=job-outcome]')).toMatch(/the server stopped before this job finished/);
+      expect(await page.locator('[data-testid=offline]').count()).toBe(0);
+      expect(await page.locator('.output button:has-text("Cancel")').count()).toBe(0);
+      await expect.poll(() => page.isDisabled('[data-testid=run]'), { timeout: 30_000 }).toBe(false);
+      await page.close();
+    } finally {
+      await first.stop('SIGKILL');
+      await second?.stop();
     }
   });
 });

@@ -59,11 +59,13 @@ interface Props {
   lastSeed?: number;
   autoChunk: number;
   canSave: boolean;
+  /** "the Drive folder" on Colab, "the save folder" elsewhere. */
+  saveFolder: string;
   /** Generate and its summary: between the common settings and "Advanced", where the eye is. */
   children: ComponentChildren;
 }
 
-export function SettingsForm({ values, errors, onChange, models, lastSeed, autoChunk, canSave, children }: Props) {
+export function SettingsForm({ values, errors, onChange, models, lastSeed, autoChunk, canSave, saveFolder, children }: Props) {
   const [advanced, setAdvanced] = useState(false);
   // A message under "Advanced" must be seen: the section opens while one of its fields is wrong.
   const advancedWrong = ADVANCED.some((k) => errors[k]);
@@ -147,7 +149,7 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
           </label>
           <label title={canSave ? '' : 'start the server with --save-dir to enable'}>
             <input type="checkbox" disabled={!canSave} checked={canSave && values.saveToFolder} onChange={(e) => onChange({ ...values, saveToFolder: (e.target as HTMLInputElement).checked })} /> Save
-            to Drive folder
+            a copy to {saveFolder}
           </label>
           <small id="formats-msg" class={errors.formats ? 'error' : undefined}>
             {errors.formats ?? 'ping-pong plays the clip forward, then back'}

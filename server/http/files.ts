@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { type Response, Router } from 'express';
 import { ensurePoster } from '../../media/poster.js';
+import { downloadName } from '../../common/download-name.js';
 import { videoFormats, type VideoFormat } from '../../common/video-formats.js';
 import { ownJob, type ApiContext } from './context.js';
 import { HttpError } from './errors.js';
@@ -34,7 +35,7 @@ export function fileRoutes(ctx: ApiContext): Router {
         job.settings.formats.includes(ext) ? `the ${ext} of job ${job.id} is no longer on the server; run the job again` : `job ${job.id} was not asked for ${ext}; run it again with that format`,
       );
     }
-    if (req.query.download !== undefined) res.attachment(`svd-${job.id}.${ext}`);
+    if (req.query.download !== undefined) res.attachment(downloadName(job, ext));
     sendJobFile(res, store.file(job.id, name));
   });
   router.get('/jobs/:id/poster.jpg', async (req, res) => {

@@ -7,6 +7,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { arrangeFrames, encodeVideo } from '../../media/ffmpeg.js';
 import { saveNumbered } from '../save-folder.js';
 import type { JobRecord } from './job.js';
+import type { VideoFormat } from '../../common/video-formats.js';
 import { writeFileAtomic, type JobStore } from './job-store.js';
 
 /** Where a worker leaves a job's raw frames for the encoder (removed once the videos are written). */
@@ -74,7 +75,8 @@ export class JobFinisher {
    * Writes every video the job asked for from the worker's frames, then its settings.json.
    * `waiting` is called when the job has to wait for another job's encode first.
    */
-  async encode(job: JobRecord, result: FramesResult, signal: AbortSignal, waiting: () => void): Promise<void> {
+  /** `writing` hears of each format as its encode begins (the ETA times them apart). */
+  async encode(job: JobRecord, result: FramesResult, signal: AbortSignal, waiting: () => void, writing?: (format: VideoFormat) => void): Promise<void> {
     const s = job.settings;
     if (this.encodes.full) waiting();
     await this.encodes.run(async () => {
@@ -87,6 +89,7 @@ export class JobFinisher {
       const video = arrangeFrames({ rgb, frameCount: result.frameCount, width: result.width, height: result.height, fps: result.fps }, { pingPong: s.pingPong, loops: s.loops });
       for (const format of s.formats) {
         const name = `video.${format}`;
+        writing?.(format);
         await encodeVideo(video, this.store.file(job.id, name), format, signal);
         job.videos[format] = name;
       }

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { InferenceWorker, WorkerPool } from '../workers/pool.js';
 import { DiskFullError, isNoSpace } from '../../media/disk-full.js';
 import type { JobProgress, JobRecord, JobSettings } from './job.js';
+import type { EtaEstimator } from './eta.js';
 import { FRAMES_FILE, JobFinisher } from './job-finisher.js';
 import type { JobStore } from './job-store.js';
 
@@ -44,6 +45,8 @@ export interface JobServiceOptions {
   saveDir?: string;
   maxQueue?: number;
   saveRetry?: { attempts: number; delayMs: number };
+  /** Adds the time left for the whole job to its progress, and learns from finished jobs. */
+  eta?: EtaEstimator;
   /** Bytes all job folders (inputs included) may hold; a new job that would pass it is refused. */
   storageBytes?: number;
   /** Ended jobs kept; older ones are deleted with their files (copies in the save folder stay). */
@@ -54,6 +57,8 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   private readonly queue: string[] = [];
   /** Jobs started and not yet finished (in a worker, or being encoded), in start order. */
   private readonly running = new Map<string, AbortController>();
+  /** Each running job's latest preview, for a page that starts watching it mid-job (after a reload). */
+  private readonly previews = new Map<string, string>();
   private closing = false;
   private readonly finisher: JobFinisher;
   readonly maxQueue: number;
@@ -84,6 +89,11 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     return this.running.keys().next().value;
   }
 
+  /** The latest preview of a running job, if it has one yet. */
+  lastPreview(id: string): string | undefined {
+    return this.previews.get(id);
+  }
+
   /** 1 for the next job to run; 0 when running or not queued. */
   position(id: string): number {
     return this.queue.indexOf(id) + 1;
@@ -103,7 +113,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     this.store.create(job, files);
     this.store.log(id, `queued${rerunOf ? ` (re-run of ${rerunOf})` : ''} with settings ${JSON.stringify(settings)}`);
     this.queue.push(id);
-    this.setProgress(job, { stage: 'queued', position: this.queue.length }, false);
+    this.setProgress(job, this.queuedAt(this.queue.length - 1), false);
     this.pump();
     return job;
   }
@@ -127,6 +137,13 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     return false;
   }
 
+  /** A queued job's progress: its place, and when the estimator has one, its wait. */
+  private queuedAt(index: number): JobProgress {
+    const job = this.store.get(this.queue[index]!)!;
+    const ahead = this.queue.slice(0, index).flatMap((id) => this.store.get(id) ?? []);
+    return { stage: 'queued', position: index + 1, ...this.opts.eta?.queued(ahead, job) };
+  }
+
   /**
    * Deletes an ended job: its folder and every file in it (copies in the save folder stay).
    * Throws JobBusyError while it is queued, running or being saved.
@@ -141,7 +158,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   }
 
   private setProgress(job: JobRecord, progress: JobProgress, persist = true) {
-    job.progress = progress;
+    job.progress = this.opts.eta?.annotate(job, progress) ?? progress;
     if (persist) this.store.save(job);
     this.emit('update', job);
   }
@@ -151,6 +168,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     job.finishedAt = new Date().toISOString();
     job.error = error;
     job.progress = status === 'done' ? { stage: 'done' } : undefined;
+    this.opts.eta?.finish(job);
     this.finisher.trySave(job);
     this.store.log(job.id, error ? `${status}: ${error}` : status);
     this.store.measure(job.id);
@@ -178,7 +196,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   private announcePositions() {
     this.queue.forEach((qid, i) => {
       const job = this.store.get(qid);
-      if (job) this.setProgress(job, { stage: 'queued', position: i + 1 }, false);
+      if (job) this.setProgress(job, this.queuedAt(i), false);
     });
   }
 
@@ -208,6 +226,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   private async run(job: JobRecord, worker: InferenceWorker, signal: AbortSignal) {
     job.status = 'running';
     job.startedAt = new Date().toISOString();
+    this.opts.eta?.start(job);
     this.store.log(job.id, `started on ${worker.name}`);
     this.setProgress(job, { stage: 'loading', message: worker.waitingNote });
     const s = job.settings;
@@ -231,7 +250,10 @@ export class JobService extends EventEmitter<JobServiceEvents> {
               stop.abort();
             }
           },
-          preview: (url) => this.emit('preview', job.id, url),
+          preview: (url) => {
+            this.previews.set(job.id, url);
+            this.emit('preview', job.id, url);
+          },
         },
         stop.signal,
       );
@@ -240,7 +262,13 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       job.provider = result.provider;
       job.timings = { totalMs: Math.round(result.totalMs) };
       this.setProgress(job, { stage: 'writing', message: 'writing video files' });
-      await this.finisher.encode(job, result, signal, () => this.setProgress(job, { stage: 'writing', message: 'waiting for another job to finish writing its video' }, false));
+      await this.finisher.encode(
+        job,
+        result,
+        signal,
+        () => this.setProgress(job, { stage: 'writing', message: 'waiting for another job to finish writing its video' }, false),
+        (format) => this.setProgress(job, { stage: 'writing', message: `writing video.${format}`, format }, false),
+      );
       this.finish(job, 'done');
       if (s.saveToFolder && this.finisher.savesTo) this.finisher.save(job);
     } catch (err) {
@@ -252,6 +280,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       else if (signal.aborted) this.finish(job, 'cancelled');
       else this.finish(job, 'failed', failureMessage(err));
     } finally {
+      this.previews.delete(job.id);
       signal.removeEventListener('abort', onAbort);
     }
   }
