@@ -166,7 +166,8 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
     sharedHistory: opts.sharedHistory,
     requestTimeoutMs: opts.requestTimeoutMs,
     // No token: a local server; only its loopback names, so a DNS-rebinding page cannot reach it.
-    allowedHosts: token ? undefined : ['localhost', '127.0.0.1', '[::1]'],
+    // Behind the user's own reverse proxy (--trust-proxy) the Host is the proxy's public name.
+    allowedHosts: token || opts.trustProxy ? undefined : ['localhost', '127.0.0.1', '[::1]'],
     modelNames: models.map((m) => m.name),
     token,
     trustProxy: opts.trustProxy ? 'proxy' : opts.share ? 'tunnel' : 'none',

@@ -1010,6 +1010,13 @@ describe('a server without a token answers only to its loopback names', () => {
     } finally {
       await server.close();
     }
+    // Behind a reverse proxy of the user's (--trust-proxy) the Host is the proxy's public name.
+    const proxied = await startServer({ port: 0, outputDir: tempDir(), provider: 'cpu', trustProxy: true }, () => {});
+    try {
+      expect((await send(proxied.url, 'GET', 'api/health', { headers: { host: 'studio.example.org' } })).status).toBe(200);
+    } finally {
+      await proxied.close();
+    }
   });
 });
 
