@@ -152,7 +152,7 @@ describe('the page', () => {
       ['frames', '2.5', 'Frames must be a whole number, 1–128'],
       ['motionBucket', 'lots', 'Motion must be 0–1023'],
       ['fps', '0', 'FPS must be 1–60'],
-      ['seed', '-5', 'Seed must be a whole number from 0 to 2^53 − 1'],
+      ['seed', '-5', 'Seed must be 0–9007199254740991'],
       ['width', '100', 'Width must be a multiple of 64, 64–2048'],
       ['steps', '0', 'Steps must be 1–200'],
       ['maxGuidance', '0.5', 'Max guidance must be at least Min guidance'],

@@ -229,6 +229,8 @@ describe('hostile input against the server process', () => {
       const keys = [
         'width',
         'height',
+        'framing',
+        // the flat names job records had before framing was nested, still read
         'resize',
         'cropX',
         'cropY',
