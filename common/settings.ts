@@ -39,7 +39,7 @@ export const SETTINGS = {
     kind: whole(0, 1023),
     default: 127,
     label: 'Motion',
-    help: "how much the scene moves (SVD's motion bucket id): higher is more motion, 127 is the trained default",
+    help: "how much the scene moves: SVD's motion bucket id, trained at 127",
     flag: 'motion-bucket',
     control: 'number',
     level: 'common',

@@ -86,7 +86,7 @@ describe('the settings table', () => {
     }
     // what issue 21 asked of generate --help: the meaning, the range and the default of these
     const help = GENERATE_HELP.replace(/\s+/g, ' ');
-    expect(help).toMatch(/--motion-bucket N how much the scene moves[^(]*\(SVD's motion bucket id\)[^(]*\(0–1023; default 127\)/);
+    expect(help).toMatch(/--motion-bucket N how much the scene moves: SVD's motion bucket id, trained at 127 \(0–1023; default 127\)/);
     expect(help).toMatch(/--noise-aug X noise added to the image[^(]*\(0–10; default 0\.02\)/);
     expect(help).toMatch(/--fps N frames per second of the video; the model is told fps − 1[^(]*\(1–60; default 7\)/);
     expect(help).toContain('the demo models (demo/…) take --width 256 --height 128 --steps 8');

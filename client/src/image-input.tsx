@@ -265,7 +265,7 @@ function ModelInputPreview({ img, width, height, sizeProblem, framing }: { img: 
   return (
     <figure class="model-input">
       <canvas ref={canvas} data-testid="model-input" />
-      <figcaption data-testid="model-input-caption">{sizeProblem ? `Model input: not ${width} × ${height} until the size is fixed (${sizeProblem})` : `Model input ${width} × ${height}`}</figcaption>
+      <figcaption data-testid="model-input-caption">{sizeProblem ? `Model input: ${sizeProblem} (drawn at the last valid size, ${width} × ${height})` : `Model input ${width} × ${height}`}</figcaption>
     </figure>
   );
 }
