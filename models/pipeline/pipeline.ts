@@ -228,8 +228,8 @@ export class SvdPipeline {
 
   /**
    * Runs one tiny job with the shapes of `settings` (one step), so that the first real job does
-   * not pay for cuDNN's algorithm search and the arena's first growth (CUDA: about 5 s for the
-   * first UNet step and 1.6 s per new decoder shape on an H100). What it warms lives in the open
+   * not pay for cuDNN's algorithm search and the arena's first growth (CUDA: seconds on the first
+   * UNet step and on each new decoder shape; BENCHMARKS.md, CUDA section). What it warms lives in the open
    * sessions, so where a job of these settings reopens its stages (separate sessions: small
    * cards, WebGPU's 'fast' mode), or on the CPU, there is nothing to keep and it returns
    * undefined without running. Else the milliseconds it took.
@@ -426,8 +426,8 @@ export class SvdPipeline {
       let out: Float32Array;
       if (a.layout.guidanceBatch === 'split' && B === 2) {
         // One video at a time: the same results with half the UNet's activations on the GPU
-        // (WebGPU 'lean': H100, 14.5 s per step and 8 GB instead of 16.6 s and 14 GB; CUDA:
-        // chosen by planMemory where the joint batch does not fit).
+        // (WebGPU's 'lean' mode always; CUDA where planMemory finds the joint batch does not fit;
+        // what it saves and costs: BENCHMARKS.md, WebGPU attempt 15).
         out = new Float32Array(2 * F * frameSize);
         out.set(await unet(0, 1), 0);
         out.set(await unet(1, 1), F * frameSize);
