@@ -13,12 +13,6 @@ export function settingOptions(table: SettingTable): Record<string, { type: 'str
   return Object.fromEntries(flagged(table).map((e) => [e.setting.flag!, { type: 'string' as const }]));
 }
 
-function number(flag: string, v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got "${v}"`);
-  return n;
-}
-
 /**
  * The settings the flags in `values` give, as the schema takes them (a number where the setting is
  * one, `framing: {x}` for --crop-x); flags not given are left out, so the schema's defaults apply.
@@ -29,7 +23,9 @@ export function settingsFromFlags(values: Record<string, unknown>, table: Settin
     const flag = setting.flag!;
     const v = values[flag];
     if (typeof v !== 'string') continue;
-    const value = setting.kind.read === 'number' ? number(flag, v) : setting.kind.read === 'numbers' ? v.split(',').map((s) => number(flag, s)) : v;
+    const value = setting.kind.fromText(v);
+    // The schema would refuse it as out of range; the flag's own words say what was typed.
+    if ([value].flat().some((x) => typeof x === 'number' && !Number.isFinite(x))) throw new UsageError(`--${flag} must be a number, got "${v}"`);
     let into = out;
     for (const k of path.slice(0, -1)) into = (into[k] ??= {}) as Record<string, unknown>;
     into[path.at(-1)!] = value;

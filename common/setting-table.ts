@@ -21,17 +21,21 @@ export type Level = 'common' | 'advanced';
 export type Use = 'framing' | 'sampling' | 'output' | 'job';
 
 /**
- * A type of value: its schema without default, its range in words ("1–128"), how the command line
- * reads it (one number, a comma-separated list of numbers, or text) and what `--help` shows for it.
+ * A type of value: its schema without default, its range in words ("1–128"), how typed text (a
+ * flag's value, a form field) becomes a value for the schema to check, and what `--help` shows for it.
  */
 export interface Kind<S extends z.ZodType = z.ZodType> {
   schema: S;
   range: string;
-  read: 'number' | 'numbers' | 'text';
+  /** Never throws: text that is not a value of the kind becomes one the schema refuses (NaN for a number). */
+  fromText: (text: string) => unknown;
   metavar: string;
   /** The allowed values, where they are a list (the page's checkboxes). */
   options?: readonly string[];
 }
+
+/** Typed text as a number; '' and words are NaN, which the number schemas refuse as out of range. */
+export const toNumber = (text: string): number => (text.trim() === '' ? Number.NaN : Number(text));
 
 /** A whole number in [min, max]; an empty or non-numeric value reads as out of range. */
 export function whole(min: number, max: number): Kind<z.ZodNumber> {
@@ -41,24 +45,24 @@ export function whole(min: number, max: number): Kind<z.ZodNumber> {
     .int({ error: `must be a whole number, ${min}–${max}` })
     .min(min, { error })
     .max(max, { error });
-  return { schema, range: `${min}–${max}`, read: 'number', metavar: 'N' };
+  return { schema, range: `${min}–${max}`, fromText: toNumber, metavar: 'N' };
 }
 
 export function decimal(min: number, max: number): Kind<z.ZodNumber> {
   const error = `must be ${min}–${max}`;
-  return { schema: z.number({ error }).min(min, { error }).max(max, { error }), range: `${min}–${max}`, read: 'number', metavar: 'X' };
+  return { schema: z.number({ error }).min(min, { error }).max(max, { error }), range: `${min}–${max}`, fromText: toNumber, metavar: 'X' };
 }
 
 /** A whole multiple of `step` in [step, max]. */
 export function multipleOf(step: number, max: number): Kind<z.ZodNumber> {
   const error = `must be a multiple of ${step}, ${step}–${max}`;
   const schema = z.number({ error }).int({ error }).min(step, { error }).multipleOf(step, { error }).max(max, { error });
-  return { schema, range: `a multiple of ${step}, ${step}–${max}`, read: 'number', metavar: 'N' };
+  return { schema, range: `a multiple of ${step}, ${step}–${max}`, fromText: toNumber, metavar: 'N' };
 }
 
 export function oneOf<const V extends readonly [string, ...string[]]>(values: V): Kind<z.ZodEnum<{ [K in V[number]]: K }>> {
   const words = values.join(', ');
-  return { schema: z.enum(values, { error: `must be one of ${words}` }), range: words, read: 'text', metavar: values.join('|'), options: values };
+  return { schema: z.enum(values, { error: `must be one of ${words}` }), range: words, fromText: (t) => t, metavar: values.join('|'), options: values };
 }
 
 export function someOf<const V extends readonly [string, ...string[]]>(values: V) {
@@ -67,15 +71,15 @@ export function someOf<const V extends readonly [string, ...string[]]>(values: V
     .array(z.enum(values, { error: `must be among ${words}` }))
     .min(1, { error: `needs at least one of ${words}` })
     .refine((f) => new Set(f).size === f.length, 'name each one once');
-  return { schema, range: `one or more of ${words}`, read: 'text', metavar: values.join(','), options: values } satisfies Kind;
+  return { schema, range: `one or more of ${words}`, fromText: (t) => t.split(','), metavar: values.join(','), options: values } satisfies Kind;
 }
 
 export function yesNo(): Kind<z.ZodBoolean> {
-  return { schema: z.boolean({ error: 'must be true or false' }), range: 'true or false', read: 'text', metavar: 'true|false' };
+  return { schema: z.boolean({ error: 'must be true or false' }), range: 'true or false', fromText: (t) => (t === 'true' ? true : t === 'false' ? false : t), metavar: 'true|false' };
 }
 
 export function text(maxLength: number): Kind<z.ZodString> {
-  return { schema: z.string().max(maxLength), range: `up to ${maxLength} characters`, read: 'text', metavar: 'NAME' };
+  return { schema: z.string().max(maxLength), range: `up to ${maxLength} characters`, fromText: (t) => t, metavar: 'NAME' };
 }
 
 /** What a row says besides its value: the same for a plain setting and a group. */

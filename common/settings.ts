@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { resizeModes } from './framing.js';
 import { formatError, type NameOf } from './messages.js';
-import { decimal, entries, group, multipleOf, oneOf, optional, rowsFor, schemaOf, setting, someOf, text, whole, yesNo, type CrossCheck, type Kind } from './setting-table.js';
+import { decimal, entries, group, multipleOf, oneOf, optional, rowsFor, schemaOf, setting, someOf, text, toNumber, whole, yesNo, type CrossCheck, type Kind } from './setting-table.js';
 import { videoFormats } from './video-formats.js';
 
 /** Seeds are integers the generator (models/pipeline/random.ts) can hold exactly. */
@@ -21,7 +21,7 @@ const sigmaList = {
     .refine((s) => s.every((v, i) => i === 0 || v < s[i - 1]!), 'sigmas must be strictly decreasing')
     .refine((s) => s.slice(0, -1).every((v) => v > 0), 'only the last sigma may be 0'),
   range: `2–201 decreasing values up to ${MAX_SIGMA}, the last may be 0`,
-  read: 'numbers',
+  fromText: (t) => t.split(',').map(toNumber),
   metavar: '700,...,0',
 } satisfies Kind;
 
@@ -242,7 +242,7 @@ export const CROSS_CHECKS: readonly CrossCheck[] = [
 /** What brings the image to the generation size: width, height and framing. */
 export const frameTargetSchema = schemaOf(rowsFor(SETTINGS, ['framing']), CROSS_CHECKS);
 /** What the pipeline takes (diffusers' `__call__` arguments, the image's size aside). */
-export const samplingSettingsSchema = schemaOf(rowsFor(SETTINGS, ['sampling']), CROSS_CHECKS);
+const samplingSettingsSchema = schemaOf(rowsFor(SETTINGS, ['sampling']), CROSS_CHECKS);
 /** What an inference worker takes: the framing of the image and the sampling. */
 export const generationSettingsSchema = schemaOf(rowsFor(SETTINGS, ['framing', 'sampling']), CROSS_CHECKS);
 const allSettingsSchema = schemaOf(SETTINGS, CROSS_CHECKS);
@@ -269,12 +269,11 @@ export type GenerationSettingsInput = z.input<typeof generationSettingsSchema>;
 export type GenerationSettings = z.output<typeof generationSettingsSchema>;
 export type JobSettingsInput = z.input<typeof allSettingsSchema>;
 export type JobSettings = z.output<typeof allSettingsSchema>;
-export type SettingKey = keyof JobSettings;
 export type Framing = JobSettings['framing'];
 
+const labels = new Map(entries(SETTINGS).map((e) => [e.key, e.setting.label]));
 /** What people call each setting, by its key ("frames", "framing.x"): the page's labels and messages. */
-export const settingLabels: Record<string, string> = Object.fromEntries(entries(SETTINGS).map((e) => [e.key, e.setting.label]));
-export const labelOf: NameOf = (key) => settingLabels[key] ?? key;
+export const labelOf: NameOf = (key) => labels.get(key) ?? key;
 
 /** A job's settings as [label, value] pairs in the table's order, for lists people read. */
 export function settingsList(s: JobSettings): [string, string][] {

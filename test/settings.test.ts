@@ -6,7 +6,8 @@ import { flagNamer, settingOptions, settingsFromFlags, settingsHelp } from '../c
 import { GENERATE_HELP } from '../cli/generate-command.js';
 import { defaultValues, FORM_FIELDS, formFields, fromSettings, toSettings, validate } from '../client/src/form.js';
 import { formatError } from '../common/messages.js';
-import { decimal, entries, group, schemaOf, setting, whole } from '../common/setting-table.js';
+import { z } from 'zod';
+import { decimal, entries, group, schemaOf, setting, toNumber, whole } from '../common/setting-table.js';
 import { CROSS_CHECKS, jobSettingsSchema, labelOf, SETTINGS, settingsList } from '../common/settings.js';
 
 describe('a setting added to the table', () => {
@@ -18,6 +19,17 @@ describe('a setting added to the table', () => {
       label: 'Wobble',
       help: 'how much the camera shakes',
       flag: 'wobble',
+      control: 'number',
+      level: 'advanced',
+      use: 'sampling',
+    }),
+    // a kind of its own: a number or a word (as decodeChunk 'auto' will be)
+    chunk: setting({
+      kind: { schema: z.union([z.literal('auto'), whole(1, 128).schema]), range: '1–128 or auto', fromText: (t) => (t === 'auto' ? t : toNumber(t)), metavar: 'N|auto' },
+      default: 'auto',
+      label: 'Chunk',
+      help: 'frames at once',
+      flag: 'chunk',
       control: 'number',
       level: 'advanced',
       use: 'sampling',
@@ -48,6 +60,8 @@ describe('a setting added to the table', () => {
   it('is in the schema, with its default, its range and its message', () => {
     const parsed = schema.parse({});
     expect(parsed.wobble).toBe(3);
+    expect(parsed.chunk).toBe('auto');
+    expect(schema.parse({ chunk: 4 }).chunk).toBe(4);
     expect(parsed.extend).toEqual({ overlap: 0.25 });
     expect(parsed.steps).toBe(25);
     const wrong = schema.safeParse({ wobble: 12, extend: { overlap: 2 } });
@@ -61,15 +75,20 @@ describe('a setting added to the table', () => {
     expect(settingOptions(table)).toMatchObject({ wobble: { type: 'string' }, 'extend-overlap': { type: 'string' } });
     expect(settingsFromFlags({ wobble: '5', 'extend-overlap': '0.5', 'crop-x': '0.1' }, table)).toEqual({ wobble: 5, extend: { overlap: 0.5 }, framing: { x: 0.1 } });
     expect(() => settingsFromFlags({ wobble: 'lots' }, table)).toThrow('--wobble must be a number, got "lots"');
+    expect(settingsFromFlags({ chunk: 'auto' }, table)).toEqual({ chunk: 'auto' });
+    expect(settingsFromFlags({ chunk: '6' }, table)).toEqual({ chunk: 6 });
     const error = schema.safeParse(settingsFromFlags({ wobble: '12', 'extend-overlap': '7' }, table)).error!;
     expect(formatError(error, flagNamer(table))).toBe('--wobble must be 0–9; --extend-overlap must be 0–1');
     const help = settingsHelp(table);
     expect(help).toMatch(/--wobble N +how much the camera shakes \(0–9; default 3\)/);
     expect(help).toMatch(/--extend-overlap X +share of frames kept from before \(0–1; default 0\.25\)/);
+    expect(help).toMatch(/--chunk N\|auto +frames at once \(1–128 or auto; default auto\)/);
   });
 
   it('is a field of the form, with its label, hint, control and section', () => {
     expect(formFields(table).find((f) => f.key === 'wobble')).toMatchObject({ label: 'Wobble', hint: 'how much the camera shakes', control: 'number', level: 'advanced' });
+    const chunk = formFields(table).find((f) => f.key === 'chunk')!;
+    expect([chunk.fromText('auto'), chunk.fromText('7'), chunk.fromText('')]).toEqual(['auto', 7, Number.NaN]);
     expect(formFields(table).find((f) => f.key === 'extend.overlap')).toMatchObject({ path: ['extend', 'overlap'], label: 'Overlap', control: 'decimal' });
     // the table's own rows keep their place
     expect(formFields(table).slice(0, FORM_FIELDS.length)).toEqual(FORM_FIELDS);

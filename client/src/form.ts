@@ -3,7 +3,7 @@
 // sends, and plain messages per field from the same schema the server checks with.
 import { z } from 'zod';
 import { fieldMessages } from '../../common/messages.js';
-import { entries, type Control, type Level, type SettingTable } from '../../common/setting-table.js';
+import { entries, toNumber, type Control, type Level, type SettingTable } from '../../common/setting-table.js';
 import {
   demoDefaults,
   fastModelDefaults,
@@ -31,11 +31,15 @@ export interface FormField {
   blank?: string;
   /** A `choices` field's values. */
   options: readonly string[];
+  /** The typed text as a value for the schema (kinds say how: a number, a list, …). */
+  fromText: (text: string) => unknown;
 }
 
 export function formFields(table: SettingTable): FormField[] {
   return entries(table).flatMap(({ key, path, setting: s }) =>
-    s.control === 'crop' || s.control === 'none' ? [] : [{ key, path, label: s.label, hint: s.help, control: s.control, level: s.level, blank: s.blank, options: s.kind.options ?? [] }],
+    s.control === 'crop' || s.control === 'none'
+      ? []
+      : [{ key, path, label: s.label, hint: s.help, control: s.control, level: s.level, blank: s.blank, options: s.kind.options ?? [], fromText: s.kind.fromText }],
   );
 }
 
@@ -52,7 +56,6 @@ type FormValueOf<R> = R extends { control: 'number' | 'decimal' }
         ? string | undefined
         : never;
 export type FormValues = { [K in keyof SettingsTable as FormValueOf<SettingsTable[K]> extends never ? never : K]: FormValueOf<SettingsTable[K]> };
-export type FieldKey = keyof FormValues;
 
 const heldAs: Record<FormField['control'], z.ZodType> = {
   number: z.string(),
@@ -115,10 +118,8 @@ export function withModel(v: FormValues, from: ModelChoice | undefined, to: Mode
   return { ...v, ...Object.fromEntries(reset.map((k) => [k, field(fresh, k)])), model: to.name, frames: String(to.frames) };
 }
 
-/** '' and anything that is not a number become NaN, which the schema reports as out of range. */
-const num = (s: string) => (s.trim() === '' ? Number.NaN : Number(s));
 const wholeIn = (s: string, min: number, max: number) => {
-  const n = num(s);
+  const n = toNumber(s);
   return Number.isInteger(n) && n >= min && n <= max ? n : undefined;
 };
 
@@ -138,7 +139,7 @@ export function toSettings(v: FormValues, framing: Framing, autoChunk: number): 
     if (f.control === 'number' || f.control === 'decimal') {
       const typed = value as string;
       if (f.key === 'decodeChunk' && typed.trim().toLowerCase() === 'auto') put(out, f.path, autoChunk);
-      else if (!(f.blank && typed.trim() === '')) put(out, f.path, num(typed));
+      else if (!(f.blank && typed.trim() === '')) put(out, f.path, f.fromText(typed));
     } else if (value !== undefined && value !== '') put(out, f.path, value);
   }
   return out as JobSettingsInput;
