@@ -3,6 +3,7 @@ import { openModelDir, type Component, type SvdModelDir } from './model-dir.js';
 import { GraphBuilder, type AttentionImpl, type GraphDType, type SaveResult } from './onnx/graph-builder.js';
 import { SafetensorsWeights, type WeightSource } from './onnx/weights.js';
 import { PORTABLE_FORMS, type GraphForms } from './networks/forms.js';
+import { fusionPasses } from './networks/fusions.js';
 import { buildImageEncoder } from './networks/image-encoder.js';
 import { buildUNet } from './networks/unet.js';
 import { buildVaeDecoder, buildVaeEncoder } from './networks/vae.js';
@@ -63,12 +64,13 @@ export function networkDType(model: SvdModelDir, network: NetworkName, requested
   return NETWORK_TABLE[network].dtype(model, requested);
 }
 
-/** Adds the graph of `network` to a fresh builder reading weights from `weights`. */
+/** The graph of `network` in a fresh builder reading weights from `weights`: defined in standard operators, then the forms' fusions applied. */
 export function defineNetwork(model: SvdModelDir, network: NetworkName, weights: WeightSource, opts: BuildOptions): GraphBuilder {
   const entry = NETWORK_TABLE[network];
   const forms = opts.forms ?? PORTABLE_FORMS;
-  const b = new GraphBuilder({ dtype: opts.dtype, attention: opts.attention, weights, imageLayout: entry.layoutFromForms ? forms.imageLayout : 'nchw', cudaKernels: forms.cudaKernels });
+  const b = new GraphBuilder({ dtype: opts.dtype, attention: opts.attention, weights, imageLayout: entry.layoutFromForms ? forms.imageLayout : 'nchw' });
   entry.define(b, model, forms);
+  b.applyPasses(fusionPasses(forms.fusions));
   return b;
 }
 

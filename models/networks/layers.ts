@@ -291,15 +291,8 @@ export function feedForwardGeglu(b: GraphBuilder, x: Value, name: string, opts: 
   const inner = dim * (opts.mult ?? 4);
   const dimOut = opts.dimOut ?? dim;
   // The checkpoint's proj is [2·inner, dim]: rows 0..inner are the value, the rest the gate.
-  if (b.cudaKernels && BIAS_SPLIT_GELU_WIDTHS.includes(inner * 2)) {
-    // One projection, then the bias, the split and value · gelu(gate) in one pass (BiasSplitGelu).
-    const rows = x.shape?.length === 3 ? x : b.reshape(x, [0, -1, dim]);
-    const w = b.weight(`${name}.net.0.proj.weight`, [inner * 2, dim], transform.transpose());
-    const gated = b.biasSplitGelu(b.matmul(rows, w), b.weight(`${name}.net.0.proj.bias`, [inner * 2]));
-    const y = linear(b, gated, `${name}.net.2`, dimOut);
-    return rows === x ? y : b.reshape(y, b.concat([b.shape(x, 0, -1), b.ints([dimOut])], 0));
-  }
-  // Two projections from the halves avoid slicing the large 2·inner-wide activation.
+  // Two projections from the halves avoid slicing the large 2·inner-wide activation (the
+  // `bias-split-gelu` graph pass joins them into one projection and a fused gate where it can).
   const half = (part: 0 | 1) => {
     const rows = transform.rows(part * inner, (part + 1) * inner);
     const w = b.weight(`${name}.net.0.proj.weight`, [inner * 2, dim], rows, transform.transpose());
@@ -308,6 +301,3 @@ export function feedForwardGeglu(b: GraphBuilder, x: Value, name: string, opts: 
   };
   return linear(b, b.mul(half(0), b.geluFused(half(1))), `${name}.net.2`, dimOut);
 }
-
-/** The widths onnxruntime's CUDA BiasSplitGelu accepts (SD's and SVD's 320, 640 and 1280-wide blocks ×8). */
-const BIAS_SPLIT_GELU_WIDTHS = [2560, 5120, 10240];
