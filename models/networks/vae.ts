@@ -131,7 +131,7 @@ export function buildVaeDecoder(b: GraphBuilder, cfg: VaeConfig, opts: { forms?:
   // diffusers' postprocess as well, so the pipeline fetches finished frames instead of making a
   // pass over every value on the CPU: (x / 2 + 0.5) clamped to [0, 1], frame-major RGB
   // [F, H, W, 3] (what video encoders take), and its 8-bit form, ×255 rounded half to even.
-  const video = b.clip(b.add(b.mul(b.channelsLast ? out : b.transpose(out, [0, 2, 3, 1]), 0.5), 0.5), 0, 1);
+  const video = b.clip(b.add(b.mul(b.imageToNhwc(out), 0.5), 0.5), 0, 1);
   declareOutput(b, contract, 'video', video);
   declareOutput(b, contract, 'rgb', b.cast(b.round(b.mul(video, 255)), 'uint8'));
 }

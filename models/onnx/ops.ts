@@ -28,6 +28,23 @@ export type AttentionImpl = 'mha' | 'matmul';
 /** How a network's image tensors are laid out: ONNX's own [N, C, H, W], or channels last [N, H, W, C]. */
 export type ImageLayout = 'nchw' | 'nhwc';
 
+/** Where an image layout keeps its axes, and how its tensors turn into either ONNX layout. */
+export interface LayoutRules {
+  /** The channel axis of an image tensor of rank `rank`. */
+  channelAxis(rank: number): number;
+  /** The image axes (H, W) of a rank-4 image tensor. */
+  spatialAxes: readonly [number, number];
+  /** Permutations of a rank-4 image tensor into [N, C, H, W] and into [N, H, W, C] (absent: it is already). */
+  toNchw?: readonly number[];
+  toNhwc?: readonly number[];
+  fromNchw?: readonly number[];
+}
+
+export const IMAGE_LAYOUTS: Readonly<Record<ImageLayout, LayoutRules>> = {
+  nchw: { channelAxis: () => 1, spatialAxes: [2, 3], toNhwc: [0, 2, 3, 1] },
+  nhwc: { channelAxis: (rank) => rank - 1, spatialAxes: [1, 2], toNchw: [0, 3, 1, 2], fromNchw: [0, 2, 3, 1] },
+};
+
 export interface OpsOptions {
   /** Element type of activations and weights inside the graph. */
   dtype: GraphDType;
@@ -63,6 +80,24 @@ export class Ops {
   /** Image tensors are [N, H, W, C] in this graph. */
   get channelsLast(): boolean {
     return this.imageLayout === 'nhwc';
+  }
+
+  /** Where this graph's image tensors keep their axes. */
+  get layout(): LayoutRules {
+    return IMAGE_LAYOUTS[this.imageLayout];
+  }
+
+  /** A rank-4 image tensor of ONNX's [N, C, H, W] in this graph's layout (at a network's input). */
+  imageFromNchw(x: Value): Value {
+    return this.layout.fromNchw ? this.transpose(x, [...this.layout.fromNchw]) : x;
+  }
+  /** A rank-4 image tensor of this graph's layout as [N, C, H, W] (at a network's output). */
+  imageToNchw(x: Value): Value {
+    return this.layout.toNchw ? this.transpose(x, [...this.layout.toNchw]) : x;
+  }
+  /** A rank-4 image tensor of this graph's layout as [N, H, W, C] (frames as video encoders take them). */
+  imageToNhwc(x: Value): Value {
+    return this.layout.toNhwc ? this.transpose(x, [...this.layout.toNhwc]) : x;
   }
 
   // ---- edges -----------------------------------------------------------------------------
@@ -380,7 +415,7 @@ export class Ops {
   }
   /** Nearest-neighbour 2× upsampling of the image axes (H, W in either layout), as torch's interpolate(scale_factor=2). */
   upsampleNearest2x(x: Value): Value {
-    const spatial = this.channelsLast ? [1, 2] : [2, 3];
+    const spatial: readonly number[] = this.layout.spatialAxes;
     const scales = this.constant(
       [0, 1, 2, 3].map((i) => (spatial.includes(i) ? 2 : 1)),
       'float32',
