@@ -5,7 +5,7 @@
 // never by trying and failing at run time.
 import { concatInitializers, intsAttr, sameInts, type GraphPass, type PassGraph } from '../onnx/graph-passes.js';
 import { attr, type NodeRecord } from '../onnx/onnx-writer.js';
-import type { Provider } from '../providers.js';
+import type { Provider } from '../../common/runtime-choices.js';
 
 const MS = 'com.microsoft';
 

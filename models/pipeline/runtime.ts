@@ -11,9 +11,9 @@ import { ALL_FUSIONS, fusionsFor, type GraphFusion, type RuntimeTarget } from '.
 import { checkCuda, checkWebgpu, childStarter, type GpuProvider, type ProviderCheck } from './provider-check.js';
 import { RandomWeights } from '../onnx/weights.js';
 
-import type { Provider, ProviderChoice } from '../providers.js';
+import { gpuMemoryModes, type GpuMemoryMode, type Provider, type ProviderChoice } from '../../common/runtime-choices.js';
 
-export { providers, type Provider, type ProviderChoice } from '../providers.js';
+export { gpuMemoryModes, providers, type GpuMemoryMode, type Provider, type ProviderChoice } from '../../common/runtime-choices.js';
 
 export interface ProviderResolution {
   provider: Provider;
@@ -88,8 +88,6 @@ export type WebGpuBufferCacheMode = (typeof webgpuBufferCacheModes)[number];
  * - 'lean': no cache, buffers go back to the driver as soon as they are dead, and the guidance
  *   batch runs one video at a time: 9 GB sampling, 21 GB decoding, 14.8 s per step.
  */
-export const gpuMemoryModes = ['auto', 'fast', 'lean'] as const;
-export type GpuMemoryMode = (typeof gpuMemoryModes)[number];
 
 export function bufferCacheFor(mode: Exclude<GpuMemoryMode, 'auto'>): WebGpuBufferCacheMode {
   return mode === 'fast' ? 'simple' : 'disabled';
