@@ -10,6 +10,7 @@ import { openModelDir } from '../models/model-dir.js';
 import { PORTABLE_FORMS, type GraphForms } from '../models/networks/forms.js';
 import { ALL_FUSIONS, compareVersions, fusionPasses, fusionsFor, FUSED_OPERATOR_SUPPORT } from '../models/networks/fusions.js';
 import { buildImageEncoder } from '../models/networks/image-encoder.js';
+import { feedForwardGeglu } from '../models/networks/layers.js';
 import { buildUNet } from '../models/networks/unet.js';
 import { buildVaeDecoder, buildVaeEncoder } from '../models/networks/vae.js';
 import { concatInitializers } from '../models/onnx/graph-passes.js';
@@ -111,5 +112,33 @@ describe('the fused graphs as written', () => {
     expect(Array.from(new Float32Array(joined.bytes().buffer))).toEqual([1, 2, 5, 3, 4, 6]);
     expect(Array.from(new Float32Array(concatInitializers('aa', a, a, 0).bytes().buffer))).toEqual([1, 2, 3, 4, 1, 2, 3, 4]);
     expect(() => concatInitializers('x', a, tensor('c', [3, 1], [0, 0, 0]), 1)).toThrow(/cannot join/);
+  });
+});
+
+describe('the bias-split-gelu pass', () => {
+  it("joins the GEGLU projection halves back into the checkpoint's proj, transposed, and its bias", () => {
+    const weights = new RandomWeights(7);
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights });
+    const x = b.input('x', 'float32', [1, 4, 320]);
+    b.output(feedForwardGeglu(b, x, 'ff'), 'y', [1, 4, 320]);
+    expect(b.applyPasses(fusionPasses(['bias-split-gelu']))).toEqual({ 'bias-split-gelu': 1 });
+    const path = join(tempDir('svd-geglu-'), 'geglu.onnx');
+    b.save(path);
+    const graph = onnxProto.onnx.ModelProto.decode(readFileSync(path)).graph!;
+    const data = readFileSync(`${path}_data`);
+    const values = (name: string) => {
+      const init = graph.initializer!.find((i) => i.name === name)!;
+      const at = (key: string) => Number(init.externalData!.find((e) => e.key === key)!.value);
+      return { dims: init.dims!.map(Number), data: new Float32Array(data.buffer.slice(data.byteOffset + at('offset'), data.byteOffset + at('offset') + at('length'))) };
+    };
+    const gelu = graph.node!.find((n) => n.opType === 'BiasSplitGelu')!;
+    const matmul = graph.node!.find((n) => n.output![0] === gelu.input![0])!;
+    expect(matmul.input![0]).toBe('x');
+    const [w, bias] = [values(matmul.input![1]!), values(gelu.input![1]!)];
+    const proj = weights.load('ff.net.0.proj.weight', [2560, 320]);
+    expect(w.dims).toEqual([320, 2560]);
+    expect(Array.from(w.data)).toEqual(Array.from({ length: 320 * 2560 }, (_, k) => proj[(k % 2560) * 320 + Math.floor(k / 2560)]!));
+    expect(Array.from(bias.data)).toEqual(Array.from(weights.load('ff.net.0.proj.bias', [2560])));
+    expect(graph.node!.map((n) => n.opType)).not.toContain('Gelu');
   });
 });

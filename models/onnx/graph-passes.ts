@@ -43,7 +43,7 @@ export class PassGraph {
   /** What was known of `value`'s shape when it was defined. */
   shape(value: string): Shape | undefined {
     const node = this.producers.get(value);
-    return node?.outputShapes?.[node.outputs.indexOf(value)];
+    return node ? node.outputShapes?.[node.outputs.indexOf(value)] : this.file.inputShape(value);
   }
 
   initializer(value: string | undefined): Initializer | undefined {

@@ -58,6 +58,7 @@ export class OnnxWriter {
   private inits: Initializer[] = [];
   private readonly inputs: onnxProto.onnx.IValueInfoProto[] = [];
   private readonly outputs: onnxProto.onnx.IValueInfoProto[] = [];
+  private readonly inputShapes = new Map<string, Shape>();
   private counter = 0;
 
   /** A name no other node, value or initializer of this file has. */
@@ -111,6 +112,15 @@ export class OnnxWriter {
   /** A graph input or output; a string dimension is dynamic (its name shows in the file). */
   addInput(name: string, dtype: ElemType, dims: readonly (number | string)[]): void {
     this.inputs.push(valueInfo(name, dtype, dims));
+    this.inputShapes.set(
+      name,
+      dims.map((d) => (typeof d === 'number' ? d : null)),
+    );
+  }
+
+  /** A graph input's shape, its named (run-time) sizes unknown. */
+  inputShape(name: string): Shape | undefined {
+    return this.inputShapes.get(name);
   }
   addOutput(name: string, dtype: ElemType, dims: readonly (number | string)[]): void {
     this.outputs.push(valueInfo(name, dtype, dims));
