@@ -16,7 +16,7 @@ import { buildVaeDecoder, buildVaeEncoder } from '../models/networks/vae.js';
 import { concatInitializers } from '../models/onnx/graph-passes.js';
 import { GraphBuilder, type AttentionImpl, type ImageLayout } from '../models/onnx/graph-builder.js';
 import { RandomWeights } from '../models/onnx/weights.js';
-import { graphFormsFor } from '../models/pipeline/runtime.js';
+import { graphFormsFor, parseGraphForms } from '../models/pipeline/runtime.js';
 import { SVD_XT_IMAGE_ENCODER, SVD_XT_UNET, SVD_XT_VAE } from '../models/reference-configs.js';
 import { FIXTURE_MODEL, tempDir } from './helpers.js';
 
@@ -140,5 +140,14 @@ describe('the bias-split-gelu pass', () => {
     expect(Array.from(w.data)).toEqual(Array.from({ length: 320 * 2560 }, (_, k) => proj[(k % 2560) * 320 + Math.floor(k / 2560)]!));
     expect(Array.from(bias.data)).toEqual(Array.from(weights.load('ff.net.0.proj.bias', [2560])));
     expect(graph.node!.map((n) => n.opType)).not.toContain('Gelu');
+  });
+});
+
+describe('SVD_GRAPH_FORMS', () => {
+  it('names the fusions to use: none, all, or names joined by +', () => {
+    expect(parseGraphForms('fusions=none', cuda).fusions).toEqual([]);
+    expect(parseGraphForms('fusions=all', PORTABLE_FORMS).fusions).toEqual(ALL_FUSIONS);
+    expect(parseGraphForms('fusions=nhwc-conv+bias-split-gelu, imageLayout=nhwc', PORTABLE_FORMS)).toMatchObject({ fusions: ['nhwc-conv', 'bias-split-gelu'], imageLayout: 'nhwc' });
+    expect(() => parseGraphForms('fusions=nhwc-conv+flash', cuda)).toThrow(/"fusions=nhwc-conv\+flash" is not .*fusions=none\|all\|<nhwc-conv\|group-norm-nhwc\|bias-split-gelu>/);
   });
 });
