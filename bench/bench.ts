@@ -11,7 +11,7 @@ import { RandomWeights } from '../models/onnx/weights.js';
 import { SVD_XT_CONFIG_ONLY } from '../models/reference-configs.js';
 import { defineNetwork, networkDType, NETWORKS, type NetworkName } from '../models/build.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
-import { graphFormsFor, resolveProvider, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
+import { graphFormsFor, resolveProvider, type GpuMemoryMode, type ProviderChoice } from '../models/runtime/runtime.js';
 import { parseSettings } from '../common/settings.js';
 import { SafetensorsFile } from '../models/safetensors.js';
 import { DEMO_MODEL } from '../models/paths.js';

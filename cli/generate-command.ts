@@ -8,7 +8,7 @@ import { defaultModelDir } from '../models/paths.js';
 import { SafetensorsFile, writeSafetensors, float32Tensor } from '../models/safetensors.js';
 import { GenerationCancelled, SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { prepareImage, resizeModes } from '../models/pipeline/prepare-image.js';
-import { gpuMemoryModes, providerReport, providers, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
+import { gpuMemoryModes, providerReport, providers, type GpuMemoryMode, type ProviderChoice } from '../models/runtime/runtime.js';
 // The video encoder stays with the server's media code for now (see README's layout).
 import { encodeVideo } from '../media/ffmpeg.js';
 import { freePath, parseCommandArgs, parseDType } from './cli-args.js';

@@ -1,13 +1,13 @@
 // `npm run setup -- --model svd-xt|svd`: checks the machine, downloads the model's fp16 files
 // from the Hugging Face hub, converts them to ONNX for the best provider here, and runs a short
 // self-test. Running it again only verifies.
-import { execFileSync } from 'node:child_process';
+import { queryGpus } from '../models/runtime/nvidia-smi.js';
 import { mkdirSync, statfsSync } from 'node:fs';
 import { convertModel } from '../models/convert.js';
 import { downloadModel, HubError, MODEL_REPOS } from '../models/download/hub.js';
 import { modelDirFor } from '../models/paths.js';
 import { SvdPipeline } from '../models/pipeline/pipeline.js';
-import { describeResolution, resolveProvider } from '../models/pipeline/runtime.js';
+import { describeResolution, resolveProvider } from '../models/runtime/runtime.js';
 import { parseSettings } from '../common/settings.js';
 import { parseCommandArgs } from './cli-args.js';
 import { UsageError } from './usage-error.js';
@@ -51,12 +51,9 @@ async function main() {
   mkdirSync(dest, { recursive: true });
   const fs = statfsSync(dest);
   console.log(`node ${process.versions.node}; ${gb(fs.bavail * fs.bsize)} free in ${dest}`);
-  try {
-    const gpu = execFileSync('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader'], { timeout: 5000 }).toString().trim();
-    console.log(`GPU: ${gpu}`);
-  } catch {
-    console.log('no NVIDIA GPU found (nvidia-smi is missing): generation will use WebGPU if available, else the CPU, which takes hours per video');
-  }
+  const { gpus } = queryGpus();
+  if (gpus.length) for (const g of gpus) console.log(`GPU ${g.index}: ${g.name}, ${(g.memoryTotalMiB / 1024).toFixed(1)} GiB`);
+  else console.log('no NVIDIA GPU found (nvidia-smi is missing): generation will use WebGPU if available, else the CPU, which takes hours per video');
 
   let current = '';
   await downloadModel({

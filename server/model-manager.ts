@@ -6,7 +6,7 @@ import { basename, join, resolve } from 'node:path';
 import { openModelDir } from '../models/model-dir.js';
 import { MODELS_ROOT } from '../models/paths.js';
 import { SvdPipeline } from '../models/pipeline/pipeline.js';
-import type { GpuMemoryMode, ProviderChoice } from '../models/pipeline/runtime.js';
+import type { GpuMemoryMode, ProviderChoice } from '../models/runtime/runtime.js';
 import { parseSettings } from '../common/settings.js';
 
 export interface ModelEntry {

@@ -2,7 +2,7 @@
 // must equal the reference model's, which pins every module and size read from the configs.
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder, type ImageLayout } from '../models/onnx/graph-builder.js';
-import { graphFormsFor } from '../models/pipeline/runtime.js';
+import { graphFormsFor } from '../models/runtime/runtime.js';
 import { fusionPasses } from '../models/networks/fusions.js';
 import { RandomWeights } from '../models/onnx/weights.js';
 import { buildImageEncoder } from '../models/networks/image-encoder.js';

@@ -16,7 +16,7 @@ import { buildVaeDecoder, buildVaeEncoder } from '../models/networks/vae.js';
 import { concatInitializers } from '../models/onnx/graph-passes.js';
 import { GraphBuilder, type AttentionImpl, type ImageLayout } from '../models/onnx/graph-builder.js';
 import { RandomWeights } from '../models/onnx/weights.js';
-import { graphFormsFor, parseGraphForms } from '../models/pipeline/runtime.js';
+import { graphFormsFor, parseGraphForms } from '../models/runtime/runtime.js';
 import { SVD_XT_IMAGE_ENCODER, SVD_XT_UNET, SVD_XT_VAE } from '../models/reference-configs.js';
 import { FIXTURE_MODEL, tempDir } from './helpers.js';
 

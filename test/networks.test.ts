@@ -7,7 +7,7 @@ import { buildNetworkFile, defineNetwork, type NetworkName } from '../models/bui
 import { openModelDir, type SvdModelDir } from '../models/model-dir.js';
 import { GraphBuilder, type AttentionImpl, type Value } from '../models/onnx/graph-builder.js';
 import { PORTABLE_FORMS, type GraphForms } from '../models/networks/forms.js';
-import { graphFormsFor } from '../models/pipeline/runtime.js';
+import { graphFormsFor } from '../models/runtime/runtime.js';
 import { inFrameHalves } from '../models/networks/layers.js';
 import { RandomWeights } from '../models/onnx/weights.js';
 import { FIXTURE_MODEL, fixtureCopy, goldenFile, goldenTensor, relL2, tempDir } from './helpers.js';

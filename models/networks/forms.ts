@@ -1,5 +1,5 @@
 // Provider-specific ways to express the same networks: named build options, chosen per provider
-// by `graphFormsFor` in models/pipeline/runtime.ts. Every form computes the same values.
+// by `graphFormsFor` in models/runtime/runtime.ts. Every form computes the same values.
 import type { VaeConfig } from '../configs.js';
 import type { AttentionImpl, ImageLayout } from '../onnx/graph-builder.js';
 import type { GraphFusion } from './fusions.js';

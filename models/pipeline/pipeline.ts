@@ -16,7 +16,6 @@ import {
   bufferCacheFor,
   describeResolution,
   graphFormsFor,
-  nvidiaGpu,
   resolveGpuMemoryMode,
   resolveProvider,
   sessionOptions,
@@ -24,7 +23,8 @@ import {
   type Provider,
   type ProviderChoice,
   type ProviderResolution,
-} from './runtime.js';
+} from '../runtime/runtime.js';
+import { nvidiaGpu } from '../runtime/nvidia-smi.js';
 import { SessionPool } from './session-pool.js';
 import { EulerKarrasScheduler } from './scheduler.js';
 import type { GenerationSettings } from '../../common/settings.js';
@@ -458,7 +458,7 @@ export class SvdPipeline {
       const session = await this.pool.decoder(n, layout.decoderPerShape);
       const feeds = { latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, C, h, w]) };
       // The decoder graph postprocesses on the device (vae.ts): only copies are left here.
-      const out = await session.run(feeds, ['video', 'rgb']);
+      const out = await session.run(feeds);
       frames.set(out.video!.data as Float32Array, from * HW * 3);
       rgb.set(out.rgb!.data as Uint8Array, from * HW * 3);
     }

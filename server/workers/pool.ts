@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { fromWorkerSchema, type FromWorker, type ToWorkerInput, type WorkerProgress, type WorkerRuntime, type WorkerStatus } from '../../common/worker-protocol.js';
-import { cudaLibraryEnv } from '../../models/pipeline/cuda-libraries.js';
+import { cudaLibraryEnv } from '../../models/runtime/cuda-libraries.js';
 import type { GenerationSettings } from '../../common/settings.js';
 
 export interface WorkerSlot {

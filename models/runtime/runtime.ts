@@ -1,15 +1,15 @@
 // Execution providers: which one to use, with the reasons the others were passed over.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../onnx/graph-builder.js';
-import { createRequire } from 'node:module';
 import { PORTABLE_FORMS, type GraphForms } from '../networks/forms.js';
 import { ALL_FUSIONS, fusionsFor, type GraphFusion, type RuntimeTarget } from '../networks/fusions.js';
 import { checkCuda, checkWebgpu, childStarter, type GpuProvider, type ProviderCheck } from './provider-check.js';
 import { RandomWeights } from '../onnx/weights.js';
+import { nvidiaGpu } from './nvidia-smi.js';
+import { packageVersion } from './onnxruntime-package.js';
 
 import { gpuMemoryModes, type GpuMemoryMode, type Provider, type ProviderChoice } from '../../common/runtime-choices.js';
 
@@ -35,20 +35,17 @@ export function probeModelPath(): string {
   return probeModel;
 }
 
-/** The version of the onnxruntime-node package this project resolves (the pinned one). */
-export function installedOnnxruntimeVersion(): string {
-  return (createRequire(import.meta.url)('onnxruntime-node/package.json') as { version: string }).version;
-}
-
 /**
  * The graph forms each provider runs best (see GraphForms). CUDA: the fused attention kernel for
  * the temporal layers too, no frame halves in the decoder (it has no 2 GiB limit), channels last,
  * and the fused operators `target` is known to run (fusions.ts FUSED_OPERATOR_SUPPORT; default:
- * the installed onnxruntime-node, any card).
+ * the onnxruntime build this process loads, any card; where its version cannot be read, none).
  * SVD_GRAPH_FORMS="temporalAttention=matmul,decoderFrameHalves=1" overrides, for experiments.
  */
-export function graphFormsFor(provider: Provider, target: RuntimeTarget = { provider, onnxruntime: installedOnnxruntimeVersion() }): GraphForms {
-  const base: GraphForms = provider === 'cuda' ? { temporalAttention: 'mha', decoderFrameHalves: false, imageLayout: 'nhwc', fusions: fusionsFor(target) } : PORTABLE_FORMS;
+export function graphFormsFor(provider: Provider, target?: RuntimeTarget): GraphForms {
+  const version = target?.onnxruntime ?? packageVersion();
+  const fusions = version === undefined ? [] : fusionsFor({ ...target, provider, onnxruntime: version });
+  const base: GraphForms = provider === 'cuda' ? { temporalAttention: 'mha', decoderFrameHalves: false, imageLayout: 'nhwc', fusions } : PORTABLE_FORMS;
   return parseGraphForms(process.env.SVD_GRAPH_FORMS ?? '', base);
 }
 
@@ -110,45 +107,6 @@ export async function resolveGpuMemoryMode(requested: GpuMemoryMode): Promise<Ex
   if (mode !== 'auto') return mode;
   const gpu = await nvidiaGpu(10_000);
   return gpu && gpu.memoryTotalMiB >= 48 * 1024 ? 'fast' : 'lean';
-}
-
-export interface NvidiaGpu {
-  name: string;
-  memoryTotalMiB: number;
-  memoryUsedMiB: number;
-}
-
-/** The nvidia-smi arguments whose output lines `parseNvidiaSmiLine` reads. */
-export const NVIDIA_SMI_QUERY = ['--query-gpu=index,name,memory.total,memory.used', '--format=csv,noheader,nounits'] as const;
-
-/** One card from a line of `nvidia-smi ${NVIDIA_SMI_QUERY}`; undefined for anything else. */
-export function parseNvidiaSmiLine(line: string): (NvidiaGpu & { index: number }) | undefined {
-  const [index, name, total, used] = line.split(', ');
-  const gpu = { index: Number(index), name: name!, memoryTotalMiB: Number(total), memoryUsedMiB: Number(used) };
-  return gpu.name && [gpu.index, gpu.memoryTotalMiB, gpu.memoryUsedMiB].every(Number.isFinite) ? gpu : undefined;
-}
-
-/** Every NVIDIA card as nvidia-smi reports it (index = CUDA device id); empty where there is none (or no nvidia-smi). */
-export function nvidiaGpus(timeoutMs = 5000): Promise<(NvidiaGpu & { index: number })[]> {
-  return new Promise((resolve) => {
-    execFile('nvidia-smi', NVIDIA_SMI_QUERY, { timeout: timeoutMs }, (err, out) => {
-      if (err) return resolve([]);
-      resolve(
-        (out ?? '')
-          .trim()
-          .split('\n')
-          .map(parseNvidiaSmiLine)
-          .filter((g) => g !== undefined),
-      );
-    });
-  });
-}
-
-/** An NVIDIA card as nvidia-smi reports it (the first, or card `index`); undefined where there is none (or no nvidia-smi). */
-export async function nvidiaGpu(timeoutMs = 5000, index?: number): Promise<NvidiaGpu | undefined> {
-  const gpus = await nvidiaGpus(timeoutMs);
-  const gpu = index === undefined ? gpus[0] : gpus.find((g) => g.index === index);
-  return gpu && { name: gpu.name, memoryTotalMiB: gpu.memoryTotalMiB, memoryUsedMiB: gpu.memoryUsedMiB };
 }
 
 /** SVD_WEBGPU_BUFFER_CACHE overrides the cache mode, for experiments. */
