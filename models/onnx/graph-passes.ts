@@ -29,7 +29,12 @@ export class PassGraph {
   constructor(private readonly file: OnnxWriter) {
     for (const node of file.nodeList) {
       for (const o of node.outputs) this.producers.set(o, node);
-      for (const i of node.inputs) if (i) this.readers.set(i, [...(this.readers.get(i) ?? []), node]);
+      for (const i of node.inputs) {
+        if (!i) continue;
+        const readers = this.readers.get(i);
+        if (readers) readers.push(node);
+        else this.readers.set(i, [node]);
+      }
     }
     this.outputs = new Set(file.outputNames);
   }
