@@ -1,10 +1,12 @@
-// `npm run setup -- --model svd-xt|svd`: checks the machine, downloads the model's fp16 files
-// from the Hugging Face hub, converts them to ONNX for the best provider here, and runs a short
+// `npm run setup -- --model svd-xt|svd|animatelcm-svd-xt`: checks the machine, downloads the model's
+// fp16 files from the Hugging Face hub (AnimateLCM: SVD-XT's parts and its distilled UNet, assembled), converts them to ONNX for the best provider here, and runs a short
 // self-test. Running it again only verifies.
 import { queryGpus } from '../models/runtime/nvidia-smi.js';
 import { mkdirSync, statfsSync } from 'node:fs';
 import { convertModel } from '../models/convert.js';
-import { downloadModel, HubError, MODEL_REPOS } from '../models/download/hub.js';
+import { downloadAnimateLcm } from '../models/download/animatelcm.js';
+import { isModelName, MODEL_NAMES } from '../models/download/catalog.js';
+import { downloadModel, type DownloadProgress, HubError } from '../models/download/hub.js';
 import { modelDirFor } from '../models/paths.js';
 import { SvdPipeline } from '../models/pipeline/pipeline.js';
 import { describeResolution, resolveProvider } from '../models/runtime/runtime.js';
@@ -12,8 +14,9 @@ import { parseSettings } from '../common/settings.js';
 import { parseCommandArgs } from './cli-args.js';
 import { UsageError } from './usage-error.js';
 
-const HELP = `usage: npm run setup -- [--model svd-xt|svd] [--repo owner/name] [--dir DIR] [--skip-self-test]
-  --model M          which model to install (default svd-xt)
+const HELP = `usage: npm run setup -- [--model svd-xt|svd|animatelcm-svd-xt] [--repo owner/name] [--dir DIR] [--skip-self-test]
+  --model M          which model to install (default svd-xt; animatelcm-svd-xt: 4-step videos, SVD-XT's
+                     parts with AnimateLCM's distilled UNet)
   --repo owner/name  another Hugging Face repository of the same layout
   --dir DIR          where to put it (default ~/.cache/svd-studio/models/<name>)
   --skip-self-test   do not run the short generation at the end
@@ -44,9 +47,10 @@ const gb = (b: number) => `${(b / 1e9).toFixed(1)} GB`;
 async function main() {
   const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
   if (major < 20 || (major === 20 && minor < 19)) fail(`Node ${process.versions.node} is too old: install Node 20.19 or newer`);
-  const key = values.model as keyof typeof MODEL_REPOS;
-  if (!values.repo && !(key in MODEL_REPOS)) fail(`--model must be one of ${Object.keys(MODEL_REPOS).join(', ')} (or give --repo owner/name)`);
-  const repo = values.repo ?? MODEL_REPOS[key];
+  const key = values.model;
+  if (!values.repo && !isModelName(key)) fail(`--model must be one of ${Object.keys(MODEL_NAMES).join(', ')} (or give --repo owner/name)`);
+  const animateLcm = !values.repo && key === 'animatelcm-svd-xt';
+  const repo = values.repo ?? MODEL_NAMES[key as keyof typeof MODEL_NAMES];
   const dest = values.dir ?? modelDirFor(repo);
   mkdirSync(dest, { recursive: true });
   const fs = statfsSync(dest);
@@ -56,26 +60,23 @@ async function main() {
   else console.log('no NVIDIA GPU found (nvidia-smi is missing): generation will use WebGPU if available, else the CPU, which takes hours per video');
 
   let current = '';
-  await downloadModel({
-    repo,
-    dest,
-    token: process.env.HF_TOKEN,
-    onProgress: (e) => {
-      if (e.type === 'verified') console.log(`ok        ${e.path}`);
-      else if (e.type === 'done') {
-        if (process.stdout.isTTY) process.stdout.write('\n');
-        console.log(`fetched   ${e.path}`);
-      } else if (e.type === 'retry') console.log(`retrying  ${e.path} (attempt ${e.attempt}): ${e.reason}`);
-      else if (e.type === 'mismatch') console.log(`checksum  ${e.path} did not match; fetching again`);
-      else if (e.type === 'progress') {
-        const pct = e.total ? ((100 * e.bytes) / e.total).toFixed(1) : '?';
-        const line = `${e.path}  ${pct}%  ${gb(e.bytes)}/${gb(e.total)}  ${(e.bytesPerSecond / 1e6).toFixed(1)} MB/s  ETA ${Number.isFinite(e.etaSeconds) ? Math.round(e.etaSeconds) : '?'} s`;
-        if (process.stdout.isTTY) process.stdout.write(`\r\x1b[K${line}`);
-        else if (current !== e.path) console.log(line);
-        current = e.path;
-      }
-    },
-  });
+  const onProgress = (e: DownloadProgress) => {
+    if (e.type === 'verified') console.log(`ok        ${e.path}`);
+    else if (e.type === 'done') {
+      if (process.stdout.isTTY) process.stdout.write('\n');
+      console.log(`fetched   ${e.path}`);
+    } else if (e.type === 'retry') console.log(`retrying  ${e.path} (attempt ${e.attempt}): ${e.reason}`);
+    else if (e.type === 'mismatch') console.log(`checksum  ${e.path} did not match; fetching again`);
+    else if (e.type === 'progress') {
+      const pct = e.total ? ((100 * e.bytes) / e.total).toFixed(1) : '?';
+      const line = `${e.path}  ${pct}%  ${gb(e.bytes)}/${gb(e.total)}  ${(e.bytesPerSecond / 1e6).toFixed(1)} MB/s  ETA ${Number.isFinite(e.etaSeconds) ? Math.round(e.etaSeconds) : '?'} s`;
+      if (process.stdout.isTTY) process.stdout.write(`\r\x1b[K${line}`);
+      else if (current !== e.path) console.log(line);
+      current = e.path;
+    }
+  };
+  if (animateLcm) await downloadAnimateLcm({ dest, token: process.env.HF_TOKEN, onProgress });
+  else await downloadModel({ repo, dest, token: process.env.HF_TOKEN, onProgress });
 
   const provider = await resolveProvider('auto');
   console.log(describeResolution(provider));

@@ -27,19 +27,23 @@ export const jobRecordSchema = z.object({
   rerunOf: z.string().optional(),
   provider: z.string().optional(),
   timings: z.object({ totalMs: z.number() }).optional(),
+  /** A digest of the client id of the browser (or API user) that made it; absent for jobs made
+   * before jobs had owners, or by API users who send no id. Never sent to clients. */
+  owner: z.string().optional(),
 });
 
 /** A job: its stored record and, while it is known, where it stands. */
 export type JobRecord = z.infer<typeof jobRecordSchema> & { progress?: JobProgress };
 
 /** A job as the API and socket.io send it: the record plus where it stands in the queue. */
-export type JobSnapshot = JobRecord & { position: number; queueLength: number };
+export type JobSnapshot = Omit<JobRecord, 'owner'> & { position: number; queueLength: number };
 
 export interface HealthInfo {
   /** The model loaded now (or loading); `demo`: the tiny random-weight model, whose output is noise. */
   model: { path: string; demo: boolean; frames?: number };
   /** Every model a job may ask for by name (settings.model). */
-  models: { name: string; demo: boolean; frames: number }[];
+  /** `fast`: a consistency-distilled model (AnimateLCM), run with fastModelDefaults. */
+  models: { name: string; demo: boolean; frames: number; fast: boolean }[];
   status: 'loading' | 'ready' | 'error';
   provider?: string;
   error?: string;
@@ -49,6 +53,8 @@ export interface HealthInfo {
   saveDir: boolean;
   /** The inference worker processes (one per GPU) and what each is doing. */
   workers: WorkerStatus[];
+  /** Whether every visitor sees every job (--shared-history) or each browser only its own. */
+  sharedHistory?: boolean;
 }
 
 export type HealthResponse = HealthInfo & { queue: { waiting: number; running: string | null } };

@@ -15,10 +15,16 @@ export interface ModelEntry {
   demo: boolean;
   /** The UNet's trained frame count (25 for SVD-XT, 14 for SVD). */
   frames: number;
+  /** A consistency-distilled model (AnimateLCM's sampler): a few steps with guidance near 1. */
+  fast: boolean;
 }
 
 export function discoverModels(primary: { path: string; demo: boolean }, root = MODELS_ROOT): ModelEntry[] {
-  const entry = (path: string, demo: boolean): ModelEntry => ({ name: demo ? 'demo' : basename(resolve(path)), path, demo, frames: openModelDir(path).unet.config.num_frames });
+  const entry = (path: string, demo: boolean): ModelEntry => {
+    const model = openModelDir(path);
+    const fast = model.scheduler.config._class_name === 'AnimateLCMSVDStochasticIterativeScheduler';
+    return { name: demo ? 'demo' : basename(resolve(path)), path, demo, frames: model.unet.config.num_frames, fast };
+  };
   const out = [entry(primary.path, primary.demo)];
   if (existsSync(root)) {
     for (const d of readdirSync(root)) {

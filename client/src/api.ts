@@ -62,6 +62,13 @@ export function submitJob(image: Blob, name: string, settings: JobSettingsInput)
 
 export const rerunJob = (id: string) => api<Submitted>(`jobs/${id}/rerun`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
 export const cancelJob = (id: string) => api<Job>(`jobs/${id}`, { method: 'DELETE' });
+/** Deletes an ended job and its files from the server (copies in the save folder stay). */
+export const deleteJob = (id: string) => api<{ id: string; removed: true }>(`history/${id}`, { method: 'DELETE' });
+
+/** Jobs a page of history holds; older ones come with "Show older". */
+export const HISTORY_PAGE = 50;
+/** One page of this browser's history, newest first, after the job `before` when given. */
+export const listJobs = (before?: string) => api<Job[]>(`jobs?limit=${HISTORY_PAGE}${before ? `&before=${before}` : ''}`);
 
 export const inputUrl = (id: string) => `/api/jobs/${id}/input.png`;
 export const posterUrl = (id: string) => `/api/jobs/${id}/poster.jpg`;

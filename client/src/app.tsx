@@ -2,7 +2,23 @@
 // settings on the left with Generate below them; the video, its progress and the queue on the
 // right (kept in view while the left side scrolls); the history underneath.
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, AuthError, cancelJob, connectSocket, ensureMediaCookie, fetchInput, login, rerunJob, submitJob, type Health, type Job, type JobSocket } from './api.js';
+import {
+  api,
+  AuthError,
+  cancelJob,
+  connectSocket,
+  deleteJob,
+  ensureMediaCookie,
+  fetchInput,
+  HISTORY_PAGE,
+  listJobs,
+  login,
+  rerunJob,
+  submitJob,
+  type Health,
+  type Job,
+  type JobSocket,
+} from './api.js';
 import { autoDecodeChunk, defaultValues, fromSettings, toSettings, validate, type Framing, type FormValues } from './form.js';
 import { History } from './history.js';
 import { ImageInput } from './image-input.js';
@@ -29,6 +45,7 @@ export function App() {
   const [framing, setFraming] = useState<Framing>(saved?.framing ?? CENTRED);
   const [values, setValues] = useState<FormValues | undefined>(saved?.values);
   const [jobs, setJobs] = useState<Job[]>([]);
+  const [moreHistory, setMoreHistory] = useState(false);
   const [currentId, setCurrentId] = useState<string | undefined>(loadCurrentJob);
   const [previews, setPreviews] = useState<Record<string, string>>({});
   const [message, setMessage] = useState<string>();
@@ -40,12 +57,30 @@ export function App() {
 
   const refreshJobs = useCallback(
     () =>
-      api<Job[]>('jobs')
-        .then(setJobs)
+      listJobs()
+        .then((page) => {
+          setJobs(page);
+          setMoreHistory(page.length === HISTORY_PAGE);
+        })
         .catch(() => {}),
     [],
   );
+  const loadOlder = () => {
+    const last = jobs.at(-1);
+    void listJobs(last?.id).then(
+      (page) => {
+        setJobs((list) => [...list, ...page.filter((j) => !list.some((x) => x.id === j.id))]);
+        setMoreHistory(page.length === HISTORY_PAGE);
+      },
+      (e: Error) => setMessage(e.message),
+    );
+  };
   const upsert = useCallback((j: Job) => setJobs((list) => (list.some((x) => x.id === j.id) ? list.map((x) => (x.id === j.id ? j : x)) : [j, ...list])), []);
+  const remove = (id: string) =>
+    void deleteJob(id).then(
+      () => setJobs((list) => list.filter((j) => j.id !== id)),
+      (e: Error) => setMessage(e.message),
+    );
 
   const start = useCallback(async () => {
     try {
@@ -113,13 +148,12 @@ export function App() {
     });
     s.on('job', upsert);
     s.on('preview', (p) => setPreviews((all) => ({ ...all, [p.id]: p.url })));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    s.on('history', () => {
-      clearTimeout(timer);
-      timer = setTimeout(refreshJobs, 300);
+    // Each event carries the job that changed, so the history is updated in place, never fetched again.
+    s.on('history', (e) => {
+      if (e.removed) setJobs((list) => list.filter((j) => j.id !== e.id));
+      else upsert(e.job);
     });
     return () => {
-      clearTimeout(timer);
       s.close();
     };
   }, [haveHealth, refreshJobs, upsert, watch]);
@@ -295,7 +329,7 @@ export function App() {
           onLoad={(job) => void loadJob(job)}
         />
       </div>
-      <History jobs={jobs} current={currentId} onOpen={open} />
+      <History jobs={jobs} current={currentId} onOpen={open} onDelete={remove} more={moreHistory} onMore={loadOlder} shared={!!health?.sharedHistory} />
     </main>
   );
 }

@@ -4,7 +4,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { SettingKey } from '../../common/settings.js';
 import { videoFormats } from '../../common/video-formats.js';
-import { labelOf, withModel, type FormValues, type ModelChoice, type TextField } from './form.js';
+import { labelOf, modelLabel, withModel, type FormValues, type ModelChoice, type TextField } from './form.js';
 
 type Errors = Partial<Record<SettingKey, string>>;
 
@@ -82,15 +82,18 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
               {modelLabel(m)}
             </option>
           ))}
-          {!models.some((m) => m.frames === 25 && !m.demo) && <option disabled>SVD-XT (25 frames): not installed</option>}
+          {!models.some((m) => m.frames === 25 && !m.demo && !m.fast) && <option disabled>SVD-XT (25 frames): not installed</option>}
           {!models.some((m) => m.frames === 14 && !m.demo) && <option disabled>SVD (14 frames): not installed</option>}
+          {!models.some((m) => m.fast && !m.demo) && <option disabled>Fast (4 steps): not installed</option>}
         </select>
         <small id="model-msg">
           {model?.demo
             ? 'random weights: the video is noise. Install a real model with npm run setup -- --model svd-xt'
-            : models.length > 1
-              ? 'switching models reloads the GPU (a minute or so)'
-              : 'install more with npm run setup -- --model svd'}
+            : model?.fast
+              ? 'AnimateLCM: 4 steps with guidance near 1 (2–8 steps work; more do not help)'
+              : models.length > 1
+                ? 'switching models reloads the GPU (a minute or so)'
+                : 'install more with npm run setup -- --model svd'}
         </small>
       </div>
       <div class="grid">
@@ -153,9 +156,4 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
       </details>
     </section>
   );
-}
-
-export function modelLabel(m: ModelChoice): string {
-  if (m.demo) return `Demo (random weights, ${m.frames} frames)`;
-  return m.frames === 25 ? `SVD-XT (25 frames) · ${m.name}` : m.frames === 14 ? `SVD (14 frames) · ${m.name}` : `${m.name} (${m.frames} frames)`;
 }

@@ -26,7 +26,7 @@ import {
 } from '../runtime/runtime.js';
 import { nvidiaGpu } from '../runtime/nvidia-smi.js';
 import { SessionPool } from './session-pool.js';
-import { EulerKarrasScheduler } from './scheduler.js';
+import { createScheduler } from '../schedulers/scheduler.js';
 import type { GenerationSettings } from '../../common/settings.js';
 import type { GenerationProgress as ProgressEvent } from '../../common/progress.js';
 
@@ -62,6 +62,8 @@ export interface NoiseOverride {
   condAug?: Float32Array;
   /** [1, F, 4, h, w] initial latent noise before scaling by the initial sigma. */
   initial?: Float32Array;
+  /** [1, F, 4, h, w] noise for each step of a sampler that adds noise between steps, in the order it asks. */
+  steps?: readonly Float32Array[];
 }
 
 export interface GenerateOptions {
@@ -283,6 +285,14 @@ export class SvdPipeline {
     };
     const condNoise = checkNoise('conditioning', opts.noise?.condAug, 3 * H * W) ?? rng.normals(3 * H * W);
     const initialNoise = checkNoise('initial', opts.noise?.initial, F * dims.C * dims.h * dims.w) ?? rng.normals(F * dims.C * dims.h * dims.w);
+    let stepDraws = 0;
+    const stepNoise = (n: number) => {
+      const given = opts.noise?.steps;
+      if (!given) return rng.normals(n);
+      const k = stepDraws++;
+      if (k >= given.length) throw new Error(`the sampler asked for step noise ${k + 1} times but ${given.length} step noise tensors were given`);
+      return checkNoise(`step ${k + 1}`, given[k], n)!;
+    };
 
     // 1. Conditioning: CLIP embedding of the clean image, VAE latent of the noise-augmented one.
     let loadMs = await this.pool.enterStage(['image_encoder', 'vae_encoder'], say);
@@ -294,7 +304,7 @@ export class SvdPipeline {
     // 2.–4. Schedule, initial latents, and the denoising loop with guidance.
     loadMs += await this.pool.enterStage(['unet'], say);
     const loopStart = performance.now();
-    const { latents, unetRunMs } = await this.inStage('sampling', settings, () => this.sample({ embedding, latent, initialNoise, settings, dims, layout, opts, checkCancelled }));
+    const { latents, unetRunMs } = await this.inStage('sampling', settings, () => this.sample({ embedding, latent, initialNoise, stepNoise, settings, dims, layout, opts, checkCancelled }));
     const sampleMs = performance.now() - loopStart;
 
     // 5. Decode in chunks of contiguous frames; the temporal layers see one chunk at a time.
@@ -349,6 +359,7 @@ export class SvdPipeline {
     embedding: Float32Array;
     latent: Float32Array;
     initialNoise: Float32Array;
+    stepNoise: (n: number) => Float32Array;
     settings: GenerationSettings;
     dims: LatentDims;
     layout: JobLayout;
@@ -358,7 +369,7 @@ export class SvdPipeline {
     const { embedding, latent, settings, opts } = a;
     const { F, C, h, w } = a.dims;
     // 2. Schedule and initial latents.
-    const scheduler = new EulerKarrasScheduler(this.model.scheduler.config);
+    const scheduler = createScheduler(this.model.scheduler.config);
     scheduler.setTimesteps(settings.sigmas ? { sigmas: settings.sigmas } : settings.steps);
     const sigma0 = f(scheduler.initNoiseSigma);
     let latents: Float32Array = Float32Array.from(a.initialNoise, (v) => f(v * sigma0));
@@ -425,7 +436,7 @@ export class SvdPipeline {
         }
       }
       const denoised = opts.onPreview ? new Float32Array(latents.length) : undefined;
-      latents = scheduler.step(v, i, latents, denoised);
+      latents = scheduler.step(v, i, latents, { predOriginal: denoised, noise: a.stepNoise });
       if (denoised) opts.onPreview!(denoised, { frames: F, channels: C, height: h, width: w });
       const elapsedMs = performance.now() - loopStart;
       opts.onProgress?.({ stage: 'sampling', step: i + 1, steps, elapsedMs, etaMs: (elapsedMs / (i + 1)) * (steps - i - 1) });

@@ -1,14 +1,13 @@
 // The job service: a FIFO queue in front of the inference workers (one per GPU), handing each job
 // to the first free worker, persisting every state change to the job's folder and announcing it
-// to listeners. The generation itself runs in the worker process; the videos are encoded here.
+// to listeners. The generation itself runs in the worker process; the finisher (job-finisher.ts)
+// encodes and saves the videos.
 import { EventEmitter } from 'node:events';
-import { readFile, rm } from 'node:fs/promises';
-import { arrangeFrames, encodeVideo } from '../../media/ffmpeg.js';
-import { saveNumbered } from '../save-folder.js';
 import type { InferenceWorker, WorkerPool } from '../workers/pool.js';
-import { DiskFullError, isNoSpace } from '../disk-full.js';
+import { DiskFullError, isNoSpace } from '../../media/disk-full.js';
 import type { JobProgress, JobRecord, JobSettings } from './job.js';
-import { writeFileAtomic, type JobStore } from './job-store.js';
+import { FRAMES_FILE, JobFinisher } from './job-finisher.js';
+import type { JobStore } from './job-store.js';
 
 export class QueueFullError extends Error {
   constructor(max: number) {
@@ -17,17 +16,27 @@ export class QueueFullError extends Error {
   }
 }
 
+export class JobBusyError extends Error {}
+
+/** The job folders hold as much as the server was told to keep (--job-storage). */
+export class StorageFullError extends Error {
+  constructor(limit: number, used: number) {
+    const gb = (b: number) => `${(b / 1e9).toFixed(b < 1e8 ? 3 : 1)} GB`;
+    super(`the server keeps at most ${gb(limit)} of jobs and holds ${gb(used)}; delete old jobs from your history and try again`);
+    this.name = 'StorageFullError';
+  }
+}
+
 function failureMessage(err: unknown): string {
-  return isNoSpace(err) ? new DiskFullError("the job's files").message : (err as Error).message;
+  if (err instanceof DiskFullError) return err.onServer().message;
+  return isNoSpace(err) ? new DiskFullError("the job's files", 'server').message : (err as Error).message;
 }
 
 export interface JobServiceEvents {
   update: [JobRecord];
   preview: [string, string];
+  removed: [JobRecord];
 }
-
-/** Where a worker leaves a job's raw frames for the encoder (removed once the videos are written). */
-const FRAMES_FILE = '.frames.rgb.tmp';
 
 export interface JobServiceOptions {
   store: JobStore;
@@ -35,19 +44,30 @@ export interface JobServiceOptions {
   saveDir?: string;
   maxQueue?: number;
   saveRetry?: { attempts: number; delayMs: number };
+  /** Bytes all job folders (inputs included) may hold; a new job that would pass it is refused. */
+  storageBytes?: number;
+  /** Ended jobs kept; older ones are deleted with their files (copies in the save folder stay). */
+  keepJobs?: number;
 }
 
 export class JobService extends EventEmitter<JobServiceEvents> {
   private readonly queue: string[] = [];
   /** Jobs started and not yet finished (in a worker, or being encoded), in start order. */
   private readonly running = new Map<string, AbortController>();
-  private saving: Promise<unknown> = Promise.resolve();
   private closing = false;
+  private readonly finisher: JobFinisher;
   readonly maxQueue: number;
 
   constructor(private readonly opts: JobServiceOptions) {
     super();
     this.maxQueue = opts.maxQueue ?? 20;
+    this.finisher = new JobFinisher({
+      store: opts.store,
+      saveDir: opts.saveDir,
+      saveRetry: opts.saveRetry,
+      maxEncodes: Math.max(1, opts.workers.workers.length),
+      onSaved: (job) => this.emit('update', job),
+    });
     opts.workers.on('free', () => this.pump());
   }
 
@@ -69,10 +89,15 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     return this.queue.indexOf(id) + 1;
   }
 
-  submit(input: { png: Uint8Array; original?: { name: string; data: Uint8Array } }, settings: JobSettings, rerunOf?: string): JobRecord {
+  submit(input: { png: Uint8Array; original?: { name: string; data: Uint8Array } }, settings: JobSettings, made: { rerunOf?: string; owner?: string } = {}): JobRecord {
     if (this.queue.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
+    // Inputs count too: cancelled and failed jobs keep theirs, so the queue limit alone bounds nothing on disk.
+    const incoming = input.png.byteLength + (input.original?.data.byteLength ?? 0);
+    const limit = this.opts.storageBytes;
+    if (limit !== undefined && this.store.usedBytes + incoming > limit) throw new StorageFullError(limit, this.store.usedBytes);
+    const { rerunOf, owner } = made;
     const id = this.store.newId();
-    const job: JobRecord = { id, status: 'queued', createdAt: new Date().toISOString(), settings, videos: {}, inputName: 'input.png', rerunOf };
+    const job: JobRecord = { id, status: 'queued', createdAt: new Date().toISOString(), settings, videos: {}, inputName: 'input.png', rerunOf, owner };
     const files: Record<string, Uint8Array> = { 'input.png': input.png };
     if (input.original) files[input.original.name] = input.original.data;
     this.store.create(job, files);
@@ -102,6 +127,19 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     return false;
   }
 
+  /**
+   * Deletes an ended job: its folder and every file in it (copies in the save folder stay).
+   * Throws JobBusyError while it is queued, running or being saved.
+   */
+  remove(id: string): void {
+    const job = this.store.get(id);
+    if (!job) return;
+    if (job.status === 'queued' || job.status === 'running') throw new JobBusyError(`job ${id} is ${job.status}; cancel it first, then delete it`);
+    if (job.saved?.status === 'pending') throw new JobBusyError(`job ${id} is still being copied to the save folder; delete it when that is done`);
+    this.store.remove(id);
+    this.emit('removed', job);
+  }
+
   private setProgress(job: JobRecord, progress: JobProgress, persist = true) {
     job.progress = progress;
     if (persist) this.store.save(job);
@@ -113,18 +151,28 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     job.finishedAt = new Date().toISOString();
     job.error = error;
     job.progress = status === 'done' ? { stage: 'done' } : undefined;
-    this.trySave(job);
+    this.finisher.trySave(job);
     this.store.log(job.id, error ? `${status}: ${error}` : status);
+    this.store.measure(job.id);
     this.emit('update', job);
+    this.prune();
   }
 
-  /** For end states: the record in memory is right even when the disk cannot take it. */
-  private trySave(job: JobRecord) {
-    try {
-      this.store.save(job);
-    } catch (err) {
-      console.error(`job ${job.id}: could not write job.json (${(err as Error).message})`);
+  /**
+   * Deletes the oldest ended jobs beyond --keep-jobs (never one still being saved); returns how
+   * many went.
+   */
+  prune(): number {
+    const keep = this.opts.keepJobs;
+    if (keep === undefined) return 0;
+    const ended = this.store.list().filter((j) => j.status !== 'queued' && j.status !== 'running' && j.saved?.status !== 'pending');
+    let removed = 0;
+    for (const job of ended.slice(keep)) {
+      this.store.remove(job.id);
+      this.emit('removed', job);
+      removed++;
     }
+    return removed;
   }
 
   private announcePositions() {
@@ -164,8 +212,6 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     this.setProgress(job, { stage: 'loading', message: worker.waitingNote });
     const s = job.settings;
     const framesPath = this.store.file(job.id, FRAMES_FILE);
-    // Gone before the job is announced as ended, so no one ever sees it beside a result.
-    const removeFrames = () => rm(framesPath, { force: true }).catch(() => {});
     // Progress arrives from the worker's messages, outside this try: a record that cannot be
     // written (a full disk) stops the job here instead of escaping as an uncaught error.
     let recordError: unknown;
@@ -194,23 +240,12 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       job.provider = result.provider;
       job.timings = { totalMs: Math.round(result.totalMs) };
       this.setProgress(job, { stage: 'writing', message: 'writing video files' });
-      const rgb = new Uint8Array(
-        await readFile(framesPath).catch((err: Error) => {
-          throw new Error(`the frames the worker wrote could not be read: ${err.message}`);
-        }),
-      );
-      const video = arrangeFrames({ rgb, frameCount: result.frameCount, width: result.width, height: result.height, fps: result.fps }, { pingPong: s.pingPong, loops: s.loops });
-      for (const format of s.formats) {
-        const name = `video.${format}`;
-        await encodeVideo(video, this.store.file(job.id, name), format, signal);
-        job.videos[format] = name;
-      }
-      writeFileAtomic(this.store.file(job.id, 'settings.json'), JSON.stringify({ ...s, seed: result.seed }, null, 2));
-      await removeFrames();
+      await this.finisher.encode(job, result, signal, () => this.setProgress(job, { stage: 'writing', message: 'waiting for another job to finish writing its video' }, false));
       this.finish(job, 'done');
-      if (s.saveToFolder && this.opts.saveDir) this.saveToFolder(job);
+      if (s.saveToFolder && this.finisher.savesTo) this.finisher.save(job);
     } catch (err) {
-      await removeFrames();
+      // Gone before the job is announced as ended, so no one ever sees it beside a result.
+      await this.finisher.removeFrames(job);
       // Shutting down: the job stays running on disk and the next start marks it interrupted.
       if (this.closing) return;
       if (recordError) this.finish(job, 'failed', failureMessage(recordError));
@@ -221,45 +256,14 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     }
   }
 
-  /** Copies the finished files to the save folder in the background, one job after another. */
-  private saveToFolder(job: JobRecord) {
-    const dir = this.opts.saveDir!;
-    job.saved = { status: 'pending' };
-    this.trySave(job);
-    const files = [...Object.values(job.videos).map((n) => this.store.file(job.id, n!)), this.store.file(job.id, 'settings.json')];
-    this.saving = this.saving.then(() =>
-      saveNumbered(dir, files, this.opts.saveRetry)
-        .then((r) => {
-          job.saved = { status: 'saved', files: r.files };
-          this.store.log(job.id, `saved to ${r.files.join(', ')}`);
-        })
-        .catch((err: Error) => {
-          job.saved = { status: 'failed', error: `could not save to ${dir}: ${err.message}` };
-          this.store.log(job.id, job.saved.error!);
-        })
-        .finally(() => {
-          this.trySave(job);
-          this.emit('update', job);
-        }),
-    );
-  }
-
   /** After a restart: saves the last run left pending are made again, or reported when no folder is set. */
   resumeSaves(): void {
-    for (const job of this.store.list().reverse()) {
-      if (job.saved?.status !== 'pending') continue;
-      this.store.log(job.id, 'saving again: the server stopped before the save finished');
-      if (this.opts.saveDir) this.saveToFolder(job);
-      else {
-        job.saved = { status: 'failed', error: 'the server stopped before this job was saved, and no save folder is set now; download the video instead' };
-        this.trySave(job);
-      }
-    }
+    this.finisher.resumeSaves();
   }
 
   /** For tests and shutdown: resolves when background saves are done. */
   async idle(): Promise<void> {
-    await this.saving;
+    await this.finisher.idle();
   }
 
   /** Shutdown: no job starts or changes any more. */

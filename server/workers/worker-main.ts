@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { fromWorkerSchema, toWorkerSchema, type FromWorker, type ToWorker } from '../../common/worker-protocol.js';
 import { GenerationCancelled } from '../../models/pipeline/pipeline.js';
 import { decodeImage, frameImage } from '../../models/pipeline/prepare-image.js';
-import { DiskFullError, isNoSpace } from '../disk-full.js';
+import { DiskFullError, isNoSpace } from '../../media/disk-full.js';
 import { latentPreview } from '../../media/preview.js';
 import { ModelManager } from '../model-manager.js';
 import { formatError } from '../../common/messages.js';
@@ -51,7 +51,7 @@ async function runJob(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
     });
     await writeFile(msg.framesPath, result.rgb).catch((err: unknown) => {
       // The message crosses the process boundary as text: say it in the server's words here.
-      throw isNoSpace(err) ? new DiskFullError('the generated frames') : err;
+      throw isNoSpace(err) ? new DiskFullError('the generated frames', 'server') : err;
     });
     send({
       type: 'result',
