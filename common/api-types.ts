@@ -1,34 +1,39 @@
 // The shapes the HTTP API and socket.io send, shared by the server and the page.
+import { z } from 'zod';
 import type { JobProgress } from './progress.js';
-import type { JobSettings } from './settings.js';
-import type { VideoFormat } from './video-formats.js';
+import { jobSettingsSchema } from './settings.js';
+import { videoFormats } from './video-formats.js';
 import type { WorkerStatus } from './worker-protocol.js';
 
-export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
+export const jobStatuses = ['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'] as const;
+export type JobStatus = (typeof jobStatuses)[number];
 
-export interface JobRecord {
-  id: string;
-  status: JobStatus;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  settings: JobSettings;
+/** A job as its folder's job.json keeps it (the server checks each one it reads back with this). */
+export const jobRecordSchema = z.object({
+  id: z.string(),
+  status: z.enum(jobStatuses),
+  createdAt: z.string(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  settings: jobSettingsSchema,
   /** The seed actually used (set once generation starts). */
-  seed?: number;
-  progress?: JobProgress;
-  error?: string;
+  seed: z.number().int().optional(),
+  error: z.string().optional(),
   /** Video files written, by format. */
-  videos: Partial<Record<VideoFormat, string>>;
-  inputName: string;
-  saved?: { status: 'pending' | 'saved' | 'failed'; files?: string[]; error?: string };
+  videos: z.partialRecord(z.enum(videoFormats), z.string()),
+  inputName: z.string(),
+  saved: z.object({ status: z.enum(['pending', 'saved', 'failed']), files: z.array(z.string()).optional(), error: z.string().optional() }).optional(),
   /** The job this one re-runs, if any. */
-  rerunOf?: string;
-  provider?: string;
-  timings?: { totalMs: number };
+  rerunOf: z.string().optional(),
+  provider: z.string().optional(),
+  timings: z.object({ totalMs: z.number() }).optional(),
   /** A digest of the client id of the browser (or API user) that made it; absent for jobs made
    * before jobs had owners, or by API users who send no id. Never sent to clients. */
-  owner?: string;
-}
+  owner: z.string().optional(),
+});
+
+/** A job: its stored record and, while it is known, where it stands. */
+export type JobRecord = z.infer<typeof jobRecordSchema> & { progress?: JobProgress };
 
 /** A job as the API and socket.io send it: the record plus where it stands in the queue. */
 export type JobSnapshot = Omit<JobRecord, 'owner'> & { position: number; queueLength: number };

@@ -3,12 +3,13 @@
 // misbehave, so nothing it sends is trusted by shape alone. Browser-safe (zod only), so the page
 // can show the workers' status from /api/health with the same types.
 import { z } from 'zod';
+import { pipelineProgressSchema } from './progress.js';
+import { gpuMemoryModes, providers } from './runtime-choices.js';
 import { generationSettingsSchema } from './settings.js';
 
-/** Mirrors models/runtime/runtime.ts's `providers` and `gpuMemoryModes` (a type check in the pool keeps them equal). */
 export const workerRuntimeSchema = z.object({
-  provider: z.enum(['auto', 'cuda', 'webgpu', 'cpu']),
-  gpuMemory: z.enum(['auto', 'fast', 'lean']),
+  provider: z.enum(providers),
+  gpuMemory: z.enum(gpuMemoryModes),
   /** The CUDA device this worker runs on; undefined for CPU workers and single-card machines. */
   deviceId: z.number().int().min(0).optional(),
 });
@@ -18,13 +19,8 @@ export const workerModelSchema = z.object({ name: z.string(), path: z.string() }
 
 const jobId = z.string().min(1).max(64);
 
-/** The pipeline's progress events a job shows (models/pipeline/pipeline.ts ProgressEvent without 'done'). */
-export const workerProgressSchema = z.discriminatedUnion('stage', [
-  z.object({ stage: z.literal('loading'), message: z.string() }),
-  z.object({ stage: z.literal('encoding') }),
-  z.object({ stage: z.literal('sampling'), step: z.number(), steps: z.number(), elapsedMs: z.number(), etaMs: z.number() }),
-  z.object({ stage: z.literal('decoding'), chunk: z.number(), chunks: z.number() }),
-]);
+/** The pipeline's progress events a job shows (all but 'done', which the result message says). */
+export const workerProgressSchema = pipelineProgressSchema;
 export type WorkerProgress = z.infer<typeof workerProgressSchema>;
 
 export const toWorkerSchema = z.discriminatedUnion('type', [

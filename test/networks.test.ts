@@ -34,7 +34,7 @@ async function session(model: string | SvdModelDir, network: NetworkName, attent
 describe.each<{ attention: AttentionImpl; forms: GraphForms; label: string }>([
   { attention: 'mha', forms: PORTABLE_FORMS, label: 'mha attention, portable forms' },
   { attention: 'matmul', forms: PORTABLE_FORMS, label: 'matmul attention, portable forms' },
-  { attention: 'mha', forms: { ...graphFormsFor('cuda'), cudaKernels: false }, label: "mha attention, the CUDA provider's forms" },
+  { attention: 'mha', forms: { ...graphFormsFor('cuda'), fusions: [] }, label: "mha attention, the CUDA provider's forms" },
 ])('fixture networks, fp32 CPU, $label', ({ attention, forms }) => {
   const check = (actual: ort.Tensor, golden: string) => {
     const ref = goldenFile();

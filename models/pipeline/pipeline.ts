@@ -3,8 +3,9 @@
 import * as ort from 'onnxruntime-node';
 import { convertModel, type ConvertEvent } from '../convert.js';
 import type { SvdModelDir } from '../model-dir.js';
-import type { NetworkName } from '../build.js';
+import { networkContract, NETWORKS, type NetworkName } from '../build.js';
 import type { AttentionImpl, GraphDType } from '../onnx/graph-builder.js';
+import type { NetworkContract } from '../networks/contracts.js';
 import { maxDecoderChunk } from '../networks/forms.js';
 import { vaeScaleFactor } from '../networks/vae.js';
 import { clipPixelValues, rgbToSigned } from './clip-preprocess.js';
@@ -130,7 +131,8 @@ export class SvdPipeline {
     deviceId: number | undefined,
   ) {
     const options = () => sessionOptions(this.provider, { ...(gpuMemory ? { webgpuCache: bufferCacheFor(gpuMemory) } : {}), deviceId });
-    this.pool = new SessionPool(files, options, layout.sessions);
+    const contracts = Object.fromEntries(NETWORKS.map((n) => [n, networkContract(model, n)])) as Record<NetworkName, NetworkContract>;
+    this.pool = new SessionPool(files, contracts, options, layout.sessions);
   }
 
   get provider(): Provider {

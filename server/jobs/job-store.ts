@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { z } from 'zod';
 import { diskFullAs } from '../../media/disk-full.js';
 import { videoFormats } from '../../common/video-formats.js';
-import { JOB_ID, jobSettingsSchema, type JobRecord } from './job.js';
+import { JOB_ID, jobRecordSchema, type JobRecord } from './job.js';
 
 /** Writes beside `path` and renames into place; the temp file never outlives a failed write. */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
@@ -24,22 +24,12 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
 
 const FILE_NAME = /^[\w.-]+$/;
 
-/** job.json as read back from disk: every field checked, file names without any path. */
-const storedJobSchema = z.object({
+/** job.json as read back from disk: the record's schema, ids and file names held to their patterns (no paths). */
+const storedJobSchema = jobRecordSchema.extend({
   id: z.string().regex(JOB_ID),
-  status: z.enum(['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted']),
-  createdAt: z.string(),
-  startedAt: z.string().optional(),
-  finishedAt: z.string().optional(),
-  settings: jobSettingsSchema,
-  seed: z.number().int().optional(),
-  error: z.string().optional(),
   videos: z.partialRecord(z.enum(videoFormats), z.string().regex(/^video\.(mp4|webm|gif)$/)),
   inputName: z.string().regex(FILE_NAME),
-  saved: z.object({ status: z.enum(['pending', 'saved', 'failed']), files: z.array(z.string()).optional(), error: z.string().optional() }).optional(),
   rerunOf: z.string().regex(JOB_ID).optional(),
-  provider: z.string().optional(),
-  timings: z.object({ totalMs: z.number() }).optional(),
   owner: z
     .string()
     .regex(/^[a-f0-9]{32}$/)

@@ -4,17 +4,13 @@
 // step in flight cannot be interrupted, so the pool kills this process when it does not answer.
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { fromWorkerSchema, toWorkerSchema, type FromWorker, type ToWorker, type WorkerProgress } from '../../common/worker-protocol.js';
-import { GenerationCancelled, type ProgressEvent } from '../../models/pipeline/pipeline.js';
+import { fromWorkerSchema, toWorkerSchema, type FromWorker, type ToWorker } from '../../common/worker-protocol.js';
+import { GenerationCancelled } from '../../models/pipeline/pipeline.js';
 import { decodeImage, frameImage } from '../../models/pipeline/prepare-image.js';
 import { DiskFullError, isNoSpace } from '../../media/disk-full.js';
 import { latentPreview } from '../../media/preview.js';
 import { ModelManager } from '../model-manager.js';
 import { formatError } from '../../common/messages.js';
-
-// The protocol's progress schema must keep describing what the pipeline reports.
-const progressMatches: Exclude<ProgressEvent, { stage: 'done' }> extends WorkerProgress ? true : false = true;
-void progressMatches;
 
 function send(message: FromWorker): void {
   // The parent is gone: nothing to report to, and the GPU should be given back.
