@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { flagNamer, settingOptions, settingsFromFlags, settingsHelp } from '../cli/setting-flags.js';
 import { GENERATE_HELP } from '../cli/generate-command.js';
 import { defaultValues, FORM_FIELDS, formFields, fromSettings, toSettings, validate } from '../client/src/form.js';
+import { jobRecordSchema } from '../common/api-types.js';
 import { formatError } from '../common/messages.js';
 import { z } from 'zod';
 import { decimal, entries, group, schemaOf, setting, toNumber, whole } from '../common/setting-table.js';
@@ -115,6 +116,9 @@ describe('the settings table', () => {
     expect(jobSettingsSchema.parse({}).framing).toEqual({ mode: 'crop', x: 0.5, y: 0.5 });
     expect(jobSettingsSchema.parse({ framing: { x: 0.2 } }).framing).toEqual({ mode: 'crop', x: 0.2, y: 0.5 });
     expect(jobSettingsSchema.parse({ resize: 'fit', cropX: 0.1, cropY: 0.9, steps: 3 })).toMatchObject({ framing: { mode: 'fit', x: 0.1, y: 0.9 }, steps: 3 });
+    // a job.json written before: the store reads it with the job record's schema
+    const old = { id: 'a', status: 'done', createdAt: '2026-11-27T00:00:00Z', videos: {}, inputName: 'input.png', settings: { width: 256, height: 128, resize: 'crop', cropX: 0.25, cropY: 0.5 } };
+    expect(jobRecordSchema.parse(old).settings.framing).toEqual({ mode: 'crop', x: 0.25, y: 0.5 });
     expect(jobSettingsSchema.parse({ framing: { mode: 'stretch' }, cropX: 0 }).framing).toEqual({ mode: 'stretch', x: 0, y: 0.5 });
     const wrong = jobSettingsSchema.safeParse({ framing: { mode: 'zoom', y: -1 } }).error!;
     expect(formatError(wrong)).toBe('framing.mode must be one of crop, fit, stretch; framing.y must be 0–1');
