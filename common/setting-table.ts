@@ -65,12 +65,13 @@ export function oneOf<const V extends readonly [string, ...string[]]>(values: V)
   return { schema: z.enum(values, { error: `must be one of ${words}` }), range: words, fromText: (t) => t, metavar: values.join('|'), options: values };
 }
 
-export function someOf<const V extends readonly [string, ...string[]]>(values: V) {
+/** A list of some of `values`, each once (`noun`: what one value is, for the message). */
+export function someOf<const V extends readonly [string, ...string[]]>(values: V, noun: string) {
   const words = values.join(', ');
   const schema = z
     .array(z.enum(values, { error: `must be among ${words}` }))
     .min(1, { error: `needs at least one of ${words}` })
-    .refine((f) => new Set(f).size === f.length, 'name each one once');
+    .refine((f) => new Set(f).size === f.length, `name each ${noun} once`);
   return { schema, range: `one or more of ${words}`, fromText: (t) => t.split(','), metavar: values.join(','), options: values } satisfies Kind;
 }
 

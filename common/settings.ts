@@ -205,7 +205,7 @@ export const SETTINGS = {
     use: 'output',
   }),
   formats: setting({
-    kind: someOf(videoFormats),
+    kind: someOf(videoFormats, 'format'),
     default: ['mp4'],
     label: 'Output',
     help: 'the video files to write',

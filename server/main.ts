@@ -20,7 +20,7 @@ import { isDriveFolder, prepareSaveFolder } from './save-folder.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 import { WorkerPool } from './workers/pool.js';
 import { workerSlots } from './workers/slots.js';
-import { decimal, whole } from '../common/setting-table.js';
+import { whole } from '../common/setting-table.js';
 
 /** A number as typed on the command line (a string) or given by code; "" and words are not numbers. */
 const numberOf = <S extends z.ZodType>(schema: S) => z.preprocess((v) => (typeof v === 'string' ? (v.trim() === '' ? Number.NaN : Number(v)) : v), schema);
@@ -29,6 +29,8 @@ const atLeast = (min: number) => {
   const error = `must be a whole number, at least ${min}`;
   return numberOf(z.number({ error }).int({ error }).min(min, { error }).max(Number.MAX_SAFE_INTEGER, { error }));
 };
+
+const GIGABYTES = 'must be a number of gigabytes above 0, at most 1000000';
 
 /**
  * The server's options as code gives them (tests) and as cli/start.ts reads them from the command
@@ -57,7 +59,7 @@ export const optionsSchema = z.object({
   trustProxy: z.boolean().default(false),
   sharedHistory: z.boolean().default(false),
   keepJobs: atLeast(1).optional(),
-  jobStorage: numberOf(decimal(0.001, 1e6).schema).default(20),
+  jobStorage: numberOf(z.number({ error: GIGABYTES }).positive({ error: GIGABYTES }).max(1e6, { error: GIGABYTES })).default(20),
   jobRateLimit: numberOf(whole(1, 100_000).schema).default(30),
   /** For tests: another localtunnel-protocol server and password endpoint. */
   tunnelHost: z.string().optional(),
