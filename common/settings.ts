@@ -271,6 +271,9 @@ export type JobSettingsInput = z.input<typeof allSettingsSchema>;
 export type JobSettings = z.output<typeof allSettingsSchema>;
 export type Framing = JobSettings['framing'];
 
+/** Every setting at its default (the optional ones absent). */
+export const DEFAULTS: JobSettings = jobSettingsSchema.parse({});
+
 const labels = new Map(entries(SETTINGS).map((e) => [e.key, e.setting.label]));
 /** What people call each setting, by its key ("frames", "framing.x"): the page's labels and messages. */
 export const labelOf: NameOf = (key) => labels.get(key) ?? key;
