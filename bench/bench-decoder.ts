@@ -6,6 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEFAULTS } from '../common/settings.js';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../models/onnx/graph-builder.js';
 import { RandomWeights } from '../models/onnx/weights.js';
@@ -20,8 +21,8 @@ const { values } = parseArgs({
     chunks: { type: 'string', default: '8,4,2' },
     sequence: { type: 'string' },
     repeat: { type: 'string', default: '3' },
-    width: { type: 'string', default: '1024' },
-    height: { type: 'string', default: '576' },
+    width: { type: 'string', default: String(DEFAULTS.width) },
+    height: { type: 'string', default: String(DEFAULTS.height) },
     out: { type: 'string', default: 'bench-out' },
   },
 });

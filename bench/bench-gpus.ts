@@ -2,14 +2,16 @@
 // per card, jobs handed out first-free in FIFO order, as JobService does), timing each job: first
 // one job alone, then as many at once as there are workers. The model is a full-size SVD-XT with
 // random weights written to --work unless --model names a real one. HTTP and ffmpeg are left out.
-//   tsx bench/bench-gpus.ts [--gpus 0,1] [--provider cuda] [--model DIR] [--width 1024] [--height 576] [--frames 25] [--steps 25]
-//     [--decode-chunk 8] [--work DIR] [--json FILE]
+//   tsx bench/bench-gpus.ts [--gpus 0,1] [--provider cuda] [--model DIR] [any setting of npm run svd -- generate:
+//     --width, --height, --frames, --steps, --decode-chunk, …; defaults as there, seed 1] [--work DIR] [--json FILE]
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { parseSettings } from '../common/settings.js';
+import { rowsFor } from '../common/setting-table.js';
+import { parseSettings, SETTINGS } from '../common/settings.js';
+import { flagNamer, settingOptions, settingsFromFlags } from '../cli/setting-flags.js';
 import { nvidiaGpus } from '../models/runtime/nvidia-smi.js';
 import { WorkerPool, type WorkerJobResult } from '../server/workers/pool.js';
 import { workerSlots } from '../server/workers/slots.js';
@@ -21,11 +23,7 @@ const { values } = parseArgs({
     gpus: { type: 'string' },
     provider: { type: 'string', default: 'cuda' },
     model: { type: 'string' },
-    width: { type: 'string', default: '1024' },
-    height: { type: 'string', default: '576' },
-    frames: { type: 'string', default: '25' },
-    steps: { type: 'string', default: '25' },
-    'decode-chunk': { type: 'string', default: '8' },
+    ...settingOptions(rowsFor(SETTINGS, ['framing', 'sampling'])),
     work: { type: 'string', default: 'bench-out' },
     json: { type: 'string' },
   },
@@ -68,15 +66,14 @@ while (!pool.workers.every((w) => w.ready)) {
 report.modelReadyS = sec(performance.now() - loadStart);
 report.workers = pool.status().map((s) => ({ name: s.name, deviceId: s.deviceId, provider: s.provider }));
 
-const W = Number(values.width);
-const H = Number(values.height);
+const settings = parseSettings({ seed: 1, ...settingsFromFlags(values, SETTINGS) }, flagNamer(SETTINGS));
+const { width: W, height: H } = settings;
 const imagePath = join(work, 'input.png');
 const pixels = Buffer.alloc(W * H * 3);
 for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 31) % 251;
 await sharp(pixels, { raw: { width: W, height: H, channels: 3 } })
   .png()
   .toFile(imagePath);
-const settings = parseSettings({ width: W, height: H, frames: Number(values.frames), steps: Number(values.steps), decodeChunk: Number(values['decode-chunk']), seed: 1 });
 
 interface Timed {
   job: string;

@@ -1,11 +1,11 @@
 // How long /api/health takes to answer while a job runs, seen from another process the way a
-// page or a monitor sees it. Starts `server/main.ts` of a source tree (this one, or --root, e.g.
+// page or a monitor sees it. Starts `npm start`'s entry of a source tree (this one, or --root, e.g.
 // an older commit checked out elsewhere) on a free port with the tiny model on the CPU, submits one
 // job with big frames (seconds per UNet step), and asks for the health every --interval ms.
 //   npm run bench:health-latency -- [--root DIR] [--width 1024 --height 512 --frames 5 --steps 4]
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -28,7 +28,9 @@ const root = resolve(values.root!);
 const here = resolve(import.meta.dirname, '..');
 const out = mkdtempSync(join(tmpdir(), 'svd-health-'));
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-const server = spawn(process.execPath, ['--import', tsx, join(root, 'server', 'main.ts'), '--port', '0', '--provider', 'cpu', '--output-dir', out, '--model', join(here, 'demo/svd-tiny/model')], {
+// cli/start.ts since the server's options went through the CLI's parser; server/main.ts before.
+const entry = existsSync(join(root, 'cli', 'start.ts')) ? join(root, 'cli', 'start.ts') : join(root, 'server', 'main.ts');
+const server = spawn(process.execPath, ['--import', tsx, entry, '--port', '0', '--provider', 'cpu', '--output-dir', out, '--model', join(here, 'demo/svd-tiny/model')], {
   cwd: root,
   stdio: ['ignore', 'pipe', 'inherit'],
 });

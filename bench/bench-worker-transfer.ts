@@ -11,14 +11,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEFAULTS } from '../common/settings.js';
 import { machineLine } from './bench-env.js';
 
 const { values } = parseArgs({
   options: {
     child: { type: 'boolean' },
     frames: { type: 'string', default: '25' },
-    width: { type: 'string', default: '1024' },
-    height: { type: 'string', default: '576' },
+    width: { type: 'string', default: String(DEFAULTS.width) },
+    height: { type: 'string', default: String(DEFAULTS.height) },
     runs: { type: 'string', default: '5' },
   },
 });

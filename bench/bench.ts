@@ -1,8 +1,9 @@
 // Full-size SVD-XT benchmark: builds the four networks from the real configuration with random
 // weights (no download), then times a whole generation on one provider and prints one table
 // (and JSON). `--check-fixture` first replays the fixture in the chosen precision against fp32 CPU.
-//   npm run bench -- [--provider webgpu|cuda|cpu] [--width 1024] [--height 576] [--frames 25]
-//     [--steps 25] [--decode-chunk 8] [--dtype fp16|fp32] [--json FILE] [--work DIR] [--check-fixture]
+//   npm run bench -- [--provider webgpu|cuda|cpu] [any setting of npm run svd -- generate: --width,
+//     --height, --frames, --steps, --decode-chunk, …; defaults as there, seed 1]
+//     [--dtype fp16|fp32] [--json FILE] [--work DIR] [--check-fixture]
 //     [--sampler euler|animatelcm] (animatelcm: AnimateLCM-SVD-xt's sampler at its reference settings, 4 steps unless --steps)
 //     [--gpu-memory auto|fast|lean] [--runs N] (N jobs on the open pipeline: the first cold, the rest warm) [--reuse] (keep networks an earlier run built in DIR; build times are then left out)
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -13,7 +14,9 @@ import { ANIMATELCM_SVD_XT_SCHEDULER, SVD_XT_CONFIG_ONLY } from '../models/refer
 import { defineNetwork, networkDType, NETWORKS, type NetworkName } from '../models/build.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { graphFormsFor, resolveProvider, type GpuMemoryMode, type ProviderChoice } from '../models/runtime/runtime.js';
-import { fastModelDefaults, parseSettings } from '../common/settings.js';
+import { rowsFor } from '../common/setting-table.js';
+import { modelDefaults, parseSettings, SETTINGS } from '../common/settings.js';
+import { flagNamer, settingOptions, settingsFromFlags } from '../cli/setting-flags.js';
 import { SafetensorsFile } from '../models/safetensors.js';
 import { DEMO_MODEL } from '../models/paths.js';
 import { gpuMemoryMonitor, machineLine } from './bench-env.js';
@@ -21,12 +24,8 @@ import { gpuMemoryMonitor, machineLine } from './bench-env.js';
 const { values } = parseArgs({
   options: {
     provider: { type: 'string', default: 'webgpu' },
-    width: { type: 'string', default: '1024' },
-    height: { type: 'string', default: '576' },
-    frames: { type: 'string', default: '25' },
-    steps: { type: 'string' },
+    ...settingOptions(rowsFor(SETTINGS, ['framing', 'sampling'])),
     sampler: { type: 'string', default: 'euler' },
-    'decode-chunk': { type: 'string', default: '8' },
     dtype: { type: 'string', default: 'fp16' },
     json: { type: 'string' },
     work: { type: 'string', default: 'bench-out' },
@@ -58,7 +57,7 @@ if (values['check-fixture']) {
   const dir = values['fixture-dir']!;
   const g = SafetensorsFile.open(join(dir, 'golden.safetensors'));
   const image = { data: g.readBytes('input_image'), width: 128, height: 64 };
-  const settings = parseSettings({ width: 128, height: 64, frames: 5, steps: 4, decodeChunk: 2, resize: 'stretch' });
+  const settings = parseSettings({ width: 128, height: 64, frames: 5, steps: 4, decodeChunk: 2 });
   const noise = { condAug: g.readFloat32('cond_aug_noise'), initial: g.readFloat32('initial_noise') };
   const run = async (provider: ProviderChoice, dt: 'float32' | 'float16') => {
     const p = await SvdPipeline.load(DEMO_MODEL, { provider, dtype: dt, cacheDir: join(values.work!, 'fixture-cache') });
@@ -111,17 +110,8 @@ const pipeline = await SvdPipeline.create(model, files, resolution, dtype, (m) =
 report.sessionCreateS = sec(performance.now() - t);
 console.log(`sessions created in ${report.sessionCreateS} s`);
 
-const W = Number(values.width);
-const H = Number(values.height);
-const settings = parseSettings({
-  ...(fast ? fastModelDefaults : {}),
-  width: W,
-  height: H,
-  frames: Number(values.frames),
-  ...(values.steps ? { steps: Number(values.steps) } : {}),
-  decodeChunk: Number(values['decode-chunk']),
-  seed: 1,
-});
+const settings = parseSettings({ ...modelDefaults({ fast }), seed: 1, ...settingsFromFlags(values, SETTINGS) }, flagNamer(SETTINGS));
+const { width: W, height: H } = settings;
 const image = { data: new Uint8Array(W * H * 3).map((_, i) => (i * 31) % 251), width: W, height: H };
 async function timeJob(run: number) {
   const marks: { e: ProgressEvent; t: number }[] = [];

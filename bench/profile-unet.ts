@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEFAULTS } from '../common/settings.js';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../models/onnx/graph-builder.js';
 import { RandomWeights } from '../models/onnx/weights.js';
@@ -17,8 +18,8 @@ const { values } = parseArgs({
   options: {
     provider: { type: 'string', default: 'webgpu' },
     frames: { type: 'string', default: '25' },
-    width: { type: 'string', default: '1024' },
-    height: { type: 'string', default: '576' },
+    width: { type: 'string', default: String(DEFAULTS.width) },
+    height: { type: 'string', default: String(DEFAULTS.height) },
     batch: { type: 'string', default: '2' },
     out: { type: 'string', default: 'bench-out' },
     runs: { type: 'string', default: '2' },

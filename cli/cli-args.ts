@@ -35,9 +35,44 @@ export function parseCommandArgs<O extends Options>(command: string, args: strin
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code?.startsWith('ERR_PARSE_ARGS'))
-      throw new UsageError(`${(err as Error).message.split('\n')[0]} (${command.startsWith('npm ') ? command : `npm run svd -- ${command}`} --help lists the options)`);
+      throw new UsageError(`${plainParseError((err as Error).message)} (${command.startsWith('npm ') ? command : `npm run svd -- ${command}`} --help lists the options)`);
     throw err;
   }
+}
+
+/**
+ * parseArgs' first line, or for an option left without its value (at the end, or before another
+ * option: parseArgs calls that "ambiguous") what to do about it.
+ */
+function plainParseError(message: string): string {
+  const first = message.split('\n')[0]!;
+  const missing = /^Option '(-\w, )?(--[\w-]+)(?: <value>)?' argument (?:missing|is ambiguous)/.exec(first);
+  return missing ? `${missing[2]} needs a value` : first;
+}
+
+/** Words wrapped to `width` columns, each line after the first indented by `indent`. */
+function wrap(words: string, width: number, indent: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const w of words.split(' ')) {
+    if (line && indent + line.length + 1 + w.length > width) {
+      lines.push(line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  lines.push(line);
+  return lines.join(`\n${' '.repeat(indent)}`);
+}
+
+/** --help's option list: each option's form in a column, what it does beside it, wrapped at 100 columns. */
+export function helpColumns(rows: [option: string, text: string][], indent = 2): string {
+  const at = indent + Math.min(28, Math.max(...rows.map(([o]) => o.length)) + 2);
+  return rows
+    .map(([o, text]) => {
+      const head = `${' '.repeat(indent)}${o}`;
+      return `${head.length < at ? head.padEnd(at) : `${head}\n${' '.repeat(at)}`}${wrap(text, 100, at)}`;
+    })
+    .join('\n');
 }
 
 export function parseDType(v: string | undefined): 'float16' | 'float32' {

@@ -1,60 +1,36 @@
 // `npm run svd -- generate`: one image in, one video (and/or raw frames) out, with progress.
 import { existsSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { videoFormatOf } from '../common/video-formats.js';
-import { fastModelDefaults, parseSettings, type GenerationSettingsInput } from '../common/settings.js';
+import { demoDefaults, fastModelDefaults, modelDefaults, parseSettings, SETTINGS, type GenerationSettingsInput } from '../common/settings.js';
 import { isModelName, MODEL_NAMES, modelDirOf } from '../models/download/catalog.js';
 import { openModelDir } from '../models/model-dir.js';
-import { defaultModelDir } from '../models/paths.js';
+import { DEMO_ANIMATELCM_MODEL, DEMO_MODEL, defaultModelDir } from '../models/paths.js';
 import { SafetensorsFile, writeSafetensors, float32Tensor } from '../models/safetensors.js';
 import { GenerationCancelled, SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
-import { prepareImage, resizeModes } from '../models/pipeline/prepare-image.js';
+import { prepareImage } from '../models/pipeline/prepare-image.js';
 import { gpuMemoryModes, providerReport, providers, type GpuMemoryMode, type ProviderChoice } from '../models/runtime/runtime.js';
 // The video encoder stays with the server's media code for now (see README's layout).
 import { encodeVideo } from '../media/ffmpeg.js';
 import { freePath, parseCommandArgs, parseDType } from './cli-args.js';
+import { asFlags, flagNamer, settingOptions, settingsFromFlags, settingsHelp } from './setting-flags.js';
 import { UsageError } from './usage-error.js';
 
 export const GENERATE_HELP = `  generate --image FILE [--out video.mp4|.webm|.gif] [--frames-out frames.safetensors]
           [--model DIR|${Object.keys(MODEL_NAMES).join('|')}] (default ${defaultModelDir()}; a name is the model npm run setup installed)
-          (animatelcm-svd-xt, 4 steps: its defaults are --steps 4 --min-guidance 1 --max-guidance 1.2 --motion-bucket 80)
-          [--width 1024] [--height 576] [--resize crop|fit|stretch] [--crop-x 0.5] [--crop-y 0.5]
-          [--frames N] [--steps 25] [--sigmas 700,...,0] [--fps 7] [--motion-bucket 127] [--noise-aug 0.02]
-          [--min-guidance 1] [--max-guidance 3] [--decode-chunk 8] [--seed N]
           [--provider auto|cuda|webgpu|cpu] [--dtype fp16|fp32] [--attention mha|matmul] [--cache DIR]
           [--gpu-memory auto|fast|lean] (WebGPU: fast needs ~40 GB, lean ~16 GB and is ~2x slower)
           [--noise-file F.safetensors] (use its cond_aug_noise and initial_noise instead of drawing)
           [--verbose] (what the CUDA and WebGPU checks found: libraries, drivers, onnxruntime's output)
           An existing file is never overwritten: the video goes to name-2.mp4, name-3.mp4, … instead.
+        settings (each optional):
+${settingsHelp(SETTINGS, 10)}
+          Where these are left out, the demo models (demo/…) take ${asFlags(demoDefaults, SETTINGS)},
+          which finish in seconds on a CPU, and a 4-step model (animatelcm-svd-xt) takes
+          ${asFlags(fastModelDefaults, SETTINGS)}.
 `;
 
-/** The flag that sets each setting; messages about a setting name the flag the user typed. */
-const SETTING_FLAGS = {
-  width: 'width',
-  height: 'height',
-  resize: 'resize',
-  cropX: 'crop-x',
-  cropY: 'crop-y',
-  frames: 'frames',
-  steps: 'steps',
-  sigmas: 'sigmas',
-  fps: 'fps',
-  motionBucket: 'motion-bucket',
-  noiseAug: 'noise-aug',
-  minGuidance: 'min-guidance',
-  maxGuidance: 'max-guidance',
-  decodeChunk: 'decode-chunk',
-  seed: 'seed',
-} as const satisfies Record<keyof GenerationSettingsInput, string>;
-const NUMERIC = ['width', 'height', 'cropX', 'cropY', 'frames', 'steps', 'fps', 'motionBucket', 'noiseAug', 'minGuidance', 'maxGuidance', 'decodeChunk', 'seed'] as const;
-const flagOf = (key: string) => `--${(SETTING_FLAGS as Record<string, string>)[key] ?? key}`;
-
-const num = (flag: string, v: string | undefined): number | undefined => {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got "${v}"`);
-  return n;
-};
+const flagOf = flagNamer(SETTINGS);
 
 const opt = { type: 'string' } as const;
 const OPTIONS = {
@@ -68,8 +44,11 @@ const OPTIONS = {
   cache: opt,
   'noise-file': opt,
   'gpu-memory': opt,
-  ...Object.fromEntries(Object.values(SETTING_FLAGS).map((f) => [f, opt])),
+  ...settingOptions(SETTINGS),
 } as Record<string, typeof opt>;
+
+/** The tiny random-weight models the project ships: the page's demo defaults suit them. */
+const isDemoModel = (dir: string) => [DEMO_MODEL, DEMO_ANIMATELCM_MODEL].includes(resolve(dir));
 
 export async function runGenerate(args: string[]): Promise<void> {
   // --verbose is the one flag without a value; taken out here so OPTIONS stays all strings
@@ -84,8 +63,6 @@ export async function runGenerate(args: string[]): Promise<void> {
     return;
   }
   if (!values.image) throw new UsageError('generate needs --image FILE (npm run svd -- generate --help lists the options)');
-  const resize = values.resize ?? 'crop';
-  if (!(resizeModes as readonly string[]).includes(resize)) throw new UsageError(`--resize must be one of ${resizeModes.join(', ')}, got "${resize}"`);
   const provider = (values.provider ?? 'auto') as ProviderChoice;
   if (!providers.includes(provider)) throw new UsageError(`--provider must be one of ${providers.join(', ')}, got "${values.provider}"`);
   const gpuMemory = (values['gpu-memory'] ?? 'auto') as GpuMemoryMode;
@@ -93,17 +70,15 @@ export async function runGenerate(args: string[]): Promise<void> {
   const attention = values.attention ?? 'mha';
   if (attention !== 'mha' && attention !== 'matmul') throw new UsageError(`--attention must be mha or matmul, got "${attention}"`);
   const dtype = values.dtype === undefined ? undefined : parseDType(values.dtype);
-  const input: GenerationSettingsInput = {
-    ...Object.fromEntries(NUMERIC.map((key) => [key, num(SETTING_FLAGS[key], values[SETTING_FLAGS[key]])])),
-    resize: resize as GenerationSettingsInput['resize'],
-    sigmas: values.sigmas?.split(',').map((s) => num('sigmas', s)!),
+  const given = settingsFromFlags(values, SETTINGS) as GenerationSettingsInput;
+  const parse = (input: GenerationSettingsInput) => {
+    try {
+      return parseSettings(input, flagOf);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
   };
-  let settings: ReturnType<typeof parseSettings>;
-  try {
-    settings = parseSettings(input, flagOf);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  parse(given);
 
   // Everything that can be checked is checked before the model is loaded and the work is done.
   const requested = values.out ?? (values['frames-out'] ? undefined : join('outputs', `svd-${new Date().toISOString().replace(/[:.]/g, '-')}.mp4`));
@@ -112,11 +87,9 @@ export async function runGenerate(args: string[]): Promise<void> {
   if (values.model !== undefined && isModelName(values.model) && !existsSync(modelDir))
     throw new UsageError(`${values.model} is not installed (looked in ${modelDir}): install it with npm run setup -- --model ${values.model}`);
   const model = openModelDir(modelDir); // says what is missing, and how to install it
-  // A consistency-distilled model has its own defaults for what the flags leave out.
-  if (model.scheduler.config._class_name === 'AnimateLCMSVDStochasticIterativeScheduler') {
-    const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
-    settings = parseSettings({ ...fastModelDefaults, ...given }, flagOf);
-  }
+  // The demo models and a consistency-distilled one have their own defaults for what the flags leave out, as on the page.
+  const fast = model.scheduler.config._class_name === 'AnimateLCMSVDStochasticIterativeScheduler';
+  const settings = parse({ ...modelDefaults({ demo: isDemoModel(modelDir), fast }), ...given });
   let outPath = target(requested);
   let framesOut = target(values['frames-out']);
   let noise: { condAug: Float32Array; initial: Float32Array } | undefined;
@@ -130,7 +103,7 @@ export async function runGenerate(args: string[]): Promise<void> {
     }
   }
 
-  const image = await prepareImage(values.image, { width: settings.width, height: settings.height, mode: settings.resize, x: settings.cropX, y: settings.cropY });
+  const image = await prepareImage(values.image, settings);
   const onProgress = progressLine();
   if (verbose) console.error(await providerReport());
   const pipeline = await SvdPipeline.load(modelDir, {

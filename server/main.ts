@@ -1,9 +1,7 @@
-// `npm start -- [options]`: the svd-studio server (page, HTTP API, socket.io, a job queue in front
-// of one inference worker process per GPU).
+// The svd-studio server (page, HTTP API, socket.io, a job queue in front of one inference worker
+// process per GPU): startServer, which `npm start` (cli/start.ts) and the tests call.
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { openModelDir } from '../models/model-dir.js';
 import { DEMO_MODEL, PROJECT_ROOT, defaultModelDir } from '../models/paths.js';
@@ -12,7 +10,6 @@ import { nvidiaGpus } from '../models/runtime/nvidia-smi.js';
 import type { WorkerStatus } from '../common/worker-protocol.js';
 import { createApp, type HealthInfo } from './app.js';
 import { generateToken } from './auth.js';
-import { installLastResort } from './last-resort.js';
 import { serverEta } from './jobs/eta.js';
 import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
@@ -23,58 +20,47 @@ import { isDriveFolder, prepareSaveFolder } from './save-folder.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 import { WorkerPool } from './workers/pool.js';
 import { workerSlots } from './workers/slots.js';
-import { formatError } from '../common/messages.js';
+import { whole } from '../common/setting-table.js';
 
-const HELP = `usage: npm start -- [options]
-  --model DIR        diffusers SVD repository (default ${defaultModelDir()}; the tiny demo model when absent)
-  --port N           default 7860
-  --host H           default 127.0.0.1 (0.0.0.0 to listen on every interface)
-  --output-dir DIR   job folders (default ${join(PROJECT_ROOT, 'data', 'outputs')})
-  --save-dir DIR     also copy finished videos here as 000001.mp4, ... (e.g. a mounted Google Drive folder)
-  --token T          require this access token (generated when --host is not local and none is given)
-  --provider P       auto | cuda | webgpu | cpu (default auto)
-  --gpu-memory M     WebGPU: auto | fast (~40 GB, 2x faster) | lean (~16-24 GB) (default auto: fast on 48 GB+ cards)
-  --gpus 0,1         one inference worker per listed NVIDIA card (default: every card nvidia-smi lists, else one worker)
-  --workers N        N inference workers without a card (CPU)
-  --share [cloudflared]  open a public link (localtunnel by default, or a cloudflared binary);
-                     prints the link, the tunnel password and the access token
-  --job-rate-limit N jobs one client may submit per minute (default 30)
-  --keep-jobs N      keep the newest N ended jobs; older ones are deleted with their files
-                     (copies in --save-dir stay) (default: keep all)
-  --job-storage GB   the job folders, inputs included, may hold this much; new jobs are refused
-                     beyond it until old ones are deleted (default 20)
-  --shared-history   every visitor sees and controls every job (one person on several devices);
-                     by default each browser sees only its own jobs
-  --trust-proxy      behind your own reverse proxy: take the client's address from the last
-                     X-Forwarded-For entry (for rate limits); off by default, and --share
-                     trusts only its tunnel's header, on connections from this machine
-`;
+/** A number as typed on the command line (a string) or given by code; "" and words are not numbers. */
+const numberOf = <S extends z.ZodType>(schema: S) => z.preprocess((v) => (typeof v === 'string' ? (v.trim() === '' ? Number.NaN : Number(v)) : v), schema);
+/** A whole number from `min` up, with one plain message for every way of missing it. */
+const atLeast = (min: number) => {
+  const error = `must be a whole number, at least ${min}`;
+  return numberOf(z.number({ error }).int({ error }).min(min, { error }).max(Number.MAX_SAFE_INTEGER, { error }));
+};
 
-const optionsSchema = z.object({
+const GIGABYTES = 'must be a number of gigabytes above 0, at most 1000000';
+
+/**
+ * The server's options as code gives them (tests) and as cli/start.ts reads them from the command
+ * line (every message names the option without a subject: "--port must be …").
+ */
+export const optionsSchema = z.object({
   model: z.string().optional(),
-  port: z.coerce.number().int().min(0).max(65535).default(7860),
+  port: numberOf(whole(0, 65535).schema).default(7860),
   host: z.string().default('127.0.0.1'),
   outputDir: z.string().default(join(PROJECT_ROOT, 'data', 'outputs')),
   saveDir: z.string().optional(),
-  token: z.string().min(8, 'the token needs at least 8 characters').optional(),
-  provider: z.enum(providers).default('auto'),
-  gpuMemory: z.enum(gpuMemoryModes).default('auto'),
+  token: z.string().min(8, 'needs at least 8 characters').optional(),
+  provider: z.enum(providers, { error: `must be one of ${providers.join(', ')}` }).default('auto'),
+  gpuMemory: z.enum(gpuMemoryModes, { error: `must be one of ${gpuMemoryModes.join(', ')}` }).default('auto'),
   gpus: z
     .string()
-    .regex(/^\d+(,\d+)*$/, 'give card numbers separated by commas, e.g. 0,1')
+    .regex(/^\d+(,\d+)*$/, 'needs card numbers separated by commas, e.g. 0,1')
     .transform((s) => [...new Set(s.split(',').map(Number))])
     .optional(),
-  workers: z.coerce.number().int().min(1).max(16).optional(),
+  workers: numberOf(whole(1, 16).schema).optional(),
   /** For tests: how long a request body may take to arrive. */
   requestTimeoutMs: z.number().int().min(1).optional(),
   /** How long a cancel waits for the worker to stop between steps before killing it. */
   cancelGraceMs: z.number().int().min(0).optional(),
-  share: z.enum(['localtunnel', 'cloudflared']).optional(),
+  share: z.enum(['localtunnel', 'cloudflared'], { error: 'must be cloudflared, or nothing for localtunnel' }).optional(),
   trustProxy: z.boolean().default(false),
   sharedHistory: z.boolean().default(false),
-  keepJobs: z.coerce.number().int().min(1).optional(),
-  jobStorage: z.coerce.number().positive().max(1e6).default(20),
-  jobRateLimit: z.coerce.number().int().min(1).max(100_000).default(30),
+  keepJobs: atLeast(1).optional(),
+  jobStorage: numberOf(z.number({ error: GIGABYTES }).positive({ error: GIGABYTES }).max(1e6, { error: GIGABYTES })).default(20),
+  jobRateLimit: numberOf(whole(1, 100_000).schema).default(30),
   /** For tests: another localtunnel-protocol server and password endpoint. */
   tunnelHost: z.string().optional(),
   tunnelPasswordUrl: z.string().optional(),
@@ -235,76 +221,4 @@ function workersSummary(workers: WorkerStatus[], models: ModelEntry[]): Pick<Hea
     error: failed ? workers[0]?.message : undefined,
     workers,
   };
-}
-
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  // `--share` alone means localtunnel; `--share cloudflared` picks the other.
-  const argv = process.argv.slice(2);
-  const shareAt = argv.indexOf('--share');
-  let share: string | undefined;
-  if (shareAt >= 0) {
-    const next = argv[shareAt + 1];
-    share = next && !next.startsWith('--') ? next : 'localtunnel';
-    argv.splice(shareAt, next && !next.startsWith('--') ? 2 : 1);
-  }
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      port: { type: 'string' },
-      host: { type: 'string' },
-      'output-dir': { type: 'string' },
-      'save-dir': { type: 'string' },
-      token: { type: 'string' },
-      provider: { type: 'string' },
-      'gpu-memory': { type: 'string' },
-      'trust-proxy': { type: 'boolean' },
-      'shared-history': { type: 'boolean' },
-      'keep-jobs': { type: 'string' },
-      'job-storage': { type: 'string' },
-      'job-rate-limit': { type: 'string' },
-      help: { type: 'boolean' },
-      gpus: { type: 'string' },
-      workers: { type: 'string' },
-    },
-  });
-  if (values.help) {
-    console.log(HELP);
-  } else {
-    const input: ServerOptions = {
-      model: values.model,
-      port: values.port,
-      host: values.host,
-      outputDir: values['output-dir'],
-      saveDir: values['save-dir'],
-      token: values.token,
-      provider: values.provider as ServerOptions['provider'],
-      gpuMemory: values['gpu-memory'] as ServerOptions['gpuMemory'],
-      gpus: values.gpus,
-      workers: values.workers,
-      trustProxy: values['trust-proxy'],
-      sharedHistory: values['shared-history'],
-      keepJobs: values['keep-jobs'] as unknown as number,
-      jobStorage: values['job-storage'] as unknown as number,
-      jobRateLimit: values['job-rate-limit'] as unknown as number,
-      share: share as ServerOptions['share'],
-    };
-    const parsed = optionsSchema.safeParse(input);
-    if (!parsed.success) {
-      console.error(`error: ${formatError(parsed.error, (key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)}\n\n${HELP}`);
-      process.exit(2);
-    }
-    installLastResort();
-    startServer(input).then(
-      (s) => {
-        const stop = () => void s.close().then(() => process.exit(0));
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      },
-      (err: Error) => {
-        console.error(`error: ${err.message}`);
-        process.exit(1);
-      },
-    );
-  }
 }

@@ -79,7 +79,7 @@ export class ModelManager {
 
   /**
    * On a GPU the first job at new shapes pays for cuDNN's algorithm search and the arena's growth
-   * (CUDA, H100: 5 s on the first UNet step, 1.6 s per new decoder shape): one step at the default
+   * (CUDA: seconds on the first UNet step and per new decoder shape, BENCHMARKS.md): one step at the default
    * settings moves that out of the first job. A failure here only costs the first job that time.
    */
   private async warmUp(p: SvdPipeline): Promise<void> {

@@ -13,7 +13,7 @@ import { prepareImage } from '../models/pipeline/prepare-image.js';
 import { AnimateLcmScheduler } from '../models/schedulers/animatelcm.js';
 import { FIXTURE_INPUT, goldenFile, relL2, tempDir } from './helpers.js';
 
-const call = { width: 128, height: 64, frames: 5, steps: 4, fps: 7, motionBucket: 127, noiseAug: 0.02, minGuidance: 1, maxGuidance: 3, decodeChunk: 2, resize: 'stretch' as const };
+const call = { width: 128, height: 64, frames: 5, steps: 4, fps: 7, motionBucket: 127, noiseAug: 0.02, minGuidance: 1, maxGuidance: 3, decodeChunk: 2 };
 let pipeline: SvdPipeline;
 
 beforeAll(async () => {
@@ -26,7 +26,7 @@ afterAll(async () => {
 describe('AnimateLCM on the tiny demo (fp32, CPU)', () => {
   it('feeds the UNet as the reference does: the first estimate comes from the reference UNet output; it asks for noise between steps', async () => {
     const g = goldenFile();
-    const image = await prepareImage(FIXTURE_INPUT, { width: 128, height: 64, mode: 'stretch' });
+    const image = await prepareImage(FIXTURE_INPUT, { width: 128, height: 64, framing: { mode: 'stretch' } });
     const initial = g.readFloat32('initial_noise');
     const stepNoise = [1, 2, 3].map((k) => Float32Array.from(initial, (_, i) => Math.sin(i * k)));
     const previews: Float32Array[] = [];
@@ -53,7 +53,7 @@ describe('AnimateLCM on the tiny demo (fp32, CPU)', () => {
   });
 
   it('takes a seed: the same seed gives the same video, another seed another', async () => {
-    const image = await prepareImage(FIXTURE_INPUT, { width: 128, height: 64, mode: 'stretch' });
+    const image = await prepareImage(FIXTURE_INPUT, { width: 128, height: 64, framing: { mode: 'stretch' } });
     const settings = (seed: number) => parseSettings({ ...call, frames: 2, seed });
     const a = await pipeline.generate(image, settings(3));
     const b = await pipeline.generate(image, settings(3));
@@ -63,7 +63,7 @@ describe('AnimateLCM on the tiny demo (fp32, CPU)', () => {
   });
 
   it('refuses more steps than its training schedule, saying why', async () => {
-    const image = await prepareImage(FIXTURE_INPUT, { width: 128, height: 64, mode: 'stretch' });
+    const image = await prepareImage(FIXTURE_INPUT, { width: 128, height: 64, framing: { mode: 'stretch' } });
     await expect(pipeline.generate(image, parseSettings({ ...call, frames: 2, steps: 50 }))).rejects.toThrow(/at most 40 steps/);
   });
 });

@@ -152,7 +152,7 @@ describe('the page', () => {
       ['frames', '2.5', 'Frames must be a whole number, 1–128'],
       ['motionBucket', 'lots', 'Motion must be 0–1023'],
       ['fps', '0', 'FPS must be 1–60'],
-      ['seed', '-5', 'Seed must be a whole number from 0 to 2^53 − 1'],
+      ['seed', '-5', 'Seed must be 0–9007199254740991'],
       ['width', '100', 'Width must be a multiple of 64, 64–2048'],
       ['steps', '0', 'Steps must be 1–200'],
       ['maxGuidance', '0.5', 'Max guidance must be at least Min guidance'],
@@ -169,6 +169,14 @@ describe('the page', () => {
       await fill(page, { [field]: before });
       await expect.poll(() => page.isEnabled('[data-testid=run]')).toBe(true);
     }
+    // A size being typed is not shown as the model input's (issue 21.7)
+    expect(await page.textContent('[data-testid=model-input-caption]')).toBe('Model input 256 × 128');
+    await fill(page, { width: 7 });
+    await expect.poll(() => page.textContent('[data-testid=model-input-caption]')).toBe('Model input: Width must be a multiple of 64, 64–2048 (drawn at the last valid size, 256 × 128)');
+    await fill(page, { width: 256 });
+    await expect.poll(() => page.textContent('[data-testid=model-input-caption]')).toBe('Model input 256 × 128');
+    // No GPU here: "auto" for the decode chunk does not claim to come from GPU memory.
+    expect(await message(page, 'decodeChunk')).toMatch(/^frames decoded together: .*; auto = \d+$/);
     // "Advanced" stays open while one of its fields is wrong, so the message stays in sight
     await fill(page, { width: 100 });
     await page.click('details.advanced summary');

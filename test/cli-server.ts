@@ -1,5 +1,5 @@
-// The real server as users start it (server/main.ts in its own process, with the last resort
-// installed), for tests that must tell whether the process itself survived; plus a plain
+// The real server as users start it (cli/start.ts, npm start's entry, in its own process, with the
+// last resort installed), for tests that must tell whether the process itself survived; plus a plain
 // node:http client that can send any bytes, any headers, and from any loopback address.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
@@ -18,7 +18,7 @@ export interface CliServer {
 }
 
 export async function startCliServer(args: string[], opts: { token?: string; readyMs?: number } = {}): Promise<CliServer> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--model', FIXTURE_MODEL, '--port', '0', '--provider', 'cpu', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'cli/start.ts', '--model', FIXTURE_MODEL, '--port', '0', '--provider', 'cpu', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let exited = false;
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));

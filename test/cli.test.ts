@@ -48,13 +48,48 @@ describe('svd generate', () => {
   it('says a negative seed is out of range, in the flag names the user typed', async () => {
     const r = await svd('generate', '--image', 'x.png', '--seed', '-5');
     expect(r.code).toBe(2);
-    expect(r.stderr.trim()).toBe('error: --seed must be a whole number from 0 to 2^53 − 1');
+    expect(r.stderr.trim()).toBe('error: --seed must be 0–9007199254740991');
     const s = await svd('generate', '--image', 'x.png', '--motion-bucket', '5000', '--frames', '2.5');
     expect(s.code).toBe(2);
-    expect(s.stderr.trim()).toBe('error: --frames must be a whole number, 1–128; --motion-bucket must be 0–1023');
+    expect(s.stderr.trim()).toBe('error: --motion-bucket must be 0–1023; --frames must be a whole number, 1–128');
     expect(s.stderr).not.toMatch(/motionBucket|Too big|expected/);
     const g = await svd('generate', '--image', 'x.png', '--min-guidance', '3', '--max-guidance', '2');
     expect(g.stderr.trim()).toBe('error: --max-guidance must be at least --min-guidance');
+  });
+
+  it('names the flag of a framing setting, and the flag left without its value', async () => {
+    const r = await svd('generate', '--image', 'x.png', '--crop-x', '1.5', '--resize', 'zoom');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('error: --resize must be one of crop, fit, stretch; --crop-x must be 0–1');
+    const s = await svd('generate', '--image', 'x.png', '--steps');
+    expect(s.code).toBe(2);
+    expect(s.stderr.trim()).toBe('error: --steps needs a value (npm run svd -- generate --help lists the options)');
+  });
+
+  it('gives the demo model the demo size where no size is given, as the page does (not 1024x576)', async () => {
+    const dir = tempDir('svd-cli-');
+    const r = await svd('generate', '--model', 'demo/svd-tiny/model', '--image', FIXTURE_INPUT, '--frames', '2', '--steps', '1', '--provider', 'cpu', '--frames-out', join(dir, 'f.safetensors'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/done: 2 frames 256x128/);
+    // a size given wins
+    const s = await svd(
+      'generate',
+      '--model',
+      'demo/svd-tiny/model',
+      '--image',
+      FIXTURE_INPUT,
+      '--frames',
+      '2',
+      '--steps',
+      '1',
+      '--height',
+      '64',
+      '--provider',
+      'cpu',
+      '--frames-out',
+      join(dir, 'g.safetensors'),
+    );
+    expect(s.stderr).toMatch(/done: 2 frames 256x64/);
   });
 
   it('turns an unknown option into a usage error that points at --help', async () => {

@@ -47,7 +47,7 @@ export function writeFakeElf(path: string, needed: string[]): void {
   writeFileSync(path, Buffer.concat([header, names, dynamic, sections]));
 }
 
-/** The CUDA libraries in the DT_NEEDED list of onnxruntime's CUDA provider (1.29.0, readelf -d), per CUDA major. */
+/** The CUDA libraries in the DT_NEEDED list of onnxruntime's CUDA provider (readelf -d; the build BENCHMARKS.md's CUDA runs name), per CUDA major. */
 export function providerNeeds(cuda: 12 | 13): string[] {
   return [`libcublasLt.so.${cuda}`, `libcublas.so.${cuda}`, 'libcurand.so.10', `libcudart.so.${cuda}`, 'libcuda.so.1', 'libdl.so.2', 'libstdc++.so.6', 'libc.so.6'];
 }

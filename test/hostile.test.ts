@@ -1,4 +1,4 @@
-// Hostile input against the real server process (server/main.ts with --token, tiny model, CPU):
+// Hostile input against the real server process (cli/start.ts with --token, tiny model, CPU):
 // for every REST route, the socket.io handshake and every socket.io event, generated payloads of
 // wrong types and sizes (fast-check) and a table of known attacks. Each answer must be a 4xx with
 // a plain JSON message (or a refused connection), and afterwards the same process must still
@@ -229,6 +229,8 @@ describe('hostile input against the server process', () => {
       const keys = [
         'width',
         'height',
+        'framing',
+        // the flat names job records had before framing was nested, still read
         'resize',
         'cropX',
         'cropY',
@@ -1050,7 +1052,7 @@ describe('a second npm start on the same folder and port (issue 21)', () => {
       const port = new URL(first.url).port;
       const again = (args: string[]) =>
         new Promise<{ code: number | null; output: string }>((ok) => {
-          const proc = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--model', FIXTURE_MODEL, '--provider', 'cpu', ...args], {
+          const proc = spawn(process.execPath, ['--import', 'tsx', 'cli/start.ts', '--model', FIXTURE_MODEL, '--provider', 'cpu', ...args], {
             cwd: join(import.meta.dirname, '..'),
             stdio: ['ignore', 'pipe', 'pipe'],
           });

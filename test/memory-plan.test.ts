@@ -45,8 +45,8 @@ describe('planMemory (CUDA estimates)', () => {
 
 describe('a memory budget on the fixture pipeline (CPU)', () => {
   it('refuses before sampling, then runs the next job', async () => {
-    const image = await prepareImage(FIXTURE_INPUT, { width: 128, height: 64, mode: 'stretch' });
-    const settings = parseSettings({ width: 128, height: 64, frames: 3, steps: 2, decodeChunk: 2, resize: 'stretch', seed: 1 });
+    const image = await prepareImage(FIXTURE_INPUT, { width: 128, height: 64, framing: { mode: 'stretch' } });
+    const settings = parseSettings({ width: 128, height: 64, frames: 3, steps: 2, decodeChunk: 2, seed: 1 });
     const small = await SvdPipeline.load(FIXTURE_MODEL, { provider: 'cpu', cacheDir: tempDir('svd-plan-'), memoryBudgetMiB: 100 });
     try {
       const events: ProgressEvent[] = [];

@@ -64,7 +64,9 @@ describe('the compiled code', () => {
     const devOnlyWhenFromSource: Record<string, string> = { tsx: 'server/workers/pool.js' };
     const dist = join(copy, 'dist');
     const files = compiledFiles(dist);
-    expect(files.map((f) => relative(dist, f))).toEqual(expect.arrayContaining(['server/main.js', 'server/workers/worker-main.js', 'cli/launch.js', 'cli/svd.js', 'cli/setup-model.js']));
+    expect(files.map((f) => relative(dist, f))).toEqual(
+      expect.arrayContaining(['server/main.js', 'server/workers/worker-main.js', 'cli/launch.js', 'cli/start.js', 'cli/svd.js', 'cli/setup-model.js']),
+    );
     const seen = new Set<string>();
     const wrong: string[] = [];
     for (const file of files) {
@@ -86,6 +88,18 @@ describe('npm start', () => {
   let server: ChildProcess | undefined;
   afterAll(() => {
     if (server?.pid && server.exitCode === null && server.signalCode === null) process.kill(-server.pid, 'SIGKILL');
+  });
+
+  it('says which option is wrong in one plain line and exits 1', () => {
+    for (const [args, line] of [
+      [['--bogus'], "error: Unknown option '--bogus' (npm start -- --help lists the options)"],
+      [['--port', 'abc'], 'error: --port must be 0–65535 (npm start -- --help lists the options)'],
+      [['--port'], 'error: --port needs a value (npm start -- --help lists the options)'],
+    ] as const) {
+      const r = spawnSync('npm', ['start', '--', ...args], { cwd: copy, encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toBe(`${line}\n`);
+    }
   });
 
   it('serves the built page and the API from dist/, the workers running compiled code too', async () => {

@@ -11,7 +11,7 @@ import { encodeVideo } from '../media/ffmpeg.js';
 import { FIXTURE, FIXTURE_MODEL, goldenFile, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 const cache = tempDir('svd-cache-');
-const call = { width: 128, height: 64, frames: 5, steps: 4, fps: 7, motionBucket: 127, noiseAug: 0.02, minGuidance: 1, maxGuidance: 3, decodeChunk: 2, resize: 'stretch' as const };
+const call = { width: 128, height: 64, frames: 5, steps: 4, fps: 7, motionBucket: 127, noiseAug: 0.02, minGuidance: 1, maxGuidance: 3, decodeChunk: 2 };
 let pipeline: SvdPipeline;
 
 beforeAll(async () => {
@@ -21,7 +21,7 @@ afterAll(async () => {
   await pipeline?.release();
 });
 
-const image = () => prepareImage(FIXTURE_INPUT, { width: 128, height: 64, mode: 'stretch' });
+const image = () => prepareImage(FIXTURE_INPUT, { width: 128, height: 64, framing: { mode: 'stretch' } });
 
 function maxAbs(a: Float32Array, b: Float32Array) {
   let m = 0;

@@ -8,7 +8,7 @@ import { FIXTURE_MODEL, goldenFile, relL2, FIXTURE_INPUT } from './helpers.js';
 
 describe('image preparation', () => {
   it('decodes the fixture PNG to exactly the reference input pixels', async () => {
-    const img = await prepareImage(FIXTURE_INPUT, { width: 128, height: 64, mode: 'stretch' });
+    const img = await prepareImage(FIXTURE_INPUT, { width: 128, height: 64, framing: { mode: 'stretch' } });
     expect(img.width).toBe(128);
     expect(Buffer.compare(Buffer.from(img.data), Buffer.from(goldenFile().readBytes('input_image')))).toBe(0);
   });
@@ -29,14 +29,14 @@ describe('image preparation', () => {
       .png()
       .toBuffer();
     const px = (img: { data: Uint8Array; width: number }, x: number, y: number) => [...img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3)];
-    const left = await prepareImage(png, { width: 64, height: 64, mode: 'crop', x: 0 });
+    const left = await prepareImage(png, { width: 64, height: 64, framing: { mode: 'crop', x: 0 } });
     expect(px(left, 32, 32)).toEqual([255, 0, 0]);
-    const right = await prepareImage(png, { width: 64, height: 64, mode: 'crop', x: 1 });
+    const right = await prepareImage(png, { width: 64, height: 64, framing: { mode: 'crop', x: 1 } });
     expect(px(right, 32, 32)).toEqual([0, 0, 255]);
-    const fit = await prepareImage(png, { width: 64, height: 64, mode: 'fit' });
+    const fit = await prepareImage(png, { width: 64, height: 64, framing: { mode: 'fit' } });
     expect(px(fit, 32, 2)).toEqual([0, 0, 0]); // letterbox bar
     expect(px(fit, 8, 32)).toEqual([255, 0, 0]);
-    const stretch = await prepareImage(png, { width: 64, height: 128, mode: 'stretch' });
+    const stretch = await prepareImage(png, { width: 64, height: 128, framing: { mode: 'stretch' } });
     expect([stretch.width, stretch.height]).toEqual([64, 128]);
     expect(px(stretch, 60, 64)).toEqual([0, 0, 255]);
   });
@@ -68,7 +68,7 @@ describe('image preparation', () => {
     await expect(decodeImage(Buffer.from('not an image'))).rejects.toThrow(/could not read the uploaded file as an image .* use a PNG, JPEG, WebP, AVIF, GIF or TIFF/);
     const img = { data: new Uint8Array(12), width: 2, height: 2 };
     await expect(frameImage(img, { width: 100, height: 64 })).rejects.toThrow(/width must be a multiple of 64/);
-    await expect(frameImage(img, { width: 64, height: 64, x: 2 })).rejects.toThrow(/x:/);
+    await expect(frameImage(img, { width: 64, height: 64, framing: { x: 2 } })).rejects.toThrow('framing.x must be 0–1');
   });
 });
 

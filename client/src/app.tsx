@@ -2,6 +2,7 @@
 // settings on the left with Generate below them; the video, its progress and the queue on the
 // right (kept in view while the left side scrolls); the history underneath.
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { SETTINGS, type Framing } from '../../common/settings.js';
 import type { WatchReply } from '../../common/socket-events.js';
 import {
   api,
@@ -20,7 +21,7 @@ import {
   type Job,
   type JobSocket,
 } from './api.js';
-import { autoDecodeChunk, defaultValues, fromSettings, toSettings, validate, type Framing, type FormValues } from './form.js';
+import { autoDecodeChunk, defaultValues, fromSettings, toSettings, validate, type FormValues } from './form.js';
 import { History } from './history.js';
 import { ImageInput } from './image-input.js';
 import { JobPanel } from './job-panel.js';
@@ -47,10 +48,10 @@ function afterReconnect(r: WatchReply): string {
   }
 }
 
-/** A form size as a number the crop preview can draw (the last valid one while a field is being typed). */
-function usableSide(text: string, fallback: number): number {
-  const n = Number(text);
-  return Number.isInteger(n) && n >= 64 && n <= 2048 && n % 64 === 0 ? n : fallback;
+/** A typed side as a number, when the settings' schema takes it. */
+function validSide(side: 'width' | 'height', text: string): number | undefined {
+  const r = SETTINGS[side].schema.safeParse(text.trim() === '' ? Number.NaN : Number(text));
+  return r.success ? r.data : undefined;
 }
 
 export function App() {
@@ -62,6 +63,8 @@ export function App() {
   const [reconnectNote, setReconnectNote] = useState<{ id: string; status?: Job['status']; text: string }>();
   const [file, setFile] = useState<File>();
   const [framing, setFraming] = useState<Framing>(saved?.framing ?? CENTRED);
+  /** The size the crop and its preview are drawn at: the last valid one while a side is being typed. */
+  const drawnSize = useRef({ width: 1024, height: 576 });
   const [values, setValues] = useState<FormValues | undefined>(saved?.values);
   const [jobs, setJobs] = useState<Job[]>([]);
   const [moreHistory, setMoreHistory] = useState(false);
@@ -207,13 +210,17 @@ export function App() {
   };
 
   const gpuFree = health?.gpu ? health.gpu.memoryTotalMiB - health.gpu.memoryUsedMiB : undefined;
+  const typedWidth = validSide('width', values?.width ?? '');
+  const typedHeight = validSide('height', values?.height ?? '');
+  if (typedWidth && typedHeight) drawnSize.current = { width: typedWidth, height: typedHeight };
+  const { width, height } = drawnSize.current;
   const autoChunk = values ? autoDecodeChunk(values, gpuFree) : 8;
   const errors = useMemo(() => (values ? validate(values, framing, autoChunk) : {}), [values, framing, autoChunk]);
   const current = jobs.find((j) => j.id === currentId);
   currentJob.current = current;
   const others = jobs.filter((j) => isActive(j) && j.id !== currentId).reverse();
-  const width = usableSide(values?.width ?? '', 1024);
-  const height = usableSide(values?.height ?? '', 576);
+  // While a side is wrong the preview keeps the last valid size and says so instead of claiming it.
+  const sizeProblem = errors.width ?? errors.height;
 
   const blockers = [
     !file && 'Add an image first: drop it on the left, paste it, or choose one.',
@@ -273,7 +280,7 @@ export function App() {
 
   const loadJob = async (job: Job) => {
     setValues(fromSettings(job.settings, job.seed));
-    setFraming({ mode: job.settings.resize, x: job.settings.cropX, y: job.settings.cropY });
+    setFraming(job.settings.framing);
     try {
       const f = await fetchInput(job.id);
       setFile(f);
@@ -315,7 +322,7 @@ export function App() {
       </header>
       <div class="layout">
         <div class="inputs">
-          <ImageInput file={file} onFile={chooseFile} onUnreadable={forgetFile} width={width} height={height} framing={framing} onFraming={setFraming} />
+          <ImageInput file={file} onFile={chooseFile} onUnreadable={forgetFile} width={width} height={height} sizeProblem={sizeProblem} framing={framing} onFraming={setFraming} />
           {values && health && (
             <SettingsForm
               values={values}
@@ -327,6 +334,7 @@ export function App() {
               models={health.models}
               lastSeed={jobs.find((j) => j.seed !== undefined)?.seed}
               autoChunk={autoChunk}
+              autoFromGpu={gpuFree !== undefined}
               canSave={health.saveDir}
               saveFolder={saveFolder}
             >

@@ -1,39 +1,73 @@
-// The settings form as data: what the user typed (kept as typed, so an emptied field stays empty),
-// its defaults from the shared schema, the settings it sends, and plain messages per field from
-// the same schema the server checks with.
+// The settings form as data, made from the settings table (common/settings.ts): its fields, what the
+// user typed (kept as typed, so an emptied field stays empty), its defaults, the settings it
+// sends, and plain messages per field from the same schema the server checks with.
 import { z } from 'zod';
-import { resizeModes, type ResizeMode } from '../../common/framing.js';
 import { fieldMessages } from '../../common/messages.js';
-import { demoDefaults, fastModelDefaults, jobSettingsSchema, settingLabels, type JobSettings, type JobSettingsInput, type SettingKey } from '../../common/settings.js';
-import { videoFormats } from '../../common/video-formats.js';
+import { entries, toNumber, type Control, type Level, type SettingTable } from '../../common/setting-table.js';
+import {
+  demoDefaults,
+  fastModelDefaults,
+  jobSettingsSchema,
+  labelOf,
+  modelDefaults,
+  SETTINGS,
+  type Framing,
+  type JobSettings,
+  type JobSettingsInput,
+  type SettingsTable,
+} from '../../common/settings.js';
 
-const text = z.string();
-export const formSchema = z.object({
-  motionBucket: text,
-  frames: text,
-  fps: text,
-  /** Empty: a random seed. */
-  seed: text,
-  width: text,
-  height: text,
-  steps: text,
-  noiseAug: text,
-  minGuidance: text,
-  maxGuidance: text,
-  /** 'auto': chosen from free GPU memory. */
-  decodeChunk: text,
-  loops: text,
-  formats: z.array(z.enum(videoFormats)),
-  pingPong: z.boolean(),
-  saveToFolder: z.boolean(),
-  /** An installed model's name; the server's first model when absent. */
+/** One field of the form: a setting the page shows with its own control (the crop is the image input's). */
+export interface FormField {
+  /** The setting's key, with dots inside a group. */
+  key: string;
+  path: string[];
+  label: string;
+  /** What it does (the text under the field while it is right). */
+  hint: string;
+  control: Exclude<Control, 'crop' | 'none'>;
+  level: Level;
+  /** The empty field's placeholder, where empty means "not given". */
+  blank?: string;
+  /** A `choices` field's values. */
+  options: readonly string[];
+  /** The typed text as a value for the schema (kinds say how: a number, a list, …). */
+  fromText: (text: string) => unknown;
+}
+
+export function formFields(table: SettingTable): FormField[] {
+  return entries(table).flatMap(({ key, path, setting: s }) =>
+    s.control === 'crop' || s.control === 'none'
+      ? []
+      : [{ key, path, label: s.label, hint: s.help, control: s.control, level: s.level, blank: s.blank, options: s.kind.options ?? [], fromText: s.kind.fromText }],
+  );
+}
+
+export const FORM_FIELDS = formFields(SETTINGS);
+
+/** What each control holds while the user edits it. */
+type FormValueOf<R> = R extends { control: 'number' | 'decimal' }
+  ? string
+  : R extends { control: 'toggle' }
+    ? boolean
+    : R extends { control: 'choices'; schema: infer S extends z.ZodType }
+      ? NonNullable<z.output<S>>
+      : R extends { control: 'model' }
+        ? string | undefined
+        : never;
+export type FormValues = { [K in keyof SettingsTable as FormValueOf<SettingsTable[K]> extends never ? never : K]: FormValueOf<SettingsTable[K]> };
+
+const heldAs: Record<FormField['control'], z.ZodType> = {
+  number: z.string(),
+  decimal: z.string(),
+  toggle: z.boolean(),
+  // Checked against the settings' schema when sent, like the typed text: a stored list is kept as it was.
+  choices: z.array(z.string()),
   model: z.string().optional(),
-});
-export type FormValues = z.infer<typeof formSchema>;
-export type TextField = { [K in keyof FormValues]: FormValues[K] extends string ? K : never }[keyof FormValues] & SettingKey;
-
-export const framingSchema = z.object({ mode: z.enum(resizeModes), x: z.number().min(0).max(1), y: z.number().min(0).max(1) });
-export type Framing = { mode: ResizeMode; x: number; y: number };
+};
+/** The form's values as they are kept between visits (persist.ts). */
+export const formSchema = z.object(Object.fromEntries(FORM_FIELDS.map((f) => [f.key, heldAs[f.control]]))) as unknown as z.ZodType<FormValues>;
+export const framingSchema = SETTINGS.framing.schema;
 
 export interface ModelChoice {
   name: string;
@@ -43,36 +77,28 @@ export interface ModelChoice {
   fast?: boolean;
 }
 
-const schemaDefaults: JobSettings = jobSettingsSchema.parse({});
+const get = (o: unknown, path: string[]) => path.reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], o);
+function put(o: Record<string, unknown>, path: string[], value: unknown): void {
+  let into = o;
+  for (const k of path.slice(0, -1)) into = (into[k] ??= {}) as Record<string, unknown>;
+  into[path.at(-1)!] = value;
+}
+const field = (v: FormValues, key: string) => (v as unknown as Record<string, unknown>)[key];
 
-/** The size and steps a model starts with: the reference values, or seconds-long ones for the demo model. */
-function sizeDefaults(model: ModelChoice | undefined): Pick<FormValues, 'width' | 'height' | 'steps'> {
-  const d = { ...schemaDefaults, ...(model?.demo ? demoDefaults : {}), ...(model?.fast ? { steps: fastModelDefaults.steps } : {}) };
-  return { width: String(d.width), height: String(d.height), steps: String(d.steps) };
+/** A finished job's settings back in the form (its seed included, so the same video comes out). */
+export function fromSettings(s: JobSettings, seed: number | undefined): FormValues {
+  const out: Record<string, unknown> = {};
+  for (const f of FORM_FIELDS) {
+    const value = f.key === 'seed' ? seed : get(s, f.path);
+    out[f.key] = f.control === 'number' || f.control === 'decimal' ? (value === undefined ? '' : String(value)) : value;
+  }
+  return out as FormValues;
 }
 
-/** What the model's sampler needs: the reference values, or a consistency model's own. */
-function samplerDefaults(model: ModelChoice | undefined): Pick<FormValues, 'steps' | 'minGuidance' | 'maxGuidance' | 'motionBucket'> {
-  const d = model?.fast ? { ...schemaDefaults, ...fastModelDefaults } : { ...schemaDefaults, ...(model?.demo ? { steps: demoDefaults.steps } : {}) };
-  return { steps: String(d.steps), minGuidance: String(d.minGuidance), maxGuidance: String(d.maxGuidance), motionBucket: String(d.motionBucket) };
-}
-
+/** A model's starting values: the table's defaults, the model's own where it has them, its frame count, decode chunk "auto". */
 export function defaultValues(model: ModelChoice | undefined): FormValues {
-  const d = schemaDefaults;
-  return {
-    frames: String(model?.frames ?? 25),
-    fps: String(d.fps),
-    seed: '',
-    ...sizeDefaults(model),
-    ...samplerDefaults(model),
-    noiseAug: String(d.noiseAug),
-    decodeChunk: 'auto',
-    loops: String(d.loops),
-    formats: d.formats,
-    pingPong: d.pingPong,
-    saveToFolder: d.saveToFolder,
-    model: model?.name,
-  };
+  const d = jobSettingsSchema.parse({ ...modelDefaults(model), frames: model?.frames ?? 25, model: model?.name });
+  return { ...fromSettings(d, undefined), decodeChunk: 'auto' };
 }
 
 /** What the model picker calls a model. */
@@ -82,43 +108,18 @@ export function modelLabel(m: ModelChoice): string {
   return m.frames === 25 ? `SVD-XT (25 frames) · ${m.name}` : m.frames === 14 ? `SVD (14 frames) · ${m.name}` : `${m.name} (${m.frames} frames)`;
 }
 
-/** Another model: its frame count, its kind of size when moving between the demo and a real model, its sampler's settings when moving to or from a fast one. */
+/**
+ * Another model: its frame count; the demo's size and steps when moving to or from the demo, the
+ * sampler's settings when moving to or from a 4-step model; the user's other values stay.
+ */
 export function withModel(v: FormValues, from: ModelChoice | undefined, to: ModelChoice): FormValues {
-  return {
-    ...v,
-    model: to.name,
-    frames: String(to.frames),
-    ...(from?.demo !== to.demo ? sizeDefaults(to) : {}),
-    ...(!!from?.fast !== !!to.fast ? samplerDefaults(to) : {}),
-  };
+  const fresh = defaultValues(to);
+  const reset = [...(!!from?.demo !== !!to.demo ? Object.keys(demoDefaults) : []), ...(!!from?.fast !== !!to.fast ? Object.keys(fastModelDefaults) : [])];
+  return { ...v, ...Object.fromEntries(reset.map((k) => [k, field(fresh, k)])), model: to.name, frames: String(to.frames) };
 }
 
-/** A finished job's settings back in the form (its seed included, so the same video comes out). */
-export function fromSettings(s: JobSettings, seed: number | undefined): FormValues {
-  return {
-    motionBucket: String(s.motionBucket),
-    frames: s.frames === undefined ? '' : String(s.frames),
-    fps: String(s.fps),
-    seed: seed === undefined ? '' : String(seed),
-    width: String(s.width),
-    height: String(s.height),
-    steps: String(s.steps),
-    noiseAug: String(s.noiseAug),
-    minGuidance: String(s.minGuidance),
-    maxGuidance: String(s.maxGuidance),
-    decodeChunk: String(s.decodeChunk),
-    loops: String(s.loops),
-    formats: s.formats,
-    pingPong: s.pingPong,
-    saveToFolder: s.saveToFolder,
-    model: s.model,
-  };
-}
-
-/** '' and anything that is not a number become NaN, which the schema reports as out of range. */
-const num = (s: string) => (s.trim() === '' ? Number.NaN : Number(s));
 const wholeIn = (s: string, min: number, max: number) => {
-  const n = num(s);
+  const n = toNumber(s);
   return Number.isInteger(n) && n >= min && n <= max ? n : undefined;
 };
 
@@ -132,33 +133,20 @@ export function autoDecodeChunk(v: FormValues, gpuFreeMiB: number | undefined): 
 }
 
 export function toSettings(v: FormValues, framing: Framing, autoChunk: number): JobSettingsInput {
-  return {
-    width: num(v.width),
-    height: num(v.height),
-    resize: framing.mode,
-    cropX: framing.x,
-    cropY: framing.y,
-    frames: num(v.frames),
-    steps: num(v.steps),
-    fps: num(v.fps),
-    motionBucket: num(v.motionBucket),
-    noiseAug: num(v.noiseAug),
-    minGuidance: num(v.minGuidance),
-    maxGuidance: num(v.maxGuidance),
-    decodeChunk: v.decodeChunk.trim().toLowerCase() === 'auto' ? autoChunk : num(v.decodeChunk),
-    ...(v.seed.trim() === '' ? {} : { seed: num(v.seed) }),
-    formats: v.formats,
-    loops: num(v.loops),
-    pingPong: v.pingPong,
-    saveToFolder: v.saveToFolder,
-    ...(v.model ? { model: v.model } : {}),
-  };
+  const out: Record<string, unknown> = { framing };
+  for (const f of FORM_FIELDS) {
+    const value = field(v, f.key);
+    if (f.control === 'number' || f.control === 'decimal') {
+      const typed = value as string;
+      if (f.key === 'decodeChunk' && typed.trim().toLowerCase() === 'auto') put(out, f.path, autoChunk);
+      else if (!(f.blank && typed.trim() === '')) put(out, f.path, f.fromText(typed));
+    } else if (value !== undefined && value !== '') put(out, f.path, value);
+  }
+  return out as JobSettingsInput;
 }
 
-export const labelOf = (key: string) => settingLabels[key as SettingKey] ?? key;
-
 /** Field → the message to show next to it ("Frames must be 1–128"), from the server's own schema. */
-export function validate(v: FormValues, framing: Framing, autoChunk: number): Partial<Record<SettingKey, string>> {
+export function validate(v: FormValues, framing: Framing, autoChunk: number): Partial<Record<string, string>> {
   const r = jobSettingsSchema.safeParse(toSettings(v, framing, autoChunk));
   return r.success ? {} : fieldMessages(r.error, labelOf);
 }

@@ -2,7 +2,7 @@
 // sliders); and a small preview of exactly what the model will see.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { cropWindow } from '../../common/framing.js';
-import type { Framing } from './form.js';
+import type { Framing } from '../../common/settings.js';
 
 interface Props {
   file: File | undefined;
@@ -12,6 +12,8 @@ interface Props {
   onUnreadable: (f: File) => void;
   width: number;
   height: number;
+  /** Why the typed size cannot be used (width and height are then the last valid ones). */
+  sizeProblem?: string;
   framing: Framing;
   onFraming: (f: Framing) => void;
 }
@@ -40,7 +42,7 @@ function cropGeometry(img: HTMLImageElement, width: number, height: number, fram
 
 const MOVABLE = 1e-3;
 
-export function ImageInput({ file, onFile, onUnreadable, width, height, framing, onFraming }: Props) {
+export function ImageInput({ file, onFile, onUnreadable, width, height, sizeProblem, framing, onFraming }: Props) {
   // The image on screen and the file it came from: a file is checked here before it replaces
   // anything, so a file that cannot be shown never reaches the form, the saved image or Generate.
   const [shown, setShown] = useState<{ file: File; img: HTMLImageElement }>();
@@ -180,7 +182,7 @@ export function ImageInput({ file, onFile, onUnreadable, width, height, framing,
               {geometry.freeX < MOVABLE && geometry.freeY < MOVABLE && <small>The image already has the video's shape: the whole of it is used.</small>}
             </div>
           )}
-          <ModelInputPreview img={img} width={width} height={height} framing={framing} />
+          <ModelInputPreview img={img} width={width} height={height} sizeProblem={sizeProblem} framing={framing} />
         </>
       )}
     </section>
@@ -238,7 +240,7 @@ function CropEditor({ img, geometry, framing, onFraming }: { img: HTMLImageEleme
 }
 
 /** Draws the model input as the server will make it (crop window, letterbox, or stretch). */
-function ModelInputPreview({ img, width, height, framing }: { img: HTMLImageElement; width: number; height: number; framing: Framing }) {
+function ModelInputPreview({ img, width, height, sizeProblem, framing }: { img: HTMLImageElement; width: number; height: number; sizeProblem?: string; framing: Framing }) {
   const canvas = useRef<HTMLCanvasElement>(null);
   useEffect(() => {
     const c = canvas.current;
@@ -263,9 +265,7 @@ function ModelInputPreview({ img, width, height, framing }: { img: HTMLImageElem
   return (
     <figure class="model-input">
       <canvas ref={canvas} data-testid="model-input" />
-      <figcaption>
-        Model input {width} × {height}
-      </figcaption>
+      <figcaption data-testid="model-input-caption">{sizeProblem ? `Model input: ${sizeProblem} (drawn at the last valid size, ${width} × ${height})` : `Model input ${width} × ${height}`}</figcaption>
     </figure>
   );
 }

@@ -2,10 +2,10 @@
 // progress bar, its settings and actions, and the other jobs still queued or running.
 import type { Ref } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
+import { settingsList } from '../../common/settings.js';
 import { videoFormats } from '../../common/video-formats.js';
 import { videoUrl, type Job } from './api.js';
 import { describeProgress, keySettings, tookMs } from './describe.js';
-import { labelOf } from './form.js';
 
 const isActive = (j: Job) => j.status === 'queued' || j.status === 'running';
 
@@ -133,14 +133,12 @@ export function JobPanel({ job, pending, offline, note, saveFolder, lastVideo, p
         <details class="job-settings">
           <summary data-testid="key-settings">{keySettings(job)}</summary>
           <dl class="settings-list">
-            {Object.entries(job.settings)
-              .filter(([, v]) => v !== undefined)
-              .map(([k, v]) => (
-                <div key={k}>
-                  <dt>{labelOf(k)}</dt>
-                  <dd>{Array.isArray(v) ? v.join(', ') : typeof v === 'boolean' ? (v ? 'yes' : 'no') : String(v)}</dd>
-                </div>
-              ))}
+            {settingsList(job.settings).map(([label, value]) => (
+              <div key={label}>
+                <dt>{label}</dt>
+                <dd>{value}</dd>
+              </div>
+            ))}
           </dl>
         </details>
       )}

@@ -2,7 +2,8 @@
 // for localStorage). Both are read back through zod / type checks: they may come from an older page.
 import { del, get, set } from 'idb-keyval';
 import { z } from 'zod';
-import { formSchema, framingSchema, type Framing, type FormValues } from './form.js';
+import type { Framing } from '../../common/settings.js';
+import { formSchema, framingSchema, type FormValues } from './form.js';
 
 const FORM_KEY = 'svd-studio-form';
 const IMAGE_KEY = 'svd-studio-image';

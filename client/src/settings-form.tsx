@@ -1,55 +1,55 @@
-// The settings: the model, then the ones people change most (motion, frames, fps, seed), then
-// Generate, and the rest folded under "Advanced". Each field shows its hint, or in its place the message of what is wrong.
+// The settings, made from the settings table (form.ts's FORM_FIELDS): the model, then the common
+// ones (motion, frames, fps, seed), then Generate, and the rest folded under "Advanced". Each field
+// shows its hint, or in its place the message of what is wrong.
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import type { SettingKey } from '../../common/settings.js';
-import { videoFormats } from '../../common/video-formats.js';
-import { labelOf, modelLabel, withModel, type FormValues, type ModelChoice, type TextField } from './form.js';
+import { FORM_FIELDS, modelLabel, withModel, type FormField, type FormValues, type ModelChoice } from './form.js';
 
-type Errors = Partial<Record<SettingKey, string>>;
+type Errors = Partial<Record<string, string>>;
+type Values = Record<string, unknown>;
 
 interface FieldProps {
-  name: TextField;
+  field: FormField;
   hint: string;
   values: FormValues;
   errors: Errors;
   onChange: (v: FormValues) => void;
-  decimal?: boolean;
-  placeholder?: string;
   wide?: boolean;
   children?: ComponentChildren;
 }
 
-function Field({ name, hint, values, errors, onChange, decimal, placeholder, wide, children }: FieldProps) {
-  const id = `f-${name}`;
-  const error = errors[name];
+function TextField({ field, hint, values, errors, onChange, wide, children }: FieldProps) {
+  const id = `f-${field.key}`;
+  const error = errors[field.key];
   return (
     <div class={`field${error ? ' invalid' : ''}${wide ? ' wide' : ''}`}>
-      <label for={id}>{labelOf(name)}</label>
+      <label for={id}>{field.label}</label>
       <div class="control">
         <input
           id={id}
-          name={name}
+          name={field.key}
           type="text"
-          inputMode={decimal ? 'decimal' : 'numeric'}
+          inputMode={field.control === 'decimal' ? 'decimal' : 'numeric'}
           autocomplete="off"
           spellcheck={false}
-          placeholder={placeholder}
-          value={values[name]}
+          placeholder={field.blank}
+          value={(values as unknown as Values)[field.key] as string}
           aria-invalid={error ? 'true' : 'false'}
           aria-describedby={`${id}-msg`}
-          onInput={(e) => onChange({ ...values, [name]: (e.target as HTMLInputElement).value })}
+          onInput={(e) => onChange({ ...values, [field.key]: (e.target as HTMLInputElement).value })}
         />
         {children}
       </div>
-      <small id={`${id}-msg`} class={error ? 'error' : undefined} data-testid={`${name}-message`}>
+      <small id={`${id}-msg`} class={error ? 'error' : undefined} data-testid={`${field.key}-message`}>
         {error ?? hint}
       </small>
     </div>
   );
 }
 
-const ADVANCED: SettingKey[] = ['width', 'height', 'steps', 'noiseAug', 'minGuidance', 'maxGuidance', 'decodeChunk', 'loops', 'formats'];
+const CHOICES = FORM_FIELDS.filter((f) => f.control === 'choices' || f.control === 'toggle');
+/** The Advanced section's fields: a message in any of them opens it. */
+const ADVANCED = FORM_FIELDS.filter((f) => f.level === 'advanced').map((f) => f.key);
 
 interface Props {
   values: FormValues;
@@ -58,6 +58,8 @@ interface Props {
   models: ModelChoice[];
   lastSeed?: number;
   autoChunk: number;
+  /** Whether the decode chunk's "auto" comes from a GPU's free memory (else it is the default). */
+  autoFromGpu: boolean;
   canSave: boolean;
   /** "the Drive folder" on Colab, "the save folder" elsewhere. */
   saveFolder: string;
@@ -65,15 +67,75 @@ interface Props {
   children: ComponentChildren;
 }
 
-export function SettingsForm({ values, errors, onChange, models, lastSeed, autoChunk, canSave, saveFolder, children }: Props) {
+export function SettingsForm({ values, errors, onChange, models, lastSeed, autoChunk, autoFromGpu, canSave, saveFolder, children }: Props) {
   const [advanced, setAdvanced] = useState(false);
   // A message under "Advanced" must be seen: the section opens while one of its fields is wrong.
   const advancedWrong = ADVANCED.some((k) => errors[k]);
   useEffect(() => {
     if (advancedWrong) setAdvanced(true);
   }, [advancedWrong]);
-  const common = { values, errors, onChange };
   const model = models.find((m) => m.name === values.model) ?? models[0];
+  const held = values as unknown as Values;
+
+  /** The hint under a field: the table's words, or what only the page knows (the model, the GPU). */
+  const hintOf = (f: FormField): string => {
+    switch (f.key) {
+      case 'frames':
+        return `${model?.demo ? `the demo model makes ${model.frames}` : '25 for SVD-XT, 14 for SVD'}; others work less well`;
+      case 'steps':
+        return model?.demo ? 'sampling steps: more is slower' : f.hint;
+      case 'decodeChunk':
+        return autoFromGpu ? `${f.hint}; auto = ${autoChunk} from free GPU memory` : `${f.hint}; auto = ${autoChunk}`;
+      default:
+        return f.hint;
+    }
+  };
+
+  const textField = (f: FormField) =>
+    f.key === 'seed' ? (
+      <TextField key={f.key} field={f} hint={hintOf(f)} values={values} errors={errors} onChange={onChange} wide>
+        <button type="button" onClick={() => onChange({ ...values, seed: String(Math.floor(Math.random() * 2 ** 32)) })}>
+          Random
+        </button>
+        <button type="button" disabled={lastSeed === undefined} title="the seed of the latest job" onClick={() => onChange({ ...values, seed: String(lastSeed) })}>
+          Last
+        </button>
+      </TextField>
+    ) : (
+      <TextField key={f.key} field={f} hint={hintOf(f)} values={values} errors={errors} onChange={onChange} />
+    );
+  const texts = (level: FormField['level']) => FORM_FIELDS.filter((f) => f.level === level && (f.control === 'number' || f.control === 'decimal')).map(textField);
+
+  const choice = (f: FormField) => {
+    if (f.control === 'toggle') {
+      // Saving needs a save folder; the words name the one this server has.
+      const save = f.key === 'saveToFolder';
+      return (
+        <label key={f.key} title={save && !canSave ? 'start the server with --save-dir to enable' : f.hint}>
+          <input
+            type="checkbox"
+            disabled={save && !canSave}
+            checked={(!save || canSave) && (held[f.key] as boolean)}
+            onChange={(e) => onChange({ ...values, [f.key]: (e.target as HTMLInputElement).checked })}
+          />{' '}
+          {save ? `Save a copy to ${saveFolder}` : f.label}
+        </label>
+      );
+    }
+    const chosen = held[f.key] as string[];
+    return f.options.map((o) => (
+      <label key={`${f.key}-${o}`}>
+        <input
+          type="checkbox"
+          checked={chosen.includes(o)}
+          onChange={(e) => onChange({ ...values, [f.key]: (e.target as HTMLInputElement).checked ? [...chosen, o] : chosen.filter((x) => x !== o) })}
+        />{' '}
+        {o.toUpperCase()}
+      </label>
+    ));
+  };
+  const choiceError = CHOICES.map((f) => errors[f.key]).find(Boolean);
+
   return (
     <section class="card settings" aria-label="Settings">
       <div class="field">
@@ -98,19 +160,7 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
                 : 'install more with npm run setup -- --model svd'}
         </small>
       </div>
-      <div class="grid">
-        <Field {...common} name="motionBucket" hint="how much the scene moves; 127 is the trained default" />
-        <Field {...common} name="frames" hint={`${model?.demo ? `the demo model makes ${model.frames}` : '25 for SVD-XT, 14 for SVD'}; others work less well`} />
-        <Field {...common} name="fps" hint="playback speed; the model is told fps − 1" />
-        <Field {...common} name="seed" placeholder="random" wide hint="same seed + same settings = same video; empty = random">
-          <button type="button" onClick={() => onChange({ ...values, seed: String(Math.floor(Math.random() * 2 ** 32)) })}>
-            Random
-          </button>
-          <button type="button" disabled={lastSeed === undefined} title="the seed of the latest job" onClick={() => onChange({ ...values, seed: String(lastSeed) })}>
-            Last
-          </button>
-        </Field>
-      </div>
+      <div class="grid">{texts('common')}</div>
       {children}
       <details
         class="advanced"
@@ -122,37 +172,15 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
         }}
       >
         <summary>Advanced</summary>
-        <div class="grid">
-          <Field {...common} name="width" hint="multiple of 64; SVD was trained on 1024" />
-          <Field {...common} name="height" hint="multiple of 64; 576, or 1024 for portrait" />
-          <Field {...common} name="steps" hint={model?.demo ? 'sampling steps: more is slower' : 'sampling steps: more is slower, 25 is the reference'} />
-          <Field {...common} name="noiseAug" decimal hint="noise added to the image: freer motion, less likeness" />
-          <Field {...common} name="minGuidance" decimal hint="guidance on the first frame" />
-          <Field {...common} name="maxGuidance" decimal hint="on the last frame; ≤ 1 turns guidance off" />
-          <Field {...common} name="decodeChunk" hint={`frames decoded together; auto = ${autoChunk} from free GPU memory`} />
-          <Field {...common} name="loops" hint="times the clip repeats in the file" />
-        </div>
+        <div class="grid">{texts('advanced')}</div>
         <fieldset class="formats" aria-describedby="formats-msg">
-          <legend>{labelOf('formats')}</legend>
-          {videoFormats.map((f) => (
-            <label key={f}>
-              <input
-                type="checkbox"
-                checked={values.formats.includes(f)}
-                onChange={(e) => onChange({ ...values, formats: (e.target as HTMLInputElement).checked ? [...values.formats, f] : values.formats.filter((x) => x !== f) })}
-              />{' '}
-              {f.toUpperCase()}
-            </label>
-          ))}
-          <label>
-            <input type="checkbox" checked={values.pingPong} onChange={(e) => onChange({ ...values, pingPong: (e.target as HTMLInputElement).checked })} /> {labelOf('pingPong')}
-          </label>
-          <label title={canSave ? '' : 'start the server with --save-dir to enable'}>
-            <input type="checkbox" disabled={!canSave} checked={canSave && values.saveToFolder} onChange={(e) => onChange({ ...values, saveToFolder: (e.target as HTMLInputElement).checked })} /> Save
-            a copy to {saveFolder}
-          </label>
-          <small id="formats-msg" class={errors.formats ? 'error' : undefined}>
-            {errors.formats ?? 'ping-pong plays the clip forward, then back'}
+          <legend>{CHOICES[0]?.label}</legend>
+          {CHOICES.map(choice)}
+          <small id="formats-msg" class={choiceError ? 'error' : undefined}>
+            {choiceError ??
+              CHOICES.filter((f) => f.control === 'toggle' && f.key !== 'saveToFolder')
+                .map((f) => `${f.label.toLowerCase()}: ${f.hint}`)
+                .join('; ')}
           </small>
         </fieldset>
       </details>

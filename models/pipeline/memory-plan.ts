@@ -15,10 +15,10 @@ export interface MemoryEstimates {
 }
 
 /**
- * onnxruntime-node 1.29 CUDA provider, fp16, H100 (BENCHMARKS.md, CUDA section): with all but
- * 15 GiB held, SVD-XT 1024x576 x 25 frames sampled in 12.3 GB (joint guidance, UNet alone) and
- * decoded 4-frame chunks in 14.6 GB (decoder alone). The arena grows by powers of two and
- * keeps what it took, so these are peaks as nvidia-smi sees them, not live tensors.
+ * The CUDA provider, fp16: fitted to the peaks of SVD-XT at 1024x576 x 25 frames on an H100 with
+ * all but 15 GiB held (the runs and the onnxruntime build they used: BENCHMARKS.md, CUDA
+ * section). The arena grows by powers of two and keeps what it took, so these are peaks as
+ * nvidia-smi sees them, not live tensors.
  */
 export const CUDA_ESTIMATES: MemoryEstimates = {
   contextMiB: 600,
@@ -48,7 +48,7 @@ export interface MemoryPlan {
   decodeChunk: number;
   /**
    * A decoder session per chunk length (25 frames in chunks of 8 end with a chunk of 1): on CUDA
-   * a session whose input shape changes pays about 1.6 s (H100) for each change, every job.
+   * a session whose input shape changes pays for each change, every job (BENCHMARKS.md, CUDA attempt 4).
    */
   decoderPerShape: boolean;
   /** Estimated peak of this process, MiB. */

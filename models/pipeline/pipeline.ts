@@ -27,7 +27,7 @@ import {
 import { nvidiaGpu } from '../runtime/nvidia-smi.js';
 import { SessionPool } from './session-pool.js';
 import { createScheduler } from '../schedulers/scheduler.js';
-import type { GenerationSettings } from '../../common/settings.js';
+import { SETTINGS, type SamplingSettings } from '../../common/settings.js';
 import type { GenerationProgress as ProgressEvent } from '../../common/progress.js';
 
 const f = Math.fround;
@@ -100,6 +100,9 @@ export class GenerationCancelled extends Error {
 }
 
 /** A job's layout on the device: the pipeline's defaults, or a memory plan's choice. */
+/** A job's video size (the image's, once framed). */
+type ImageSize = Pick<RgbImage, 'width' | 'height'>;
+
 interface JobLayout {
   guidanceBatch: 'joint' | 'split';
   sessions: 'shared' | 'separate';
@@ -211,7 +214,7 @@ export class SvdPipeline {
    * How a job of these settings runs here: with a memory budget, planMemory's choice (or its
    * MemoryPlanError, before anything runs); else the pipeline's layout.
    */
-  planJob(settings: GenerationSettings): { layout: JobLayout; plan?: MemoryPlan } {
+  planJob(settings: SamplingSettings & ImageSize): { layout: JobLayout; plan?: MemoryPlan } {
     const frames = settings.frames ?? this.defaultFrames;
     const requested = Math.min(settings.decodeChunk, frames, this.maxDecodeChunk(settings.width, settings.height));
     if (this.memoryBudgetMiB === undefined) {
@@ -227,13 +230,13 @@ export class SvdPipeline {
 
   /**
    * Runs one tiny job with the shapes of `settings` (one step), so that the first real job does
-   * not pay for cuDNN's algorithm search and the arena's first growth (CUDA: about 5 s for the
-   * first UNet step and 1.6 s per new decoder shape on an H100). What it warms lives in the open
+   * not pay for cuDNN's algorithm search and the arena's first growth (CUDA: seconds on the first
+   * UNet step and on each new decoder shape; BENCHMARKS.md, CUDA section). What it warms lives in the open
    * sessions, so where a job of these settings reopens its stages (separate sessions: small
    * cards, WebGPU's 'fast' mode), or on the CPU, there is nothing to keep and it returns
    * undefined without running. Else the milliseconds it took.
    */
-  async warmUp(settings: GenerationSettings): Promise<number | undefined> {
+  async warmUp(settings: SamplingSettings & ImageSize): Promise<number | undefined> {
     if (this.provider === 'cpu' || this.planJob(settings).layout.sessions === 'separate') return undefined;
     const t = performance.now();
     const image = { data: new Uint8Array(settings.width * settings.height * 3).fill(128), width: settings.width, height: settings.height };
@@ -241,9 +244,12 @@ export class SvdPipeline {
     return performance.now() - t;
   }
 
-  /** `image` must already have the target size (see prepareImage). */
-  async generate(image: RgbImage, settings: GenerationSettings, opts: GenerateOptions = {}): Promise<GenerateResult> {
-    const { layout, plan } = this.planJob(settings);
+  /**
+   * One video from `image`, already at the video's size (see prepareImage), with the sampling
+   * settings (diffusers' `__call__` arguments): the size is the image's.
+   */
+  async generate(image: RgbImage, settings: SamplingSettings, opts: GenerateOptions = {}): Promise<GenerateResult> {
+    const { layout, plan } = this.planJob({ ...settings, width: image.width, height: image.height });
     const say = (message: string) => opts.onProgress?.({ stage: 'loading', message });
     for (const note of plan?.notes ?? []) say(note);
     if (this.pool.layout !== layout.sessions) {
@@ -263,7 +269,7 @@ export class SvdPipeline {
     }
   }
 
-  private async run(image: RgbImage, settings: GenerationSettings, layout: JobLayout, opts: GenerateOptions): Promise<Omit<GenerateResult, 'plan'>> {
+  private async run(image: RgbImage, settings: SamplingSettings, layout: JobLayout, opts: GenerateOptions): Promise<Omit<GenerateResult, 'plan'>> {
     const started = performance.now();
     const { signal, onProgress } = opts;
     const checkCancelled = () => {
@@ -271,7 +277,14 @@ export class SvdPipeline {
     };
     const say = (message: string) => onProgress?.({ stage: 'loading', message });
     const { width: W, height: H } = image;
-    if (W !== settings.width || H !== settings.height) throw new Error(`image is ${W}x${H} but the settings ask for ${settings.width}x${settings.height}; frame it first`);
+    for (const [side, value] of [
+      ['width', W],
+      ['height', H],
+    ] as const) {
+      const r = SETTINGS[side].kind.schema.safeParse(value);
+      if (!r.success) throw new Error(`the image's ${side} (${value}) ${r.error.issues[0]!.message}: bring it to the video's size first (prepareImage)`);
+    }
+    const sized = { ...settings, width: W, height: H };
     const F = settings.frames ?? this.defaultFrames;
     const scale = vaeScaleFactor(this.model.vae.config);
     const dims: LatentDims = { F, W, H, h: H / scale, w: W / scale, C: this.model.vae.config.latent_channels };
@@ -297,21 +310,21 @@ export class SvdPipeline {
     // 1. Conditioning: CLIP embedding of the clean image, VAE latent of the noise-augmented one.
     let loadMs = await this.pool.enterStage(['image_encoder', 'vae_encoder'], say);
     onProgress?.({ stage: 'encoding' });
-    const { embedding, latent } = await this.inStage('encoding', settings, () => this.encode(image, settings.noiseAug, condNoise));
+    const { embedding, latent } = await this.inStage('encoding', sized, () => this.encode(image, settings.noiseAug, condNoise));
     const encodeMs = performance.now() - started - loadMs;
     checkCancelled();
 
     // 2.–4. Schedule, initial latents, and the denoising loop with guidance.
     loadMs += await this.pool.enterStage(['unet'], say);
     const loopStart = performance.now();
-    const { latents, unetRunMs } = await this.inStage('sampling', settings, () => this.sample({ embedding, latent, initialNoise, stepNoise, settings, dims, layout, opts, checkCancelled }));
+    const { latents, unetRunMs } = await this.inStage('sampling', sized, () => this.sample({ embedding, latent, initialNoise, stepNoise, settings, dims, layout, opts, checkCancelled }));
     const sampleMs = performance.now() - loopStart;
 
     // 5. Decode in chunks of contiguous frames; the temporal layers see one chunk at a time.
     const decodeStart = performance.now();
     const decodeLoadMs = await this.pool.enterStage(['vae_decoder'], say);
     loadMs += decodeLoadMs;
-    const { frames, rgb } = await this.inStage('decoding', settings, () => this.decode(latents, dims, layout, checkCancelled, onProgress));
+    const { frames, rgb } = await this.inStage('decoding', sized, () => this.decode(latents, dims, layout, checkCancelled, onProgress));
     const totalMs = performance.now() - started;
     onProgress?.({ stage: 'done', elapsedMs: totalMs });
     return {
@@ -329,7 +342,7 @@ export class SvdPipeline {
   }
 
   /** Runs one stage; a failed GPU allocation becomes a message naming the stage and what to lower. */
-  private async inStage<T>(stage: Stage, settings: GenerationSettings, fn: () => Promise<T>): Promise<T> {
+  private async inStage<T>(stage: Stage, settings: SamplingSettings & ImageSize, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
@@ -360,7 +373,7 @@ export class SvdPipeline {
     latent: Float32Array;
     initialNoise: Float32Array;
     stepNoise: (n: number) => Float32Array;
-    settings: GenerationSettings;
+    settings: SamplingSettings;
     dims: LatentDims;
     layout: JobLayout;
     opts: GenerateOptions;
@@ -415,8 +428,8 @@ export class SvdPipeline {
       let out: Float32Array;
       if (a.layout.guidanceBatch === 'split' && B === 2) {
         // One video at a time: the same results with half the UNet's activations on the GPU
-        // (WebGPU 'lean': H100, 14.5 s per step and 8 GB instead of 16.6 s and 14 GB; CUDA:
-        // chosen by planMemory where the joint batch does not fit).
+        // (WebGPU's 'lean' mode always; CUDA where planMemory finds the joint batch does not fit;
+        // what it saves and costs: BENCHMARKS.md, WebGPU attempt 15).
         out = new Float32Array(2 * F * frameSize);
         out.set(await unet(0, 1), 0);
         out.set(await unet(1, 1), F * frameSize);

@@ -1,10 +1,11 @@
 // Decodes an uploaded image and brings it to the generation size: EXIF orientation applied,
 // alpha flattened on white, then crop (cover + movable window), fit (letterbox) or stretch.
 import sharp from 'sharp';
-import { cropWindow, framingSchema, type Framing } from '../../common/framing.js';
+import { cropWindow } from '../../common/framing.js';
 import { formatError } from '../../common/messages.js';
+import { frameTargetSchema, type FrameTarget } from '../../common/settings.js';
 
-export { cropWindow, framingSchema, resizeModes, type Framing, type ResizeMode } from '../../common/framing.js';
+export { cropWindow, resizeModes, type ResizeMode } from '../../common/framing.js';
 
 export interface RgbImage {
   /** Interleaved 8-bit RGB, row-major [height, width, 3]. */
@@ -40,10 +41,15 @@ export async function decodeImage(input: Buffer | string): Promise<RgbImage> {
   }
 }
 
-export async function frameImage(image: RgbImage, framing: Framing): Promise<RgbImage> {
-  const parsed = framingSchema.safeParse(framing);
-  if (!parsed.success) throw new ImageInputError(formatError(parsed.error, (key) => key || 'framing'));
-  const { width, height, mode, x, y } = parsed.data;
+/** Brings `image` to the target's size, as its framing says (the job's own settings: no renaming). */
+export async function frameImage(image: RgbImage, target: FrameTarget): Promise<RgbImage> {
+  const parsed = frameTargetSchema.safeParse(target);
+  if (!parsed.success) throw new ImageInputError(formatError(parsed.error));
+  const {
+    width,
+    height,
+    framing: { mode, x, y },
+  } = parsed.data;
   if (image.width === width && image.height === height) return image;
   const raw = { raw: { width: image.width, height: image.height, channels: 3 as const } };
   let pipeline = sharp(image.data, raw);
@@ -57,6 +63,6 @@ export async function frameImage(image: RgbImage, framing: Framing): Promise<Rgb
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
 }
 
-export async function prepareImage(input: Buffer | string, framing: Framing): Promise<RgbImage> {
-  return frameImage(await decodeImage(input), framing);
+export async function prepareImage(input: Buffer | string, target: FrameTarget): Promise<RgbImage> {
+  return frameImage(await decodeImage(input), target);
 }

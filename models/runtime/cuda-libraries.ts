@@ -5,7 +5,7 @@
 // provider built for CUDA 12 asks for libcublas.so.12 and one built for CUDA 13 for
 // libcublas.so.13: onnxruntime-node's `--onnxruntime-node-install=cuda12` fetches NuGet's
 // Microsoft.ML.OnnxRuntime.Gpu.Linux, which onnxruntime builds for CUDA 13 since CUDA 12 was
-// deprecated (1.27); its 1.29.0 provider links libcudart.so.13.
+// deprecated (1.27): its provider links libcudart.so.13.
 //
 // Before the provider is installed, the libraries the runtime chosen for this machine will need
 // are looked for instead (CUDA_LIBRARIES), so `svd doctor` can say what is missing up front.
@@ -61,8 +61,9 @@ const MIN_DRIVER: Record<number, string> = { 11: '450.80.02', 12: '525.60.13', 1
 
 /**
  * What a CUDA provider of each major will need before it is installed to be read: the CUDA
- * libraries in 1.29.0's DT_NEEDED (readelf -d), with the major number of the build. Once the
- * provider is there its own DT_NEEDED list is read instead.
+ * libraries in a CUDA 13 provider's DT_NEEDED (readelf -d on the build BENCHMARKS.md's CUDA runs
+ * name), with the major number of the build. Once the provider is there its own DT_NEEDED list is
+ * read instead, so a later build that links others is still served.
  */
 export const CUDA_LIBRARIES: Record<CudaMajor, string[]> = {
   '12': ['libcublasLt.so.12', 'libcublas.so.12', 'libcurand.so.10', 'libcudart.so.12', DRIVER_LIBRARY],

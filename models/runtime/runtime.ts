@@ -77,13 +77,13 @@ export const webgpuBufferCacheModes = ['disabled', 'lazyRelease', 'simple', 'buc
 export type WebGpuBufferCacheMode = (typeof webgpuBufferCacheModes)[number];
 
 /**
- * How the WebGPU provider trades speed for GPU memory (SVD-XT at 1024x576 x 25 frames on an H100,
- * BENCHMARKS.md):
- * - 'fast': exact-size buffer reuse ('simple' cache): 7.1 s per UNet step, but cached buffers of
- *   every size stay on the device (37 GB sampling, 39 GB decoding), so the pipeline opens each
- *   stage's networks alone and closes them after (the cache dies with the last session).
+ * How the WebGPU provider trades speed for GPU memory (the times and sizes of each: BENCHMARKS.md,
+ * "Full-size SVD-XT on the H100 through WebGPU"):
+ * - 'fast': exact-size buffer reuse ('simple' cache), the faster one, but cached buffers of every
+ *   size stay on the device, so the pipeline opens each stage's networks alone and closes them
+ *   after (the cache dies with the last session).
  * - 'lean': no cache, buffers go back to the driver as soon as they are dead, and the guidance
- *   batch runs one video at a time: 9 GB sampling, 21 GB decoding, 14.8 s per step.
+ *   batch runs one video at a time: a fraction of the memory, about half the speed.
  */
 
 export function bufferCacheFor(mode: Exclude<GpuMemoryMode, 'auto'>): WebGpuBufferCacheMode {

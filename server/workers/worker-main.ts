@@ -32,7 +32,7 @@ async function runJob(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
     if (!manager) throw new Error(initError ?? 'the worker was asked to run a job before it was initialised');
     const pipeline = await manager.get(msg.model);
     if (signal.aborted) throw new GenerationCancelled();
-    const image = await frameImage(await decodeImage(readFileSync(msg.imagePath)), { width: s.width, height: s.height, mode: s.resize, x: s.cropX, y: s.cropY });
+    const image = await frameImage(await decodeImage(readFileSync(msg.imagePath)), s);
     let previewBusy = false;
     const result = await pipeline.generate(image, s, {
       signal,
