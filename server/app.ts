@@ -17,6 +17,7 @@ import { errorHandler, notFound } from './http/errors.js';
 import { fileRoutes } from './http/files.js';
 import { healthRoutes } from './http/health.js';
 import { jobRoutes } from './http/jobs.js';
+import { planRoutes, type Planner } from './http/plan.js';
 import type { JobService } from './jobs/job-service.js';
 import { attachSocket, type JobIo } from './socket.js';
 
@@ -43,6 +44,8 @@ export interface AppOptions {
   allowedHosts?: string[];
   /** How long a request may take to arrive (default REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
+  /** The job planner on the workers (POST /api/plan); without it the route answers 503. */
+  plan?: Planner;
 }
 
 export function createApp(opts: AppOptions): { app: express.Express; server: HttpServer; io: JobIo } {
@@ -82,6 +85,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   });
   api.use(healthRoutes(ctx, opts.health));
   api.use(jobRoutes(ctx, limiter));
+  api.use(planRoutes(ctx, opts.plan));
   api.use(fileRoutes(ctx));
   api.use(notFound);
 

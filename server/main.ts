@@ -19,6 +19,7 @@ import { checkPortFree, lockOutputFolder, type FolderLock } from './output-lock.
 import { isDriveFolder, prepareSaveFolder } from './save-folder.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 import { WorkerPool } from './workers/pool.js';
+import { planOnWorkers } from './workers/job-planning.js';
 import { workerSlots } from './workers/slots.js';
 import { whole } from '../common/setting-table.js';
 
@@ -159,6 +160,7 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
     trustProxy: opts.trustProxy ? 'proxy' : opts.share ? 'tunnel' : 'none',
     jobRateLimit: opts.jobRateLimit,
     clientDir: join(PROJECT_ROOT, 'client', 'dist'),
+    plan: (settings) => planOnWorkers(pool, settings),
     health: async () => {
       const [first] = await nvidiaGpus(3000);
       return { ...fixed, ...workersSummary(pool.status(), models), gpu: first && { name: first.name, memoryTotalMiB: first.memoryTotalMiB, memoryUsedMiB: first.memoryUsedMiB } };

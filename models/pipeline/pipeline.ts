@@ -11,10 +11,9 @@ import { clipPixelValues, rgbToSigned } from './clip-preprocess.js';
 import type { RgbImage } from './prepare-image.js';
 import { NormalGenerator, randomSeed } from './random.js';
 import type { JobPlan, PlanBasis } from '../../common/job-plan.js';
-import { planJob } from '../plan/job-plan.js';
+import { deviceNow, planJob, WEBGPU_MAX_TENSOR_BYTES } from '../plan/job-plan.js';
 import { defaultGpuBudgetMiB } from '../plan/gpu-budget.js';
-import { hostAvailableMiB, residentMiB } from '../plan/host-memory.js';
-import { WEBGPU_MAX_TENSOR_BYTES } from '../plan/job-plan.js';
+import { residentMiB } from '../plan/host-memory.js';
 import {
   bufferCacheFor,
   describeResolution,
@@ -218,8 +217,7 @@ export class SvdPipeline {
    * holds from earlier jobs.
    */
   planJob(settings: SamplingSettings & ImageSize): JobPlan {
-    const host = this.provider === 'cpu' && this.device.gpuBudgetMiB === undefined ? { hostAvailableMiB: hostAvailableMiB(residentMiB(), this.device.hostBaselineMiB) } : {};
-    return planJob({ ...this.device, ...host }, this.planBasis.model, settings);
+    return planJob(deviceNow(this.device, residentMiB), this.planBasis.model, settings);
   }
 
   /**

@@ -7,7 +7,7 @@ import type { GenerationSettings } from '../../common/settings.js';
 import { PORTABLE_FORMS, maxDecoderChunk } from '../networks/forms.js';
 import type { VaeConfig } from '../configs.js';
 import { MemoryPlanError, planMemory } from './gpu-memory.js';
-import { planHostMemory } from './host-memory.js';
+import { hostAvailableMiB, planHostMemory } from './host-memory.js';
 
 export { MemoryPlanError } from './gpu-memory.js';
 
@@ -16,6 +16,16 @@ export type PlanJob = Pick<GenerationSettings, 'width' | 'height' | 'frames' | '
 
 /** A device as planned for now: the basis, with the host memory free at this moment (CPU). */
 export type PlanningDevice = PlanDevice & { hostAvailableMiB?: number };
+
+/**
+ * The device as planned for at this moment: a CPU job (without a GPU budget) is checked against
+ * the memory free now, counting what the worker process (resident now: `workerResidentMiB`) holds
+ * from earlier jobs, which its arenas reuse.
+ */
+export function deviceNow(device: PlanDevice, workerResidentMiB: () => number | undefined): PlanningDevice {
+  if (device.provider !== 'cpu' || device.gpuBudgetMiB !== undefined) return device;
+  return { ...device, hostAvailableMiB: hostAvailableMiB(workerResidentMiB(), device.hostBaselineMiB) };
+}
 
 /**
  * 'auto' where the memory does not bound the chunk more tightly: the reference decodes every

@@ -49,20 +49,22 @@ export function checkOutputLength(s: JobSettings): void {
   }
 }
 
+/** A job's settings as a client sent them, checked by the settings table's schema and against this server (its models, the video's length). */
+export function checkJobSettings(ctx: ApiContext, raw: unknown): JobSettings {
+  const parsed = jobSettingsSchema.safeParse(raw);
+  if (!parsed.success) throw new HttpError(400, `bad settings: ${formatError(parsed.error)}`);
+  const name = parsed.data.model;
+  if (name !== undefined && ctx.modelNames && !ctx.modelNames.includes(name)) {
+    throw new HttpError(400, `bad settings: model "${name.slice(0, 60)}" is not installed; installed: ${ctx.modelNames.join(', ')}`);
+  }
+  checkOutputLength(parsed.data);
+  return parsed.data;
+}
+
 export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
   const { service } = ctx;
   const router = Router();
-
-  const checkSettings = (raw: unknown): JobSettings => {
-    const parsed = jobSettingsSchema.safeParse(raw);
-    if (!parsed.success) throw new HttpError(400, `bad settings: ${formatError(parsed.error)}`);
-    const name = parsed.data.model;
-    if (name !== undefined && ctx.modelNames && !ctx.modelNames.includes(name)) {
-      throw new HttpError(400, `bad settings: model "${name.slice(0, 60)}" is not installed; installed: ${ctx.modelNames.join(', ')}`);
-    }
-    checkOutputLength(parsed.data);
-    return parsed.data;
-  };
+  const checkSettings = (raw: unknown) => checkJobSettings(ctx, raw);
 
   router.post('/jobs', limiter, receiveImage, async (req, res) => {
     if (!req.is('multipart/form-data')) throw new HttpError(415, 'send the job as multipart/form-data with the picture in the field "image" and the settings as JSON in "settings"');
