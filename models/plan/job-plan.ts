@@ -42,17 +42,18 @@ export function planJob(device: PlanningDevice, model: PlanModel, job: PlanJob):
   const videos = job.maxGuidance > 1 ? 2 : 1;
   const { width, height } = job;
   const auto = job.decodeChunk === 'auto';
-  const notes: string[] = [];
-
   // The provider's largest tensor bounds the chunk before memory does.
   // maxDecoderChunk reads only the decoder's widths and the halves form.
   const vae = { block_out_channels: model.decoderChannels } as VaeConfig;
   const tensorLimit = maxDecoderChunk({ ...PORTABLE_FORMS, decoderFrameHalves: model.decoderFrameHalves }, device.maxTensorBytes, vae, width, height, model.valueBytes);
   const asked = auto ? frames : Math.min(job.decodeChunk as number, frames);
-  if (asked > tensorLimit)
-    notes.push(`decoding ${tensorLimit} frames at a time${auto ? '' : ` instead of ${asked}`}: ${device.provider} holds at most ${(device.maxTensorBytes! / 1e9).toFixed(1)} GB in one tensor`);
   const upTo = Math.min(asked, tensorLimit);
   const base = { provider: device.provider, width, height, frames, decodeChunkAuto: auto };
+  /** Says so where the tensor limit is what set the chunk. */
+  const notes = (chunk: number): string[] =>
+    chunk === tensorLimit && asked > tensorLimit
+      ? [`decoding ${chunk} frames at a time${auto ? '' : ` instead of ${asked}`}: ${device.provider} holds at most ${(device.maxTensorBytes! / 1e9).toFixed(1)} GB in one tensor`]
+      : [];
 
   if (device.gpuBudgetMiB !== undefined) {
     const plan = planMemory(device.gpuBudgetMiB, { width, height, frames, videos, decodeChunk: auto && upTo === frames ? 'auto' : upTo }, model.weightsMiB);
@@ -63,16 +64,17 @@ export function planJob(device: PlanningDevice, model: PlanModel, job: PlanJob):
       sessions: plan.sessions,
       decoderPerShape: plan.decoderPerShape,
       memory: { kind: 'gpu', peakMiB: plan.peakMiB, availableMiB: Math.round(device.gpuBudgetMiB) },
-      notes: [...notes, ...plan.notes],
+      notes: [...notes(plan.decodeChunk), ...plan.notes],
     };
   }
 
   const layout = { guidanceBatch: device.guidanceBatch, sessions: device.sessions, decoderPerShape: device.provider === 'cuda' && device.sessions === 'shared' };
   if (device.provider === 'cpu' && device.hostAvailableMiB !== undefined) {
     const plan = planHostMemory(device.hostAvailableMiB, { width, height, frames, videos, decodeChunk: auto ? 'auto' : upTo }, model, Math.min(AUTO_CHUNK_LIMIT, upTo));
-    return { ...base, ...layout, decodeChunk: plan.decodeChunk, memory: { kind: 'host', peakMiB: plan.peakMiB, availableMiB: Math.round(device.hostAvailableMiB) }, notes };
+    return { ...base, ...layout, decodeChunk: plan.decodeChunk, memory: { kind: 'host', peakMiB: plan.peakMiB, availableMiB: Math.round(device.hostAvailableMiB) }, notes: notes(plan.decodeChunk) };
   }
-  return { ...base, ...layout, decodeChunk: auto ? Math.min(AUTO_CHUNK_LIMIT, upTo) : upTo, notes };
+  const decodeChunk = auto ? Math.min(AUTO_CHUNK_LIMIT, upTo) : upTo;
+  return { ...base, ...layout, decodeChunk, notes: notes(decodeChunk) };
 }
 
 /** The plan, or the refusal's message; other errors are the planner's own faults and are thrown. */
