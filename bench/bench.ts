@@ -110,7 +110,8 @@ const pipeline = await SvdPipeline.create(model, files, resolution, dtype, (m) =
 report.sessionCreateS = sec(performance.now() - t);
 console.log(`sessions created in ${report.sessionCreateS} s`);
 
-const settings = parseSettings({ ...modelDefaults({ fast }), seed: 1, ...settingsFromFlags(values, SETTINGS) }, flagNamer(SETTINGS));
+// Decode chunk 8 unless given, as in the runs BENCHMARKS.md records (--decode-chunk auto: the planner's choice).
+const settings = parseSettings({ ...modelDefaults({ fast }), seed: 1, decodeChunk: 8, ...settingsFromFlags(values, SETTINGS) }, flagNamer(SETTINGS));
 const { width: W, height: H } = settings;
 const image = { data: new Uint8Array(W * H * 3).map((_, i) => (i * 31) % 251), width: W, height: H };
 async function timeJob(run: number) {

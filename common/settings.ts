@@ -189,7 +189,7 @@ export const SETTINGS = {
     kind: wholeOrAuto(1, 128),
     default: 'auto',
     label: 'Decode chunk',
-    help: 'frames decoded together: fewer use less memory and flicker slightly more; auto: what the job planner finds fits the memory',
+    help: 'frames decoded together: fewer use less memory and flicker slightly more; auto: as many as fit the free memory',
     flag: 'decode-chunk',
     control: 'number',
     level: 'advanced',
