@@ -12,12 +12,12 @@ import type { HealthInfo } from '../common/api-types.js';
 import { FailedLoginThrottle, KnownClients, requestClient, requireToken, type Gate } from './auth.js';
 import { trustsHop, type ProxyTrust } from './client-address.js';
 import { identify, sameOrigin, viaHttps, type AccessOptions } from './http/access.js';
-import type { ApiContext } from './http/context.js';
+import type { ApiContext, Planner } from './http/context.js';
 import { errorHandler, notFound } from './http/errors.js';
 import { fileRoutes } from './http/files.js';
 import { healthRoutes } from './http/health.js';
 import { jobRoutes } from './http/jobs.js';
-import { planRoutes, type Planner } from './http/plan.js';
+import { planRoutes } from './http/plan.js';
 import type { JobService } from './jobs/job-service.js';
 import { attachSocket, type JobIo } from './socket.js';
 
@@ -53,7 +53,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   const trust = opts.trustProxy ?? 'none';
   const gate: Gate = { token: opts.token, trust, throttle: new FailedLoginThrottle(opts.loginThrottle), known: new KnownClients() };
   const access: AccessOptions = { trust, sharedHistory: opts.sharedHistory ?? false, allowedHosts: opts.allowedHosts };
-  const ctx: ApiContext = { service, access, modelNames: opts.modelNames };
+  const ctx: ApiContext = { service, access, modelNames: opts.modelNames, plan: opts.plan };
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', trustsHop(trust));
@@ -85,7 +85,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   });
   api.use(healthRoutes(ctx, opts.health));
   api.use(jobRoutes(ctx, limiter));
-  api.use(planRoutes(ctx, opts.plan));
+  api.use(planRoutes(ctx));
   api.use(fileRoutes(ctx));
   api.use(notFound);
 

@@ -160,6 +160,11 @@ describe('server', () => {
     expect(await submit(server.url, small, { image: Buffer.from('hello, not an image') })).toMatchObject({ status: 415, body: { error: expect.stringMatching(/not an image we can read/) } });
     expect(await submit(server.url, small, { image: Buffer.alloc(21 * 1024 * 1024) })).toMatchObject({ status: 413, body: { error: expect.stringMatching(/larger than 20 MB/) } });
     expect(await submit(server.url, { ...small, width: 100 })).toMatchObject({ status: 400, body: { error: expect.stringMatching(/width must be a multiple of 64/) } });
+    // What the worker would refuse is refused at once, in the planner's words.
+    expect(await submit(server.url, { width: 2048, height: 1024, frames: 128 })).toMatchObject({
+      status: 422,
+      body: { error: expect.stringMatching(/^Not enough memory for this job on the CPU: 128 frames at 2048x1024/) },
+    });
     expect(await submit(server.url, { ...small, formats: ['avi'] })).toMatchObject({ status: 400 });
     const form = new FormData();
     form.append('settings', '{');

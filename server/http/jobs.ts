@@ -61,6 +61,12 @@ export function checkJobSettings(ctx: ApiContext, raw: unknown): JobSettings {
   return parsed.data;
 }
 
+/** A job the worker that would take it is known to refuse (the job planner's check) is refused now, in the same words. */
+function checkPlan(ctx: ApiContext, settings: JobSettings): void {
+  const answer = ctx.plan?.(settings);
+  if (answer && 'refused' in answer) throw new HttpError(422, answer.refused);
+}
+
 export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
   const { service } = ctx;
   const router = Router();
@@ -81,6 +87,7 @@ export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
     }
     const settings = checkSettings(raw);
     const png = await normaliseUpload(req.file.buffer);
+    checkPlan(ctx, settings);
     const ext =
       (req.file.originalname.split('.').pop() ?? 'bin')
         .toLowerCase()
@@ -132,6 +139,7 @@ export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
     const body = rerunBodySchema.safeParse(req.body);
     if (!body.success) throw new HttpError(400, `bad request: ${formatError(body.error)}`);
     const settings = checkSettings({ ...old.settings, ...body.data?.settings });
+    checkPlan(ctx, settings);
     const png = await readFile(service.store.file(old.id, old.inputName)).catch(() => {
       throw new HttpError(410, `the input picture of job ${old.id} is no longer on the server; submit it again`);
     });

@@ -3,24 +3,19 @@
 // this instead of working anything out itself. The settings are checked as a job's are.
 import { Router } from 'express';
 import { z } from 'zod';
-import type { PlanAnswer } from '../../common/job-plan.js';
-import type { JobSettings } from '../jobs/job.js';
 import type { ApiContext } from './context.js';
 import { HttpError } from './errors.js';
 import { checkJobSettings } from './jobs.js';
 
-/** The plan for these settings, or undefined while no worker has the model loaded. */
-export type Planner = (settings: JobSettings) => PlanAnswer | undefined;
-
 const planBodySchema = z.object({ settings: z.record(z.string(), z.unknown()).default({}) }, { error: 'the body must be a JSON object like {"settings": {...}}' });
 
-export function planRoutes(ctx: ApiContext, planner: Planner | undefined): Router {
+export function planRoutes(ctx: ApiContext): Router {
   const router = Router();
   router.post('/plan', (req, res) => {
     const body = planBodySchema.safeParse(req.body ?? {});
     if (!body.success) throw new HttpError(400, body.error.issues[0]!.message);
     const settings = checkJobSettings(ctx, body.data.settings);
-    const answer = planner?.(settings);
+    const answer = ctx.plan?.(settings);
     if (!answer) throw new HttpError(503, `the plan is made once ${settings.model ? `model "${settings.model}"` : 'the model'} has loaded on a worker; ask again shortly`);
     res.json(answer);
   });
