@@ -118,7 +118,7 @@ export class SvdPipeline {
     files: Record<NetworkName, string>,
     /** WebGPU's memory mode; undefined on other providers. */
     readonly gpuMemory: 'fast' | 'lean' | undefined,
-    /** The device as the job planner sees it (its model half is filled in once the sessions are open). */
+    /** The device as the job planner sees it (on the CPU, the memory baseline is added once the sessions are open). */
     private readonly device: PlanBasis['device'],
     deviceId: number | undefined,
   ) {
