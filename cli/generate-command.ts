@@ -2,11 +2,18 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { videoFormatOf } from '../common/video-formats.js';
-import { parseSettings, type GenerationSettingsInput } from '../common/settings.js';
+import { jobSettingsSchema, MAX_SEED, type GenerationSettingsInput } from '../common/settings.js';
+import { formatError } from '../common/messages.js';
+import type { ChainProgress, GenerationProgress } from '../common/progress.js';
+import { INSTALL_INTERPOLATOR_COMMAND } from '../models/download/rife-weights.js';
+import { findInterpolator, interpolatorWeights } from '../models/interpolator.js';
+import { FrameInterpolator } from '../models/pipeline/interpolate.js';
+import { randomSeed } from '../models/pipeline/random.js';
+import { generateChain } from '../models/pipeline/video-chain.js';
 import { openModelDir } from '../models/model-dir.js';
 import { defaultModelDir } from '../models/paths.js';
 import { SafetensorsFile, writeSafetensors, float32Tensor } from '../models/safetensors.js';
-import { GenerationCancelled, SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
+import { GenerationCancelled, SvdPipeline } from '../models/pipeline/pipeline.js';
 import { prepareImage, resizeModes } from '../models/pipeline/prepare-image.js';
 import { gpuMemoryModes, providerReport, providers, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
 // The video encoder stays with the server's media code for now (see README's layout).
@@ -19,6 +26,9 @@ export const GENERATE_HELP = `  generate --image FILE [--out video.mp4|.webm|.gi
           [--width 1024] [--height 576] [--resize crop|fit|stretch] [--crop-x 0.5] [--crop-y 0.5]
           [--frames N] [--steps 25] [--sigmas 700,...,0] [--fps 7] [--motion-bucket 127] [--noise-aug 0.02]
           [--min-guidance 1] [--max-guidance 3] [--decode-chunk 8] [--seed N]
+          [--extend N] (1–8 segments, each from the last frame of the one before: N·F − (N − 1) frames)
+          [--interpolate K] (1, 2, 4 or 8: K − 1 frames between each pair, fps × K; needs npm run setup -- --interpolator rife)
+          [--variations N] (1–8 videos with seeds seed, seed + 1, …: name-seedS.mp4 each) [--interpolator DIR]
           [--provider auto|cuda|webgpu|cpu] [--dtype fp16|fp32] [--attention mha|matmul] [--cache DIR]
           [--gpu-memory auto|fast|lean] (WebGPU: fast needs ~40 GB, lean ~16 GB and is ~2x slower)
           [--noise-file F.safetensors] (use its cond_aug_noise and initial_noise instead of drawing)
@@ -43,8 +53,10 @@ const SETTING_FLAGS = {
   maxGuidance: 'max-guidance',
   decodeChunk: 'decode-chunk',
   seed: 'seed',
+  extend: 'extend',
+  interpolate: 'interpolate',
 } as const satisfies Record<keyof GenerationSettingsInput, string>;
-const NUMERIC = ['width', 'height', 'cropX', 'cropY', 'frames', 'steps', 'fps', 'motionBucket', 'noiseAug', 'minGuidance', 'maxGuidance', 'decodeChunk', 'seed'] as const;
+const NUMERIC = ['width', 'height', 'cropX', 'cropY', 'frames', 'steps', 'fps', 'motionBucket', 'noiseAug', 'minGuidance', 'maxGuidance', 'decodeChunk', 'seed', 'extend', 'interpolate'] as const;
 const flagOf = (key: string) => `--${(SETTING_FLAGS as Record<string, string>)[key] ?? key}`;
 
 const num = (flag: string, v: string | undefined): number | undefined => {
@@ -66,6 +78,8 @@ const OPTIONS = {
   cache: opt,
   'noise-file': opt,
   'gpu-memory': opt,
+  variations: opt,
+  interpolator: opt,
   ...Object.fromEntries(Object.values(SETTING_FLAGS).map((f) => [f, opt])),
 } as Record<string, typeof opt>;
 
@@ -96,20 +110,27 @@ export async function runGenerate(args: string[]): Promise<void> {
     resize: resize as GenerationSettingsInput['resize'],
     sigmas: values.sigmas?.split(',').map((s) => num('sigmas', s)!),
   };
-  let settings: ReturnType<typeof parseSettings>;
-  try {
-    settings = parseSettings(input, flagOf);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  // The job schema: generation settings plus variations, each message naming the flag.
+  const parsed = jobSettingsSchema.safeParse({ ...input, variations: num('variations', values.variations) });
+  if (!parsed.success) throw new UsageError(formatError(parsed.error, flagOf));
+  const { variations, ...settings } = parsed.data;
 
   // Everything that can be checked is checked before the model is loaded and the work is done.
   const requested = values.out ?? (values['frames-out'] ? undefined : join('outputs', `svd-${new Date().toISOString().replace(/[:.]/g, '-')}.mp4`));
   if (requested && !videoFormatOf(requested)) throw new UsageError(`cannot tell the video format from --out "${requested}": use a name ending in .mp4, .webm or .gif`);
   const modelDir = values.model ?? defaultModelDir();
   openModelDir(modelDir); // says what is missing, and how to install it
-  let outPath = target(requested);
-  let framesOut = target(values['frames-out']);
+  const interpolatorAt = settings.interpolate > 1 ? findInterpolator(modelDir, values.interpolator) : undefined;
+  if (settings.interpolate > 1) {
+    if (!interpolatorAt) throw new UsageError(`--interpolate ${settings.interpolate} needs a frame interpolator: install RIFE with ${INSTALL_INTERPOLATOR_COMMAND} (or give --interpolator DIR)`);
+    interpolatorWeights(interpolatorAt); // says what is missing there
+  }
+  const firstSeed = settings.seed ?? randomSeed();
+  const seeds = Array.from({ length: variations }, (_, v) => firstSeed + v);
+  if (seeds.at(-1)! > MAX_SEED) throw new UsageError(`--seed ${firstSeed} leaves no room for ${variations} consecutive seeds: use a seed below ${MAX_SEED - variations + 2}`);
+  // One file per variation, named by its seed when there are several.
+  const named = (path: string | undefined, seed: number) => (path && variations > 1 ? path.replace(/(\.[^./]+)?$/, (ext) => `-seed${seed}${ext}`) : path);
+  const targets = seeds.map((seed) => ({ seed, out: target(named(requested, seed)), frames: target(named(values['frames-out'], seed)) }));
   let noise: { condAug: Float32Array; initial: Float32Array } | undefined;
   if (values['noise-file']) {
     const file = SafetensorsFile.open(values['noise-file']);
@@ -132,6 +153,7 @@ export async function runGenerate(args: string[]): Promise<void> {
     gpuMemory,
     onProgress,
   });
+  const interpolator = interpolatorAt ? await FrameInterpolator.load(interpolatorAt, { provider: pipeline.provider, cacheDir: values.cache }) : undefined;
   const controller = new AbortController();
   const onSigint = () => {
     console.error('\ncancelling after the current step…');
@@ -139,21 +161,29 @@ export async function runGenerate(args: string[]): Promise<void> {
   };
   process.once('SIGINT', onSigint);
   try {
-    const result = await pipeline.generate(image, settings, { signal: controller.signal, onProgress, noise });
-    if (framesOut) {
-      framesOut = freePath(framesOut);
-      writeSafetensors(framesOut, { frames: float32Tensor([result.frameCount, result.height, result.width, 3], result.frames) }, { seed: String(result.seed) });
+    // Sessions stay open from one variation to the next.
+    for (const [v, t] of targets.entries()) {
+      if (variations > 1) console.error(`variation ${v + 1}/${variations}, seed ${t.seed}`);
+      const result = await generateChain(pipeline, image, { ...settings, seed: t.seed }, { signal: controller.signal, onProgress, noise, interpolator });
+      let framesOut = t.frames;
+      let outPath = t.out;
+      if (framesOut) {
+        framesOut = freePath(framesOut);
+        const frames = result.frames ?? Float32Array.from(result.rgb, (x) => x / 255);
+        writeSafetensors(framesOut, { frames: float32Tensor([result.frameCount, result.height, result.width, 3], frames) }, { seed: String(result.seed), seeds: result.seeds.join(',') });
+      }
+      if (outPath) {
+        outPath = freePath(outPath);
+        await encodeVideo(result, outPath);
+      }
+      const seedText = noise ? `noise from ${values['noise-file']}` : result.seeds.length > 1 ? `segment seeds ${result.seeds.join(', ')}` : `seed ${result.seed}`;
+      console.error(
+        `done: ${result.frameCount} frames ${result.width}x${result.height} at ${result.fps} fps, ${seedText}, provider ${result.provider} (${result.dtype}), ${(result.timings.totalMs / 1000).toFixed(1)} s${outPath ? ` → ${outPath}` : ''}${framesOut ? ` → ${framesOut}` : ''}`,
+      );
     }
-    if (outPath) {
-      outPath = freePath(outPath);
-      await encodeVideo(result, outPath);
-    }
-    console.error(
-      `done: ${result.frameCount} frames ${result.width}x${result.height}, ${noise ? `noise from ${values['noise-file']}` : `seed ${result.seed}`}, provider ${result.provider} (${result.dtype}), ${(result.timings.totalMs / 1000).toFixed(1)} s${outPath ? ` → ${outPath}` : ''}${framesOut ? ` → ${framesOut}` : ''}`,
-    );
   } catch (err) {
     if (err instanceof GenerationCancelled) {
-      console.error('cancelled; nothing was written');
+      console.error('cancelled; what was not finished was not written');
       process.exitCode = 130;
       return;
     }
@@ -161,6 +191,7 @@ export async function runGenerate(args: string[]): Promise<void> {
   } finally {
     process.off('SIGINT', onSigint);
     await pipeline.release();
+    await interpolator?.release();
   }
 }
 
@@ -175,26 +206,31 @@ function target(wanted: string | undefined): string | undefined {
 
 function progressLine() {
   const tty = process.stderr.isTTY;
-  return (e: ProgressEvent) => {
+  return (e: ChainProgress | GenerationProgress) => {
+    // "segment 2/3, step 7/25"; a single clip says "sampling 7/25" as before.
+    const segment = 'segment' in e && e.segment ? `segment ${e.segment}/${e.segments}, ` : '';
     let line: string;
     switch (e.stage) {
       case 'loading':
         line = e.message;
         break;
       case 'encoding':
-        line = 'encoding the image';
+        line = `${segment}encoding the image`;
         break;
       case 'sampling':
-        line = `sampling ${e.step}/${e.steps}  ${(e.elapsedMs / 1000).toFixed(1)} s elapsed, ETA ${(e.etaMs / 1000).toFixed(1)} s`;
+        line = `${segment ? `${segment}step` : 'sampling'} ${e.step}/${e.steps}  ${(e.elapsedMs / 1000).toFixed(1)} s elapsed, ETA ${(e.etaMs / 1000).toFixed(1)} s`;
         break;
       case 'decoding':
-        line = `decoding ${e.chunk}/${e.chunks}`;
+        line = `${segment}decoding ${e.chunk}/${e.chunks}`;
+        break;
+      case 'interpolating':
+        line = `interpolating ${e.pair}/${e.pairs}`;
         break;
       case 'done':
         line = `finished in ${(e.elapsedMs / 1000).toFixed(1)} s`;
         break;
     }
-    if (tty && (e.stage === 'sampling' || e.stage === 'decoding')) process.stderr.write(`\r\x1b[K${line}`);
+    if (tty && (e.stage === 'sampling' || e.stage === 'decoding' || e.stage === 'interpolating')) process.stderr.write(`\r\x1b[K${line}`);
     else process.stderr.write(`${tty ? '\r\x1b[K' : ''}${line}\n`);
   };
 }

@@ -60,6 +60,13 @@ export const generationSettingsSchema = z
     /** Frames decoded together; fewer use less memory and flicker slightly more. */
     decodeChunk: whole(1, 128).default(8),
     seed: seedNumber().optional(),
+    /** Segments made one after another, each from the last frame of the one before (1: a single clip). */
+    extend: whole(1, 8).default(1),
+    /** Frames made by the frame interpolator for each pair plus one (1: none); the video's fps is multiplied by it. */
+    interpolate: z
+      .number({ error: 'must be 1, 2, 4 or 8' })
+      .refine((k) => [1, 2, 4, 8].includes(k), 'must be 1, 2, 4 or 8')
+      .default(1),
   })
   .refine((s) => s.maxGuidance >= s.minGuidance, { message: 'must be at least {minGuidance}', path: ['maxGuidance'] });
 
@@ -81,6 +88,8 @@ export const jobSettingsSchema = generationSettingsSchema.and(
     saveToFolder: z.boolean({ error: 'must be true or false' }).default(true),
     /** Which installed model to run (GET /api/health lists them); the server's default when absent. */
     model: z.string().max(200).optional(),
+    /** Videos of the same image and settings, each an ordinary job, with seeds seed, seed + 1, …. */
+    variations: whole(1, 8).default(1),
   }),
 );
 export type JobSettingsInput = z.input<typeof jobSettingsSchema>;
@@ -104,6 +113,9 @@ export const settingLabels: Record<SettingKey, string> = {
   maxGuidance: 'Max guidance',
   decodeChunk: 'Decode chunk',
   seed: 'Seed',
+  extend: 'Segments',
+  interpolate: 'Interpolation',
+  variations: 'Variations',
   formats: 'Output',
   loops: 'Loops',
   pingPong: 'Ping-pong',

@@ -18,12 +18,14 @@ export const workerModelSchema = z.object({ name: z.string(), path: z.string() }
 
 const jobId = z.string().min(1).max(64);
 
-/** The pipeline's progress events a job shows (models/pipeline/pipeline.ts ProgressEvent without 'done'). */
+/** The progress events a job shows (common/progress.ts ChainProgress: the pipeline's, per segment, and the interpolator's). */
+const inSegment = { segment: z.number().int().positive().optional(), segments: z.number().int().positive().optional() };
 export const workerProgressSchema = z.discriminatedUnion('stage', [
-  z.object({ stage: z.literal('loading'), message: z.string() }),
-  z.object({ stage: z.literal('encoding') }),
-  z.object({ stage: z.literal('sampling'), step: z.number(), steps: z.number(), elapsedMs: z.number(), etaMs: z.number() }),
-  z.object({ stage: z.literal('decoding'), chunk: z.number(), chunks: z.number() }),
+  z.object({ stage: z.literal('loading'), message: z.string(), ...inSegment }),
+  z.object({ stage: z.literal('encoding'), ...inSegment }),
+  z.object({ stage: z.literal('sampling'), step: z.number(), steps: z.number(), elapsedMs: z.number(), etaMs: z.number(), ...inSegment }),
+  z.object({ stage: z.literal('decoding'), chunk: z.number(), chunks: z.number(), ...inSegment }),
+  z.object({ stage: z.literal('interpolating'), pair: z.number(), pairs: z.number() }),
 ]);
 export type WorkerProgress = z.infer<typeof workerProgressSchema>;
 
@@ -61,6 +63,8 @@ export const fromWorkerSchema = z.discriminatedUnion('type', [
     height: z.number().int().positive(),
     fps: z.number().positive(),
     seed: z.number().int(),
+    /** Each segment's seed, when the job has several (extend). */
+    seeds: z.array(z.number().int()).optional(),
     /** e.g. "cpu (float32)". */
     provider: z.string(),
     totalMs: z.number(),

@@ -10,6 +10,7 @@ import { SafetensorsWeights } from './onnx/weights.js';
 import { buildRife, rifeConfigOf } from './networks/rife.js';
 import { writeSafetensorsStreamed } from './safetensors.js';
 import { readTorchStateDict } from './torch-checkpoint.js';
+import { DEMO_INTERPOLATOR, DEMO_MODEL, interpolatorDir } from './paths.js';
 
 export const RIFE_WEIGHTS_FILE = 'rife.safetensors';
 
@@ -18,6 +19,17 @@ export class InterpolatorMissingError extends Error {
     super(`no frame interpolator in ${dir} (it needs ${RIFE_WEIGHTS_FILE}): install RIFE with npm run setup -- --interpolator rife`);
     this.name = 'InterpolatorMissingError';
   }
+}
+
+/**
+ * Which interpolator a job on `modelDir` uses: the one asked for, else the installed RIFE, else
+ * for the demo model the demo interpolator (both random weights); undefined when
+ * there is none, and a job that asks for interpolation is refused with the install command.
+ */
+export function findInterpolator(modelDir: string, explicit?: string): string | undefined {
+  if (explicit) return explicit;
+  if (existsSync(join(interpolatorDir(), RIFE_WEIGHTS_FILE))) return interpolatorDir();
+  return resolve(modelDir) === resolve(DEMO_MODEL) ? DEMO_INTERPOLATOR : undefined;
 }
 
 /** The weights file of the interpolator in `dir`, or InterpolatorMissingError. */

@@ -7,15 +7,23 @@ export function describeProgress(job: Job): { label: string; fraction: number | 
   const p = job.progress;
   if (job.status === 'queued' || p?.stage === 'queued') return { label: `Waiting in the queue: position ${job.position || (p?.stage === 'queued' ? p.position : 1)}`, fraction: 0 };
   if (!p) return { label: job.status, fraction: job.status === 'done' ? 1 : 0 };
+  // With several segments each takes its share of the bar; the interpolator has the last tenth before writing.
+  const segment = 'segment' in p && p.segment && p.segments ? { at: p.segment, of: p.segments } : undefined;
+  const share = job.settings.interpolate > 1 ? 0.87 : 0.97;
+  const part = (f: number) => (share * ((segment ? segment.at - 1 : 0) + f)) / (segment ? segment.of : 1);
+  const prefix = segment ? `Segment ${segment.at}/${segment.of}, ` : '';
+  const step = (text: string) => (segment ? `${prefix}${text.charAt(0).toLowerCase()}${text.slice(1)}` : text);
   switch (p.stage) {
     case 'loading':
       return { label: p.message ? `Loading: ${p.message}` : 'Loading the model', fraction: undefined };
     case 'encoding':
-      return { label: 'Encoding the image', fraction: 0.03 };
+      return { label: step('Encoding the image'), fraction: part(0.03) };
     case 'sampling':
-      return { label: `Sampling step ${p.step}/${p.steps} · ${secs(p.elapsedMs)} elapsed · ETA ${secs(p.etaMs)}`, fraction: 0.05 + 0.8 * (p.step / p.steps) };
+      return { label: step(`Sampling step ${p.step}/${p.steps} · ${secs(p.elapsedMs)} elapsed · ETA ${secs(p.etaMs)}`), fraction: part(0.05 + 0.82 * (p.step / p.steps)) };
     case 'decoding':
-      return { label: `Decoding frames ${p.chunk}/${p.chunks}`, fraction: 0.85 + 0.1 * (p.chunk / p.chunks) };
+      return { label: step(`Decoding frames ${p.chunk}/${p.chunks}`), fraction: part(0.87 + 0.13 * (p.chunk / p.chunks)) };
+    case 'interpolating':
+      return { label: `Interpolating frames ${p.pair}/${p.pairs}`, fraction: 0.87 + 0.1 * (p.pair / p.pairs) };
     case 'writing':
       return { label: 'Writing the video', fraction: 0.97 };
     case 'done':
@@ -26,7 +34,16 @@ export function describeProgress(job: Job): { label: string; fraction: number | 
 /** "256×128 · 5 frames · 8 steps · motion 127 · 7 fps · seed 42" */
 export function keySettings(job: Job): string {
   const s = job.settings;
-  return [`${s.width}×${s.height}`, s.frames !== undefined && `${s.frames} frames`, `${s.steps} steps`, `motion ${s.motionBucket}`, `${s.fps} fps`, job.seed !== undefined && `seed ${job.seed}`]
+  return [
+    `${s.width}×${s.height}`,
+    s.frames !== undefined && `${s.frames} frames`,
+    `${s.steps} steps`,
+    `motion ${s.motionBucket}`,
+    `${s.fps * s.interpolate} fps`,
+    s.extend > 1 && `${s.extend} segments`,
+    s.interpolate > 1 && `interpolated ×${s.interpolate}`,
+    job.seed !== undefined && `seed ${job.seed}`,
+  ]
     .filter(Boolean)
     .join(' · ');
 }

@@ -25,6 +25,8 @@ export interface HubFile {
   sha256?: string;
   /** Set for files kept in Xet storage, which the library reads through the Xet protocol. */
   xetHash?: string;
+  /** A file from outside the hub (a release asset): fetched from here, with the same resume and check. */
+  url?: string;
 }
 
 export interface DownloadOptions {
@@ -177,7 +179,7 @@ async function openFrom(opts: DownloadOptions, file: HubFile, partial: string, h
       return { body: blob.slice(have).stream(), from: have };
     }
   }
-  const url = `${hubEndpoint(opts)}/${opts.repo}/resolve/${opts.revision ?? 'main'}/${file.path.split('/').map(encodeURIComponent).join('/')}`;
+  const url = file.url ?? `${hubEndpoint(opts)}/${opts.repo}/resolve/${opts.revision ?? 'main'}/${file.path.split('/').map(encodeURIComponent).join('/')}`;
   const res = await fetch(url, { headers: { ...authHeaders(opts), ...(have > 0 ? { range: `bytes=${have}-` } : {}) }, redirect: 'follow' });
   if (res.status === 416) {
     rmSync(partial, { force: true });
@@ -273,4 +275,18 @@ export async function downloadModel(opts: DownloadOptions): Promise<HubFile[]> {
   if (need > free) throw new HubError(`not enough disk space in ${opts.dest}: the download needs ${gib(need)} more and ${gib(free)} is free; free some space or choose another --dir`);
   for (const f of todo) await downloadFile(opts, f);
   return files;
+}
+
+/** One file of known size and sha256 (`file.url`): verified when already there, else downloaded as the hub's files are. */
+export async function downloadPinned(opts: DownloadOptions, file: HubFile & { url: string; sha256: string }): Promise<void> {
+  mkdirSync(opts.dest, { recursive: true });
+  if (await isValid(opts.dest, file)) {
+    opts.onProgress?.({ type: 'verified', path: file.path });
+    return;
+  }
+  const partial = partialPath(opts.dest, file);
+  const need = file.size - (existsSync(partial) ? statSync(partial).size : 0);
+  const free = (opts.freeBytes ?? defaultFreeBytes)(opts.dest);
+  if (need > free) throw new HubError(`not enough disk space in ${opts.dest}: ${file.path} needs ${gib(need)} more and ${gib(free)} is free`);
+  await downloadFile(opts, file);
 }

@@ -1,0 +1,172 @@
+// Longer and smoother videos (issue 23): segments from the last frame, frame interpolation and
+// variations, through the pipeline and through the command line, on the demo model and the demo
+// interpolator (random weights) on the CPU.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSettings } from '../common/settings.js';
+import { probeVideo } from '../media/ffmpeg.js';
+import { DEMO_INTERPOLATOR } from '../models/paths.js';
+import { FrameInterpolator, interpolatedCount } from '../models/pipeline/interpolate.js';
+import { GenerationCancelled, SvdPipeline } from '../models/pipeline/pipeline.js';
+import { prepareImage } from '../models/pipeline/prepare-image.js';
+import { chainFrameCount, generateChain, segmentSeed } from '../models/pipeline/video-chain.js';
+import { FIXTURE_INPUT, FIXTURE_MODEL, fixtureCopy, tempDir } from './helpers.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const cache = tempDir('svd-chain-cache-');
+
+function svd(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
+  return new Promise((ok) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'cli', 'svd.ts'), ...args],
+      { cwd: ROOT, timeout: 120_000, env: { ...process.env, SVD_STUDIO_CACHE: cache, ...env } },
+      (err, _stdout, stderr) => ok({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
+    );
+  });
+}
+
+describe('the chain in the pipeline', () => {
+  let pipeline: SvdPipeline;
+  let interpolator: FrameInterpolator;
+  const W = 64;
+  const H = 64;
+  const frameBytes = W * H * 3;
+  beforeAll(async () => {
+    pipeline = await SvdPipeline.load(FIXTURE_MODEL, { provider: 'cpu', cacheDir: cache });
+    interpolator = await FrameInterpolator.load(DEMO_INTERPOLATOR, { provider: 'cpu', cacheDir: cache });
+  });
+  afterAll(async () => {
+    await pipeline?.release();
+    await interpolator?.release();
+  });
+  const image = () => prepareImage(FIXTURE_INPUT, { width: W, height: H, mode: 'crop', x: 0.5, y: 0.5 });
+  const settings = (extra: object) => parseSettings({ width: W, height: H, frames: 3, steps: 1, seed: 42, ...extra });
+
+  it('continues each segment from the last frame of the one before and keeps that frame once', async () => {
+    const img = await image();
+    const chain = await generateChain(pipeline, img, settings({ extend: 3 }));
+    expect(chain.frameCount).toBe(3 * 3 - 2);
+    expect(chain.seeds).toEqual([42, segmentSeed(42, 1), segmentSeed(42, 2)]);
+    expect(new Set(chain.seeds).size).toBe(3);
+    // Segment 1 is the plain clip of the job's seed; segment 2 the clip of the last frame with its own seed, less its first frame.
+    const first = await pipeline.generate(img, settings({}));
+    expect(Buffer.from(chain.rgb.subarray(0, 3 * frameBytes)).equals(Buffer.from(first.rgb))).toBe(true);
+    const second = await pipeline.generate({ data: first.rgb.slice(2 * frameBytes), width: W, height: H }, settings({ seed: chain.seeds[1] }));
+    expect(Buffer.from(chain.rgb.subarray(3 * frameBytes, 5 * frameBytes)).equals(Buffer.from(second.rgb.subarray(frameBytes)))).toBe(true);
+  });
+
+  it('interpolates after decoding: (F − 1)·K + 1 frames, the originals every K-th, fps × K', async () => {
+    const img = await image();
+    const events: string[] = [];
+    const plain = await generateChain(pipeline, img, settings({ frames: 4 }));
+    const chain = await generateChain(pipeline, img, settings({ frames: 4, interpolate: 4 }), { interpolator, onProgress: (e) => events.push(e.stage) });
+    expect(chain.frameCount).toBe(interpolatedCount(4, 4));
+    expect(chain.frameCount).toBe(chainFrameCount(settings({ frames: 4, interpolate: 4 }), 5));
+    expect(chain.fps).toBe(7 * 4);
+    for (let i = 0; i < 4; i++)
+      expect(Buffer.from(chain.rgb.subarray(i * 4 * frameBytes, (i * 4 + 1) * frameBytes)).equals(Buffer.from(plain.rgb.subarray(i * frameBytes, (i + 1) * frameBytes)))).toBe(true);
+    // The new frames are the interpolator's, not copies of either neighbour.
+    const mid = chain.rgb.subarray(2 * frameBytes, 3 * frameBytes);
+    expect(Buffer.from(mid).equals(Buffer.from(plain.rgb.subarray(0, frameBytes)))).toBe(false);
+    expect(events.filter((s) => s === 'interpolating')).toHaveLength(3);
+    expect(events.lastIndexOf('decoding')).toBeLessThan(events.indexOf('interpolating'));
+  });
+
+  it('reports "segment k/N" on every stage and cancels inside a later segment', async () => {
+    const img = await image();
+    const controller = new AbortController();
+    const seen: string[] = [];
+    const run = generateChain(pipeline, img, settings({ extend: 3, steps: 3 }), {
+      signal: controller.signal,
+      onProgress: (e) => {
+        if (e.stage === 'sampling') {
+          seen.push(`${e.segment}/${e.segments} ${e.step}/${e.steps}`);
+          if (e.segment === 2 && e.step === 1) controller.abort();
+        }
+      },
+    });
+    await expect(run).rejects.toBeInstanceOf(GenerationCancelled);
+    expect(seen).toEqual(['1/3 1/3', '1/3 2/3', '1/3 3/3', '2/3 1/3']);
+  });
+
+  it('refuses interpolation without an interpolator', async () => {
+    await expect(generateChain(pipeline, await image(), settings({ interpolate: 2 }))).rejects.toThrow(/npm run setup -- --interpolator rife/);
+  });
+});
+
+describe('svd generate --extend --interpolate --variations', () => {
+  it("writes the issue's 17-frame video (2 segments of 5, interpolated by 2)", async () => {
+    const out = join(tempDir('svd-chain-'), 'x.mp4');
+    const r = await svd([
+      'generate',
+      '--model',
+      'demo/svd-tiny/model',
+      '--image',
+      'demo/svd-tiny/input.png',
+      '--width',
+      '128',
+      '--height',
+      '64',
+      '--frames',
+      '5',
+      '--steps',
+      '2',
+      '--extend',
+      '2',
+      '--interpolate',
+      '2',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await probeVideo(out)).frames).toBe(17);
+    expect(r.stderr).toMatch(/segment 2\/2, step 2\/2/);
+    expect(r.stderr).toMatch(/interpolating 8\/8/);
+    expect(r.stderr).toMatch(/done: 17 frames 128x64 at 14 fps, segment seeds \d+, \d+/);
+  });
+
+  it('writes one video per variation, with consecutive seeds', async () => {
+    const dir = tempDir('svd-variations-');
+    const r = await svd([
+      'generate',
+      '--model',
+      'demo/svd-tiny/model',
+      '--image',
+      'demo/svd-tiny/input.png',
+      '--width',
+      '64',
+      '--height',
+      '64',
+      '--frames',
+      '2',
+      '--steps',
+      '1',
+      '--variations',
+      '3',
+      '--seed',
+      '41',
+      '--out',
+      join(dir, 'v.mp4'),
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual(['v-seed41.mp4', 'v-seed42.mp4', 'v-seed43.mp4']);
+    for (const seed of [41, 42, 43]) expect(r.stderr).toMatch(new RegExp(`done: 2 frames 64x64 at 7 fps, seed ${seed}, .* → ${join(dir, `v-seed${seed}.mp4`)}`));
+    // The model loads once for all three.
+    expect(r.stderr.match(/loading unet/g)).toHaveLength(1);
+  });
+
+  it('refuses --interpolate without an installed interpolator, with the command that installs one', async () => {
+    const empty = tempDir('svd-no-interp-');
+    mkdirSync(join(empty, 'rife'));
+    const out = join(empty, 'x.mp4');
+    const r = await svd(['generate', '--model', fixtureCopy(), '--image', FIXTURE_INPUT, '--interpolate', '2', '--out', out], { SVD_INTERPOLATOR_DIR: join(empty, 'rife') });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('error: --interpolate 2 needs a frame interpolator: install RIFE with npm run setup -- --interpolator rife (or give --interpolator DIR)');
+    expect(existsSync(out)).toBe(false);
+    const bad = await svd(['generate', '--image', 'x.png', '--interpolate', '3', '--extend', '9', '--variations', '0']);
+    expect(bad.stderr.trim()).toBe('error: --extend must be 1–8; --interpolate must be 1, 2, 4 or 8; --variations must be 1–8');
+  });
+});
