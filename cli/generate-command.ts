@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { videoFormatOf } from '../common/video-formats.js';
-import { jobSettingsSchema, MAX_SEED, type GenerationSettingsInput } from '../common/settings.js';
+import { jobSettingsSchema, type GenerationSettingsInput } from '../common/settings.js';
 import { formatError } from '../common/messages.js';
 import type { ChainProgress, GenerationProgress } from '../common/progress.js';
 import { INSTALL_INTERPOLATOR_COMMAND } from '../models/download/rife-weights.js';
@@ -127,7 +127,6 @@ export async function runGenerate(args: string[]): Promise<void> {
   }
   const firstSeed = settings.seed ?? randomSeed();
   const seeds = Array.from({ length: variations }, (_, v) => firstSeed + v);
-  if (seeds.at(-1)! > MAX_SEED) throw new UsageError(`--seed ${firstSeed} leaves no room for ${variations} consecutive seeds: use a seed below ${MAX_SEED - variations + 2}`);
   // One file per variation, named by its seed when there are several.
   const named = (path: string | undefined, seed: number) => (path && variations > 1 ? path.replace(/(\.[^./]+)?$/, (ext) => `-seed${seed}${ext}`) : path);
   const targets = seeds.map((seed) => ({ seed, out: target(named(requested, seed)), frames: target(named(values['frames-out'], seed)) }));

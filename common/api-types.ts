@@ -15,6 +15,8 @@ export interface JobRecord {
   settings: JobSettings;
   /** The seed actually used (set once generation starts). */
   seed?: number;
+  /** Each segment's seed, when the job has several (settings.extend). */
+  seeds?: number[];
   progress?: JobProgress;
   error?: string;
   /** Video files written, by format. */
@@ -23,6 +25,10 @@ export interface JobRecord {
   saved?: { status: 'pending' | 'saved' | 'failed'; files?: string[]; error?: string };
   /** The job this one re-runs, if any. */
   rerunOf?: string;
+  /** The job whose last frame is this one's input ("Continue from the last frame"). */
+  continues?: string;
+  /** One of several videos asked for together (settings.variations): the first job's id, this one's place and how many. */
+  variation?: { group: string; index: number; of: number };
   provider?: string;
   timings?: { totalMs: number };
 }
@@ -34,7 +40,7 @@ export interface HealthInfo {
   /** The model loaded now (or loading); `demo`: the tiny random-weight model, whose output is noise. */
   model: { path: string; demo: boolean; frames?: number };
   /** Every model a job may ask for by name (settings.model). */
-  models: { name: string; demo: boolean; frames: number }[];
+  models: { name: string; demo: boolean; frames: number; interpolator: boolean }[];
   status: 'loading' | 'ready' | 'error';
   provider?: string;
   error?: string;
@@ -52,4 +58,6 @@ export type HealthResponse = HealthInfo & { queue: { waiting: number; running: s
 export interface Submitted {
   id: string;
   position: number;
+  /** Every job made, first to last, where the settings asked for several variations. */
+  ids?: string[];
 }

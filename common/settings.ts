@@ -74,24 +74,29 @@ export type GenerationSettingsInput = z.input<typeof generationSettingsSchema>;
 export type GenerationSettings = z.output<typeof generationSettingsSchema>;
 
 /** Settings a client sends for a job: generation settings plus what to do with the result. */
-export const jobSettingsSchema = generationSettingsSchema.and(
-  z.object({
-    formats: z
-      .array(z.enum(videoFormats, { error: `must be among ${videoFormats.join(', ')}` }))
-      .min(1, { error: `needs at least one of ${videoFormats.join(', ')}` })
-      .refine((f) => new Set(f).size === f.length, 'name each format once')
-      .default(['mp4']),
-    /** Times the clip repeats inside the file (1 = once). */
-    loops: whole(1, 10).default(1),
-    pingPong: z.boolean({ error: 'must be true or false' }).default(false),
-    /** Copy the result to the server's save folder (Drive), when one is set. */
-    saveToFolder: z.boolean({ error: 'must be true or false' }).default(true),
-    /** Which installed model to run (GET /api/health lists them); the server's default when absent. */
-    model: z.string().max(200).optional(),
-    /** Videos of the same image and settings, each an ordinary job, with seeds seed, seed + 1, …. */
-    variations: whole(1, 8).default(1),
-  }),
-);
+export const jobSettingsSchema = generationSettingsSchema
+  .and(
+    z.object({
+      formats: z
+        .array(z.enum(videoFormats, { error: `must be among ${videoFormats.join(', ')}` }))
+        .min(1, { error: `needs at least one of ${videoFormats.join(', ')}` })
+        .refine((f) => new Set(f).size === f.length, 'name each format once')
+        .default(['mp4']),
+      /** Times the clip repeats inside the file (1 = once). */
+      loops: whole(1, 10).default(1),
+      pingPong: z.boolean({ error: 'must be true or false' }).default(false),
+      /** Copy the result to the server's save folder (Drive), when one is set. */
+      saveToFolder: z.boolean({ error: 'must be true or false' }).default(true),
+      /** Which installed model to run (GET /api/health lists them); the server's default when absent. */
+      model: z.string().max(200).optional(),
+      /** Videos of the same image and settings, each an ordinary job, with seeds seed, seed + 1, …. */
+      variations: whole(1, 8).default(1),
+    }),
+  )
+  .refine((s) => s.seed === undefined || s.seed <= MAX_SEED - (s.variations - 1), {
+    message: 'must leave room for {variations} consecutive seeds (at most 2^53 − 1 in all)',
+    path: ['seed'],
+  });
 export type JobSettingsInput = z.input<typeof jobSettingsSchema>;
 export type JobSettings = z.output<typeof jobSettingsSchema>;
 export type SettingKey = keyof JobSettings;

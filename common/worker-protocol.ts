@@ -14,7 +14,8 @@ export const workerRuntimeSchema = z.object({
 });
 export type WorkerRuntime = z.infer<typeof workerRuntimeSchema>;
 
-export const workerModelSchema = z.object({ name: z.string(), path: z.string() });
+/** A model the worker may load, and the frame interpolator its jobs use (absent: interpolation is refused). */
+export const workerModelSchema = z.object({ name: z.string(), path: z.string(), interpolator: z.string().optional() });
 
 const jobId = z.string().min(1).max(64);
 

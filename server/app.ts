@@ -16,10 +16,11 @@ import { decodeImage } from '../models/pipeline/prepare-image.js';
 import { checkAccess, FailedLoginThrottle, lookupToken, requestClient, requireToken, type Gate } from './auth.js';
 import { trustsHop, type ProxyTrust } from './client-address.js';
 import { DiskFullError, isNoSpace } from './disk-full.js';
-import { JOB_ID, jobSettingsSchema, type JobRecord } from './jobs/job.js';
-import { QueueFullError, type JobService } from './jobs/job-service.js';
+import { JOB_ID, jobSettingsSchema, type JobRecord, type JobSettings } from './jobs/job.js';
+import { LAST_FRAME_FILE, QueueFullError, type JobService } from './jobs/job-service.js';
+import { INSTALL_INTERPOLATOR_COMMAND } from '../models/download/rife-weights.js';
 import { ensurePoster } from '../media/poster.js';
-import type { HealthInfo } from '../common/api-types.js';
+import type { HealthInfo, Submitted } from '../common/api-types.js';
 import { formatError } from '../common/messages.js';
 import type { ClientToServerEvents, ServerToClientEvents } from '../common/socket-events.js';
 import { videoFormats, type VideoFormat } from '../common/video-formats.js';
@@ -37,6 +38,8 @@ export interface AppOptions {
   jobRateLimit?: number;
   /** Names a job may ask for in settings.model. */
   modelNames?: string[];
+  /** The models whose jobs may interpolate (a frame interpolator is installed for them); all when absent. */
+  interpolatingModels?: string[];
   /** Whose X-Forwarded-For is believed (see client-address.ts); 'none' by default. */
   trustProxy?: ProxyTrust;
   /** Wrong tokens a client may send per window before it is refused for the rest of it. */
@@ -106,11 +109,22 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
     return job;
   };
 
-  const checkModel = (name: string | undefined) => {
+  const checkModel = (settings: JobSettings) => {
+    const name = settings.model;
     if (name !== undefined && opts.modelNames && !opts.modelNames.includes(name)) {
       throw new HttpError(400, `bad settings: model "${name.slice(0, 60)}" is not installed; installed: ${opts.modelNames.join(', ')}`);
     }
+    const model = name ?? opts.modelNames?.[0];
+    if (settings.interpolate > 1 && opts.interpolatingModels && (model === undefined || !opts.interpolatingModels.includes(model))) {
+      throw new HttpError(
+        400,
+        `bad settings: interpolate ${settings.interpolate} needs a frame interpolator, and none is installed on the server; install RIFE there with ${INSTALL_INTERPOLATOR_COMMAND}`,
+      );
+    }
   };
+  /** 202 with the first job (and all of them when variations made several). */
+  const accepted = (res: Response, jobs: JobRecord[]) =>
+    res.status(202).json({ id: jobs[0]!.id, position: service.position(jobs[0]!.id), ...(jobs.length > 1 ? { ids: jobs.map((j) => j.id) } : {}) } satisfies Submitted);
 
   api.get('/health', async (_req, res) => {
     res.json({ ...(await opts.health()), queue: { waiting: service.queueLength, running: service.runningId ?? null } });
@@ -131,15 +145,14 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
     }
     const parsed = jobSettingsSchema.safeParse(raw);
     if (!parsed.success) throw new HttpError(400, `bad settings: ${formatError(parsed.error)}`);
-    checkModel(parsed.data.model);
+    checkModel(parsed.data);
     const png = await normaliseUpload(req.file.buffer);
     const ext =
       (req.file.originalname.split('.').pop() ?? 'bin')
         .toLowerCase()
         .replace(/[^a-z0-9]/g, '')
         .slice(0, 5) || 'bin';
-    const job = service.submit({ png, original: { name: `original.${ext}`, data: req.file.buffer } }, parsed.data);
-    res.status(202).json({ id: job.id, position: service.position(job.id) });
+    accepted(res, service.submit({ png, original: { name: `original.${ext}`, data: req.file.buffer } }, parsed.data));
   });
 
   api.get('/jobs', (_req, res) => {
@@ -159,12 +172,25 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
     if (!body.success) throw new HttpError(400, `bad request: ${formatError(body.error)}`);
     const override = jobSettingsSchema.safeParse({ ...old.settings, ...body.data?.settings });
     if (!override.success) throw new HttpError(400, `bad settings: ${formatError(override.error)}`);
-    checkModel(override.data.model);
+    checkModel(override.data);
     const png = await readFile(service.store.file(old.id, old.inputName)).catch(() => {
       throw new HttpError(410, `the input picture of job ${old.id} is no longer on the server; submit it again`);
     });
-    const job = service.submit({ png }, override.data, old.id);
-    res.status(202).json({ id: job.id, position: service.position(job.id) });
+    accepted(res, service.submit({ png }, override.data, { rerunOf: old.id }));
+  });
+  // A new job whose input is the last frame of a finished one, with its settings and a new seed unless given.
+  api.post('/jobs/:id/continue', limiter, async (req, res) => {
+    const old = jobOr404(String(req.params.id));
+    if (old.status !== 'done') throw new HttpError(409, `job ${old.id} is ${old.status}; only a finished video can be continued`);
+    const body = rerunBodySchema.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, `bad request: ${formatError(body.error)}`);
+    const settings = jobSettingsSchema.safeParse({ ...old.settings, seed: undefined, ...body.data?.settings });
+    if (!settings.success) throw new HttpError(400, `bad settings: ${formatError(settings.error)}`);
+    checkModel(settings.data);
+    const png = await readFile(service.store.file(old.id, LAST_FRAME_FILE)).catch(() => {
+      throw new HttpError(410, `the last frame of job ${old.id} is not on the server (jobs made before continuing existed do not keep it); run the job again first`);
+    });
+    accepted(res, service.submit({ png }, settings.data, { continues: old.id }));
   });
   api.get('/jobs/:id/input.png', (req, res) => {
     const job = jobOr404(String(req.params.id));

@@ -102,7 +102,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   const pool = new WorkerPool({
     slots,
     runtime: { provider: opts.provider, gpuMemory: opts.gpuMemory },
-    models: models.map(({ name, path }) => ({ name, path })),
+    models: models.map(({ name, path, interpolator }) => ({ name, path, interpolator })),
     log,
     cancelGraceMs: opts.cancelGraceMs,
   });
@@ -112,12 +112,17 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   const history = store.load((line) => log(`warning: ${line}`));
   const service = new JobService({ store, workers: pool, saveDir: opts.saveDir });
   service.resumeSaves();
-  const fixed = { models: models.map(({ name, demo: d, frames }) => ({ name, demo: d, frames })), ffmpeg: { ok: !ffmpegError, error: ffmpegError }, saveDir: !!opts.saveDir };
+  const fixed = {
+    models: models.map(({ name, demo: d, frames, interpolator }) => ({ name, demo: d, frames, interpolator: !!interpolator })),
+    ffmpeg: { ok: !ffmpegError, error: ffmpegError },
+    saveDir: !!opts.saveDir,
+  };
   const local = opts.host === '127.0.0.1' || opts.host === 'localhost' || opts.host === '::1';
   const token = opts.token ?? (local && !opts.share ? undefined : generateToken());
   const { server, io } = createApp({
     service,
     modelNames: models.map((m) => m.name),
+    interpolatingModels: models.filter((m) => m.interpolator).map((m) => m.name),
     token,
     trustProxy: opts.trustProxy ? 'proxy' : opts.share ? 'tunnel' : 'none',
     jobRateLimit: opts.jobRateLimit,

@@ -1,10 +1,13 @@
 // Longer and smoother videos (issue 23): segments from the last frame, frame interpolation and
 // variations, through the pipeline and through the command line, on the demo model and the demo
 // interpolator (random weights) on the CPU.
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import sharp from 'sharp';
+import { io as ioClient } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { JobSnapshot } from '../common/api-types.js';
 import { parseSettings } from '../common/settings.js';
 import { probeVideo } from '../media/ffmpeg.js';
 import { DEMO_INTERPOLATOR } from '../models/paths.js';
@@ -12,7 +15,9 @@ import { FrameInterpolator, interpolatedCount } from '../models/pipeline/interpo
 import { GenerationCancelled, SvdPipeline } from '../models/pipeline/pipeline.js';
 import { prepareImage } from '../models/pipeline/prepare-image.js';
 import { chainFrameCount, generateChain, segmentSeed } from '../models/pipeline/video-chain.js';
-import { FIXTURE_INPUT, FIXTURE_MODEL, fixtureCopy, tempDir } from './helpers.js';
+import { JobStore } from '../server/jobs/job-store.js';
+import { startServer, type RunningServer } from '../server/main.js';
+import { FIXTURE_INPUT, FIXTURE_MODEL, fixtureCopy, tempDir, waitFor } from './helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const cache = tempDir('svd-chain-cache-');
@@ -168,5 +173,118 @@ describe('svd generate --extend --interpolate --variations', () => {
     expect(existsSync(out)).toBe(false);
     const bad = await svd(['generate', '--image', 'x.png', '--interpolate', '3', '--extend', '9', '--variations', '0']);
     expect(bad.stderr.trim()).toBe('error: --extend must be 1–8; --interpolate must be 1, 2, 4 or 8; --variations must be 1–8');
+  });
+});
+
+describe('server: segments, interpolation, variations, continuing', () => {
+  let server: RunningServer;
+  const out = tempDir('svd-chain-server-');
+  const png = readFileSync(FIXTURE_INPUT);
+  const small = { width: 64, height: 64, frames: 3, steps: 1, fps: 8 };
+  const submit = async (base: string, settings: object) => {
+    const form = new FormData();
+    form.append('image', new Blob([new Uint8Array(png)]), 'input.png');
+    form.append('settings', JSON.stringify(settings));
+    const res = await fetch(`${base}api/jobs`, { method: 'POST', body: form });
+    return { status: res.status, body: (await res.json()) as { id: string; ids?: string[]; error?: string } };
+  };
+  const getJob = async (id: string) => (await (await fetch(`${server.url}api/jobs/${id}`)).json()) as JobSnapshot;
+  const finished = (id: string) => waitFor(async () => ((j) => (['done', 'failed', 'cancelled'].includes(j.status) ? j : undefined))(await getJob(id)));
+
+  beforeAll(async () => {
+    server = await startServer({ model: FIXTURE_MODEL, port: 0, outputDir: join(out, 'jobs'), provider: 'cpu' }, () => {});
+    await waitFor(async () => ((await (await fetch(`${server.url}api/health`)).json()) as { status: string }).status === 'ready' || undefined);
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('runs a job of two segments interpolated by 2, reporting each segment and each seed', async () => {
+    const socket = ioClient(server.url, { transports: ['websocket'] });
+    const labels: string[] = [];
+    socket.on('job', (j: JobSnapshot) => {
+      const p = j.progress;
+      if (p?.stage === 'sampling' && p.segment) labels.push(`segment ${p.segment}/${p.segments}, step ${p.step}/${p.steps}`);
+      if (p?.stage === 'interpolating') labels.push(`interpolating ${p.pair}/${p.pairs}`);
+    });
+    await new Promise((ok) => socket.once('connect', () => ok(undefined)));
+    const { status, body } = await submit(server.url, { ...small, extend: 2, interpolate: 2 });
+    expect(status, body.error).toBe(202);
+    await socket.emitWithAck('watch', body.id);
+    const job = await finished(body.id);
+    socket.close();
+    expect(job.status, job.error).toBe('done');
+    expect(job.seeds).toHaveLength(2);
+    expect(job.seeds![0]).toBe(job.seed);
+    expect(new JobStore(join(out, 'jobs')).load().find((j) => j.id === body.id)?.seeds).toEqual(job.seeds);
+    expect(labels).toEqual(expect.arrayContaining(['segment 1/2, step 1/1', 'segment 2/2, step 1/1', 'interpolating 4/4']));
+    const file = join(out, 'chain.mp4');
+    writeFileSync(file, Buffer.from(await (await fetch(`${server.url}api/jobs/${body.id}/video.mp4`)).arrayBuffer()));
+    // (2·3 − 1 − 1)·2 + 1 frames at 8 × 2 fps
+    expect(await probeVideo(file)).toMatchObject({ frames: 9 });
+    expect(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=r_frame_rate', '-of', 'csv=p=0', file]).toString().trim()).toBe('16/1');
+  });
+
+  it('makes one ordinary job per variation with consecutive seeds, linked as a group', async () => {
+    const { status, body } = await submit(server.url, { ...small, variations: 3, seed: 100 });
+    expect(status, body.error).toBe(202);
+    expect(body.ids).toHaveLength(3);
+    expect(body.ids![0]).toBe(body.id);
+    const jobs = await Promise.all(body.ids!.map(finished));
+    expect(jobs.map((j) => j.status)).toEqual(['done', 'done', 'done']);
+    expect(jobs.map((j) => j.seed)).toEqual([100, 101, 102]);
+    expect(jobs.map((j) => j.variation)).toEqual([1, 2, 3].map((index) => ({ group: body.id, index, of: 3 })));
+    // A restart reads them back linked (the store the server loads at start).
+    const reloaded = new JobStore(join(out, 'jobs')).load();
+    expect(body.ids!.map((id) => reloaded.find((j) => j.id === id)?.variation?.index)).toEqual([1, 2, 3]);
+    const posters = await Promise.all(body.ids!.map(async (id) => Buffer.from(await (await fetch(`${server.url}api/jobs/${id}/video.mp4`)).arrayBuffer())));
+    expect(posters[0]!.equals(posters[1]!)).toBe(false);
+    const tooFar = await submit(server.url, { ...small, variations: 3, seed: Number.MAX_SAFE_INTEGER - 1 });
+    expect(tooFar.status).toBe(400);
+    expect(tooFar.body.error).toBe('bad settings: seed must leave room for variations consecutive seeds (at most 2^53 − 1 in all)');
+  });
+
+  it('continues a finished job from its last frame as a new job linked to it', async () => {
+    const first = await submit(server.url, small);
+    const done = await finished(first.body.id);
+    expect(done.status).toBe('done');
+    const res = await fetch(`${server.url}api/jobs/${done.id}/continue`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ settings: { seed: 5 } }) });
+    expect(res.status).toBe(202);
+    const next = await finished(((await res.json()) as { id: string }).id);
+    expect(next).toMatchObject({ status: 'done', continues: done.id, seed: 5 });
+    const lastFrame = readFileSync(join(out, 'jobs', done.id, 'last-frame.png'));
+    expect(Buffer.from(await (await fetch(`${server.url}api/jobs/${next.id}/input.png`)).arrayBuffer()).equals(lastFrame)).toBe(true);
+    const { data, info } = await sharp(lastFrame).raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([64, 64]);
+    expect(data.length).toBe(64 * 64 * 3);
+    const queued = await submit(server.url, { ...small, steps: 50 });
+    const early = await fetch(`${server.url}api/jobs/${queued.body.id}/continue`, { method: 'POST' });
+    expect(early.status).toBe(409);
+    await fetch(`${server.url}api/jobs/${queued.body.id}`, { method: 'DELETE' });
+  });
+});
+
+describe('server without an interpolator', () => {
+  it('refuses interpolate > 1 at submission with the command that installs one', async () => {
+    const out = tempDir('svd-chain-noint-');
+    const previous = process.env.SVD_INTERPOLATOR_DIR;
+    process.env.SVD_INTERPOLATOR_DIR = join(out, 'none');
+    const server = await startServer({ model: fixtureCopy(), port: 0, outputDir: join(out, 'jobs'), provider: 'cpu' }, () => {});
+    try {
+      const health = (await (await fetch(`${server.url}api/health`)).json()) as { models: { interpolator: boolean }[] };
+      expect(health.models[0]!.interpolator).toBe(false);
+      const form = new FormData();
+      form.append('image', new Blob([new Uint8Array(readFileSync(FIXTURE_INPUT))]), 'input.png');
+      form.append('settings', JSON.stringify({ width: 64, height: 64, interpolate: 4 }));
+      const res = await fetch(`${server.url}api/jobs`, { method: 'POST', body: form });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toBe(
+        'bad settings: interpolate 4 needs a frame interpolator, and none is installed on the server; install RIFE there with npm run setup -- --interpolator rife',
+      );
+    } finally {
+      await server.close();
+      if (previous === undefined) delete process.env.SVD_INTERPOLATOR_DIR;
+      else process.env.SVD_INTERPOLATOR_DIR = previous;
+    }
   });
 });

@@ -3,6 +3,8 @@
 // to listeners. The generation itself runs in the worker process; the videos are encoded here.
 import { EventEmitter } from 'node:events';
 import { readFile, rm } from 'node:fs/promises';
+import sharp from 'sharp';
+import { randomSeed } from '../../models/pipeline/random.js';
 import { arrangeFrames, encodeVideo } from '../../media/ffmpeg.js';
 import { saveNumbered } from '../save-folder.js';
 import type { InferenceWorker, WorkerPool } from '../workers/pool.js';
@@ -28,6 +30,12 @@ export interface JobServiceEvents {
 
 /** Where a worker leaves a job's raw frames for the encoder (removed once the videos are written). */
 const FRAMES_FILE = '.frames.rgb.tmp';
+
+/** A finished job's last frame at the job's size: the input of a job that continues it. */
+export const LAST_FRAME_FILE = 'last-frame.png';
+
+/** How a new job relates to earlier ones (shown in the history). */
+export type JobLinks = Pick<JobRecord, 'rerunOf' | 'continues'>;
 
 export interface JobServiceOptions {
   store: JobStore;
@@ -69,18 +77,33 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     return this.queue.indexOf(id) + 1;
   }
 
-  submit(input: { png: Uint8Array; original?: { name: string; data: Uint8Array } }, settings: JobSettings, rerunOf?: string): JobRecord {
-    if (this.queue.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
-    const id = this.store.newId();
-    const job: JobRecord = { id, status: 'queued', createdAt: new Date().toISOString(), settings, videos: {}, inputName: 'input.png', rerunOf };
-    const files: Record<string, Uint8Array> = { 'input.png': input.png };
-    if (input.original) files[input.original.name] = input.original.data;
-    this.store.create(job, files);
-    this.store.log(id, `queued${rerunOf ? ` (re-run of ${rerunOf})` : ''} with settings ${JSON.stringify(settings)}`);
-    this.queue.push(id);
-    this.setProgress(job, { stage: 'queued', position: this.queue.length }, false);
+  /**
+   * Queues the job, or with `settings.variations` N > 1 one job per variation with seeds seed,
+   * seed + 1, … (a random first seed when none is given), each an ordinary job of one video.
+   */
+  submit(input: { png: Uint8Array; original?: { name: string; data: Uint8Array } }, settings: JobSettings, links: JobLinks = {}): JobRecord[] {
+    const n = settings.variations;
+    if (this.queue.length + n > this.maxQueue) throw new QueueFullError(this.maxQueue);
+    const first = n > 1 ? (settings.seed ?? randomSeed()) : settings.seed;
+    const jobs: JobRecord[] = [];
+    for (let k = 0; k < n; k++) {
+      const id = this.store.newId();
+      const variation = n > 1 ? { group: jobs[0]?.id ?? id, index: k + 1, of: n } : undefined;
+      const own: JobSettings = { ...settings, variations: 1, ...(first !== undefined ? { seed: first + k } : {}) };
+      const job: JobRecord = { id, status: 'queued', createdAt: new Date().toISOString(), settings: own, videos: {}, inputName: 'input.png', ...links, ...(variation ? { variation } : {}) };
+      const files: Record<string, Uint8Array> = { 'input.png': input.png };
+      if (input.original) files[input.original.name] = input.original.data;
+      this.store.create(job, files);
+      const why = [links.rerunOf && `re-run of ${links.rerunOf}`, links.continues && `continues ${links.continues}`, variation && `variation ${variation.index}/${n} of ${variation.group}`].filter(
+        Boolean,
+      );
+      this.store.log(id, `queued${why.length ? ` (${why.join(', ')})` : ''} with settings ${JSON.stringify(own)}`);
+      this.queue.push(id);
+      this.setProgress(job, { stage: 'queued', position: this.queue.length }, false);
+      jobs.push(job);
+    }
     this.pump();
-    return job;
+    return jobs;
   }
 
   /** Cancels a queued or running job; false if it had already ended. */
@@ -191,6 +214,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       );
       if (recordError) throw recordError;
       job.seed = result.seed;
+      if (result.seeds) job.seeds = result.seeds;
       job.provider = result.provider;
       job.timings = { totalMs: Math.round(result.totalMs) };
       this.setProgress(job, { stage: 'writing', message: 'writing video files' });
@@ -199,6 +223,11 @@ export class JobService extends EventEmitter<JobServiceEvents> {
           throw new Error(`the frames the worker wrote could not be read: ${err.message}`);
         }),
       );
+      const frameBytes = result.width * result.height * 3;
+      const last = await sharp(rgb.subarray((result.frameCount - 1) * frameBytes, result.frameCount * frameBytes), { raw: { width: result.width, height: result.height, channels: 3 } })
+        .png()
+        .toBuffer();
+      writeFileAtomic(this.store.file(job.id, LAST_FRAME_FILE), last);
       const video = arrangeFrames({ rgb, frameCount: result.frameCount, width: result.width, height: result.height, fps: result.fps }, { pingPong: s.pingPong, loops: s.loops });
       for (const format of s.formats) {
         const name = `video.${format}`;

@@ -38,6 +38,9 @@ const storedJobSchema = z.object({
   inputName: z.string().regex(FILE_NAME),
   saved: z.object({ status: z.enum(['pending', 'saved', 'failed']), files: z.array(z.string()).optional(), error: z.string().optional() }).optional(),
   rerunOf: z.string().regex(JOB_ID).optional(),
+  seeds: z.array(z.number().int()).optional(),
+  continues: z.string().regex(JOB_ID).optional(),
+  variation: z.object({ group: z.string().regex(JOB_ID), index: z.number().int().positive(), of: z.number().int().positive() }).optional(),
   provider: z.string().optional(),
   timings: z.object({ totalMs: z.number() }).optional(),
 });

@@ -5,15 +5,17 @@
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { fromWorkerSchema, toWorkerSchema, type FromWorker, type ToWorker, type WorkerProgress } from '../../common/worker-protocol.js';
-import { GenerationCancelled, type ProgressEvent } from '../../models/pipeline/pipeline.js';
+import type { ChainProgress } from '../../common/progress.js';
+import { GenerationCancelled } from '../../models/pipeline/pipeline.js';
+import { generateChain } from '../../models/pipeline/video-chain.js';
 import { decodeImage, frameImage } from '../../models/pipeline/prepare-image.js';
 import { DiskFullError, isNoSpace } from '../disk-full.js';
 import { latentPreview } from '../../media/preview.js';
 import { ModelManager } from '../model-manager.js';
 import { formatError } from '../../common/messages.js';
 
-// The protocol's progress schema must keep describing what the pipeline reports.
-const progressMatches: Exclude<ProgressEvent, { stage: 'done' }> extends WorkerProgress ? true : false = true;
+// The protocol's progress schema must keep describing what the chain reports.
+const progressMatches: ChainProgress extends WorkerProgress ? true : false = true;
 void progressMatches;
 
 function send(message: FromWorker): void {
@@ -35,14 +37,14 @@ async function runJob(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   try {
     if (!manager) throw new Error(initError ?? 'the worker was asked to run a job before it was initialised');
     const pipeline = await manager.get(msg.model);
+    const interpolator = s.interpolate > 1 ? await manager.interpolator(msg.model, pipeline) : undefined;
     if (signal.aborted) throw new GenerationCancelled();
     const image = await frameImage(await decodeImage(readFileSync(msg.imagePath)), { width: s.width, height: s.height, mode: s.resize, x: s.cropX, y: s.cropY });
     let previewBusy = false;
-    const result = await pipeline.generate(image, s, {
+    const result = await generateChain(pipeline, image, s, {
+      interpolator,
       signal,
-      onProgress: (e) => {
-        if (e.stage !== 'done') send({ type: 'progress', jobId, progress: e });
-      },
+      onProgress: (e) => send({ type: 'progress', jobId, progress: e }),
       onPreview: (latents, dims) => {
         // One preview at a time: a step that ends while the last JPEG is being made skips its own.
         if (previewBusy) return;
@@ -65,6 +67,7 @@ async function runJob(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
       height: result.height,
       fps: result.fps,
       seed: result.seed,
+      ...(result.seeds.length > 1 ? { seeds: result.seeds } : {}),
       provider: `${result.provider} (${result.dtype})`,
       totalMs: result.timings.totalMs,
     });
