@@ -1,10 +1,14 @@
 // RIFE 4.25 as built by models/networks/rife.ts, from the torch checkpoint the reference code
 // saved (test/fixtures/rife-tiny, made by scripts/fixtures/make_rife_fixture.py), in float32 on
 // the CPU provider, against the reference's output on the same inputs.
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
+import { installRife } from '../models/download/rife-weights.js';
 import { buildInterpolatorFile, installRifeCheckpoint, interpolatorWeights } from '../models/interpolator.js';
 import { SafetensorsFile } from '../models/safetensors.js';
 import { readTorchStateDict, TorchCheckpointError } from '../models/torch-checkpoint.js';
@@ -72,6 +76,52 @@ describe('RIFE 4.25 graph, fp32 CPU', () => {
       expect(maxRelative(golden.readFloat32('frame'), golden.readFloat32('img0'))).toBeGreaterThan(1e-2);
     } finally {
       await session.release();
+    }
+  });
+});
+
+describe('npm run setup -- --interpolator rife: the download', () => {
+  const pkl = readFileSync(join(FIXTURE, 'flownet.pkl'));
+  const sha256 = createHash('sha256').update(pkl).digest('hex');
+  /** Serves the fixture checkpoint like a release asset (byte ranges), cutting the first response after `cutAfter` bytes. */
+  async function releaseServer(cutAfter: number) {
+    const ranges: (string | undefined)[] = [];
+    let cut = false;
+    const server = createServer((req, res) => {
+      ranges.push(req.headers.range);
+      const from = Number(/bytes=(\d+)-/.exec(req.headers.range ?? '')?.[1] ?? 0);
+      res.writeHead(from ? 206 : 200, { 'content-length': pkl.length - from, ...(from ? { 'content-range': `bytes ${from}-${pkl.length - 1}/${pkl.length}` } : {}) });
+      if (!cut) {
+        cut = true;
+        // Sent, then the connection drops (after the client has the bytes).
+        res.write(pkl.subarray(from, cutAfter), () => setTimeout(() => res.destroy(), 50));
+        return;
+      }
+      res.end(pkl.subarray(from));
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    const { port } = server.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}/flownet_v4.25.pkl`, ranges, close: () => new Promise((ok) => server.close(ok)) };
+  }
+
+  it('resumes a cut download with a byte range, checks the sha256, installs, and only verifies the second time', async () => {
+    const remote = await releaseServer(300_000);
+    const dest = tempDir('rife-setup-');
+    const events: string[] = [];
+    try {
+      const release = { url: remote.url, size: pkl.length, sha256 };
+      const installed = await installRife(dest, { release, backoffMs: 10, onProgress: (e) => events.push(e.type) });
+      expect(installed.parameters).toBe(181092);
+      expect(remote.ranges).toEqual([undefined, 'bytes=300000-']);
+      expect(events).toContain('retry');
+      expect(readFileSync(join(dest, 'flownet.pkl')).equals(pkl)).toBe(true);
+      events.length = 0;
+      await installRife(dest, { release, onProgress: (e) => events.push(e.type) });
+      expect(events).toEqual(['verified']);
+      expect(remote.ranges).toHaveLength(2);
+      await expect(installRife(tempDir('rife-setup-bad-'), { release: { ...release, sha256: '0'.repeat(64) }, retries: 1, backoffMs: 10 })).rejects.toThrow(/sha256 of flownet\.pkl does not match/);
+    } finally {
+      await remote.close();
     }
   });
 });
