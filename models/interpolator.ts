@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defaultCacheDir, graphCodeHash, publishBuild } from './convert.js';
 import { GraphBuilder, type SaveResult } from './onnx/graph-builder.js';
-import { SafetensorsWeights } from './onnx/weights.js';
+import { SafetensorsWeights, type WeightSource } from './onnx/weights.js';
 import { buildRife, rifeConfigOf } from './networks/rife.js';
 import { writeSafetensorsStreamed } from './safetensors.js';
 import { readTorchStateDict } from './torch-checkpoint.js';
@@ -68,7 +68,7 @@ export function installRifeCheckpoint(pklPath: string, dir: string): { tensors: 
 }
 
 /** RIFE's graph over `weights` (always float32: the network is small and GridSample has no half form on the CPU). */
-export function defineInterpolator(weights: SafetensorsWeights): GraphBuilder {
+export function defineInterpolator(weights: WeightSource): GraphBuilder {
   const b = new GraphBuilder({ dtype: 'float32', attention: 'matmul', weights });
   buildRife(b, rifeConfigOf(weights));
   return b;

@@ -39,8 +39,12 @@ export class FrameInterpolator {
 
   /** Builds (once, cached) and opens the interpolator in `dir` on `provider`. */
   static async load(dir: string, opts: { provider: Provider; cacheDir?: string; deviceId?: number }): Promise<FrameInterpolator> {
-    const { path } = convertInterpolator(dir, opts.cacheDir);
-    const session = await ort.InferenceSession.create(path, sessionOptions(opts.provider, { deviceId: opts.deviceId }));
+    return FrameInterpolator.open(convertInterpolator(dir, opts.cacheDir).path, opts);
+  }
+
+  /** Opens an already-built graph (the benchmark builds one with random full-size weights). */
+  static async open(onnxPath: string, opts: { provider: Provider; deviceId?: number }): Promise<FrameInterpolator> {
+    const session = await ort.InferenceSession.create(onnxPath, sessionOptions(opts.provider, { deviceId: opts.deviceId }));
     return new FrameInterpolator(session, opts.provider);
   }
 
