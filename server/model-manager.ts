@@ -103,7 +103,6 @@ export class ModelManager {
       const previous = this.interpolatorOpen;
       const interpolator = (async () => {
         await (await previous?.interpolator.catch(() => undefined))?.release();
-        this.log(`loading the frame interpolator (${path})`);
         return FrameInterpolator.load(path, { provider: pipeline.provider, deviceId: this.runtime.deviceId });
       })();
       this.interpolatorOpen = { path, interpolator };

@@ -62,6 +62,8 @@ export function submitJob(image: Blob, name: string, settings: JobSettingsInput)
 
 export const rerunJob = (id: string) => api<Submitted>(`jobs/${id}/rerun`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
 export const cancelJob = (id: string) => api<Job>(`jobs/${id}`, { method: 'DELETE' });
+/** A new job from the last frame of finished job `id`. */
+export const continueJob = (id: string) => api<Submitted>(`jobs/${id}/continue`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
 
 export const inputUrl = (id: string) => `/api/jobs/${id}/input.png`;
 export const posterUrl = (id: string) => `/api/jobs/${id}/poster.jpg`;

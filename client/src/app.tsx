@@ -2,7 +2,7 @@
 // settings on the left with Generate below them; the video, its progress and the queue on the
 // right (kept in view while the left side scrolls); the history underneath.
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, AuthError, cancelJob, connectSocket, ensureMediaCookie, fetchInput, login, rerunJob, submitJob, type Health, type Job, type JobSocket } from './api.js';
+import { api, AuthError, cancelJob, continueJob, connectSocket, ensureMediaCookie, fetchInput, login, rerunJob, submitJob, type Health, type Job, type JobSocket } from './api.js';
 import { autoDecodeChunk, defaultValues, fromSettings, toSettings, validate, type Framing, type FormValues } from './form.js';
 import { History } from './history.js';
 import { ImageInput } from './image-input.js';
@@ -10,6 +10,7 @@ import { JobPanel } from './job-panel.js';
 import { Login } from './login.js';
 import { loadCurrentJob, loadForm, loadImage, saveCurrentJob, saveForm, saveImage } from './persist.js';
 import { SettingsForm } from './settings-form.js';
+import { Variations, variationsOf } from './variations.js';
 
 const CENTRED: Framing = { mode: 'crop', x: 0.5, y: 0.5 };
 const isActive = (j: Job) => j.status === 'queued' || j.status === 'running';
@@ -187,6 +188,16 @@ export function App() {
     }
   };
 
+  const continueFrom = (job: Job) =>
+    void continueJob(job.id).then(
+      (r) => {
+        open(r.id);
+        showOutput();
+        void refreshJobs();
+      },
+      (e: Error) => setMessage(e.message),
+    );
+
   const loadJob = async (job: Job) => {
     setValues(fromSettings(job.settings, job.seed));
     setFraming({ mode: job.settings.resize, x: job.settings.cropX, y: job.settings.cropY });
@@ -293,8 +304,10 @@ export function App() {
             )
           }
           onLoad={(job) => void loadJob(job)}
+          onContinue={continueFrom}
         />
       </div>
+      <Variations jobs={variationsOf(current, jobs)} current={currentId} onOpen={open} onContinue={continueFrom} />
       <History jobs={jobs} current={currentId} onOpen={open} />
     </main>
   );

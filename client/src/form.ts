@@ -23,6 +23,10 @@ export const formSchema = z.object({
   /** 'auto': chosen from free GPU memory. */
   decodeChunk: text,
   loops: text,
+  // Absent in forms saved before these settings existed: 1, as the schema's defaults.
+  extend: text.default('1'),
+  interpolate: text.default('1'),
+  variations: text.default('1'),
   formats: z.array(z.enum(videoFormats)),
   pingPong: z.boolean(),
   saveToFolder: z.boolean(),
@@ -39,6 +43,8 @@ export interface ModelChoice {
   name: string;
   demo: boolean;
   frames: number;
+  /** Whether a frame interpolator is installed for its jobs. */
+  interpolator?: boolean;
 }
 
 const schemaDefaults: JobSettings = jobSettingsSchema.parse({});
@@ -62,6 +68,9 @@ export function defaultValues(model: ModelChoice | undefined): FormValues {
     maxGuidance: String(d.maxGuidance),
     decodeChunk: 'auto',
     loops: String(d.loops),
+    extend: String(d.extend),
+    interpolate: String(d.interpolate),
+    variations: String(d.variations),
     formats: d.formats,
     pingPong: d.pingPong,
     saveToFolder: d.saveToFolder,
@@ -89,6 +98,9 @@ export function fromSettings(s: JobSettings, seed: number | undefined): FormValu
     maxGuidance: String(s.maxGuidance),
     decodeChunk: String(s.decodeChunk),
     loops: String(s.loops),
+    extend: String(s.extend),
+    interpolate: String(s.interpolate),
+    variations: String(s.variations),
     formats: s.formats,
     pingPong: s.pingPong,
     saveToFolder: s.saveToFolder,
@@ -130,6 +142,9 @@ export function toSettings(v: FormValues, framing: Framing, autoChunk: number): 
     ...(v.seed.trim() === '' ? {} : { seed: num(v.seed) }),
     formats: v.formats,
     loops: num(v.loops),
+    extend: num(v.extend),
+    interpolate: num(v.interpolate),
+    variations: num(v.variations),
     pingPong: v.pingPong,
     saveToFolder: v.saveToFolder,
     ...(v.model ? { model: v.model } : {}),

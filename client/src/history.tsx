@@ -10,6 +10,12 @@ function Thumb({ job }: { job: Job }) {
   return <img class="thumb" src={job.status === 'done' ? posterUrl(job.id) : inputUrl(job.id)} alt="" loading="lazy" onError={() => setBroken(true)} data-testid="history-thumb" />;
 }
 
+/** The job a continuation started from, in words: when it was made, if it is still listed. */
+function continued(jobs: Job[], id: string): string {
+  const from = jobs.find((o) => o.id === id);
+  return from ? `the video of ${madeAt(from)}` : 'an earlier video';
+}
+
 export function History({ jobs, current, onOpen }: { jobs: Job[]; current?: string; onOpen: (id: string) => void }) {
   if (jobs.length === 0) return null;
   return (
@@ -26,6 +32,11 @@ export function History({ jobs, current, onOpen }: { jobs: Job[]; current?: stri
               <span class="caption">
                 <time dateTime={j.createdAt}>{madeAt(j)}</time>
                 <span class="muted">{keySettings(j)}</span>
+                {(j.continues || j.variation) && (
+                  <span class="muted" data-testid="history-link">
+                    {j.continues ? `continues ${continued(jobs, j.continues)}` : `variation ${j.variation!.index} of ${j.variation!.of}`}
+                  </span>
+                )}
               </span>
             </button>
           </li>

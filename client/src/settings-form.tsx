@@ -105,6 +105,13 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
             Last
           </button>
         </Field>
+        <Field {...common} name="extend" hint="clips in a row, each from the last frame of the one before" />
+        <Field
+          {...common}
+          name="interpolate"
+          hint={model?.interpolator === false ? 'needs the interpolator: npm run setup -- --interpolator rife' : '1, 2, 4 or 8: new frames between each pair (RIFE), fps × this'}
+        />
+        <Field {...common} name="variations" hint="videos with seeds seed, seed + 1, … side by side" />
       </div>
       {children}
       <details

@@ -37,6 +37,8 @@ async function runJob(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   try {
     if (!manager) throw new Error(initError ?? 'the worker was asked to run a job before it was initialised');
     const pipeline = await manager.get(msg.model);
+    // The job's own progress says so (the model's loading messages would mark the whole worker as loading).
+    if (s.interpolate > 1) send({ type: 'progress', jobId, progress: { stage: 'loading', message: 'opening the frame interpolator' } });
     const interpolator = s.interpolate > 1 ? await manager.interpolator(msg.model, pipeline) : undefined;
     if (signal.aborted) throw new GenerationCancelled();
     const image = await frameImage(await decodeImage(readFileSync(msg.imagePath)), { width: s.width, height: s.height, mode: s.resize, x: s.cropX, y: s.cropY });
