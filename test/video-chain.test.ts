@@ -20,6 +20,8 @@ import { startServer, type RunningServer } from '../server/main.js';
 import { FIXTURE_INPUT, FIXTURE_MODEL, fixtureCopy, tempDir, waitFor } from './helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
+/** The issue's command, as a user types it from the project's folder. */
+const DEMO_JOB = ['generate', '--model', 'demo/svd-tiny/model', '--image', 'demo/svd-tiny/input.png'];
 const cache = tempDir('svd-chain-cache-');
 
 function svd(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
@@ -105,27 +107,7 @@ describe('the chain in the pipeline', () => {
 describe('svd generate --extend --interpolate --variations', () => {
   it("writes the issue's 17-frame video (2 segments of 5, interpolated by 2)", async () => {
     const out = join(tempDir('svd-chain-'), 'x.mp4');
-    const r = await svd([
-      'generate',
-      '--model',
-      'demo/svd-tiny/model',
-      '--image',
-      'demo/svd-tiny/input.png',
-      '--width',
-      '128',
-      '--height',
-      '64',
-      '--frames',
-      '5',
-      '--steps',
-      '2',
-      '--extend',
-      '2',
-      '--interpolate',
-      '2',
-      '--out',
-      out,
-    ]);
+    const r = await svd([...DEMO_JOB, ...'--width 128 --height 64 --frames 5 --steps 2 --extend 2 --interpolate 2 --out'.split(' '), out]);
     expect(r.code, r.stderr).toBe(0);
     expect((await probeVideo(out)).frames).toBe(17);
     expect(r.stderr).toMatch(/segment 2\/2, step 2\/2/);
@@ -135,27 +117,7 @@ describe('svd generate --extend --interpolate --variations', () => {
 
   it('writes one video per variation, with consecutive seeds', async () => {
     const dir = tempDir('svd-variations-');
-    const r = await svd([
-      'generate',
-      '--model',
-      'demo/svd-tiny/model',
-      '--image',
-      'demo/svd-tiny/input.png',
-      '--width',
-      '64',
-      '--height',
-      '64',
-      '--frames',
-      '2',
-      '--steps',
-      '1',
-      '--variations',
-      '3',
-      '--seed',
-      '41',
-      '--out',
-      join(dir, 'v.mp4'),
-    ]);
+    const r = await svd([...DEMO_JOB, ...'--width 64 --height 64 --frames 2 --steps 1 --variations 3 --seed 41 --out'.split(' '), join(dir, 'v.mp4')]);
     expect(r.code, r.stderr).toBe(0);
     expect(readdirSync(dir).sort()).toEqual(['v-seed41.mp4', 'v-seed42.mp4', 'v-seed43.mp4']);
     for (const seed of [41, 42, 43]) expect(r.stderr).toMatch(new RegExp(`done: 2 frames 64x64 at 7 fps, seed ${seed}, .* → ${join(dir, `v-seed${seed}.mp4`)}`));
