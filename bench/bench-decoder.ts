@@ -2,7 +2,7 @@
 // in a fresh session, or a sequence of chunk sizes on one session, repeated (as the pipeline
 // decodes 25 frames in chunks 8, 8, 8, 1: warm repeats show what a running server pays).
 //   npm run bench:decoder -- [--provider webgpu] [--chunks 8,4,2] [--sequence 8,8,8,1 --repeat 3]
-//     [--width 1024] [--height 576] (graph forms: SVD_GRAPH_FORMS, see models/pipeline/runtime.ts)
+//     [--width 1024] [--height 576] (graph forms: SVD_GRAPH_FORMS, see models/runtime/runtime.ts)
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -11,7 +11,7 @@ import { GraphBuilder } from '../models/onnx/graph-builder.js';
 import { RandomWeights } from '../models/onnx/weights.js';
 import { buildVaeDecoder } from '../models/networks/vae.js';
 import { SVD_XT_VAE } from '../models/reference-configs.js';
-import { graphFormsFor, sessionOptions, type Provider } from '../models/pipeline/runtime.js';
+import { graphFormsFor, sessionOptions, type Provider } from '../models/runtime/runtime.js';
 import { gpuMemoryMonitor, machineLine } from './bench-env.js';
 
 const { values } = parseArgs({

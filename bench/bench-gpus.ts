@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { parseSettings } from '../common/settings.js';
-import { nvidiaGpus } from '../models/pipeline/runtime.js';
+import { nvidiaGpus } from '../models/runtime/nvidia-smi.js';
 import { WorkerPool, type WorkerJobResult } from '../server/workers/pool.js';
 import { workerSlots } from '../server/workers/slots.js';
 import { gpuMemoryMonitor, machineLine } from './bench-env.js';

@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { convertInterpolator, defineInterpolator } from '../models/interpolator.js';
 import { RandomWeights } from '../models/onnx/weights.js';
-import { FrameInterpolator, interpolatedCount } from '../models/pipeline/interpolate.js';
-import type { Provider } from '../models/pipeline/runtime.js';
+import { interpolatedCount } from '../common/video-chain.js';
+import { FrameInterpolator } from '../models/pipeline/interpolate.js';
+import type { Provider } from '../models/runtime/runtime.js';
 import { gpuMemoryMonitor, machineLine } from './bench-env.js';
 
 const { values } = parseArgs({

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder, type Value } from '../models/onnx/graph-builder.js';
 import { RandomWeights } from '../models/onnx/weights.js';
-import { sessionOptions, type Provider } from '../models/pipeline/runtime.js';
+import { sessionOptions, type Provider } from '../models/runtime/runtime.js';
 import { machineLine } from './bench-env.js';
 
 const { values } = parseArgs({ options: { provider: { type: 'string', default: 'webgpu' }, out: { type: 'string', default: 'bench-out/ops' } } });

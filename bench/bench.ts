@@ -3,16 +3,17 @@
 // (and JSON). `--check-fixture` first replays the fixture in the chosen precision against fp32 CPU.
 //   npm run bench -- [--provider webgpu|cuda|cpu] [--width 1024] [--height 576] [--frames 25]
 //     [--steps 25] [--decode-chunk 8] [--dtype fp16|fp32] [--json FILE] [--work DIR] [--check-fixture]
+//     [--sampler euler|animatelcm] (animatelcm: AnimateLCM-SVD-xt's sampler at its reference settings, 4 steps unless --steps)
 //     [--gpu-memory auto|fast|lean] [--runs N] (N jobs on the open pipeline: the first cold, the rest warm) [--reuse] (keep networks an earlier run built in DIR; build times are then left out)
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RandomWeights } from '../models/onnx/weights.js';
-import { SVD_XT_CONFIG_ONLY } from '../models/reference-configs.js';
+import { ANIMATELCM_SVD_XT_SCHEDULER, SVD_XT_CONFIG_ONLY } from '../models/reference-configs.js';
 import { defineNetwork, networkDType, NETWORKS, type NetworkName } from '../models/build.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
-import { graphFormsFor, resolveProvider, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
-import { parseSettings } from '../common/settings.js';
+import { graphFormsFor, resolveProvider, type GpuMemoryMode, type ProviderChoice } from '../models/runtime/runtime.js';
+import { fastModelDefaults, parseSettings } from '../common/settings.js';
 import { SafetensorsFile } from '../models/safetensors.js';
 import { DEMO_MODEL } from '../models/paths.js';
 import { gpuMemoryMonitor, machineLine } from './bench-env.js';
@@ -23,7 +24,8 @@ const { values } = parseArgs({
     width: { type: 'string', default: '1024' },
     height: { type: 'string', default: '576' },
     frames: { type: 'string', default: '25' },
-    steps: { type: 'string', default: '25' },
+    steps: { type: 'string' },
+    sampler: { type: 'string', default: 'euler' },
     'decode-chunk': { type: 'string', default: '8' },
     dtype: { type: 'string', default: 'fp16' },
     json: { type: 'string' },
@@ -83,7 +85,10 @@ if (values['check-fixture']) {
 }
 
 // Build the full-size networks: the reference configuration with random weights, nothing to download.
-const model = SVD_XT_CONFIG_ONLY;
+// AnimateLCM-SVD-xt is the same networks with another sampler.
+if (values.sampler !== 'euler' && values.sampler !== 'animatelcm') throw new Error(`--sampler must be euler or animatelcm, got "${values.sampler}"`);
+const fast = values.sampler === 'animatelcm';
+const model = fast ? { ...SVD_XT_CONFIG_ONLY, scheduler: { configPath: '', config: ANIMATELCM_SVD_XT_SCHEDULER } } : SVD_XT_CONFIG_ONLY;
 mkdirSync(values.work!, { recursive: true });
 const files = {} as Record<NetworkName, string>;
 const build: Record<string, number> = {};
@@ -108,7 +113,15 @@ console.log(`sessions created in ${report.sessionCreateS} s`);
 
 const W = Number(values.width);
 const H = Number(values.height);
-const settings = parseSettings({ width: W, height: H, frames: Number(values.frames), steps: Number(values.steps), decodeChunk: Number(values['decode-chunk']), seed: 1 });
+const settings = parseSettings({
+  ...(fast ? fastModelDefaults : {}),
+  width: W,
+  height: H,
+  frames: Number(values.frames),
+  ...(values.steps ? { steps: Number(values.steps) } : {}),
+  decodeChunk: Number(values['decode-chunk']),
+  seed: 1,
+});
 const image = { data: new Uint8Array(W * H * 3).map((_, i) => (i * 31) % 251), width: W, height: H };
 async function timeJob(run: number) {
   const marks: { e: ProgressEvent; t: number }[] = [];
@@ -139,7 +152,9 @@ async function timeJob(run: number) {
       width: W,
       height: H,
       frames: result.frameCount,
+      sampler: values.sampler,
       steps: settings.steps,
+      guidanceRange: [settings.minGuidance, settings.maxGuidance],
       decodeChunk: settings.decodeChunk,
       decodeChunkUsed: result.plan?.decodeChunk ?? Math.min(settings.decodeChunk, pipeline.maxDecodeChunk(W, H)),
       guidance: { batch: 2, run: result.plan?.guidanceBatch ?? pipeline.layout.guidanceBatch },

@@ -10,7 +10,7 @@ import { GraphBuilder } from '../models/onnx/graph-builder.js';
 import { RandomWeights } from '../models/onnx/weights.js';
 import { buildUNet } from '../models/networks/unet.js';
 import { SVD_XT_UNET } from '../models/reference-configs.js';
-import { graphFormsFor, sessionOptions, type Provider } from '../models/pipeline/runtime.js';
+import { graphFormsFor, sessionOptions, type Provider } from '../models/runtime/runtime.js';
 import { gpuMemoryMonitor, machineLine } from './bench-env.js';
 
 const { values } = parseArgs({

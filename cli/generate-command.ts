@@ -1,11 +1,12 @@
 // `npm run svd -- generate`: one image in, one video (and/or raw frames) out, with progress.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { videoFormatOf } from '../common/video-formats.js';
-import { jobSettingsSchema, type GenerationSettingsInput } from '../common/settings.js';
+import { fastModelDefaults, jobSettingsSchema, parseSettings, type GenerationSettings, type GenerationSettingsInput } from '../common/settings.js';
 import { formatError } from '../common/messages.js';
 import type { ChainProgress, GenerationProgress } from '../common/progress.js';
-import { INSTALL_INTERPOLATOR_COMMAND } from '../models/download/rife-weights.js';
+import { isModelName, MODEL_NAMES, modelDirOf } from '../models/download/catalog.js';
+import { INSTALL_INTERPOLATOR_COMMAND } from '../common/video-chain.js';
 import { findInterpolator, interpolatorWeights } from '../models/interpolator.js';
 import { FrameInterpolator } from '../models/pipeline/interpolate.js';
 import { randomSeed } from '../models/pipeline/random.js';
@@ -15,14 +16,15 @@ import { defaultModelDir } from '../models/paths.js';
 import { SafetensorsFile, writeSafetensors, float32Tensor } from '../models/safetensors.js';
 import { GenerationCancelled, SvdPipeline } from '../models/pipeline/pipeline.js';
 import { prepareImage, resizeModes } from '../models/pipeline/prepare-image.js';
-import { gpuMemoryModes, providerReport, providers, type GpuMemoryMode, type ProviderChoice } from '../models/pipeline/runtime.js';
+import { gpuMemoryModes, providerReport, providers, type GpuMemoryMode, type ProviderChoice } from '../models/runtime/runtime.js';
 // The video encoder stays with the server's media code for now (see README's layout).
 import { encodeVideo } from '../media/ffmpeg.js';
 import { freePath, parseCommandArgs, parseDType } from './cli-args.js';
 import { UsageError } from './usage-error.js';
 
 export const GENERATE_HELP = `  generate --image FILE [--out video.mp4|.webm|.gif] [--frames-out frames.safetensors]
-          [--model DIR] (default ${defaultModelDir()})
+          [--model DIR|${Object.keys(MODEL_NAMES).join('|')}] (default ${defaultModelDir()}; a name is the model npm run setup installed)
+          (animatelcm-svd-xt, 4 steps: its defaults are --steps 4 --min-guidance 1 --max-guidance 1.2 --motion-bucket 80)
           [--width 1024] [--height 576] [--resize crop|fit|stretch] [--crop-x 0.5] [--crop-y 0.5]
           [--frames N] [--steps 25] [--sigmas 700,...,0] [--fps 7] [--motion-bucket 127] [--noise-aug 0.02]
           [--min-guidance 1] [--max-guidance 3] [--decode-chunk 8] [--seed N]
@@ -113,13 +115,21 @@ export async function runGenerate(args: string[]): Promise<void> {
   // The job schema: generation settings plus variations, each message naming the flag.
   const parsed = jobSettingsSchema.safeParse({ ...input, variations: num('variations', values.variations) });
   if (!parsed.success) throw new UsageError(formatError(parsed.error, flagOf));
-  const { variations, ...settings } = parsed.data;
+  const { variations, ...jobSettings } = parsed.data;
+  let settings: GenerationSettings = jobSettings;
 
   // Everything that can be checked is checked before the model is loaded and the work is done.
   const requested = values.out ?? (values['frames-out'] ? undefined : join('outputs', `svd-${new Date().toISOString().replace(/[:.]/g, '-')}.mp4`));
   if (requested && !videoFormatOf(requested)) throw new UsageError(`cannot tell the video format from --out "${requested}": use a name ending in .mp4, .webm or .gif`);
-  const modelDir = values.model ?? defaultModelDir();
-  openModelDir(modelDir); // says what is missing, and how to install it
+  const modelDir = values.model === undefined ? defaultModelDir() : modelDirOf(values.model);
+  if (values.model !== undefined && isModelName(values.model) && !existsSync(modelDir))
+    throw new UsageError(`${values.model} is not installed (looked in ${modelDir}): install it with npm run setup -- --model ${values.model}`);
+  const model = openModelDir(modelDir); // says what is missing, and how to install it
+  // A consistency-distilled model has its own defaults for what the flags leave out.
+  if (model.scheduler.config._class_name === 'AnimateLCMSVDStochasticIterativeScheduler') {
+    const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
+    settings = parseSettings({ ...fastModelDefaults, ...given }, flagOf);
+  }
   const interpolatorAt = settings.interpolate > 1 ? findInterpolator(modelDir, values.interpolator) : undefined;
   if (settings.interpolate > 1) {
     if (!interpolatorAt) throw new UsageError(`--interpolate ${settings.interpolate} needs a frame interpolator: install RIFE with ${INSTALL_INTERPOLATOR_COMMAND} (or give --interpolator DIR)`);

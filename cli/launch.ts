@@ -1,5 +1,8 @@
 // `node dist/cli/launch.js ENTRY [args…]` (what npm start, npm run svd and setup run on the compiled
 // code; `tsx cli/launch.ts ENTRY` for npm run dev and bench, from the sources):
+// picks the onnxruntime build this machine runs (models/runtime/runtime-choice.ts: the CUDA 12
+// build on Colab's driver 550 and on V100s, where setup.sh --gpu has installed its provider) and
+// loads it as `onnxruntime-node` here and in every process started from here;
 // runs ENTRY in a process whose library path holds the CUDA libraries onnxruntime's CUDA
 // provider needs where they are off the loader's path (PyTorch's pip nvidia packages, a CUDA
 // toolkit under /usr/local): the dynamic loader reads LD_LIBRARY_PATH only when a process starts,
@@ -10,7 +13,10 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { cudaLibraryEnv } from '../models/pipeline/cuda-libraries.js';
+import { cudaLibraryEnv } from '../models/runtime/cuda-libraries.js';
+import { queryGpus } from '../models/runtime/nvidia-smi.js';
+import { hasCudaProvider, ONNXRUNTIME_PACKAGE_ENV, useOnnxruntimePackage } from '../models/runtime/onnxruntime-package.js';
+import { chooseRuntime, DEFAULT_PACKAGE } from '../models/runtime/runtime-choice.js';
 
 /** Set in the restarted process, so that it never restarts again. */
 const RESTARTED = 'SVD_CUDA_LIBRARY_PATH_SET';
@@ -25,6 +31,17 @@ if (!existsSync(entry)) {
   process.exit(2);
 }
 
+/** The build to load: decided once per launch (a restarted launcher or a worker inherits it). */
+function onnxruntimePackage(): string {
+  const decided = process.env[ONNXRUNTIME_PACKAGE_ENV];
+  if (decided) return decided;
+  if (`${process.platform}/${process.arch}` !== 'linux/x64') return DEFAULT_PACKAGE;
+  const choice = chooseRuntime(queryGpus());
+  // Without its CUDA provider the other build has nothing to add: the pinned one serves WebGPU and
+  // the CPU, and the CUDA check says to run setup.sh --gpu.
+  return choice.cuda && hasCudaProvider(choice.packageName) ? choice.packageName : DEFAULT_PACKAGE;
+}
+
 function libraryEnv(): { LD_LIBRARY_PATH?: string } {
   try {
     return cudaLibraryEnv();
@@ -35,6 +52,7 @@ function libraryEnv(): { LD_LIBRARY_PATH?: string } {
   }
 }
 
+useOnnxruntimePackage(onnxruntimePackage());
 const add = process.env[RESTARTED] ? {} : libraryEnv();
 if (add.LD_LIBRARY_PATH) {
   const env = { ...process.env, ...add, [RESTARTED]: '1' };

@@ -1,22 +1,25 @@
-// `npm run setup -- --model svd-xt|svd`: checks the machine, downloads the model's fp16 files
-// from the Hugging Face hub, converts them to ONNX for the best provider here, and runs a short
-// self-test. Running it again only verifies.
-import { execFileSync } from 'node:child_process';
+// `npm run setup -- --model svd-xt|svd|animatelcm-svd-xt`: checks the machine, downloads the model's
+// fp16 files from the Hugging Face hub (AnimateLCM: SVD-XT's parts and its distilled UNet, assembled), converts them to ONNX for the best provider here, and runs a short
+// self-test. Running it again only verifies. `--interpolator rife` installs the frame interpolator.
+import { queryGpus } from '../models/runtime/nvidia-smi.js';
 import { mkdirSync, statfsSync } from 'node:fs';
 import { convertModel } from '../models/convert.js';
-import { downloadModel, HubError, MODEL_REPOS, type DownloadProgress } from '../models/download/hub.js';
+import { downloadAnimateLcm } from '../models/download/animatelcm.js';
+import { isModelName, MODEL_NAMES } from '../models/download/catalog.js';
+import { downloadModel, type DownloadProgress, HubError } from '../models/download/hub.js';
 import { installRife, RIFE_RELEASE } from '../models/download/rife-weights.js';
 import { convertInterpolator } from '../models/interpolator.js';
 import { interpolatorDir, modelDirFor } from '../models/paths.js';
 import { FrameInterpolator } from '../models/pipeline/interpolate.js';
 import { SvdPipeline } from '../models/pipeline/pipeline.js';
-import { describeResolution, resolveProvider } from '../models/pipeline/runtime.js';
+import { describeResolution, resolveProvider } from '../models/runtime/runtime.js';
 import { parseSettings } from '../common/settings.js';
 import { parseCommandArgs } from './cli-args.js';
 import { UsageError } from './usage-error.js';
 
-const HELP = `usage: npm run setup -- [--model svd-xt|svd] [--repo owner/name] [--dir DIR] [--interpolator rife] [--skip-self-test]
-  --model M          which model to install (default svd-xt, unless only --interpolator is given)
+const HELP = `usage: npm run setup -- [--model svd-xt|svd|animatelcm-svd-xt] [--repo owner/name] [--dir DIR] [--interpolator rife] [--skip-self-test]
+  --model M          which model to install (default svd-xt, unless only --interpolator is given; animatelcm-svd-xt:
+                     4-step videos, SVD-XT's parts with AnimateLCM's distilled UNet)
   --interpolator rife  install the frame interpolator (RIFE ${RIFE_RELEASE.version}, ${(RIFE_RELEASE.size / 1e6).toFixed(0)} MB) for the interpolate setting
   --repo owner/name  another Hugging Face repository of the same layout
   --dir DIR          where to put it (default ~/.cache/svd-studio/models/<name>)
@@ -86,21 +89,21 @@ async function setupInterpolator() {
 }
 
 async function setupModel() {
-  const key = values.model as keyof typeof MODEL_REPOS;
-  if (!values.repo && !(key in MODEL_REPOS)) fail(`--model must be one of ${Object.keys(MODEL_REPOS).join(', ')} (or give --repo owner/name)`);
-  const repo = values.repo ?? MODEL_REPOS[key];
+  const key = values.model;
+  if (!values.repo && !isModelName(key)) fail(`--model must be one of ${Object.keys(MODEL_NAMES).join(', ')} (or give --repo owner/name)`);
+  const animateLcm = !values.repo && key === 'animatelcm-svd-xt';
+  const repo = values.repo ?? MODEL_NAMES[key as keyof typeof MODEL_NAMES];
   const dest = values.dir ?? modelDirFor(repo);
   mkdirSync(dest, { recursive: true });
   const fs = statfsSync(dest);
   console.log(`node ${process.versions.node}; ${gb(fs.bavail * fs.bsize)} free in ${dest}`);
-  try {
-    const gpu = execFileSync('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader'], { timeout: 5000 }).toString().trim();
-    console.log(`GPU: ${gpu}`);
-  } catch {
-    console.log('no NVIDIA GPU found (nvidia-smi is missing): generation will use WebGPU if available, else the CPU, which takes hours per video');
-  }
+  const { gpus } = queryGpus();
+  if (gpus.length) for (const g of gpus) console.log(`GPU ${g.index}: ${g.name}, ${(g.memoryTotalMiB / 1024).toFixed(1)} GiB`);
+  else console.log('no NVIDIA GPU found (nvidia-smi is missing): generation will use WebGPU if available, else the CPU, which takes hours per video');
 
-  await downloadModel({ repo, dest, token: process.env.HF_TOKEN, onProgress: downloadProgress() });
+  const onProgress = downloadProgress();
+  if (animateLcm) await downloadAnimateLcm({ dest, token: process.env.HF_TOKEN, onProgress });
+  else await downloadModel({ repo, dest, token: process.env.HF_TOKEN, onProgress });
 
   const provider = await resolveProvider('auto');
   console.log(describeResolution(provider));

@@ -4,6 +4,7 @@ import { NETWORKS, type NetworkName } from '../models/build.js';
 import { parseCommandArgs, parseDType } from './cli-args.js';
 import { runGenerate, GENERATE_HELP } from './generate-command.js';
 import { UsageError } from './usage-error.js';
+import { examineMachine, formatDoctor } from '../models/runtime/doctor.js';
 
 const CONVERT_HELP = `  convert --model DIR    build the ONNX networks of a diffusers SVD repository into the cache
           [--dtype fp16|fp32] (default fp16; the VAE encoder stays fp32 as in diffusers)
@@ -11,10 +12,15 @@ const CONVERT_HELP = `  convert --model DIR    build the ONNX networks of a diff
           [--networks unet,vae_decoder,...] [--cache DIR] (default ${defaultCacheDir()})
 `;
 
+const DOCTOR_HELP = `  doctor [--json]        what this machine is (driver, each card), which onnxruntime build and
+                         provider svd-studio runs here and why, the CUDA libraries found and
+                         missing, and what to do (--json: one JSON object)
+`;
+
 const HELP = `usage: npm run svd -- <command> [options]   (npm run svd -- <command> --help for one command)
 
 commands:
-${CONVERT_HELP}${GENERATE_HELP}`;
+${CONVERT_HELP}${GENERATE_HELP}${DOCTOR_HELP}`;
 
 function parseNetworks(v: string | undefined): NetworkName[] | undefined {
   if (!v) return undefined;
@@ -77,6 +83,16 @@ async function main(argv: string[]) {
     return;
   }
   if (command === 'generate') return runGenerate(rest);
+  if (command === 'doctor') {
+    const values = parseCommandArgs('doctor', rest, { json: { type: 'boolean' } });
+    if (values.help) {
+      console.log(`usage: npm run svd -- doctor [--json]\n\n${DOCTOR_HELP}`);
+      return;
+    }
+    const report = examineMachine();
+    console.log(values.json ? JSON.stringify(report, null, 2) : formatDoctor(report));
+    return;
+  }
   throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
 }
 

@@ -134,6 +134,14 @@ export const settingLabels: Record<SettingKey, string> = {
  */
 export const demoDefaults = { width: 256, height: 128, steps: 8 } as const satisfies GenerationSettingsInput;
 
+/**
+ * What a consistency-distilled model (AnimateLCM-SVD-xt, "Fast (4 steps)") needs instead of the
+ * full-size defaults: the reference app's settings (G-U-N/AnimateLCM animatelcm_svd/app.py). Its
+ * fps stays 7: the app conditions the model on the pipeline's default (7) and only writes the file
+ * at 8, and one setting here does both.
+ */
+export const fastModelDefaults = { steps: 4, minGuidance: 1, maxGuidance: 1.2, motionBucket: 80 } as const satisfies GenerationSettingsInput;
+
 export function parseSettings(input: GenerationSettingsInput, nameOf?: NameOf): GenerationSettings {
   const r = generationSettingsSchema.safeParse(input);
   if (!r.success) throw new SettingsError(formatError(r.error, nameOf));

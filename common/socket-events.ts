@@ -2,6 +2,8 @@
 // the server's Server and the page's Socket so both sides agree on names and payloads.
 import type { JobSnapshot, JobStatus } from './api-types.js';
 
+export type HistoryEvent = { id: string; status: JobStatus; job: JobSnapshot; removed?: undefined } | { id: string; removed: true; status?: undefined; job?: undefined };
+
 export type WatchReply = { job: JobSnapshot; error?: undefined } | { job?: undefined; error: string };
 
 export interface ServerToClientEvents {
@@ -9,8 +11,8 @@ export interface ServerToClientEvents {
   job: (job: JobSnapshot) => void;
   /** The middle frame's current estimate of a watched job, as a JPEG data URL. */
   preview: (p: { id: string; url: string }) => void;
-  /** Any job changed: clients refresh their history. */
-  history: (e: { id: string; status: JobStatus }) => void;
+  /** A job this client may see changed (with its new snapshot) or was deleted (`removed`). */
+  history: (e: HistoryEvent) => void;
 }
 
 export interface ClientToServerEvents {

@@ -3,12 +3,13 @@
 // misbehave, so nothing it sends is trusted by shape alone. Browser-safe (zod only), so the page
 // can show the workers' status from /api/health with the same types.
 import { z } from 'zod';
+import { chainProgressSchema } from './progress.js';
+import { gpuMemoryModes, providers } from './runtime-choices.js';
 import { generationSettingsSchema } from './settings.js';
 
-/** Mirrors models/pipeline/runtime.ts's `providers` and `gpuMemoryModes` (a type check in the pool keeps them equal). */
 export const workerRuntimeSchema = z.object({
-  provider: z.enum(['auto', 'cuda', 'webgpu', 'cpu']),
-  gpuMemory: z.enum(['auto', 'fast', 'lean']),
+  provider: z.enum(providers),
+  gpuMemory: z.enum(gpuMemoryModes),
   /** The CUDA device this worker runs on; undefined for CPU workers and single-card machines. */
   deviceId: z.number().int().min(0).optional(),
 });
@@ -19,15 +20,8 @@ export const workerModelSchema = z.object({ name: z.string(), path: z.string(), 
 
 const jobId = z.string().min(1).max(64);
 
-/** The progress events a job shows (common/progress.ts ChainProgress: the pipeline's, per segment, and the interpolator's). */
-const inSegment = { segment: z.number().int().positive().optional(), segments: z.number().int().positive().optional() };
-export const workerProgressSchema = z.discriminatedUnion('stage', [
-  z.object({ stage: z.literal('loading'), message: z.string(), ...inSegment }),
-  z.object({ stage: z.literal('encoding'), ...inSegment }),
-  z.object({ stage: z.literal('sampling'), step: z.number(), steps: z.number(), elapsedMs: z.number(), etaMs: z.number(), ...inSegment }),
-  z.object({ stage: z.literal('decoding'), chunk: z.number(), chunks: z.number(), ...inSegment }),
-  z.object({ stage: z.literal('interpolating'), pair: z.number(), pairs: z.number() }),
-]);
+/** The progress events a job shows (all but 'done', which the result message says): each segment's pipeline stages and the interpolator's. */
+export const workerProgressSchema = chainProgressSchema;
 export type WorkerProgress = z.infer<typeof workerProgressSchema>;
 
 export const toWorkerSchema = z.discriminatedUnion('type', [

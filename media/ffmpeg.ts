@@ -6,7 +6,7 @@ import { existsSync, linkSync, rmSync, statfsSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
-import { DiskFullError, isNoSpace } from '../server/disk-full.js';
+import { DiskFullError, isNoSpace } from './disk-full.js';
 
 import { videoFormatOf, type VideoFormat } from '../common/video-formats.js';
 

@@ -3,15 +3,19 @@ import { openModelDir, type Component, type SvdModelDir } from './model-dir.js';
 import { GraphBuilder, type AttentionImpl, type GraphDType, type SaveResult } from './onnx/graph-builder.js';
 import { SafetensorsWeights, type WeightSource } from './onnx/weights.js';
 import { PORTABLE_FORMS, type GraphForms } from './networks/forms.js';
-import { buildImageEncoder } from './networks/image-encoder.js';
-import { buildUNet } from './networks/unet.js';
-import { buildVaeDecoder, buildVaeEncoder } from './networks/vae.js';
+import { fusionPasses } from './networks/fusions.js';
+import type { NetworkContract } from './networks/contracts.js';
+import { buildImageEncoder, imageEncoderContract } from './networks/image-encoder.js';
+import { buildUNet, unetContract } from './networks/unet.js';
+import { buildVaeDecoder, buildVaeEncoder, vaeDecoderContract, vaeEncoderContract } from './networks/vae.js';
 
 type ComponentKey = 'unet' | 'vae' | 'imageEncoder';
 
 interface NetworkEntry {
   /** The model directory's component whose config and weights the network is built from. */
   component: ComponentKey;
+  /** The network's inputs and outputs (names, types, shapes): what its graph declares and its sessions are fed. */
+  contract(model: SvdModelDir): NetworkContract;
   define(b: GraphBuilder, model: SvdModelDir, forms: GraphForms): void;
   /** Whether the network's graph follows the forms' image layout (the two run every step or chunk); the others stay NCHW. */
   layoutFromForms: boolean;
@@ -22,12 +26,14 @@ interface NetworkEntry {
 /** Ties a network's graph and precision rule to the one component they read. */
 function network<K extends ComponentKey>(
   component: K,
+  contract: (config: SvdModelDir[K]['config']) => NetworkContract,
   define: (b: GraphBuilder, c: SvdModelDir[K], forms: GraphForms) => void,
   opts: { dtype?: (c: SvdModelDir[K], requested: GraphDType) => GraphDType; layoutFromForms?: boolean } = {},
 ): NetworkEntry {
   const dtype = opts.dtype ?? ((_, requested) => requested);
   return {
     component,
+    contract: (model) => contract(model[component].config),
     define: (b, model, forms) => define(b, model[component], forms),
     dtype: (model, requested) => dtype(model[component], requested),
     layoutFromForms: opts.layoutFromForms ?? false,
@@ -36,11 +42,11 @@ function network<K extends ComponentKey>(
 
 /** The networks of an SVD model, in the order a generation runs them. */
 const NETWORK_TABLE = {
-  image_encoder: network('imageEncoder', (b, c) => buildImageEncoder(b, c.config)),
+  image_encoder: network('imageEncoder', imageEncoderContract, (b, c) => buildImageEncoder(b, c.config)),
   // Stays float32 when the config says so (diffusers' force_upcast).
-  vae_encoder: network('vae', (b, c) => buildVaeEncoder(b, c.config), { dtype: (c, requested) => (c.config.force_upcast ? 'float32' : requested) }),
-  unet: network('unet', (b, c, forms) => buildUNet(b, c.config, { forms, file: c.configPath }), { layoutFromForms: true }),
-  vae_decoder: network('vae', (b, c, forms) => buildVaeDecoder(b, c.config, { forms }), { layoutFromForms: true }),
+  vae_encoder: network('vae', vaeEncoderContract, (b, c) => buildVaeEncoder(b, c.config), { dtype: (c, requested) => (c.config.force_upcast ? 'float32' : requested) }),
+  unet: network('unet', unetContract, (b, c, forms) => buildUNet(b, c.config, { forms, file: c.configPath }), { layoutFromForms: true }),
+  vae_decoder: network('vae', vaeDecoderContract, (b, c, forms) => buildVaeDecoder(b, c.config, { forms }), { layoutFromForms: true }),
 } satisfies Record<string, NetworkEntry>;
 
 export type NetworkName = keyof typeof NETWORK_TABLE;
@@ -58,17 +64,23 @@ export function componentOf(model: SvdModelDir, network: NetworkName): Component
   return model[NETWORK_TABLE[network].component];
 }
 
+/** What `network` takes and gives (names, types, shapes), as its graph declares them. */
+export function networkContract(model: SvdModelDir, network: NetworkName): NetworkContract {
+  return NETWORK_TABLE[network].contract(model);
+}
+
 /** The precision `network` is built in when `requested` is asked for. */
 export function networkDType(model: SvdModelDir, network: NetworkName, requested: GraphDType): GraphDType {
   return NETWORK_TABLE[network].dtype(model, requested);
 }
 
-/** Adds the graph of `network` to a fresh builder reading weights from `weights`. */
+/** The graph of `network` in a fresh builder reading weights from `weights`: defined in standard operators, then the forms' fusions applied. */
 export function defineNetwork(model: SvdModelDir, network: NetworkName, weights: WeightSource, opts: BuildOptions): GraphBuilder {
   const entry = NETWORK_TABLE[network];
   const forms = opts.forms ?? PORTABLE_FORMS;
-  const b = new GraphBuilder({ dtype: opts.dtype, attention: opts.attention, weights, imageLayout: entry.layoutFromForms ? forms.imageLayout : 'nchw', cudaKernels: forms.cudaKernels });
+  const b = new GraphBuilder({ dtype: opts.dtype, attention: opts.attention, weights, imageLayout: entry.layoutFromForms ? forms.imageLayout : 'nchw' });
   entry.define(b, model, forms);
+  b.applyPasses(fusionPasses(forms.fusions));
   return b;
 }
 

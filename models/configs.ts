@@ -48,7 +48,7 @@ export const clipVisionConfigSchema = z.object({
 });
 export type ClipVisionConfig = z.infer<typeof clipVisionConfigSchema>;
 
-export const schedulerConfigSchema = z.object({
+export const eulerSchedulerConfigSchema = z.object({
   _class_name: z.literal('EulerDiscreteScheduler'),
   prediction_type: z.literal('v_prediction'),
   sigma_min: z.number().positive(),
@@ -58,6 +58,32 @@ export const schedulerConfigSchema = z.object({
   timestep_spacing: z.enum(['leading', 'linspace', 'trailing']),
   final_sigmas_type: z.enum(['zero', 'sigma_min']).default('zero'),
 });
+export type EulerSchedulerConfig = z.infer<typeof eulerSchedulerConfigSchema>;
+
+/** AnimateLCM-SVD's consistency sampler; defaults are the reference app's (animatelcm_svd/app.py). */
+export const animateLcmSchedulerConfigSchema = z.object({
+  _class_name: z.literal('AnimateLCMSVDStochasticIterativeScheduler'),
+  num_train_timesteps: z.number().int().positive().default(40),
+  sigma_min: z.number().positive().default(0.002),
+  sigma_max: z.number().positive().default(700),
+  sigma_data: z.number().positive().default(1),
+  s_noise: z.number().nonnegative().default(1),
+  rho: z.number().positive().default(7),
+  clip_denoised: z.boolean().default(false),
+});
+export type AnimateLcmSchedulerConfig = z.infer<typeof animateLcmSchedulerConfigSchema>;
+
+/** The samplers this project implements, by the `_class_name` of scheduler_config.json. */
+export const SCHEDULER_CLASSES = ['EulerDiscreteScheduler', 'AnimateLCMSVDStochasticIterativeScheduler'] as const;
+
+export const schedulerConfigSchema = z
+  .object({ _class_name: z.string() })
+  .loose()
+  .superRefine((raw, ctx) => {
+    if (!(SCHEDULER_CLASSES as readonly string[]).includes(raw._class_name))
+      ctx.addIssue({ code: 'custom', path: ['_class_name'], message: `scheduler ${raw._class_name} is not supported; supported: ${SCHEDULER_CLASSES.join(', ')}` });
+  })
+  .pipe(z.discriminatedUnion('_class_name', [eulerSchedulerConfigSchema, animateLcmSchedulerConfigSchema]));
 export type SchedulerConfig = z.infer<typeof schedulerConfigSchema>;
 
 export const featureExtractorSchema = z.object({

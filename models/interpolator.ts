@@ -2,6 +2,7 @@
 // the published flownet.pkl), built into an ONNX file in the same cache as the SVD networks,
 // keyed by the weights file and the graph code.
 import { createHash } from 'node:crypto';
+import { INSTALL_INTERPOLATOR_COMMAND } from '../common/video-chain.js';
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defaultCacheDir, graphCodeHash, publishBuild } from './convert.js';
@@ -16,7 +17,7 @@ export const RIFE_WEIGHTS_FILE = 'rife.safetensors';
 
 export class InterpolatorMissingError extends Error {
   constructor(dir: string) {
-    super(`no frame interpolator in ${dir} (it needs ${RIFE_WEIGHTS_FILE}): install RIFE with npm run setup -- --interpolator rife`);
+    super(`no frame interpolator in ${dir} (it needs ${RIFE_WEIGHTS_FILE}): install RIFE with ${INSTALL_INTERPOLATOR_COMMAND}`);
     this.name = 'InterpolatorMissingError';
   }
 }

@@ -25,6 +25,11 @@ function findProjectRoot(from: string): string {
 export const DEMO_DIR = join(PROJECT_ROOT, 'demo', 'svd-tiny');
 export const DEMO_MODEL = join(DEMO_DIR, 'model');
 export const DEMO_IMAGE = join(DEMO_DIR, 'input.png');
+/**
+ * The same with AnimateLCM's sampler (4 steps): svd-tiny's parts and random UNet, assembled as
+ * `npm run setup -- --model animatelcm-svd-xt` assembles the real one (models/download/animatelcm.ts).
+ */
+export const DEMO_ANIMATELCM_MODEL = join(PROJECT_ROOT, 'demo', 'animatelcm-tiny', 'model');
 
 /**
  * The tiny random-weight frame interpolator (RIFE 4.25's layout at small widths, the weights of

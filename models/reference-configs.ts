@@ -1,6 +1,6 @@
 // The published SVD-XT component configs (stabilityai/stable-video-diffusion-img2vid-xt), for
 // building full-size networks with random weights in benchmarks and tests.
-import type { ClipVisionConfig, FeatureExtractorConfig, SchedulerConfig, UNetConfig, VaeConfig } from './configs.js';
+import type { AnimateLcmSchedulerConfig, ClipVisionConfig, FeatureExtractorConfig, SchedulerConfig, UNetConfig, VaeConfig } from './configs.js';
 import type { SvdModelDir } from './model-dir.js';
 
 export const SVD_XT_UNET: UNetConfig = {
@@ -53,6 +53,18 @@ export const SVD_XT_SCHEDULER: SchedulerConfig = {
   timestep_type: 'continuous',
   timestep_spacing: 'leading',
   final_sigmas_type: 'zero',
+};
+
+/** AnimateLCM-SVD-xt's sampler as the reference app builds it (G-U-N/AnimateLCM, animatelcm_svd/app.py). */
+export const ANIMATELCM_SVD_XT_SCHEDULER: AnimateLcmSchedulerConfig = {
+  _class_name: 'AnimateLCMSVDStochasticIterativeScheduler',
+  num_train_timesteps: 40,
+  sigma_min: 0.002,
+  sigma_max: 700,
+  sigma_data: 1,
+  s_noise: 1,
+  rho: 7,
+  clip_denoised: false,
 };
 
 export const SVD_XT_FEATURE_EXTRACTOR: FeatureExtractorConfig = {

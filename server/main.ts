@@ -7,16 +7,19 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { openModelDir } from '../models/model-dir.js';
 import { DEMO_MODEL, PROJECT_ROOT, defaultModelDir } from '../models/paths.js';
-import { gpuMemoryModes, nvidiaGpus, providers } from '../models/pipeline/runtime.js';
+import { gpuMemoryModes, providers } from '../models/runtime/runtime.js';
+import { nvidiaGpus } from '../models/runtime/nvidia-smi.js';
 import type { WorkerStatus } from '../common/worker-protocol.js';
 import { createApp, type HealthInfo } from './app.js';
 import { generateToken } from './auth.js';
 import { installLastResort } from './last-resort.js';
+import { serverEta } from './jobs/eta.js';
 import { JobService } from './jobs/job-service.js';
 import { JobStore } from './jobs/job-store.js';
 import { discoverModels, type ModelEntry } from './model-manager.js';
 import { checkFfmpeg } from '../media/ffmpeg.js';
-import { prepareSaveFolder } from './save-folder.js';
+import { checkPortFree, lockOutputFolder, type FolderLock } from './output-lock.js';
+import { isDriveFolder, prepareSaveFolder } from './save-folder.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 import { WorkerPool } from './workers/pool.js';
 import { workerSlots } from './workers/slots.js';
@@ -36,6 +39,12 @@ const HELP = `usage: npm start -- [options]
   --share [cloudflared]  open a public link (localtunnel by default, or a cloudflared binary);
                      prints the link, the tunnel password and the access token
   --job-rate-limit N jobs one client may submit per minute (default 30)
+  --keep-jobs N      keep the newest N ended jobs; older ones are deleted with their files
+                     (copies in --save-dir stay) (default: keep all)
+  --job-storage GB   the job folders, inputs included, may hold this much; new jobs are refused
+                     beyond it until old ones are deleted (default 20)
+  --shared-history   every visitor sees and controls every job (one person on several devices);
+                     by default each browser sees only its own jobs
   --trust-proxy      behind your own reverse proxy: take the client's address from the last
                      X-Forwarded-For entry (for rate limits); off by default, and --share
                      trusts only its tunnel's header, on connections from this machine
@@ -56,10 +65,15 @@ const optionsSchema = z.object({
     .transform((s) => [...new Set(s.split(',').map(Number))])
     .optional(),
   workers: z.coerce.number().int().min(1).max(16).optional(),
+  /** For tests: how long a request body may take to arrive. */
+  requestTimeoutMs: z.number().int().min(1).optional(),
   /** How long a cancel waits for the worker to stop between steps before killing it. */
   cancelGraceMs: z.number().int().min(0).optional(),
   share: z.enum(['localtunnel', 'cloudflared']).optional(),
   trustProxy: z.boolean().default(false),
+  sharedHistory: z.boolean().default(false),
+  keepJobs: z.coerce.number().int().min(1).optional(),
+  jobStorage: z.coerce.number().positive().max(1e6).default(20),
   jobRateLimit: z.coerce.number().int().min(1).max(100_000).default(30),
   /** For tests: another localtunnel-protocol server and password endpoint. */
   tunnelHost: z.string().optional(),
@@ -79,6 +93,19 @@ export interface RunningServer {
 
 export async function startServer(input: ServerOptions, log: (line: string) => void = console.log): Promise<RunningServer> {
   const opts = optionsSchema.parse(input);
+  const local = opts.host === '127.0.0.1' || opts.host === 'localhost' || opts.host === '::1';
+  // Before anything is read or written: a second server on the same folder or port stops here.
+  const lock = lockOutputFolder(opts.outputDir, `http://${local ? '127.0.0.1' : opts.host}:${opts.port}/`);
+  try {
+    await checkPortFree(opts.port, opts.host);
+    return await startLocked(opts, local, lock, log);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean, lock: FolderLock, log: (line: string) => void): Promise<RunningServer> {
   let modelPath = opts.model ?? defaultModelDir();
   let demo = false;
   if (!existsSync(modelPath)) {
@@ -109,18 +136,38 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   pool.start();
 
   const store = new JobStore(opts.outputDir);
-  const history = store.load((line) => log(`warning: ${line}`));
-  const service = new JobService({ store, workers: pool, saveDir: opts.saveDir });
+  store.load((line) => log(`warning: ${line}`));
+  const service = new JobService({
+    store,
+    workers: pool,
+    saveDir: opts.saveDir,
+    keepJobs: opts.keepJobs,
+    storageBytes: opts.jobStorage * 1e9,
+    eta: serverEta(opts.outputDir, { slots, gpus, models }),
+  });
+  const pruned = service.prune();
+  if (pruned) log(`deleted the ${pruned} oldest job${pruned > 1 ? 's' : ''} beyond --keep-jobs ${opts.keepJobs}`);
   service.resumeSaves();
   const fixed = {
-    models: models.map(({ name, demo: d, frames, interpolator }) => ({ name, demo: d, frames, interpolator: !!interpolator })),
+    models: models.map(({ name, demo: d, frames, fast, interpolator }) => ({ name, demo: d, frames, fast, interpolator: !!interpolator })),
     ffmpeg: { ok: !ffmpegError, error: ffmpegError },
     saveDir: !!opts.saveDir,
+    saveDirOnDrive: !!opts.saveDir && isDriveFolder(opts.saveDir),
   };
-  const local = opts.host === '127.0.0.1' || opts.host === 'localhost' || opts.host === '::1';
   const token = opts.token ?? (local && !opts.share ? undefined : generateToken());
+  const history = store.list();
+  const ownerless = history.filter((j) => j.owner === undefined).length;
+  if (ownerless && !opts.sharedHistory)
+    log(
+      `${ownerless} earlier job${ownerless > 1 ? 's have' : ' has'} no owner (made before each browser had its own history): ${token ? 'everyone with the access token' : 'every browser'} sees ${ownerless > 1 ? 'them' : 'it'}`,
+    );
   const { server, io } = createApp({
     service,
+    sharedHistory: opts.sharedHistory,
+    requestTimeoutMs: opts.requestTimeoutMs,
+    // No token: a local server; only its loopback names, so a DNS-rebinding page cannot reach it.
+    // Behind the user's own reverse proxy (--trust-proxy) the Host is the proxy's public name.
+    allowedHosts: token || opts.trustProxy ? undefined : ['localhost', '127.0.0.1', '[::1]'],
     modelNames: models.map((m) => m.name),
     interpolatingModels: models.filter((m) => m.interpolator).map((m) => m.name),
     token,
@@ -139,6 +186,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
   const url = `http://${local ? '127.0.0.1' : opts.host}:${port}/`;
+  lock.describe({ url });
   log(`svd-studio listening on ${url}${token ? `?token=${token}` : ''} (${history.length} earlier jobs)`);
   if (token) log(`access token: ${token}`);
   let tunnel: LocalTunnel | CloudflaredTunnel | undefined;
@@ -148,6 +196,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
         ? new CloudflaredTunnel(port)
         : new LocalTunnel({ localPort: port, host: opts.tunnelHost, passwordUrl: opts.tunnelPasswordUrl ?? (opts.tunnelHost ? undefined : 'https://loca.lt/mytunnelpassword') });
     tunnel.on('ready', ({ url: link, password }) => {
+      lock.describe({ link: link.replace(/\/$/, '') });
       log(`public link: ${link.replace(/\/$/, '')}/?token=${token}`);
       if (password) log(`tunnel password: ${password}`);
       log(`access token: ${token}`);
@@ -167,6 +216,7 @@ export async function startServer(input: ServerOptions, log: (line: string) => v
       await new Promise<void>((ok) => server.close(() => ok()));
       await service.idle();
       await pool.close();
+      lock.release();
     },
   };
 }
@@ -210,6 +260,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       provider: { type: 'string' },
       'gpu-memory': { type: 'string' },
       'trust-proxy': { type: 'boolean' },
+      'shared-history': { type: 'boolean' },
+      'keep-jobs': { type: 'string' },
+      'job-storage': { type: 'string' },
       'job-rate-limit': { type: 'string' },
       help: { type: 'boolean' },
       gpus: { type: 'string' },
@@ -231,6 +284,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       gpus: values.gpus,
       workers: values.workers,
       trustProxy: values['trust-proxy'],
+      sharedHistory: values['shared-history'],
+      keepJobs: values['keep-jobs'] as unknown as number,
+      jobStorage: values['job-storage'] as unknown as number,
       jobRateLimit: values['job-rate-limit'] as unknown as number,
       share: share as ServerOptions['share'],
     };

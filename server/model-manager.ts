@@ -8,8 +8,9 @@ import { findInterpolator } from '../models/interpolator.js';
 import { MODELS_ROOT } from '../models/paths.js';
 import { FrameInterpolator } from '../models/pipeline/interpolate.js';
 import { SvdPipeline } from '../models/pipeline/pipeline.js';
-import type { GpuMemoryMode, ProviderChoice } from '../models/pipeline/runtime.js';
+import type { GpuMemoryMode, ProviderChoice } from '../models/runtime/runtime.js';
 import { parseSettings } from '../common/settings.js';
+import { INSTALL_INTERPOLATOR_COMMAND } from '../common/video-chain.js';
 
 export interface ModelEntry {
   name: string;
@@ -17,14 +18,18 @@ export interface ModelEntry {
   demo: boolean;
   /** The UNet's trained frame count (25 for SVD-XT, 14 for SVD). */
   frames: number;
+  /** A consistency-distilled model (AnimateLCM's sampler): a few steps with guidance near 1. */
+  fast: boolean;
   /** The frame interpolator its jobs use (models/interpolator.ts findInterpolator); absent: none installed. */
   interpolator?: string;
 }
 
 export function discoverModels(primary: { path: string; demo: boolean }, root = MODELS_ROOT): ModelEntry[] {
   const entry = (path: string, demo: boolean): ModelEntry => {
+    const model = openModelDir(path);
+    const fast = model.scheduler.config._class_name === 'AnimateLCMSVDStochasticIterativeScheduler';
     const interpolator = findInterpolator(path);
-    return { name: demo ? 'demo' : basename(resolve(path)), path, demo, frames: openModelDir(path).unet.config.num_frames, ...(interpolator ? { interpolator } : {}) };
+    return { name: demo ? 'demo' : basename(resolve(path)), path, demo, frames: model.unet.config.num_frames, fast, ...(interpolator ? { interpolator } : {}) };
   };
   const out = [entry(primary.path, primary.demo)];
   if (existsSync(root)) {
@@ -98,7 +103,7 @@ export class ModelManager {
   /** The frame interpolator for jobs on model `name` running on `pipeline`'s provider. */
   async interpolator(name: string | undefined, pipeline: SvdPipeline): Promise<FrameInterpolator> {
     const path = this.find(name)?.interpolator;
-    if (!path) throw new Error('interpolation needs a frame interpolator on the server: install RIFE with npm run setup -- --interpolator rife');
+    if (!path) throw new Error(`interpolation needs a frame interpolator on the server: install RIFE with ${INSTALL_INTERPOLATOR_COMMAND}`);
     if (this.interpolatorOpen?.path !== path) {
       const previous = this.interpolatorOpen;
       const interpolator = (async () => {

@@ -11,6 +11,9 @@ import { basename, dirname, extname, join } from 'node:path';
 const NUMBERED = /^(\d{6,})\.[A-Za-z0-9]+$/;
 const PARTIAL = /^\.\d{6,}\.[A-Za-z0-9]+\.partial$/;
 
+/** Google Drive as Colab mounts it (the notebook's --save-dir): the page calls it "the Drive folder". */
+export const isDriveFolder = (folder: string) => /^\/content\/drive\//.test(folder);
+
 /**
  * At start-up: makes the folder if only its last part is missing (a missing parent usually means
  * an unmounted drive) and removes copies a killed process left half-done. Returns what it did.

@@ -2,6 +2,7 @@
 // server running the tiny demo model on the CPU, at a laptop's and a phone's size. Screenshots of
 // each state go to test/screenshots/.
 import { execSync } from 'node:child_process';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -9,6 +10,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../models/paths.js';
 import { startServer, type RunningServer } from '../server/main.js';
+import { startCliServer } from './cli-server.js';
 import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -24,11 +26,15 @@ const ADVANCED = ['width', 'height', 'steps', 'noiseAug', 'minGuidance', 'maxGui
 
 let server: RunningServer;
 let browser: Browser;
+/** The pages below play one person's browser: one client id, which the helpers' API calls send too. */
+const CLIENT_ID = 'browserTestClient0001';
+const asClient = { headers: { 'x-client-id': CLIENT_ID } };
 const consoleErrors: string[] = [];
 const INPUT = FIXTURE_INPUT;
 
 async function openPage(viewport: { width: number; height: number } = DESKTOP): Promise<Page> {
   const page = await browser.newPage({ viewport, acceptDownloads: true });
+  await page.context().addCookies([{ name: 'svd_client', value: CLIENT_ID, url: server.url }]);
   page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
   await page.goto(server.url);
@@ -55,15 +61,15 @@ async function pageWithImage(settings: Record<string, string | number> = {}, vie
 }
 
 const stepOf = async (page: Page) => Number(/step (\d+)\//.exec((await page.textContent('[data-testid=progress-label]').catch(() => '')) ?? '')?.[1] ?? 0);
-const jobCount = async () => ((await (await fetch(`${server.url}api/jobs`)).json()) as unknown[]).length;
+const jobCount = async () => ((await (await fetch(`${server.url}api/jobs`, asClient)).json()) as unknown[]).length;
 const message = (page: Page, field: string) => page.textContent(`[data-testid=${field}-message]`);
 const LONG = { width: 128, height: 64, frames: 3, steps: 200 };
 
 /** Cancels every job still queued or running, so the next test starts with an idle server. */
 async function cancelAll() {
-  const jobs = (await (await fetch(`${server.url}api/jobs`)).json()) as { id: string; status: string }[];
-  for (const j of jobs) if (j.status === 'queued' || j.status === 'running') await fetch(`${server.url}api/jobs/${j.id}`, { method: 'DELETE' });
-  for (let i = 0; i < 100 && (await (await fetch(`${server.url}api/health`)).json()).queue.running; i++) await new Promise((r) => setTimeout(r, 100));
+  const jobs = (await (await fetch(`${server.url}api/jobs`, asClient)).json()) as { id: string; status: string }[];
+  for (const j of jobs) if (j.status === 'queued' || j.status === 'running') await fetch(`${server.url}api/jobs/${j.id}`, { method: 'DELETE', ...asClient });
+  for (let i = 0; i < 100 && (await (await fetch(`${server.url}api/health`, asClient)).json()).queue.running; i++) await new Promise((r) => setTimeout(r, 100));
 }
 
 /** Pairs of visible controls whose boxes overlap, and controls that stick out of the viewport's width. */
@@ -209,7 +215,8 @@ describe('the page', () => {
     const file = join(tempDir(), 'dl.mp4');
     await download.saveAs(file);
     expect(statSync(file).size).toBeGreaterThan(1000);
-    expect(download.suggestedFilename()).toMatch(/\.mp4$/);
+    // Named by when it was made and its seed, not by the job's id.
+    expect(download.suggestedFilename()).toMatch(/^svd-\d{4}-\d\d-\d\d_\d{6}-seed\d+\.mp4$/);
     await page.close();
   });
 
@@ -262,8 +269,10 @@ describe('the page', () => {
     await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
     await page.click('[data-testid=run]');
     await page.waitForSelector('[data-testid=progress-label]:has-text("Waiting in the queue")');
+    // A queued job says how long it will wait for the one ahead.
+    expect(await page.textContent('[data-testid=progress-label]')).toMatch(/position 1 · starts in about \d+(\.\d)? s/);
     const other = page.locator('[data-testid=other-progress-label]');
-    await expect.poll(() => other.textContent()).toMatch(/Sampling step \d+\/200/);
+    await expect.poll(() => other.textContent()).toMatch(/Sampling step \d+\/200 · .* · ETA \d/);
     const step = Number(/step (\d+)/.exec((await other.textContent()) ?? '')![1]);
     await expect.poll(async () => Number(/step (\d+)/.exec((await other.textContent()) ?? '')?.[1] ?? 0), { timeout: 30_000 }).toBeGreaterThan(step);
     await page.screenshot({ path: join(SHOTS, 'two-jobs.png'), fullPage: true });
@@ -311,8 +320,8 @@ describe('the page', () => {
     await page.close();
   });
 
-  it('continues a job after a reload, and cancels it', async () => {
-    const page = await pageWithImage(LONG);
+  it('continues a job after a reload, and cancels it: the summary keeps the typed seed, and the last finished video stays', async () => {
+    const page = await pageWithImage({ ...LONG, seed: 99 });
     await page.click('[data-testid=run]');
     await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
     const beforeReload = await stepOf(page);
@@ -321,6 +330,9 @@ describe('the page', () => {
     await expect.poll(() => stepOf(page), { timeout: 30_000 }).toBeGreaterThan(beforeReload);
     await page.click('.output button:has-text("Cancel")');
     await page.waitForSelector('text=Cancelled.');
+    expect(await page.textContent('[data-testid=key-settings]')).toContain('seed 99');
+    await page.locator('[data-testid=last-video]').waitFor();
+    expect(await page.textContent('.last-video figcaption')).toMatch(/The last finished video/);
     await page.close();
   });
 
@@ -342,11 +354,11 @@ describe('the page', () => {
     expect(await running.locator('img').getAttribute('src')).toMatch(/\/input\.png$/);
     await expect.poll(() => running.locator('img').evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth > 0)).toBe(true);
     expect(await running.textContent()).toContain('running');
-    const early = await fetch(`${server.url}api/jobs/${(await (await fetch(`${server.url}api/health`)).json()).queue.running}/poster.jpg`);
+    const early = await fetch(`${server.url}api/jobs/${(await (await fetch(`${server.url}api/health`, asClient)).json()).queue.running}/poster.jpg`, asClient);
     expect(early.status).toBe(404);
     expect(((await early.json()) as { error: string }).error).toMatch(/is running; it has no video to take a frame from/);
     // the poster is a frame of the generated video, not the input photo
-    const poster = await (await fetch(`${server.url}${(await done.locator('img').getAttribute('src'))!.slice(1)}`)).arrayBuffer();
+    const poster = await (await fetch(`${server.url}${(await done.locator('img').getAttribute('src'))!.slice(1)}`, asClient)).arrayBuffer();
     const meta = await sharp(Buffer.from(poster)).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', 256, 128]);
     await cancelAll();
@@ -372,6 +384,36 @@ describe('the page', () => {
     // 2:1 image, 2:1 video: the crop cannot move, and neither can its sliders
     expect(await page.isDisabled('input[aria-label="crop horizontal"]')).toBe(true);
     expect(await page.isDisabled('input[aria-label="crop vertical"]')).toBe(true);
+    await page.close();
+  });
+
+  it('keeps the good image when a file it cannot show comes after it, and Generate sends the good one', async () => {
+    const bad = join(tempDir(), 'photo.heic');
+    writeFileSync(bad, 'not a picture this browser can show');
+    // On a fresh page a bad file is no image: Generate stays disabled, and says why.
+    const fresh = await openPage();
+    await fresh.setInputFiles('[data-testid=file-input]', bad);
+    await expect.poll(() => fresh.textContent('[data-testid=image-error]')).toMatch(/photo\.heic is not an image/);
+    expect(await fresh.textContent('[data-testid=image-error]')).not.toContain('kept');
+    expect(await fresh.isDisabled('[data-testid=run]')).toBe(true);
+    expect(await fresh.textContent('[data-testid=run-summary]')).toContain('Add an image first');
+    await fresh.close();
+
+    const page = await pageWithImage({ frames: 2, steps: 1, seed: 5 });
+    await page.setInputFiles('[data-testid=file-input]', bad);
+    await expect.poll(() => page.textContent('[data-testid=image-error]')).toMatch(/photo\.heic is not an image.*the image above is kept/);
+    expect(await page.locator('.crop img').evaluate((i: HTMLImageElement) => i.naturalWidth)).toBe(128);
+    // Still the good image after a reload, and that is what Generate sends.
+    await page.reload();
+    await page.waitForSelector('[data-testid=model-input]');
+    expect(await page.locator('.crop img').evaluate((i: HTMLImageElement) => i.naturalWidth)).toBe(128);
+    expect(await page.isDisabled('[data-testid=run]')).toBe(false);
+    const [upload] = await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/api/jobs')), page.click('[data-testid=run]')]);
+    expect(upload.status()).toBe(202);
+    await page.locator('[data-testid=result-video]').waitFor({ timeout: 60_000 });
+    const jobs = (await (await fetch(`${server.url}api/jobs`, asClient)).json()) as { id: string; inputName: string }[];
+    const sent = await sharp(Buffer.from(await (await fetch(`${server.url}api/jobs/${jobs[0]!.id}/input.png`, asClient)).arrayBuffer())).metadata();
+    expect([sent.width, sent.height]).toEqual([128, 64]);
     await page.close();
   });
 
@@ -423,6 +465,53 @@ describe('the page while the model loads', () => {
   });
 });
 
+describe('the page when the server goes away', () => {
+  it('says so in the progress panel, disables Cancel and Generate, and after a restart says what became of the job', async () => {
+    const out = tempDir('svd-browser-killed-');
+    const first = await startCliServer(['--output-dir', out]);
+    const port = new URL(first.url).port;
+    let second: Awaited<ReturnType<typeof startCliServer>> | undefined;
+    try {
+      const page = await browser.newPage({ viewport: DESKTOP });
+      await page.goto(first.url);
+      await page.waitForSelector('[data-testid=status]:has-text("cpu")');
+      await page.setInputFiles('[data-testid=file-input]', INPUT);
+      await page.waitForSelector('[data-testid=model-input]');
+      await fill(page, LONG);
+      await page.click('[data-testid=run]');
+      await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
+
+      await first.stop('SIGKILL');
+      const offline = page.locator('[data-testid=offline]');
+      await offline.waitFor({ timeout: 15_000 });
+      expect(await inView(page, '[data-testid=offline]')).toBe(true);
+      expect(await offline.textContent()).toMatch(/Lost the connection to the server/);
+      // Nothing claims the job goes on: the label is the last news, without an ETA.
+      expect(await offline.textContent()).not.toMatch(/keep running/);
+      const label = (await page.textContent('[data-testid=progress-label]')) ?? '';
+      expect(label).toMatch(/^Last news from the server: Sampling step \d+/);
+      expect(label).not.toContain('ETA');
+      expect(await page.isDisabled('.output button:has-text("Cancel")')).toBe(true);
+      expect(await page.isDisabled('[data-testid=run]')).toBe(true);
+      expect(await page.textContent('[data-testid=run-summary]')).toContain('The server cannot be reached');
+      await page.screenshot({ path: join(SHOTS, 'server-gone.png') });
+
+      second = await startCliServer(['--output-dir', out, '--port', port]);
+      // Back: the job did not survive the kill, and the panel says so; Generate works again.
+      await page.waitForSelector('[data-testid=reconnected]', { timeout: 30_000 });
+      expect(await page.textContent('[data-testid=reconnected]')).toMatch(/restarted and this job did not survive/);
+      expect(await page.textContent('[data-testid=job-outcome]')).toMatch(/the server stopped before this job finished/);
+      expect(await page.locator('[data-testid=offline]').count()).toBe(0);
+      expect(await page.locator('.output button:has-text("Cancel")').count()).toBe(0);
+      await expect.poll(() => page.isDisabled('[data-testid=run]'), { timeout: 30_000 }).toBe(false);
+      await page.close();
+    } finally {
+      await first.stop('SIGKILL');
+      await second?.stop();
+    }
+  });
+});
+
 describe('the page with an access token', () => {
   it('shows the login screen, and a token in the link opens it straight in', async () => {
     const locked = await startServer({ model: FIXTURE_MODEL, port: 0, outputDir: tempDir('svd-browser-token-'), provider: 'cpu', token: 'browser-token-1' }, () => {});
@@ -445,6 +534,118 @@ describe('the page with an access token', () => {
       await fresh.close();
     } finally {
       await locked.close();
+    }
+  });
+});
+
+describe('two browsers and a sibling page on one shared link (issue 21)', () => {
+  // Two host names under one made-up site, both mapped to this machine, as x.loca.lt and
+  // evil.loca.lt are for the tunnel: the browser counts the sibling as "same site" and sends it
+  // the owner's SameSite=Lax cookies.
+  const TOKEN = 'browser-two-hosts-1';
+  let shared: RunningServer;
+  let chromiumHosts: Browser;
+  let owner: string;
+  let sibling: string;
+  /** The sibling's own server: a blank page without our CSP, as someone else's page would be. */
+  let siblingServer: HttpServer;
+
+  beforeAll(async () => {
+    shared = await startServer({ model: FIXTURE_MODEL, port: 0, outputDir: tempDir('svd-browser-shared-'), provider: 'cpu', token: TOKEN }, () => {});
+    await waitReady(shared.url, TOKEN);
+    const port = new URL(shared.url).port;
+    owner = `http://owner.studio.test:${port}/`;
+    siblingServer = createHttpServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>sibling</title>'));
+    await new Promise<void>((ok) => siblingServer.listen(0, '127.0.0.1', () => ok()));
+    sibling = `http://evil.studio.test:${(siblingServer.address() as { port: number }).port}/`;
+    chromiumHosts = await chromium.launch({ executablePath: CHROMIUM, args: [...ARGS, '--host-resolver-rules=MAP *.studio.test 127.0.0.1'] });
+  }, 120_000);
+  afterAll(async () => {
+    await chromiumHosts?.close();
+    await shared?.close();
+    siblingServer?.close();
+  });
+
+  const historyIds = (page: Page) => page.evaluate(async () => ((await (await fetch('/api/jobs')).json()) as { id: string }[]).map((j) => j.id));
+
+  it('each browser sees only its own jobs; the sibling page creates, cancels and reads nothing, and its tossed cookie locks no one out', async () => {
+    const alice = await chromiumHosts.newContext();
+    const bob = await chromiumHosts.newContext();
+    try {
+      const a = await alice.newPage();
+      await a.goto(`${owner}?token=${TOKEN}`);
+      await a.waitForSelector('[data-testid=status]:has-text("cpu")');
+      await a.setInputFiles('[data-testid=file-input]', INPUT);
+      await a.waitForSelector('[data-testid=model-input]');
+      await fill(a, { width: 64, height: 64, frames: 3, steps: 2 });
+      await a.click('[data-testid=run]');
+      await a.locator('[data-testid=history-item]').first().waitFor();
+      const [job] = await historyIds(a);
+      expect(job).toMatch(/^[a-z0-9]{16}$/);
+
+      const b = await bob.newPage();
+      await b.goto(`${owner}?token=${TOKEN}`);
+      await b.waitForSelector('[data-testid=status]:has-text("cpu")');
+      expect(await historyIds(b)).toEqual([]);
+      expect(await b.locator('[data-testid=history-item]').count()).toBe(0);
+      expect(await b.evaluate(async (id) => (await fetch(`/api/jobs/${id}/input.png`)).status, job)).toBe(404);
+
+      // A page on the sibling host, in Alice's browser: her cookies go with its requests.
+      const evil = await alice.newPage();
+      await evil.goto(`${sibling}no-such-page`);
+      const attempts = await evil.evaluate(
+        async ({ target, id }) => {
+          const form = new FormData();
+          const canvas = Object.assign(document.createElement('canvas'), { width: 64, height: 64 });
+          const png = await new Promise<Blob>((done) => canvas.toBlob((b) => done(b!), 'image/png'));
+          form.append('image', png, 'x.png');
+          form.append('settings', '{"width":64,"height":64,"frames":2,"steps":1}');
+          const send = (path: string, init: RequestInit) =>
+            fetch(target + path, { ...init, mode: 'no-cors', credentials: 'include' }).then(
+              () => 'sent',
+              (e: Error) => `refused: ${e.message}`,
+            );
+          const posts = [
+            await send('api/jobs', { method: 'POST', body: form }),
+            await send(`api/jobs/${id}/rerun`, { method: 'POST', body: '' }),
+            await send(`api/jobs/${id}/rerun`, { method: 'POST', body: '{}', headers: { 'content-type': 'text/plain' } }),
+          ];
+          const socket = await new Promise<string>((done) => {
+            const ws = new WebSocket(`${target.replace('http', 'ws')}socket.io/?EIO=4&transport=websocket`);
+            ws.onmessage = (m) => done(`open: ${String(m.data).slice(0, 20)}`);
+            ws.onerror = () => done('refused');
+            ws.onclose = () => done('refused');
+            setTimeout(() => done('no answer'), 5000);
+          });
+          // Cookie tossing: a token cookie for the whole site, sent before Alice's on /api (the page's own way, as the probe did).
+          // biome-ignore lint/suspicious/noDocumentCookie: the attack under test is exactly this assignment
+          document.cookie = 'svd_token=tossed; domain=studio.test; path=/api';
+          for (let i = 0; i < 15; i++) await fetch(`${target}api/health?token=wrong-${i}`, { mode: 'no-cors', credentials: 'include' }).catch(() => {});
+          return { posts, socket };
+        },
+        { target: owner, id: job },
+      );
+      // The browser sends them and then hides the answers (helmet's Cross-Origin-Resource-Policy);
+      // what counts is that the server did nothing, below.
+      expect(attempts.posts).toHaveLength(3);
+      expect(attempts.socket).toBe('refused');
+      // Nothing was made or cancelled, and Alice's page still opens without the login screen.
+      expect(await historyIds(a)).toEqual([job]);
+      expect(await a.evaluate(async (id) => ((await (await fetch(`/api/jobs/${id}`)).json()) as { status: string }).status, job)).not.toBe('cancelled');
+      await a.reload();
+      await a.waitForSelector('[data-testid=status]:has-text("cpu")');
+      expect(await a.locator('text=Access token').count()).toBe(0);
+      expect(await a.evaluate(async () => (await fetch('/api/jobs')).status)).toBe(200);
+
+      // Alice deletes her job once it has ended: gone from her history and from the server.
+      await expect.poll(() => a.evaluate(async (id) => ((await (await fetch(`/api/jobs/${id}`)).json()) as { status: string }).status, job), { timeout: 60_000 }).toBe('done');
+      a.once('dialog', (d) => void d.accept());
+      await a.locator('[data-testid=history-delete]').first().click();
+      await expect.poll(() => a.locator('[data-testid=history-item]').count()).toBe(0);
+      expect(await a.evaluate(async (id) => (await fetch(`/api/jobs/${id}`)).status, job)).toBe(404);
+    } finally {
+      await alice.close();
+      await bob.close();
     }
   });
 });

@@ -3,8 +3,8 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cudaLibraryEnv, cudaReadiness, discoverCuda, formatCudaReport, searchOptionsFromEnv } from '../models/pipeline/cuda-libraries.js';
-import { readElfDynamic } from '../models/pipeline/elf-needed.js';
+import { cudaLibraryEnv, cudaReadiness, discoverCuda, formatCudaReport, searchOptionsFromEnv } from '../models/runtime/cuda-libraries.js';
+import { readElfDynamic } from '../models/runtime/elf-needed.js';
 import { fakeMachines, providerNeeds, type FakeMachine, writeFakeElf } from './fake-cuda.js';
 
 const machine = fakeMachines();
@@ -128,6 +128,21 @@ describe('what the user is told', () => {
     expect(d.libraries.find((l) => l.soname === 'libcudnn.so.9')?.path).toBeUndefined();
     expect(cudaReadiness(d, 'launched')).toEqual({ suspect: 'libcudnn.so.9 not found — install cuDNN for CUDA 12 (pip install nvidia-cudnn-cu12)' });
     expect(formatCudaReport(d)).toContain('libcudnn.so.9        NOT FOUND');
+  });
+
+  it("PyTorch's cuDNN built for another CUDA (same soname): asks for the CUDA 12 build and says which one is there", () => {
+    const m = machine({ provider: 12 });
+    const { driver } = colab(m, { cudnn: false });
+    const cudnn = m.lib(join(m.nvidiaDir, 'cudnn/lib'), 'libcudnn.so.9');
+    m.lib(join(m.nvidiaDir, '..', 'nvidia_cudnn_cu13-9.13.0.50.dist-info'), 'METADATA');
+    const d = discover(m, { LD_LIBRARY_PATH: driver });
+    expect(d.libraries.find((l) => l.soname === 'libcudnn.so.9')?.path).toBeUndefined();
+    expect(cudaReadiness(d, 'launched').suspect).toBe(
+      `libcudnn.so.9 not found — install cuDNN for CUDA 12 (pip install nvidia-cudnn-cu12); installed but of another version: libcudnn.so.9 for CUDA 13 (${cudnn})`,
+    );
+    // the CUDA 12 wheel beside it: found
+    m.lib(join(m.nvidiaDir, '..', 'nvidia_cudnn_cu12-9.1.0.70.dist-info'), 'METADATA');
+    expect(discover(m, { LD_LIBRARY_PATH: driver }).libraries.find((l) => l.soname === 'libcudnn.so.9')?.path).toBe(join(cudnn, 'libcudnn.so.9'));
   });
 
   it('libraries of the wrong CUDA major version: asks for the right ones and says which ones are there', () => {

@@ -6,8 +6,11 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { createServer, type Server } from 'node:http';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ANIMATELCM_UNET_PATH, type AnimateLcmSource, assembleAnimateLcm, downloadAnimateLcm } from '../models/download/animatelcm.js';
 import { downloadModel, selectSvdFiles, type DownloadProgress } from '../models/download/hub.js';
 import { openModelDir } from '../models/model-dir.js';
+import { DEMO_ANIMATELCM_MODEL } from '../models/paths.js';
+import { float32Tensor, writeSafetensors } from '../models/safetensors.js';
 import { FIXTURE_MODEL, tempDir } from './helpers.js';
 
 function walk(dir: string): string[] {
@@ -23,6 +26,12 @@ interface HubBehaviour {
   /** Serve wrong bytes for this file the first time. */
   corruptOnce?: string;
 }
+
+/** A second repository with one UNet state dict at its root, as wangfuyun/AnimateLCM-SVD-xt holds its distilled UNet. */
+const LCM_REPO = 'acme/animatelcm-tiny';
+const LCM_FILE = 'AnimateLCM-tiny.safetensors';
+const LCM_BYTES = readFileSync(join(DEMO_ANIMATELCM_MODEL, ANIMATELCM_UNET_PATH));
+const LCM_SOURCE: AnimateLcmSource = { base: 'acme/svd-tiny', repo: LCM_REPO, file: LCM_FILE, sha256: createHash('sha256').update(LCM_BYTES).digest('hex'), size: LCM_BYTES.length };
 
 /** The file list comes in pages of this many entries, linked like the hub's (`Link: <...>; rel="next"`). */
 const TREE_PAGE = 4;
@@ -130,6 +139,17 @@ function fakeHub(behaviour: HubBehaviour) {
     }
     if (behaviour.token && req.headers.authorization !== `Bearer ${behaviour.token}`) {
       res.writeHead(401).end('{"error":"Access to model is restricted"}');
+      return;
+    }
+    if (url.pathname === `/api/models/${LCM_REPO}/tree/main`) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify([{ type: 'file', oid: 'x', path: LCM_FILE, size: 134, lfs: { oid: LCM_SOURCE.sha256, size: LCM_BYTES.length, pointerSize: 134 } }]));
+      return;
+    }
+    if (url.pathname === `/${LCM_REPO}/resolve/main/${LCM_FILE}`) {
+      requests.push({ kind: 'resolve', path: LCM_FILE, range: req.headers.range });
+      const start = range ? Number(range[1]) : 0;
+      res.writeHead(range ? 206 : 200, { 'content-length': LCM_BYTES.length - start }).end(LCM_BYTES.subarray(start));
       return;
     }
     if (url.pathname === '/api/models/acme/svd-tiny/tree/main') {
@@ -334,6 +354,45 @@ describe('model download', () => {
     const denied = await npmSetup(tempDir(), { ...env, HF_TOKEN: '' });
     expect(denied.status).toBe(1);
     expect(denied.stderr).toMatch(/accept the model license/);
+  });
+
+  it('installs AnimateLCM as SVD-XT without its UNet weights plus the distilled UNet, assembled as the shipped tiny demo; a second run only verifies', async () => {
+    const { endpoint, requests } = await hub({});
+    const dest = tempDir();
+    await downloadAnimateLcm({ endpoint, dest, backoffMs: 10 }, LCM_SOURCE);
+    expect(requests.some((r) => r.path === 'unet/diffusion_pytorch_model.fp16.safetensors')).toBe(false);
+    const made = walk(dest)
+      .filter((p) => !p.includes('.svd-verified'))
+      .map((p) => relative(dest, p))
+      .sort();
+    expect(made).toEqual(
+      walk(DEMO_ANIMATELCM_MODEL)
+        .map((p) => relative(DEMO_ANIMATELCM_MODEL, p))
+        .sort(),
+    );
+    for (const f of made) expect(readFileSync(join(dest, f)).equals(readFileSync(join(DEMO_ANIMATELCM_MODEL, f))), f).toBe(true);
+    expect(openModelDir(dest).scheduler.config._class_name).toBe('AnimateLCMSVDStochasticIterativeScheduler');
+    const n = requests.length;
+    const again: DownloadProgress[] = [];
+    await downloadAnimateLcm({ endpoint, dest, onProgress: (e) => again.push(e) }, LCM_SOURCE);
+    expect(requests.length).toBe(n);
+    expect(again.map((e) => e.type)).toEqual(made.filter((p) => p !== 'scheduler/scheduler_config.json' && p !== 'model_index.json').map(() => 'verified'));
+    // A distilled UNet that is not the one this version knows is refused, not installed.
+    await expect(downloadAnimateLcm({ endpoint, dest: tempDir() }, { ...LCM_SOURCE, sha256: '0'.repeat(64) })).rejects.toThrow(/changed on the hub/);
+  });
+
+  it('refuses a UNet checkpoint in another layout, saying what it found', () => {
+    const dir = tempDir();
+    const copy = (rel: string) => writeFileSync(join(dir, rel), readFileSync(join(DEMO_ANIMATELCM_MODEL, rel)));
+    for (const d of ['unet', 'scheduler']) mkdirSync(join(dir, d));
+    copy('unet/config.json');
+    const checkpoint = join(dir, ANIMATELCM_UNET_PATH);
+    writeSafetensors(checkpoint, { 'module.conv_in.weight': float32Tensor([32, 8, 3, 3], new Float32Array(32 * 8 * 9)) });
+    expect(() => assembleAnimateLcm(dir)).toThrow(/names carry a prefix \("module\."\), no tensor "conv_in.weight"/);
+    writeSafetensors(checkpoint, { 'conv_in.weight': float32Tensor([32, 4, 3, 3], new Float32Array(32 * 4 * 9)) });
+    expect(() => assembleAnimateLcm(dir)).toThrow(/conv_in.weight is \[32, 4, 3, 3\], the config asks for \[32, 8, …\]/);
+    writeFileSync(join(dir, 'unet', 'diffusion_pytorch_model.fp16.safetensors'), '');
+    expect(() => assembleAnimateLcm(dir)).toThrow(/would be used instead of AnimateLCM's UNet/);
   });
 
   it('prefers fp16 weights and keeps the configs', () => {

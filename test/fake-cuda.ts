@@ -52,6 +52,53 @@ export function providerNeeds(cuda: 12 | 13): string[] {
   return [`libcublasLt.so.${cuda}`, `libcublas.so.${cuda}`, 'libcurand.so.10', `libcudart.so.${cuda}`, 'libcuda.so.1', 'libdl.so.2', 'libstdc++.so.6', 'libc.so.6'];
 }
 
+export interface FakeCard {
+  name: string;
+  /** "7.5" */
+  cc: string;
+  memoryMiB: number;
+  usedMiB?: number;
+}
+
+/** The cards of the machines users rent, as nvidia-smi names them. */
+export const CARDS = {
+  t4: { name: 'Tesla T4', cc: '7.5', memoryMiB: 15360 },
+  v100: { name: 'Tesla V100-SXM2-16GB', cc: '7.0', memoryMiB: 16384 },
+  l4: { name: 'NVIDIA L4', cc: '8.9', memoryMiB: 23034 },
+  a100: { name: 'NVIDIA A100-SXM4-40GB', cc: '8.0', memoryMiB: 40960 },
+  h100: { name: 'NVIDIA H100 80GB HBM3', cc: '9.0', memoryMiB: 81559 },
+  k80: { name: 'Tesla K80', cc: '3.7', memoryMiB: 11441 },
+} satisfies Record<string, FakeCard>;
+
+/** The shell script of a fake nvidia-smi (see FakeMachine.nvidiaSmi). */
+function nvidiaSmiScript(driver: { version: string; cuda: string; noComputeCap?: boolean }, cards: FakeCard[]): string {
+  const rows = cards.map((c, i) => `card ${i} '${c.name}' ${driver.version} ${c.cc} ${c.memoryMiB} ${c.usedMiB ?? 0} ${c.memoryMiB - (c.usedMiB ?? 0)}`).join('\n');
+  return `q=""; units=0
+for a in "$@"; do case "$a" in --query-gpu=*) q="\${a#--query-gpu=}";; --format=*nounits*) units=1;; esac; done
+if [ -z "$q" ]; then
+cat <<'BANNER'
++-----------------------------------------------------------------------------------------+
+| NVIDIA-SMI ${driver.version}             Driver Version: ${driver.version}     CUDA Version: ${driver.cuda}     |
++-----------------------------------------------------------------------------------------+
+BANNER
+exit 0; fi
+card() {
+  out=""; old="$IFS"; IFS=,
+  for f in $q; do
+    case "$f" in
+      index) v=$1;; name) v=$2;; driver_version) v=$3;; memory.total) v=$5;; memory.used) v=$6;; memory.free) v=$7;;
+      ${driver.noComputeCap ? '' : 'compute_cap) v=$4;;'}
+      *) echo "Field "$f" is not a valid field to query." >&2; exit 2;;
+    esac
+    case "$f" in memory.*) [ $units = 1 ] || v="$v MiB";; esac
+    out="\${out:+$out, }$v"
+  done
+  IFS="$old"; echo "$out"
+}
+${rows}
+`;
+}
+
 export interface FakeMachine {
   root: string;
   providerDir: string;
@@ -59,8 +106,12 @@ export interface FakeMachine {
   nvidiaDir: string;
   /** Empty library files (and their symlink-free names) at `root + dir`. */
   lib(dir: string, ...names: string[]): string;
-  /** nvidia-smi printing this driver (undefined: a script that fails as it does without a driver). */
-  nvidiaSmi(driver: { version: string; cuda: string } | 'broken'): string;
+  /**
+   * nvidia-smi printing this driver's banner without arguments and answering
+   * `--query-gpu=<fields> --format=csv,noheader[,nounits]` for these cards (default: one T4);
+   * 'broken': a script that fails as it does when the driver is not loaded.
+   */
+  nvidiaSmi(driver: { version: string; cuda: string; noComputeCap?: boolean } | 'broken', cards?: FakeCard[]): string;
   /** The environment the discovery reads for this machine. */
   env(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
 }
@@ -86,13 +137,13 @@ export function fakeMachine(opts: { provider?: 12 | 13 } = {}): FakeMachine {
       for (const n of names) writeFileSync(join(full, n), '');
       return full;
     },
-    nvidiaSmi(driver) {
+    nvidiaSmi(driver, cards = [CARDS.t4]) {
       smi = join(root, 'bin', 'nvidia-smi');
       mkdirSync(dirname(smi), { recursive: true });
       const body =
         driver === 'broken'
           ? `echo "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."; exit 9`
-          : `cat <<'EOF'\n+-----------------------------------------------------------------------------------------+\n| NVIDIA-SMI ${driver.version}             Driver Version: ${driver.version}     CUDA Version: ${driver.cuda}     |\n+-----------------------------------------------------------------------------------------+\nEOF`;
+          : nvidiaSmiScript(driver, cards);
       writeFileSync(smi, `#!/bin/sh\n${body}\n`);
       chmodSync(smi, 0o755);
       return smi;

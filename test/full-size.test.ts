@@ -2,14 +2,15 @@
 // must equal the reference model's, which pins every module and size read from the configs.
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder, type ImageLayout } from '../models/onnx/graph-builder.js';
-import { graphFormsFor } from '../models/pipeline/runtime.js';
+import { graphFormsFor } from '../models/runtime/runtime.js';
+import { fusionPasses } from '../models/networks/fusions.js';
 import { RandomWeights } from '../models/onnx/weights.js';
 import { buildImageEncoder } from '../models/networks/image-encoder.js';
 import { buildUNet } from '../models/networks/unet.js';
 import { buildVaeDecoder, buildVaeEncoder } from '../models/networks/vae.js';
 import { SVD_XT_IMAGE_ENCODER, SVD_XT_UNET, SVD_XT_VAE } from '../models/reference-configs.js';
 
-const builder = (imageLayout: ImageLayout = 'nchw') => new GraphBuilder({ dtype: 'float16', attention: 'mha', weights: new RandomWeights(), imageLayout, cudaKernels: imageLayout === 'nhwc' });
+const builder = (imageLayout: ImageLayout = 'nchw') => new GraphBuilder({ dtype: 'float16', attention: 'mha', weights: new RandomWeights(), imageLayout });
 
 describe('full-size SVD-XT networks', () => {
   it('UNet has 1,524,623,082 parameters', () => {
@@ -38,6 +39,7 @@ describe('full-size SVD-XT networks', () => {
       build(nchw);
       const nhwc = builder('nhwc');
       build(nhwc);
+      nhwc.applyPasses(fusionPasses(forms.fusions));
       expect(nhwc.parameterCount).toBe(nchw.parameterCount);
       const [a, c] = [nchw.operatorCounts(), nhwc.operatorCounts()];
       expect(c['com.microsoft:GroupNorm']).toBe(a.InstanceNormalization);
@@ -51,6 +53,7 @@ describe('full-size SVD-XT networks', () => {
     // Every GEGLU feed-forward (spatial ff, temporal ff_in and ff: three per transformer block) as one BiasSplitGelu.
     const unet = builder('nhwc');
     buildUNet(unet, SVD_XT_UNET, { forms });
+    unet.applyPasses(fusionPasses(forms.fusions));
     expect(unet.operatorCounts()['com.microsoft:BiasSplitGelu']).toBe(3 * 16);
     expect(unet.operatorCounts()['com.microsoft:Gelu'] ?? 0).toBe(0);
   });

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fakeMachines, type FakeMachine } from './fake-cuda.js';
+import { CARDS, fakeMachines, type FakeMachine } from './fake-cuda.js';
 import { SMALL_DEMO_JOB } from './helpers.js';
 
 const machine = fakeMachines();
@@ -98,6 +98,22 @@ describe('the launcher (npm start, npm run svd)', () => {
     const r = launch(m, m.env({ LD_LIBRARY_PATH: '/opt/x' }));
     expect(r.seen).toEqual({ ld: '/opt/x', restarted: null, args: ['generate', '--steps', '4'] });
     expect(r.code).toBe(7);
+  });
+
+  it('loads the build chosen for the machine as onnxruntime-node, in its own process and in the Node processes it starts', () => {
+    const probe = join(import.meta.dirname, 'print-onnxruntime.mjs');
+    const launcher = join(import.meta.dirname, '..', 'cli', 'launch.ts');
+    const versions = (env: NodeJS.ProcessEnv) => {
+      const r = run(process.execPath, ['--import', 'tsx', launcher, probe], { ...process.env, ...env });
+      expect(r.code, r.out).toBe(0);
+      return JSON.parse(r.out.trim().split('\n').at(-1)!) as { self: string; child: string };
+    };
+    // where the CUDA 12 build was chosen (what the launcher decides on Colab once setup.sh --gpu fetched its provider)
+    expect(versions({ SVD_ONNXRUNTIME_PACKAGE: 'onnxruntime-node-cuda12' })).toEqual({ self: '1.26.0', child: '1.26.0' });
+    // a T4 on Colab's driver before setup.sh --gpu fetched the CUDA 12 provider: the pinned build (WebGPU, CPU)
+    const m = machine();
+    m.nvidiaSmi({ version: '550.54.15', cuda: '12.4' }, [CARDS.t4]);
+    expect(versions({ SVD_ONNXRUNTIME_PACKAGE: '', SVD_NVIDIA_SMI: m.env().SVD_NVIDIA_SMI })).toEqual({ self: '1.30.0', child: '1.30.0' });
   });
 });
 

@@ -4,7 +4,8 @@
 // a plain JSON message (or a refused connection), and afterwards the same process must still
 // serve, without ever having reached its last resort. Traffic goes to 127.0.0.1 only; each
 // property runs a bounded number of cases.
-import { readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { deflateSync, crc32 } from 'node:zlib';
@@ -14,11 +15,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FailedLoginThrottle } from '../server/auth.js';
 import { clientAddress } from '../server/client-address.js';
 import { LAST_RESORT_PREFIX } from '../server/last-resort.js';
-import { startServer } from '../server/main.js';
+import { startServer, type RunningServer } from '../server/main.js';
+import { FolderInUseError, LOCK_FILE, lockOutputFolder } from '../server/output-lock.js';
+import { FRAMES_FILE, JobFinisher } from '../server/jobs/job-finisher.js';
+import { JobStore } from '../server/jobs/job-store.js';
+import { jobSettingsSchema } from '../server/jobs/job.js';
 import { LocalTunnel } from '../server/tunnel.js';
 import { createServer as createHttpServer } from 'node:http';
 import { multipart, send, startCliServer, type CliServer, type Reply } from './cli-server.js';
-import { FIXTURE, tempDir, FIXTURE_INPUT } from './helpers.js';
+import { FIXTURE, FIXTURE_MODEL, tempDir, FIXTURE_INPUT, waitFor } from './helpers.js';
+import sharp from 'sharp';
 
 const TOKEN = 'hostile-suite-token-0123';
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -580,5 +586,496 @@ describe("the tunnel server's answers", () => {
       expect.stringMatching(/\(ip: /),
       expect.stringMatching(/\(answer: /),
     ]);
+  });
+});
+
+describe('a shared link (issue 21): each browser its own jobs, and no riding on them from another page', () => {
+  const token = 'shared-link-token-0123';
+  const quiet = () => {};
+  const ALICE = 'aliceAliceAlice0001';
+  const BOB = 'bobBobBobBobBob0002';
+  /** A browser's cookie jar on this server: its client id and the token cookie. */
+  const jar = (id: string) => ({ cookie: `svd_client=${id}; svd_token=${token}` });
+  const ghost = 'zzzzzzzzzzzzzzzz';
+  let server: RunningServer;
+  let out: string;
+  let saveDir: string;
+  let origin: string;
+
+  const job = async (id: string, headers: Record<string, string>) => JSON.parse((await send(server.url, 'GET', `api/jobs/${id}`, { headers })).text) as Record<string, any>;
+  const ended = (id: string, headers: Record<string, string>) =>
+    waitFor(async () => {
+      const j = await job(id, headers);
+      return ['done', 'failed', 'cancelled'].includes(j.status) ? j : undefined;
+    });
+  const ids = async (headers: Record<string, string>, query = '') => (JSON.parse((await send(server.url, 'GET', `api/jobs${query}`, { headers })).text) as { id: string }[]).map((j) => j.id);
+  const submitAs = async (headers: Record<string, string>, settings: object = small) => {
+    const r = await postJob(server.url, jobForm(settings), headers);
+    expect(r.status, r.text).toBe(202);
+    return (JSON.parse(r.text) as { id: string }).id;
+  };
+  const socketAs = (headers: Record<string, string>) =>
+    new Promise<Socket>((ok, fail) => {
+      const socket = ioClient(server.url, { transports: ['websocket'], reconnection: false, forceNew: true, extraHeaders: headers });
+      socket.once('connect', () => ok(socket));
+      socket.once('connect_error', fail);
+    });
+
+  beforeAll(async () => {
+    out = tempDir('svd-shared-');
+    saveDir = tempDir('svd-shared-save-');
+    server = await startServer({ port: 0, outputDir: out, saveDir, provider: 'cpu', token, jobRateLimit: 1000 }, quiet);
+    origin = server.url.replace(/\/$/, '');
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('a browser gets a random client id in an httpOnly, SameSite cookie on first contact', async () => {
+    const first = await send(server.url, 'GET', '');
+    const set = String(first.headers['set-cookie']);
+    expect(set).toMatch(/^svd_client=[\w-]{24}; /);
+    expect(set).toMatch(/HttpOnly/);
+    expect(set).toMatch(/SameSite=Lax/);
+    // A browser that has one keeps it.
+    expect((await send(server.url, 'GET', '', { headers: jar(ALICE) })).headers['set-cookie']).toBeUndefined();
+  });
+
+  it("two cookie jars: neither sees nor controls the other's jobs, and every route answers alike", async () => {
+    const a = await submitAs(jar(ALICE));
+    await ended(a, jar(ALICE));
+    const alice = await socketAs(jar(ALICE));
+    const bob = await socketAs(jar(BOB));
+    const heard: Record<string, string[]> = { alice: [], bob: [] };
+    alice.on('history', (e) => heard.alice!.push(e.id));
+    bob.on('history', (e) => heard.bob!.push(e.id));
+    try {
+      expect(await ids(jar(ALICE))).toContain(a);
+      expect(await ids(jar(BOB))).not.toContain(a);
+      // The same answer as for a job that does not exist, on every route.
+      const routes = (id: string): [string, string, Record<string, string>?, string?][] => [
+        ['GET', `api/jobs/${id}`],
+        ['GET', `api/jobs/${id}/input.png`],
+        ['GET', `api/jobs/${id}/video.mp4`],
+        ['GET', `api/jobs/${id}/poster.jpg`],
+        ['DELETE', `api/jobs/${id}`],
+        ['DELETE', `api/history/${id}`],
+        ['POST', `api/jobs/${id}/rerun`, { 'content-type': 'application/json' }, '{}'],
+      ];
+      const theirs = routes(a);
+      const none = routes(ghost);
+      for (let i = 0; i < theirs.length; i++) {
+        const [method, path, extra, body] = theirs[i]!;
+        const r = await send(server.url, method, path, { headers: { ...jar(BOB), ...extra }, body });
+        const missing = await send(server.url, none[i]![0], none[i]![1], { headers: { ...jar(BOB), ...extra }, body });
+        expect(r.status, `${method} ${path}`).toBe(404);
+        expect(r.text.replace(a, 'ID'), `${method} ${path}`).toBe(missing.text.replace(ghost, 'ID'));
+      }
+      expect(await bob.emitWithAck('watch', a)).toEqual({ error: 'no such job' });
+      expect((await alice.emitWithAck('watch', a)).job?.id).toBe(a);
+      // An API user sends its id as a header; one that sends none sees only jobs without an owner.
+      expect(await ids({ authorization: `Bearer ${token}`, 'x-client-id': ALICE })).toContain(a);
+      expect(await ids({ authorization: `Bearer ${token}` })).not.toContain(a);
+      // Bob's job: only Bob hears of it, and Alice still has all of hers.
+      const b = await submitAs(jar(BOB));
+      await ended(b, jar(BOB));
+      await waitFor(() => heard.bob!.includes(b));
+      expect(heard.alice).not.toContain(b);
+      expect(await ids(jar(ALICE))).not.toContain(b);
+      expect((await send(server.url, 'GET', `api/jobs/${a}`, { headers: jar(ALICE) })).status).toBe(200);
+      expect(await job(a, jar(ALICE))).not.toHaveProperty('owner');
+    } finally {
+      alice.close();
+      bob.close();
+    }
+  });
+
+  it('others see only how many jobs are ahead of theirs, never which', async () => {
+    const slow = { ...small, steps: 60 };
+    const a1 = await submitAs(jar(ALICE), slow);
+    const a2 = await submitAs(jar(ALICE), slow);
+    const b = await submitAs(jar(BOB));
+    try {
+      const mine = await job(b, jar(BOB));
+      expect(mine.position).toBeGreaterThanOrEqual(1);
+      expect(mine.queueLength).toBeGreaterThanOrEqual(mine.position);
+      const health = JSON.parse((await send(server.url, 'GET', 'api/health', { headers: jar(BOB) })).text) as { queue: { waiting: number; running: string | null } };
+      expect(health.queue.running).not.toBe(a1);
+      expect(health.queue.waiting).toBeGreaterThanOrEqual(1);
+    } finally {
+      for (const [id, who] of [
+        [b, BOB],
+        [a2, ALICE],
+        [a1, ALICE],
+      ] as const)
+        await send(server.url, 'DELETE', `api/jobs/${id}`, { headers: jar(who) });
+      for (const [id, who] of [
+        [b, BOB],
+        [a2, ALICE],
+        [a1, ALICE],
+      ] as const)
+        await ended(id, jar(who));
+    }
+  });
+
+  it('the owner deletes a job: its folder is gone, its copies in the save folder stay', async () => {
+    const a = await submitAs(jar(ALICE), { ...small, saveToFolder: true });
+    await ended(a, jar(ALICE));
+    const saved = await waitFor(async () => {
+      const j = await job(a, jar(ALICE));
+      return j.saved?.status === 'saved' ? (j.saved.files as string[]) : undefined;
+    });
+    expect(existsSync(join(out, a))).toBe(true);
+    const del = await send(server.url, 'DELETE', `api/history/${a}`, { headers: jar(ALICE) });
+    expect(del.status, del.text).toBe(200);
+    expect(existsSync(join(out, a))).toBe(false);
+    expect((await send(server.url, 'GET', `api/jobs/${a}`, { headers: jar(ALICE) })).status).toBe(404);
+    expect(await ids(jar(ALICE))).not.toContain(a);
+    for (const f of saved) expect(readdirSync(saveDir)).toContain(f.split('/').pop());
+    // A job that has not ended is cancelled first.
+    const running = await submitAs(jar(ALICE), { ...small, steps: 60 });
+    const busy = await send(server.url, 'DELETE', `api/history/${running}`, { headers: jar(ALICE) });
+    expect(busy.status).toBe(409);
+    expect(JSON.parse(busy.text).error).toMatch(/cancel it first/);
+    await send(server.url, 'DELETE', `api/jobs/${running}`, { headers: jar(ALICE) });
+    await ended(running, jar(ALICE));
+    expect((await send(server.url, 'DELETE', `api/history/${running}`, { headers: jar(ALICE) })).status).toBe(200);
+  });
+
+  it("a page of another origin with the owner's cookies creates, reruns and cancels nothing, and gets no socket", async () => {
+    const a = await submitAs(jar(ALICE), { ...small, steps: 60 });
+    const before = await ids(jar(ALICE));
+    for (const foreign of <Record<string, string>[]>[{ origin: 'https://evil.loca.lt' }, { origin: 'null' }, { 'sec-fetch-site': 'same-site' }, { origin, 'sec-fetch-site': 'cross-site' }]) {
+      const headers: Record<string, string> = { ...jar(ALICE), ...foreign };
+      const what = JSON.stringify(foreign);
+      expect((await postJob(server.url, jobForm(small), headers)).status, what).toBe(403);
+      expect((await send(server.url, 'POST', `api/jobs/${a}/rerun`, { headers: { ...headers, 'content-type': 'application/json' }, body: '{}' })).status, what).toBe(403);
+      expect((await send(server.url, 'DELETE', `api/jobs/${a}`, { headers })).status, what).toBe(403);
+      expect((await send(server.url, 'DELETE', `api/history/${a}`, { headers })).status, what).toBe(403);
+      const handshake = await send(server.url, 'GET', 'socket.io/?EIO=4&transport=polling', { headers });
+      expect(handshake.status, what).not.toBe(200);
+      await expect(socketAs(headers), what).rejects.toThrow();
+    }
+    expect(await ids(jar(ALICE))).toEqual(before);
+    expect((await job(a, jar(ALICE))).status).not.toBe('cancelled');
+    // A no-cors POST can only send a form or text: a rerun takes JSON only.
+    for (const type of [undefined, 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+      const r = await send(server.url, 'POST', `api/jobs/${a}/rerun`, { headers: { ...jar(ALICE), origin, ...(type ? { 'content-type': type } : {}) }, body: '' });
+      expect(r.status, String(type)).toBe(415);
+    }
+    expect(await ids(jar(ALICE))).toEqual(before);
+    // The page's own origin works.
+    const same = await send(server.url, 'DELETE', `api/jobs/${a}`, { headers: { ...jar(ALICE), origin, 'sec-fetch-site': 'same-origin' } });
+    expect(same.status, same.text).toBe(200);
+    await ended(a, jar(ALICE));
+    expect((await socketAs({ ...jar(ALICE), origin })).connected).toBe(true);
+  });
+
+  it('a tossed svd_token cookie beside the right one does not lock the owner out', async () => {
+    const from = '127.0.0.77';
+    const tossed = `svd_token=tossed-by-a-sibling; svd_client=${ALICE}; svd_token=${token}`;
+    for (let i = 0; i < 15; i++) expect((await send(server.url, 'GET', 'api/jobs', { headers: { cookie: tossed }, from })).status).toBe(200);
+    // Nor does a wrong or malformed ?token= that a page elsewhere adds to a request carrying the right cookie.
+    for (const query of ['token=wrong', `token=${'x'.repeat(600)}`, 'token=a&token=b']) {
+      for (let i = 0; i < 6; i++) expect((await send(server.url, 'GET', `api/jobs?${query}`, { headers: { cookie: tossed }, from })).status, query).toBe(200);
+    }
+    // Wrong guesses with no right token from the same address do lock it for others...
+    for (let i = 0; i < 10; i++) expect((await send(server.url, 'GET', 'api/jobs', { headers: { authorization: `Bearer guess-${i}` }, from })).status).toBe(401);
+    expect((await send(server.url, 'GET', 'api/jobs', { headers: { authorization: `Bearer ${token}`, cookie: 'svd_client=newcomerNewcomer0003' }, from })).status).toBe(429);
+    // ...but not the browser that has shown the right token before.
+    expect((await send(server.url, 'GET', 'api/jobs', { headers: { cookie: tossed }, from })).status).toBe(200);
+  });
+
+  it('history comes in pages, and its socket event carries the job that changed', async () => {
+    const carol = jar('carolCarolCarol0004');
+    const socket = await socketAs(carol);
+    const events: { id: string; job?: { id: string; status: string } }[] = [];
+    socket.on('history', (e) => events.push(e));
+    try {
+      const made: string[] = [];
+      for (let i = 0; i < 3; i++) made.push(await submitAs(carol));
+      for (const id of made) await ended(id, carol);
+      const newest = [...made].reverse();
+      expect(await ids(carol, '?limit=2')).toEqual(newest.slice(0, 2));
+      expect(await ids(carol, `?limit=2&before=${newest[1]}`)).toEqual(newest.slice(2));
+      expect((await send(server.url, 'GET', 'api/jobs?limit=0', { headers: carol })).status).toBe(400);
+      expect((await send(server.url, 'GET', `api/jobs?before=${ghost}`, { headers: carol })).status).toBe(400);
+      await waitFor(() => events.some((e) => e.id === made[2] && e.job?.status === 'done'));
+      expect(events.every((e) => e.job === undefined || e.job.id === e.id)).toBe(true);
+      // Only what the history shows (status, save): queued, running, done, save pending, saved; not every step.
+      expect(events.filter((e) => e.id === made[0]).length).toBeLessThanOrEqual(5);
+    } finally {
+      socket.close();
+    }
+  });
+
+  it('encodes are bounded: frames x loops x ping-pong is limited at submission', async () => {
+    const r = await postJob(server.url, jobForm({ ...small, frames: 128, loops: 10, pingPong: true }), jar(ALICE));
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.text).error).toMatch(/^bad settings: the video would be 2560 frames \(frames x loops x 2 for ping-pong\), over the 1024/);
+    const big = await postJob(server.url, jobForm({ ...small, width: 2048, height: 2048, frames: 100, loops: 1 }), jar(ALICE));
+    expect(big.status).toBe(400);
+    expect(JSON.parse(big.text).error).toMatch(/GiB of frames at 2048x2048/);
+  });
+
+  it('an upload is kept at the size the model can use', async () => {
+    const photo = await sharp({ create: { width: 4000, height: 3000, channels: 3, background: { r: 200, g: 120, b: 40 } } })
+      .jpeg()
+      .toBuffer();
+    const r = await postJob(server.url, jobForm({ ...small, steps: 1 }, photo, 'photo.jpg'), jar(ALICE));
+    expect(r.status, r.text).toBe(202);
+    const id = (JSON.parse(r.text) as { id: string }).id;
+    const meta = await sharp(join(out, id, 'input.png')).metadata();
+    expect([meta.width, meta.height]).toEqual([2731, 2048]);
+    await ended(id, jar(ALICE));
+  });
+});
+
+describe('cookies over HTTPS, client ids and slow bodies (issue 21)', () => {
+  const quiet = () => {};
+
+  it('over HTTPS the cookies are host-only (__Host-) and only those are believed', async () => {
+    const token = 'https-cookie-token-01';
+    const server = await startServer({ port: 0, outputDir: tempDir(), provider: 'cpu', token, trustProxy: true }, quiet);
+    try {
+      const https = { 'x-forwarded-proto': 'https' };
+      const first = await send(server.url, 'GET', `api/health?token=${token}`, { headers: https });
+      const cookies = first.headers['set-cookie'] as string[];
+      expect(cookies).toContainEqual(expect.stringMatching(/^__Host-svd_client=[\w-]{24}; Max-Age=\d+; Path=\/; Expires=[^;]+; HttpOnly; Secure; SameSite=Lax$/));
+      expect(cookies).toContainEqual(expect.stringMatching(/^__Host-svd_token=https-cookie-token-01; Max-Age=\d+; Path=\/; Expires=[^;]+; HttpOnly; Secure; SameSite=Lax$/));
+      const r = await postJob(server.url, jobForm({ ...small, steps: 1 }), { ...https, cookie: `__Host-svd_client=ownerOverHttps00001; __Host-svd_token=${token}` });
+      expect(r.status, r.text).toBe(202);
+      const id = (JSON.parse(r.text) as { id: string }).id;
+      // A plain svd_client (which a sibling domain could set) is not the owner over HTTPS.
+      const tossed = await send(server.url, 'GET', `api/jobs/${id}`, { headers: { ...https, cookie: `svd_client=ownerOverHttps00001; __Host-svd_token=${token}` } });
+      expect(tossed.status).toBe(404);
+      expect((await send(server.url, 'GET', `api/jobs/${id}`, { headers: { ...https, cookie: `__Host-svd_client=ownerOverHttps00001; __Host-svd_token=${token}` } })).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a malformed x-client-id is a 400, not someone else', async () => {
+    const server = await startServer({ port: 0, outputDir: tempDir(), provider: 'cpu' }, quiet);
+    try {
+      for (const id of ['short', 'x'.repeat(65), 'has spaces in it here', 'ünïcödé-ünïcödé-01']) {
+        const r = await send(server.url, 'GET', 'api/jobs', { headers: { 'x-client-id': encodeURIComponent(id) === id ? id : 'bad/slash/in/the/id' } });
+        expect(r.status, id).toBe(400);
+        expectClientError(r, id);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a request body that trickles in is cut off', async () => {
+    const server = await startServer({ port: 0, outputDir: tempDir(), provider: 'cpu', requestTimeoutMs: 1500 }, quiet);
+    try {
+      const { port } = new URL(server.url);
+      const ended = await new Promise<{ ms: number; reply: string }>((ok) => {
+        const started = Date.now();
+        const socket = tcpConnect(Number(port), '127.0.0.1', () => {
+          socket.write(`POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n`);
+          const drip = setInterval(() => socket.write('a'), 200);
+          let reply = '';
+          socket.on('data', (d) => (reply += d.toString()));
+          socket.on('close', () => {
+            clearInterval(drip);
+            ok({ ms: Date.now() - started, reply });
+          });
+          socket.on('error', () => {});
+        });
+      });
+      expect(ended.ms).toBeLessThan(15_000);
+      expect(ended.reply).toMatch(/^HTTP\/1.1 408/);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('what the job folders may hold (issue 21)', () => {
+  const quiet = () => {};
+  const headers = { 'x-client-id': 'retentionClient0001' };
+  const endOf = (url: string, id: string) =>
+    waitFor(async () => {
+      const j = JSON.parse((await send(url, 'GET', `api/jobs/${id}`, { headers })).text) as { status: string };
+      return ['done', 'failed', 'cancelled'].includes(j.status) ? j : undefined;
+    });
+
+  it('inputs count toward --job-storage: a job beyond it is refused with a plain 507 until old ones are deleted', async () => {
+    const out = tempDir('svd-storage-');
+    // Room for about two inputs (each upload is kept twice: the original and the working copy).
+    const server = await startServer({ port: 0, outputDir: out, provider: 'cpu', jobStorage: (png.length * 2 * 2.5) / 1e9, jobRateLimit: 1000 }, quiet);
+    try {
+      const made: string[] = [];
+      let refused: Reply | undefined;
+      for (let i = 0; i < 5 && !refused; i++) {
+        const r = await postJob(server.url, jobForm({ ...small, steps: 1 }), headers);
+        if (r.status === 202) {
+          made.push((JSON.parse(r.text) as { id: string }).id);
+          // Cancelled at once: its input stays on disk all the same.
+          await send(server.url, 'DELETE', `api/jobs/${made.at(-1)}`, { headers });
+          await endOf(server.url, made.at(-1)!);
+        } else refused = r;
+      }
+      expect(made.length).toBeGreaterThanOrEqual(1);
+      expect(refused?.status).toBe(507);
+      expect(JSON.parse(refused!.text).error).toMatch(/^the server keeps at most [\d.]+ GB of jobs and holds [\d.]+ GB; delete old jobs from your history/);
+      for (const id of made) expect((await send(server.url, 'DELETE', `api/history/${id}`, { headers })).status).toBe(200);
+      expect((await postJob(server.url, jobForm({ ...small, steps: 1 }), headers)).status).toBe(202);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('--shared-history: every visitor sees and controls every job, as before jobs had owners', async () => {
+    const server = await startServer({ port: 0, outputDir: tempDir('svd-shared-history-'), provider: 'cpu', sharedHistory: true }, quiet);
+    try {
+      const r = await postJob(server.url, jobForm({ ...small, steps: 1 }), { cookie: 'svd_client=phoneOfTheOwner0001' });
+      const id = (JSON.parse(r.text) as { id: string }).id;
+      const laptop = { cookie: 'svd_client=laptopOfTheOwner001' };
+      expect((JSON.parse((await send(server.url, 'GET', 'api/jobs', { headers: laptop })).text) as { id: string }[]).map((j) => j.id)).toEqual([id]);
+      expect((await send(server.url, 'GET', `api/jobs/${id}/input.png`, { headers: laptop })).status).toBe(200);
+      await waitFor(async () => (JSON.parse((await send(server.url, 'GET', `api/jobs/${id}`, { headers: laptop })).text) as { status: string }).status === 'done');
+      expect((await send(server.url, 'DELETE', `api/history/${id}`, { headers: laptop })).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('--keep-jobs keeps the newest ended jobs and deletes older ones with their folders', async () => {
+    const out = tempDir('svd-keep-');
+    const server = await startServer({ port: 0, outputDir: out, provider: 'cpu', keepJobs: 2, jobRateLimit: 1000 }, quiet);
+    try {
+      const made: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await postJob(server.url, jobForm({ ...small, steps: 1 }), headers);
+        made.push((JSON.parse(r.text) as { id: string }).id);
+        await endOf(server.url, made.at(-1)!);
+      }
+      const listed = (JSON.parse((await send(server.url, 'GET', 'api/jobs', { headers })).text) as { id: string }[]).map((j) => j.id);
+      expect(listed).toEqual([made[2], made[1]]);
+      expect(existsSync(join(out, made[0]!))).toBe(false);
+      expect(existsSync(join(out, made[1]!))).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('encodes at once (issue 21)', () => {
+  it('with one slot, the next job waits for the encode before it, and says so', async () => {
+    const store = new JobStore(tempDir('svd-encodes-'));
+    const finisher = new JobFinisher({ store, maxEncodes: 1, onSaved: () => {} });
+    const [w, h, n] = [64, 64, 4];
+    const jobs = [0, 1, 2].map(() => {
+      const job = {
+        id: store.newId(),
+        status: 'running' as const,
+        createdAt: new Date().toISOString(),
+        settings: jobSettingsSchema.parse({ width: w, height: h, frames: n }),
+        videos: {},
+        inputName: 'input.png',
+      };
+      store.create(job, { [FRAMES_FILE]: new Uint8Array(w * h * 3 * n).fill(90) });
+      return job;
+    });
+    const waited: string[] = [];
+    const videoOf = (i: number) => join(store.root, jobs[i]!.id, 'video.mp4');
+    const seenWhenFirstEnded: boolean[] = [];
+    const runs = jobs.map((job) => finisher.encode(job, { frameCount: n, width: w, height: h, fps: 8, seed: 1 }, new AbortController().signal, () => waited.push(job.id)));
+    await runs[0]!.then(() => seenWhenFirstEnded.push(existsSync(videoOf(1)), existsSync(videoOf(2))));
+    await Promise.all(runs);
+    expect(waited).toEqual([jobs[1]!.id, jobs[2]!.id]);
+    expect(seenWhenFirstEnded).toEqual([false, false]);
+    for (let i = 0; i < 3; i++) {
+      expect(existsSync(videoOf(i))).toBe(true);
+      expect(existsSync(join(store.root, jobs[i]!.id, FRAMES_FILE))).toBe(false);
+    }
+  });
+});
+
+describe('a server without a token answers only to its loopback names', () => {
+  it('another Host (a DNS-rebinding page) is refused on the page, the API and the socket', async () => {
+    const server = await startServer({ port: 0, outputDir: tempDir(), provider: 'cpu' }, () => {});
+    try {
+      const port = new URL(server.url).port;
+      for (const path of ['', 'api/health', 'socket.io/?EIO=4&transport=polling']) {
+        const r = await send(server.url, 'GET', path, { headers: { host: `rebind.example:${port}` } });
+        expect(r.status, path).toBe(403);
+        expect(JSON.parse(r.text).error ?? JSON.parse(r.text).message).toMatch(/answers only to localhost, 127.0.0.1/);
+      }
+      expect((await send(server.url, 'GET', 'api/health', { headers: { host: `localhost:${port}` } })).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+    // Behind a reverse proxy of the user's (--trust-proxy) the Host is the proxy's public name.
+    const proxied = await startServer({ port: 0, outputDir: tempDir(), provider: 'cpu', trustProxy: true }, () => {});
+    try {
+      expect((await send(proxied.url, 'GET', 'api/health', { headers: { host: 'studio.example.org' } })).status).toBe(200);
+    } finally {
+      await proxied.close();
+    }
+  });
+});
+
+describe('a second npm start on the same folder and port (issue 21)', () => {
+  it("the lock names the holder's public link, and one left by a process that is gone is taken over", async () => {
+    const dir = tempDir('svd-lock-');
+    // Held by a live process other than this one (the test runner's parent).
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: process.ppid, url: 'http://127.0.0.1:7860/', link: 'https://x.loca.lt', startedAt: '2026-12-04T01:00:00.000Z' }));
+    expect(() => lockOutputFolder(dir, 'http://127.0.0.1:7861/')).toThrow(FolderInUseError);
+    expect(() => lockOutputFolder(dir, 'http://127.0.0.1:7861/')).toThrow(`(process ${process.ppid}, http://127.0.0.1:7860/, public link https://x.loca.lt, started 2026-12-04T01:00:00.000Z)`);
+    // A process that has exited, and a lock file that is not one: both taken over.
+    const gone = spawn(process.execPath, ['-e', '0']);
+    await new Promise((ok) => gone.once('exit', ok));
+    for (const stale of [JSON.stringify({ pid: gone.pid, url: 'http://127.0.0.1:7860/', startedAt: 'x' }), 'half-writ']) {
+      writeFileSync(join(dir, LOCK_FILE), stale);
+      const lock = lockOutputFolder(dir, 'http://127.0.0.1:7861/');
+      expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8'))).toMatchObject({ pid: process.pid, url: 'http://127.0.0.1:7861/' });
+      lock.release();
+      expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+    }
+  });
+
+  it('exits 1 naming the running server, before touching anything, and the running job ends done', async () => {
+    const out = tempDir('svd-twice-');
+    const first = await startCliServer(['--output-dir', out]);
+    try {
+      const r = await postJob(first.url, jobForm({ ...small, steps: 150 }), {});
+      expect(r.status).toBe(202);
+      const id = (JSON.parse(r.text) as { id: string }).id;
+      await waitFor(async () => (JSON.parse((await send(first.url, 'GET', `api/jobs/${id}`)).text) as { status: string }).status === 'running');
+      const port = new URL(first.url).port;
+      const again = (args: string[]) =>
+        new Promise<{ code: number | null; output: string }>((ok) => {
+          const proc = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--model', FIXTURE_MODEL, '--provider', 'cpu', ...args], {
+            cwd: join(import.meta.dirname, '..'),
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          let output = '';
+          proc.stdout.on('data', (d: Buffer) => (output += d.toString()));
+          proc.stderr.on('data', (d: Buffer) => (output += d.toString()));
+          proc.once('exit', (code) => ok({ code, output }));
+        });
+      const same = await again(['--output-dir', out, '--port', port]);
+      expect(same.code, same.output).toBe(1);
+      expect(same.output.trim()).toMatch(new RegExp(`^error: another svd-studio server \\(process ${first.proc.pid}, http://127.0.0.1:${port}/, started [^)]+\\) is using the output folder`));
+      const portOnly = await again(['--output-dir', tempDir(), '--port', port]);
+      expect(portOnly.code, portOnly.output).toBe(1);
+      expect(portOnly.output.trim()).toMatch(new RegExp(`^error: port ${port} on 127.0.0.1 is already in use`));
+      const done = await waitFor(async () => {
+        const j = JSON.parse((await send(first.url, 'GET', `api/jobs/${id}`)).text) as { status: string; error?: string };
+        return j.status !== 'running' && j.status !== 'queued' ? j : undefined;
+      }, 120_000);
+      expect(done).toMatchObject({ status: 'done' });
+      expect(readFileSync(join(out, id, 'log.txt'), 'utf8')).not.toMatch(/interrupted/);
+    } finally {
+      await first.stop();
+    }
+    // Once the first has stopped, the folder is free again.
+    const next = await startCliServer(['--output-dir', out]);
+    await next.stop();
   });
 });

@@ -7,7 +7,7 @@ import { buildNetworkFile, defineNetwork, type NetworkName } from '../models/bui
 import { openModelDir, type SvdModelDir } from '../models/model-dir.js';
 import { GraphBuilder, type AttentionImpl, type Value } from '../models/onnx/graph-builder.js';
 import { PORTABLE_FORMS, type GraphForms } from '../models/networks/forms.js';
-import { graphFormsFor } from '../models/pipeline/runtime.js';
+import { graphFormsFor } from '../models/runtime/runtime.js';
 import { inFrameHalves } from '../models/networks/layers.js';
 import { RandomWeights } from '../models/onnx/weights.js';
 import { FIXTURE_MODEL, fixtureCopy, goldenFile, goldenTensor, relL2, tempDir } from './helpers.js';
@@ -34,7 +34,7 @@ async function session(model: string | SvdModelDir, network: NetworkName, attent
 describe.each<{ attention: AttentionImpl; forms: GraphForms; label: string }>([
   { attention: 'mha', forms: PORTABLE_FORMS, label: 'mha attention, portable forms' },
   { attention: 'matmul', forms: PORTABLE_FORMS, label: 'matmul attention, portable forms' },
-  { attention: 'mha', forms: { ...graphFormsFor('cuda'), cudaKernels: false }, label: "mha attention, the CUDA provider's forms" },
+  { attention: 'mha', forms: { ...graphFormsFor('cuda'), fusions: [] }, label: "mha attention, the CUDA provider's forms" },
 ])('fixture networks, fp32 CPU, $label', ({ attention, forms }) => {
   const check = (actual: ort.Tensor, golden: string) => {
     const ref = goldenFile();

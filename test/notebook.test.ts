@@ -1,6 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CARDS, fakeMachines } from './fake-cuda.js';
+
+const machine = fakeMachines();
 
 const root = join(import.meta.dirname, '..');
 const nb = JSON.parse(readFileSync(join(root, 'notebook', 'svd_img2vid.ipynb'), 'utf8'));
@@ -22,11 +26,27 @@ describe('Colab notebook', () => {
       expect(form).toContain(field);
   });
 
-  it('runs exactly the commands of the README', () => {
+  const commands = (): string[] => {
     const form: string = nb.cells[1].source.join('');
     const block = /COMMANDS = \[\n([\s\S]*?)\n\]/.exec(form)![1]!;
-    const commands = block.split('\n').map((l) => JSON.parse(l.trim().replace(/,$/, '')) as string);
-    expect(commands.length).toBeGreaterThanOrEqual(4);
+    return block.split('\n').map((l) => JSON.parse(l.trim().replace(/,$/, '')) as string);
+  };
+
+  it("checks the box with svd doctor after setup: on Colab's T4 (driver 550) it shows the CUDA 12 build", () => {
+    const doctor = commands().find((c) => c.includes(' doctor'))!;
+    expect(commands().indexOf(doctor)).toBe(commands().findIndex((c) => c.includes('setup.sh --gpu')) + 1);
+    const m = machine();
+    const smi = m.nvidiaSmi({ version: '550.54.15', cuda: '12.4' }, [CARDS.t4]);
+    const r = spawnSync('bash', ['-c', doctor.replace('/content/svd-studio', root)], { encoding: 'utf8', env: { ...process.env, PATH: `${dirname(smi)}:${process.env.PATH}` }, timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('card 0: Tesla T4, sm_75, 15.0 GiB');
+    expect(r.stdout).toContain('runtime: CUDA 12 with onnxruntime 1.26.0 (node_modules/onnxruntime-node-cuda12)');
+    expect(r.stdout).toMatch(/because NVIDIA driver 550\.54\.15 .*older than 580\.65\.06, which CUDA 13 needs/);
+  });
+
+  it('runs exactly the commands of the README', () => {
+    const form: string = nb.cells[1].source.join('');
+    expect(commands().length).toBeGreaterThanOrEqual(5);
     const defaults: Record<string, string> = {
       repo_url: /repo_url = "([^"]+)"/.exec(form)![1]!,
       model: 'svd-xt',
@@ -35,6 +55,6 @@ describe('Colab notebook', () => {
       save_flag: "--save-dir '/content/drive/MyDrive/AI_PICS/img2vid'",
     };
     const colab = /\*\*Colab\*\*[\s\S]*?```bash\n([\s\S]*?)```/.exec(readme)![1]!.trim().split('\n');
-    expect(commands.map((c) => c.replace(/\{(\w+)\}/g, (_, k: string) => defaults[k]!))).toEqual(colab);
+    expect(commands().map((c) => c.replace(/\{(\w+)\}/g, (_, k: string) => defaults[k]!))).toEqual(colab);
   });
 });

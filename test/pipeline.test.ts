@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GenerationCancelled, SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { prepareImage } from '../models/pipeline/prepare-image.js';
-import { resolveGpuMemoryMode, resolveProvider } from '../models/pipeline/runtime.js';
+import { resolveGpuMemoryMode, resolveProvider } from '../models/runtime/runtime.js';
 import { parseSettings } from '../common/settings.js';
 import { SafetensorsFile } from '../models/safetensors.js';
 import { encodeVideo } from '../media/ffmpeg.js';

@@ -3,9 +3,9 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ortBinDir } from '../models/pipeline/cuda-libraries.js';
-import { checkCuda, checkWebgpu, childStarter, plainOrtMessage, type GpuProvider, type ProviderCheck, type ProviderStarter } from '../models/pipeline/provider-check.js';
-import { describeResolution, probeModelPath, providerReport, resolveProvider, sessionOptions } from '../models/pipeline/runtime.js';
+import { nativeDir } from '../models/runtime/onnxruntime-package.js';
+import { checkCuda, checkWebgpu, childStarter, plainOrtMessage, type GpuProvider, type ProviderCheck, type ProviderStarter } from '../models/runtime/provider-check.js';
+import { describeResolution, probeModelPath, providerReport, resolveProvider, sessionOptions } from '../models/runtime/runtime.js';
 import { fakeMachines, type FakeMachine } from './fake-cuda.js';
 
 const machine = fakeMachines();
@@ -162,7 +162,7 @@ describe('plain onnxruntime messages', () => {
 describe('the child-process start', () => {
   // On a machine without the CUDA provider (every CPU-only machine), onnxruntime fails to load it
   // and prints its red error: all of that must come back as data, none of it on our output.
-  it.skipIf(existsSync(join(ortBinDir(), 'libonnxruntime_providers_cuda.so')))("keeps onnxruntime's output and error", async () => {
+  it.skipIf(existsSync(join(nativeDir(), 'libonnxruntime_providers_cuda.so')))("keeps onnxruntime's output and error", async () => {
     const start = childStarter(probeModelPath, (p) => sessionOptions(p));
     const run = await start('cuda', process.env);
     expect(run.ok).toBe(false);

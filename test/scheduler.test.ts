@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EulerKarrasScheduler } from '../models/pipeline/scheduler.js';
+import { EulerKarrasScheduler } from '../models/schedulers/euler-karras.js';
+import { createScheduler } from '../models/schedulers/scheduler.js';
 import { linspace } from '../models/pipeline/pipeline.js';
 import { openModelDir } from '../models/model-dir.js';
 import { FIXTURE_MODEL, goldenFile, relL2 } from './helpers.js';
@@ -34,7 +35,8 @@ describe('Euler/Karras scheduler', () => {
   it('guided step 0 reproduces the reference latents from the reference UNet output', () => {
     const g = goldenFile();
     const model = openModelDir(FIXTURE_MODEL);
-    const s = new EulerKarrasScheduler(model.scheduler.config);
+    const s = createScheduler(model.scheduler.config);
+    expect(s).toBeInstanceOf(EulerKarrasScheduler);
     s.setTimesteps(4);
     expect([...s.sigmas]).toEqual([...g.readFloat32('sigmas')]);
     const noise = g.readFloat32('initial_noise');

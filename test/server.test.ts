@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../server/main.js';
+import { DEMO_ANIMATELCM_MODEL } from '../models/paths.js';
 import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT, waitFor } from './helpers.js';
 
 const png = readFileSync(FIXTURE_INPUT);
@@ -210,15 +211,21 @@ describe('several installed models', () => {
     execFileSync('cp', ['-r', FIXTURE_MODEL, other]);
     const cfgPath = join(other, 'unet', 'config.json');
     writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(readFileSync(cfgPath, 'utf8')), num_frames: 4 }));
+    execFileSync('cp', ['-r', DEMO_ANIMATELCM_MODEL, join(root, 'animatelcm-tiny')]);
     const { discoverModels } = await import('../server/model-manager.js');
-    expect(discoverModels({ path: FIXTURE_MODEL, demo: false }, root).map((m) => [m.name, m.frames])).toEqual([
-      ['model', 5],
-      ['svd-tiny-14', 4],
+    expect(discoverModels({ path: FIXTURE_MODEL, demo: false }, root).map((m) => [m.name, m.frames, m.fast])).toEqual([
+      ['model', 5, false],
+      ['animatelcm-tiny', 5, true],
+      ['svd-tiny-14', 4, false],
     ]);
     const server = await startServer({ model: FIXTURE_MODEL, port: 0, outputDir: tempDir(), provider: 'cpu', modelsRoot: root }, quiet);
     try {
-      const health = (await (await fetch(`${server.url}api/health`)).json()) as { models: { name: string }[] };
-      expect(health.models.map((m) => m.name)).toEqual(['model', 'svd-tiny-14']);
+      const health = (await (await fetch(`${server.url}api/health`)).json()) as { models: { name: string; fast: boolean }[] };
+      expect(health.models.map((m) => [m.name, m.fast])).toEqual([
+        ['model', false],
+        ['animatelcm-tiny', true],
+        ['svd-tiny-14', false],
+      ]);
       const { body } = await submit(server.url, { width: 128, height: 64, steps: 2, model: 'svd-tiny-14' });
       const job = await finished(server.url, body.id!);
       expect(job.status).toBe('done');
@@ -226,7 +233,7 @@ describe('several installed models', () => {
         execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=nb_read_frames', '-of', 'json', join(server.service.store.dir(body.id!), 'video.mp4')]).toString(),
       ).streams[0].nb_read_frames;
       expect(frames).toBe('4');
-      expect((await submit(server.url, { ...small, model: 'nope' })).body.error).toMatch(/model "nope" is not installed; installed: model, svd-tiny-14/);
+      expect((await submit(server.url, { ...small, model: 'nope' })).body.error).toMatch(/model "nope" is not installed; installed: model, animatelcm-tiny, svd-tiny-14/);
       const h2 = (await (await fetch(`${server.url}api/health`)).json()) as { model: { frames: number } };
       expect(h2.model.frames).toBe(4);
     } finally {

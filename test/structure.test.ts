@@ -64,6 +64,22 @@ describe('module boundaries', () => {
     }
   });
 
+  // README's arrows: each folder may import only the folders listed for it (and itself).
+  const ARROWS: Record<string, string[]> = {
+    common: [],
+    models: ['common'],
+    media: ['models', 'common'],
+    server: ['media', 'models', 'common'],
+    cli: ['media', 'models', 'common'],
+  };
+  for (const [from, allowed] of Object.entries(ARROWS)) {
+    it(`${from}/ imports only ${allowed.length ? allowed.map((a) => `${a}/`).join(', ') : 'itself'}`, () => {
+      const top = (f: string) => rel(f).split('/')[0]!;
+      const wrong = files.filter((f) => top(f) === from).flatMap((f) => (graph.get(f) ?? []).filter((g) => top(g) !== from && !allowed.includes(top(g))).map((g) => `${rel(f)} imports ${rel(g)}`));
+      expect(wrong).toEqual([]);
+    });
+  }
+
   it('has no import cycles', () => {
     const cycles: string[] = [];
     const state = new Map<string, 'open' | 'done'>();

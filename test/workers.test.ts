@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerStatus } from '../common/worker-protocol.js';
 import { startServer, type RunningServer } from '../server/main.js';
 import { workerSlots } from '../server/workers/slots.js';
-import { parseNvidiaSmiLine } from '../models/pipeline/runtime.js';
 import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT, waitFor } from './helpers.js';
 
 /** Worker tests wait longer: a slow job runs while others wait. */
@@ -68,13 +67,6 @@ describe('worker slots', () => {
     expect(() => workerSlots({ provider: 'auto', gpus: [0] }, [])).toThrow(/lists no NVIDIA card/);
     expect(() => workerSlots({ provider: 'cpu', gpus: [0] }, [0])).toThrow(/use --workers N/);
     expect(() => workerSlots({ provider: 'auto', gpus: [0], workers: 2 }, [0])).toThrow(/give one of them/);
-  });
-
-  it("reads the cards from nvidia-smi's lines (what the slots and the benchmarks' memory monitor see)", () => {
-    expect(parseNvidiaSmiLine('1, NVIDIA H100 80GB HBM3, 81559, 4')).toEqual({ index: 1, name: 'NVIDIA H100 80GB HBM3', memoryTotalMiB: 81559, memoryUsedMiB: 4 });
-    expect(parseNvidiaSmiLine('')).toBeUndefined();
-    expect(parseNvidiaSmiLine('0, Tesla T4, [N/A], 0')).toBeUndefined();
-    expect(parseNvidiaSmiLine('No devices were found')).toBeUndefined();
   });
 });
 

@@ -64,6 +64,13 @@ export const rerunJob = (id: string) => api<Submitted>(`jobs/${id}/rerun`, { met
 export const cancelJob = (id: string) => api<Job>(`jobs/${id}`, { method: 'DELETE' });
 /** A new job from the last frame of finished job `id`. */
 export const continueJob = (id: string) => api<Submitted>(`jobs/${id}/continue`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+/** Deletes an ended job and its files from the server (copies in the save folder stay). */
+export const deleteJob = (id: string) => api<{ id: string; removed: true }>(`history/${id}`, { method: 'DELETE' });
+
+/** Jobs a page of history holds; older ones come with "Show older". */
+export const HISTORY_PAGE = 50;
+/** One page of this browser's history, newest first, after the job `before` when given. */
+export const listJobs = (before?: string) => api<Job[]>(`jobs?limit=${HISTORY_PAGE}${before ? `&before=${before}` : ''}`);
 
 export const inputUrl = (id: string) => `/api/jobs/${id}/input.png`;
 export const posterUrl = (id: string) => `/api/jobs/${id}/poster.jpg`;

@@ -2,7 +2,25 @@
 // settings on the left with Generate below them; the video, its progress and the queue on the
 // right (kept in view while the left side scrolls); the history underneath.
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, AuthError, cancelJob, continueJob, connectSocket, ensureMediaCookie, fetchInput, login, rerunJob, submitJob, type Health, type Job, type JobSocket } from './api.js';
+import type { WatchReply } from '../../common/socket-events.js';
+import {
+  api,
+  AuthError,
+  cancelJob,
+  continueJob,
+  connectSocket,
+  deleteJob,
+  ensureMediaCookie,
+  fetchInput,
+  HISTORY_PAGE,
+  listJobs,
+  login,
+  rerunJob,
+  submitJob,
+  type Health,
+  type Job,
+  type JobSocket,
+} from './api.js';
 import { autoDecodeChunk, defaultValues, fromSettings, toSettings, validate, type Framing, type FormValues } from './form.js';
 import { History } from './history.js';
 import { ImageInput } from './image-input.js';
@@ -15,6 +33,22 @@ import { Variations, variationsOf } from './variations.js';
 const CENTRED: Framing = { mode: 'crop', x: 0.5, y: 0.5 };
 const isActive = (j: Job) => j.status === 'queued' || j.status === 'running';
 
+/** What the server knows about a job the page lost track of, in the words the panel shows. */
+function afterReconnect(r: WatchReply): string {
+  if (!r.job) return `Reconnected, but the server no longer knows this job (${r.error}).`;
+  switch (r.job.status) {
+    case 'queued':
+    case 'running':
+      return 'Reconnected: the server is still working on this job.';
+    case 'done':
+      return 'Reconnected: the job finished while the page could not reach the server.';
+    case 'interrupted':
+      return 'Reconnected: the server was restarted and this job did not survive it.';
+    default:
+      return `Reconnected: the job is ${r.job.status}.`;
+  }
+}
+
 /** A form size as a number the crop preview can draw (the last valid one while a field is being typed). */
 function usableSide(text: string, fallback: number): number {
   const n = Number(text);
@@ -26,10 +60,13 @@ export function App() {
   const [health, setHealth] = useState<Health>();
   const [needLogin, setNeedLogin] = useState<string | false>(false);
   const [connected, setConnected] = useState(true);
+  /** What the server said about the open job once the page reached it again after losing it. */
+  const [reconnectNote, setReconnectNote] = useState<{ id: string; status?: Job['status']; text: string }>();
   const [file, setFile] = useState<File>();
   const [framing, setFraming] = useState<Framing>(saved?.framing ?? CENTRED);
   const [values, setValues] = useState<FormValues | undefined>(saved?.values);
   const [jobs, setJobs] = useState<Job[]>([]);
+  const [moreHistory, setMoreHistory] = useState(false);
   const [currentId, setCurrentId] = useState<string | undefined>(loadCurrentJob);
   const [previews, setPreviews] = useState<Record<string, string>>({});
   const [message, setMessage] = useState<string>();
@@ -41,12 +78,30 @@ export function App() {
 
   const refreshJobs = useCallback(
     () =>
-      api<Job[]>('jobs')
-        .then(setJobs)
+      listJobs()
+        .then((page) => {
+          setJobs(page);
+          setMoreHistory(page.length === HISTORY_PAGE);
+        })
         .catch(() => {}),
     [],
   );
+  const loadOlder = () => {
+    const last = jobs.at(-1);
+    void listJobs(last?.id).then(
+      (page) => {
+        setJobs((list) => [...list, ...page.filter((j) => !list.some((x) => x.id === j.id))]);
+        setMoreHistory(page.length === HISTORY_PAGE);
+      },
+      (e: Error) => setMessage(e.message),
+    );
+  };
   const upsert = useCallback((j: Job) => setJobs((list) => (list.some((x) => x.id === j.id) ? list.map((x) => (x.id === j.id ? j : x)) : [j, ...list])), []);
+  const remove = (id: string) =>
+    void deleteJob(id).then(
+      () => setJobs((list) => list.filter((j) => j.id !== id)),
+      (e: Error) => setMessage(e.message),
+    );
 
   const start = useCallback(async () => {
     try {
@@ -73,12 +128,19 @@ export function App() {
   }, [values, framing]);
 
   const watch = useCallback(
-    (id: string) => {
+    (id: string, onReply?: (r: WatchReply) => void) => {
       watched.current.add(id);
-      socket.current?.emit('watch', id, (r) => r.job && upsert(r.job));
+      socket.current?.emit('watch', id, (r) => {
+        if (r.job) upsert(r.job);
+        onReply?.(r);
+      });
     },
     [upsert],
   );
+  // The open job as it was when the connection went: after reconnecting, the page says what the
+  // server knows about it now (still running, finished, or lost with a restart).
+  const currentJob = useRef<Job | undefined>(undefined);
+  const lostJob = useRef<Job | undefined>(undefined);
 
   // While the model loads (at start, or a worker reloading after a cancel or a crash) the status
   // is asked again every 2 s, so the page says "ready" without a reload.
@@ -100,27 +162,36 @@ export function App() {
     if (!haveHealth) return;
     const s = connectSocket();
     socket.current = s;
+    const lost = () => {
+      setConnected(false);
+      if (!lostJob.current && currentJob.current && isActive(currentJob.current)) lostJob.current = currentJob.current;
+    };
     s.on('connect', () => {
       setConnected(true);
+      // A restarted server may still be loading its model: Generate waits for it.
+      void api<Health>('health')
+        .then(setHealth)
+        .catch(() => {});
       const current = loadCurrentJob();
       if (current) watched.current.add(current);
-      for (const id of watched.current) watch(id);
+      const before = lostJob.current;
+      lostJob.current = undefined;
+      for (const id of watched.current) watch(id, id === before?.id ? (r) => setReconnectNote({ id, status: r.job?.status, text: afterReconnect(r) }) : undefined);
       void refreshJobs();
     });
-    s.on('disconnect', () => setConnected(false));
+    s.on('disconnect', lost);
     s.on('connect_error', (e) => {
-      setConnected(false);
+      lost();
       if (/token/.test(e.message)) setNeedLogin('');
     });
     s.on('job', upsert);
     s.on('preview', (p) => setPreviews((all) => ({ ...all, [p.id]: p.url })));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    s.on('history', () => {
-      clearTimeout(timer);
-      timer = setTimeout(refreshJobs, 300);
+    // Each event carries the job that changed, so the history is updated in place, never fetched again.
+    s.on('history', (e) => {
+      if (e.removed) setJobs((list) => list.filter((j) => j.id !== e.id));
+      else upsert(e.job);
     });
     return () => {
-      clearTimeout(timer);
       s.close();
     };
   }, [haveHealth, refreshJobs, upsert, watch]);
@@ -131,6 +202,7 @@ export function App() {
   }, [jobs, watch]);
 
   const open = (id: string) => {
+    setReconnectNote(undefined);
     setCurrentId(id);
     saveCurrentJob(id);
     watch(id);
@@ -140,6 +212,7 @@ export function App() {
   const autoChunk = values ? autoDecodeChunk(values, gpuFree) : 8;
   const errors = useMemo(() => (values ? validate(values, framing, autoChunk) : {}), [values, framing, autoChunk]);
   const current = jobs.find((j) => j.id === currentId);
+  currentJob.current = current;
   const others = jobs.filter((j) => isActive(j) && j.id !== currentId).reverse();
   const width = usableSide(values?.width ?? '', 1024);
   const height = usableSide(values?.height ?? '', 576);
@@ -148,7 +221,9 @@ export function App() {
     !file && 'Add an image first: drop it on the left, paste it, or choose one.',
     ...Object.values(errors),
     health?.status === 'error' && `The model could not be loaded: ${health.error}`,
+    !connected && 'The server cannot be reached; Generate comes back when it answers again.',
   ].filter((b): b is string => !!b);
+  const saveFolder = health?.saveDirOnDrive ? 'the Drive folder' : 'the save folder';
   const canRun = !!values && !!health && blockers.length === 0;
 
   const chooseFile = (f: File) => {
@@ -156,6 +231,16 @@ export function App() {
     saveImage(f);
     setFraming((fr) => ({ ...fr, x: 0.5, y: 0.5 }));
     setMessage(undefined);
+  };
+
+  // A saved image this browser can no longer show (an older page's, or a format it dropped) is not
+  // kept: Generate would send a file the page cannot show.
+  const forgetFile = (f: File) => {
+    setFile((current) => {
+      if (current !== f) return current;
+      saveImage(undefined);
+      return undefined;
+    });
   };
 
   const showOutput = () =>
@@ -232,11 +317,6 @@ export function App() {
             ? `${health.model.demo ? 'Demo model (random weights: the video is noise)' : health.model.path.split('/').pop()} · ${health.status === 'ready' ? health.provider : health.status}${health.gpu ? ` · ${health.gpu.name}` : ''}`
             : 'connecting…'}
         </p>
-        {!connected && (
-          <p class="banner" role="status" data-testid="offline">
-            Connection lost — reconnecting… your jobs keep running on the server.
-          </p>
-        )}
         {!health && message && (
           <p class="error" role="alert">
             {message}
@@ -247,7 +327,7 @@ export function App() {
       </header>
       <div class="layout">
         <div class="inputs">
-          <ImageInput file={file} onFile={chooseFile} width={width} height={height} framing={framing} onFraming={setFraming} />
+          <ImageInput file={file} onFile={chooseFile} onUnreadable={forgetFile} width={width} height={height} framing={framing} onFraming={setFraming} />
           {values && health && (
             <SettingsForm
               values={values}
@@ -260,6 +340,7 @@ export function App() {
               lastSeed={jobs.find((j) => j.seed !== undefined)?.seed}
               autoChunk={autoChunk}
               canSave={health.saveDir}
+              saveFolder={saveFolder}
             >
               <div class="run">
                 <button type="button" class="primary" disabled={!canRun || submitting} aria-describedby="run-summary" onClick={run} data-testid="run">
@@ -289,11 +370,17 @@ export function App() {
           panelRef={output}
           job={current}
           pending={submitting}
+          offline={!connected}
+          saveFolder={saveFolder}
+          lastVideo={jobs.find((j) => j.status === 'done' && j.id !== currentId)}
+          note={reconnectNote && reconnectNote.id === currentId && reconnectNote.status === current?.status ? reconnectNote.text : undefined}
           preview={currentId ? previews[currentId] : undefined}
           others={others}
           aspect={width / height}
           onOpen={open}
-          onCancel={(id) => void cancelJob(id).then(upsert, (e: Error) => setMessage(e.message))}
+          onCancel={(id) => {
+            if (connected) void cancelJob(id).then(upsert, (e: Error) => setMessage(e.message));
+          }}
           onRerun={(job) =>
             void rerunJob(job.id).then(
               (r) => {
@@ -308,7 +395,7 @@ export function App() {
         />
       </div>
       <Variations jobs={variationsOf(current, jobs)} current={currentId} onOpen={open} onContinue={continueFrom} />
-      <History jobs={jobs} current={currentId} onOpen={open} />
+      <History jobs={jobs} current={currentId} onOpen={open} onDelete={remove} more={moreHistory} onMore={loadOlder} shared={!!health?.sharedHistory} />
     </main>
   );
 }

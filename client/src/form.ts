@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { resizeModes, type ResizeMode } from '../../common/framing.js';
 import { fieldMessages } from '../../common/messages.js';
-import { demoDefaults, jobSettingsSchema, settingLabels, type JobSettings, type JobSettingsInput, type SettingKey } from '../../common/settings.js';
+import { demoDefaults, fastModelDefaults, jobSettingsSchema, settingLabels, type JobSettings, type JobSettingsInput, type SettingKey } from '../../common/settings.js';
 import { videoFormats } from '../../common/video-formats.js';
 
 const text = z.string();
@@ -43,6 +43,8 @@ export interface ModelChoice {
   name: string;
   demo: boolean;
   frames: number;
+  /** AnimateLCM: its own steps, guidance and motion (fastModelDefaults). */
+  fast?: boolean;
   /** Whether a frame interpolator is installed for its jobs. */
   interpolator?: boolean;
 }
@@ -51,21 +53,25 @@ const schemaDefaults: JobSettings = jobSettingsSchema.parse({});
 
 /** The size and steps a model starts with: the reference values, or seconds-long ones for the demo model. */
 function sizeDefaults(model: ModelChoice | undefined): Pick<FormValues, 'width' | 'height' | 'steps'> {
-  const d = model?.demo ? { ...schemaDefaults, ...demoDefaults } : schemaDefaults;
+  const d = { ...schemaDefaults, ...(model?.demo ? demoDefaults : {}), ...(model?.fast ? { steps: fastModelDefaults.steps } : {}) };
   return { width: String(d.width), height: String(d.height), steps: String(d.steps) };
+}
+
+/** What the model's sampler needs: the reference values, or a consistency model's own. */
+function samplerDefaults(model: ModelChoice | undefined): Pick<FormValues, 'steps' | 'minGuidance' | 'maxGuidance' | 'motionBucket'> {
+  const d = model?.fast ? { ...schemaDefaults, ...fastModelDefaults } : { ...schemaDefaults, ...(model?.demo ? { steps: demoDefaults.steps } : {}) };
+  return { steps: String(d.steps), minGuidance: String(d.minGuidance), maxGuidance: String(d.maxGuidance), motionBucket: String(d.motionBucket) };
 }
 
 export function defaultValues(model: ModelChoice | undefined): FormValues {
   const d = schemaDefaults;
   return {
-    motionBucket: String(d.motionBucket),
     frames: String(model?.frames ?? 25),
     fps: String(d.fps),
     seed: '',
     ...sizeDefaults(model),
+    ...samplerDefaults(model),
     noiseAug: String(d.noiseAug),
-    minGuidance: String(d.minGuidance),
-    maxGuidance: String(d.maxGuidance),
     decodeChunk: 'auto',
     loops: String(d.loops),
     extend: String(d.extend),
@@ -78,9 +84,22 @@ export function defaultValues(model: ModelChoice | undefined): FormValues {
   };
 }
 
-/** Another model: its frame count, and its kind of size when moving between the demo and a real model. */
+/** What the model picker calls a model. */
+export function modelLabel(m: ModelChoice): string {
+  if (m.demo) return `Demo (random weights, ${m.frames} frames${m.fast ? ', 4 steps' : ''})`;
+  if (m.fast) return `Fast (4 steps) · ${m.name}`;
+  return m.frames === 25 ? `SVD-XT (25 frames) · ${m.name}` : m.frames === 14 ? `SVD (14 frames) · ${m.name}` : `${m.name} (${m.frames} frames)`;
+}
+
+/** Another model: its frame count, its kind of size when moving between the demo and a real model, its sampler's settings when moving to or from a fast one. */
 export function withModel(v: FormValues, from: ModelChoice | undefined, to: ModelChoice): FormValues {
-  return { ...v, model: to.name, frames: String(to.frames), ...(from?.demo !== to.demo ? sizeDefaults(to) : {}) };
+  return {
+    ...v,
+    model: to.name,
+    frames: String(to.frames),
+    ...(from?.demo !== to.demo ? sizeDefaults(to) : {}),
+    ...(!!from?.fast !== !!to.fast ? samplerDefaults(to) : {}),
+  };
 }
 
 /** A finished job's settings back in the form (its seed included, so the same video comes out). */

@@ -1,5 +1,6 @@
-// Every job, newest first: a frame of its video (the input while it has none), its status, when
-// it was made and its key settings.
+// This browser's jobs (every job with --shared-history), newest first, a page at a time: a frame
+// of its video (the input while it has none), its status, when it was made and its key settings,
+// and for an ended job a button that deletes it from the server.
 import { useState } from 'preact/hooks';
 import { inputUrl, posterUrl, type Job } from './api.js';
 import { keySettings, madeAt } from './describe.js';
@@ -16,11 +17,23 @@ function continued(jobs: Job[], id: string): string {
   return from ? `the video of ${madeAt(from)}` : 'an earlier video';
 }
 
-export function History({ jobs, current, onOpen }: { jobs: Job[]; current?: string; onOpen: (id: string) => void }) {
+interface Props {
+  jobs: Job[];
+  current?: string;
+  onOpen: (id: string) => void;
+  onDelete: (id: string) => void;
+  /** Older jobs are on the server. */
+  more: boolean;
+  onMore: () => void;
+  shared: boolean;
+}
+
+export function History({ jobs, current, onOpen, onDelete, more, onMore, shared }: Props) {
   if (jobs.length === 0) return null;
   return (
     <section class="card history" aria-label="History">
       <h2>History</h2>
+      <p class="muted">{shared ? 'Everyone with this link sees these jobs.' : 'Only this browser sees its jobs.'}</p>
       <ul>
         {jobs.map((j) => (
           <li key={j.id}>
@@ -39,9 +52,28 @@ export function History({ jobs, current, onOpen }: { jobs: Job[]; current?: stri
                 )}
               </span>
             </button>
+            {j.status !== 'queued' && j.status !== 'running' && (
+              <button
+                type="button"
+                class="delete"
+                aria-label={`Delete the job made ${madeAt(j)}`}
+                title="Delete this job and its files from the server (copies in the save folder stay)"
+                onClick={() => {
+                  if (confirm('Delete this job and its files from the server? Copies in the save folder stay.')) onDelete(j.id);
+                }}
+                data-testid="history-delete"
+              >
+                Delete
+              </button>
+            )}
           </li>
         ))}
       </ul>
+      {more && (
+        <button type="button" onClick={onMore} data-testid="history-more">
+          Show older jobs
+        </button>
+      )}
     </section>
   );
 }

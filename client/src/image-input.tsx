@@ -6,12 +6,28 @@ import type { Framing } from './form.js';
 
 interface Props {
   file: File | undefined;
-  /** A file the user chose (dropped, pasted or picked). */
+  /** A file the user chose (dropped, pasted or picked), called only once it has decoded as an image. */
   onFile: (f: File) => void;
+  /** The file given in `file` (restored after a reload, or loaded from a job) cannot be shown. */
+  onUnreadable: (f: File) => void;
   width: number;
   height: number;
   framing: Framing;
   onFraming: (f: Framing) => void;
+}
+
+/** The file as an image element, or why it is not one this browser can show. */
+function decode(file: File): Promise<HTMLImageElement> {
+  const url = URL.createObjectURL(file);
+  const el = new Image();
+  return new Promise((resolve, reject) => {
+    el.onload = () => resolve(el);
+    el.onerror = () => {
+      URL.revokeObjectURL(url);
+      reject(new Error(`${file.name} is not an image this browser can show; use a PNG, JPEG, WebP, AVIF or GIF file`));
+    };
+    el.src = url;
+  });
 }
 
 /** The kept region in fractions of the source image, and how far it can move on each axis. */
@@ -24,30 +40,59 @@ function cropGeometry(img: HTMLImageElement, width: number, height: number, fram
 
 const MOVABLE = 1e-3;
 
-export function ImageInput({ file, onFile, width, height, framing, onFraming }: Props) {
-  const [img, setImg] = useState<HTMLImageElement>();
+export function ImageInput({ file, onFile, onUnreadable, width, height, framing, onFraming }: Props) {
+  // The image on screen and the file it came from: a file is checked here before it replaces
+  // anything, so a file that cannot be shown never reaches the form, the saved image or Generate.
+  const [shown, setShown] = useState<{ file: File; img: HTMLImageElement }>();
   const [error, setError] = useState<string>();
   const [dragging, setDragging] = useState(false);
   const picker = useRef<HTMLInputElement>(null);
+  // Only the latest choice may land: a slow decode of an earlier file must not replace it.
+  const latest = useRef(0);
+  const img = shown?.img;
+  // For the paste listener, which holds an older `take`.
+  const hasImage = useRef(false);
+  hasImage.current = !!shown;
+
+  /** Shows `f` once it decodes; only the latest call lands (a slow decode of an earlier file must not replace it). */
+  const load = (f: File, shown: () => void, refused: (message: string) => void) => {
+    const ticket = ++latest.current;
+    decode(f).then(
+      (el) => {
+        if (ticket !== latest.current) return URL.revokeObjectURL(el.src);
+        setShown((old) => {
+          if (old && old.img !== el) URL.revokeObjectURL(old.img.src);
+          return { file: f, img: el };
+        });
+        shown();
+      },
+      (err: Error) => {
+        if (ticket === latest.current) refused(err.message);
+      },
+    );
+  };
 
   useEffect(() => {
-    if (!file) return;
-    const url = URL.createObjectURL(file);
-    const el = new Image();
-    el.onload = () => {
-      setImg(el);
-      setError(undefined);
-    };
-    el.onerror = () => setError(`${file.name} is not an image this browser can show; use a PNG, JPEG, WebP, AVIF, GIF or TIFF file${img ? ' (the image above is kept)' : ''}`);
-    el.src = url;
-    return () => URL.revokeObjectURL(url);
+    if (!file || file === shown?.file) return;
+    load(
+      file,
+      () => setError(undefined),
+      (message) => {
+        setError(message);
+        onUnreadable(file);
+      },
+    );
   }, [file]);
 
   const take = (files: FileList | null | undefined) => {
     const f = files?.[0];
     if (!f) return;
     setError(undefined);
-    onFile(f);
+    load(
+      f,
+      () => onFile(f),
+      (message) => setError(`${message}${hasImage.current ? ' (the image above is kept)' : ''}`),
+    );
   };
 
   useEffect(() => {

@@ -3,8 +3,9 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { SettingKey } from '../../common/settings.js';
+import { INSTALL_INTERPOLATOR_COMMAND } from '../../common/video-chain.js';
 import { videoFormats } from '../../common/video-formats.js';
-import { labelOf, withModel, type FormValues, type ModelChoice, type TextField } from './form.js';
+import { labelOf, modelLabel, withModel, type FormValues, type ModelChoice, type TextField } from './form.js';
 
 type Errors = Partial<Record<SettingKey, string>>;
 
@@ -59,11 +60,13 @@ interface Props {
   lastSeed?: number;
   autoChunk: number;
   canSave: boolean;
+  /** "the Drive folder" on Colab, "the save folder" elsewhere. */
+  saveFolder: string;
   /** Generate and its summary: between the common settings and "Advanced", where the eye is. */
   children: ComponentChildren;
 }
 
-export function SettingsForm({ values, errors, onChange, models, lastSeed, autoChunk, canSave, children }: Props) {
+export function SettingsForm({ values, errors, onChange, models, lastSeed, autoChunk, canSave, saveFolder, children }: Props) {
   const [advanced, setAdvanced] = useState(false);
   // A message under "Advanced" must be seen: the section opens while one of its fields is wrong.
   const advancedWrong = ADVANCED.some((k) => errors[k]);
@@ -82,15 +85,18 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
               {modelLabel(m)}
             </option>
           ))}
-          {!models.some((m) => m.frames === 25 && !m.demo) && <option disabled>SVD-XT (25 frames): not installed</option>}
+          {!models.some((m) => m.frames === 25 && !m.demo && !m.fast) && <option disabled>SVD-XT (25 frames): not installed</option>}
           {!models.some((m) => m.frames === 14 && !m.demo) && <option disabled>SVD (14 frames): not installed</option>}
+          {!models.some((m) => m.fast && !m.demo) && <option disabled>Fast (4 steps): not installed</option>}
         </select>
         <small id="model-msg">
           {model?.demo
             ? 'random weights: the video is noise. Install a real model with npm run setup -- --model svd-xt'
-            : models.length > 1
-              ? 'switching models reloads the GPU (a minute or so)'
-              : 'install more with npm run setup -- --model svd'}
+            : model?.fast
+              ? 'AnimateLCM: 4 steps with guidance near 1 (2–8 steps work; more do not help)'
+              : models.length > 1
+                ? 'switching models reloads the GPU (a minute or so)'
+                : 'install more with npm run setup -- --model svd'}
         </small>
       </div>
       <div class="grid">
@@ -109,7 +115,7 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
         <Field
           {...common}
           name="interpolate"
-          hint={model?.interpolator === false ? 'needs the interpolator: npm run setup -- --interpolator rife' : '1, 2, 4 or 8: new frames between each pair (RIFE), fps × this'}
+          hint={model?.interpolator === false ? `needs the interpolator: ${INSTALL_INTERPOLATOR_COMMAND}` : '1, 2, 4 or 8: new frames between each pair (RIFE), fps × this'}
         />
         <Field {...common} name="variations" hint="videos with seeds seed, seed + 1, … side by side" />
       </div>
@@ -151,7 +157,7 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
           </label>
           <label title={canSave ? '' : 'start the server with --save-dir to enable'}>
             <input type="checkbox" disabled={!canSave} checked={canSave && values.saveToFolder} onChange={(e) => onChange({ ...values, saveToFolder: (e.target as HTMLInputElement).checked })} /> Save
-            to Drive folder
+            a copy to {saveFolder}
           </label>
           <small id="formats-msg" class={errors.formats ? 'error' : undefined}>
             {errors.formats ?? 'ping-pong plays the clip forward, then back'}
@@ -160,9 +166,4 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
       </details>
     </section>
   );
-}
-
-export function modelLabel(m: ModelChoice): string {
-  if (m.demo) return `Demo (random weights, ${m.frames} frames)`;
-  return m.frames === 25 ? `SVD-XT (25 frames) · ${m.name}` : m.frames === 14 ? `SVD (14 frames) · ${m.name}` : `${m.name} (${m.frames} frames)`;
 }

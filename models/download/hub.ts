@@ -25,9 +25,13 @@ export interface HubFile {
   sha256?: string;
   /** Set for files kept in Xet storage, which the library reads through the Xet protocol. */
   xetHash?: string;
+  /** Where it goes under the destination, when not at its path in the repository. */
+  saveAs?: string;
   /** A file from outside the hub (a release asset): fetched from here, with the same resume and check. */
   url?: string;
 }
+
+const localPath = (file: HubFile) => file.saveAs ?? file.path;
 
 export interface DownloadOptions {
   repo: string;
@@ -84,7 +88,7 @@ function hubParams(opts: DownloadOptions) {
 
 /** Where a file's bytes collect until they are complete and checked. */
 function partialPath(dest: string, file: HubFile): string {
-  return `${join(dest, file.path)}.incomplete`;
+  return `${join(dest, localPath(file))}.incomplete`;
 }
 
 function explainStatus(status: number, repo: string, what: string): HubError {
@@ -138,11 +142,11 @@ async function sha256Of(path: string): Promise<string> {
 
 /** Verified files are remembered by size and mtime, so a second run does not hash 4.5 GB again. */
 function verifiedMarker(dest: string, file: HubFile): string {
-  return join(dest, '.svd-verified', `${file.path.replace(/\//g, '__')}.${file.sha256 ?? 'nosha'}`);
+  return join(dest, '.svd-verified', `${localPath(file).replace(/\//g, '__')}.${file.sha256 ?? 'nosha'}`);
 }
 
 async function isValid(dest: string, file: HubFile): Promise<boolean> {
-  const path = join(dest, file.path);
+  const path = join(dest, localPath(file));
   if (!existsSync(path)) return false;
   const st = statSync(path);
   if (file.size && st.size !== file.size) return false;
@@ -230,7 +234,7 @@ async function fetchInto(opts: DownloadOptions, file: HubFile, partial: string):
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GB`;
 
 export async function downloadFile(opts: DownloadOptions, file: HubFile): Promise<void> {
-  const target = join(opts.dest, file.path);
+  const target = join(opts.dest, localPath(file));
   const partial = partialPath(opts.dest, file);
   mkdirSync(dirname(target), { recursive: true });
   const retries = opts.retries ?? 5;
@@ -259,9 +263,14 @@ export async function downloadFile(opts: DownloadOptions, file: HubFile): Promis
 
 /** Downloads (or verifies) everything svd-studio needs from `opts.repo` into `opts.dest`. */
 export async function downloadModel(opts: DownloadOptions): Promise<HubFile[]> {
-  mkdirSync(opts.dest, { recursive: true });
   const files = selectSvdFiles(await listRepoFiles(opts));
   if (!files.some((f) => f.path.startsWith('unet/') && f.path.endsWith('.safetensors'))) throw new HubError(`${opts.repo} has no unet/*.safetensors: is it a diffusers SVD repository?`);
+  return downloadFiles(opts, files);
+}
+
+/** Downloads (or verifies) `files` of `opts.repo` into `opts.dest`, after checking the disk has room for what is missing. */
+export async function downloadFiles(opts: DownloadOptions, files: HubFile[]): Promise<HubFile[]> {
+  mkdirSync(opts.dest, { recursive: true });
   const todo: HubFile[] = [];
   for (const f of files) {
     if (await isValid(opts.dest, f)) opts.onProgress?.({ type: 'verified', path: f.path });
@@ -275,18 +284,4 @@ export async function downloadModel(opts: DownloadOptions): Promise<HubFile[]> {
   if (need > free) throw new HubError(`not enough disk space in ${opts.dest}: the download needs ${gib(need)} more and ${gib(free)} is free; free some space or choose another --dir`);
   for (const f of todo) await downloadFile(opts, f);
   return files;
-}
-
-/** One file of known size and sha256 (`file.url`): verified when already there, else downloaded as the hub's files are. */
-export async function downloadPinned(opts: DownloadOptions, file: HubFile & { url: string; sha256: string }): Promise<void> {
-  mkdirSync(opts.dest, { recursive: true });
-  if (await isValid(opts.dest, file)) {
-    opts.onProgress?.({ type: 'verified', path: file.path });
-    return;
-  }
-  const partial = partialPath(opts.dest, file);
-  const need = file.size - (existsSync(partial) ? statSync(partial).size : 0);
-  const free = (opts.freeBytes ?? defaultFreeBytes)(opts.dest);
-  if (need > free) throw new HubError(`not enough disk space in ${opts.dest}: ${file.path} needs ${gib(need)} more and ${gib(free)} is free`);
-  await downloadFile(opts, file);
 }

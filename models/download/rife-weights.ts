@@ -6,7 +6,7 @@
 // 4.25 is the version Practical-RIFE recommends by default (its README) and vs-rife's default.
 import { join } from 'node:path';
 import { installRifeCheckpoint } from '../interpolator.js';
-import { downloadPinned, type DownloadProgress } from './hub.js';
+import { downloadFiles, type DownloadProgress } from './hub.js';
 
 export const RIFE_RELEASE = {
   version: '4.25',
@@ -16,8 +16,6 @@ export const RIFE_RELEASE = {
   sha256: '6615790efd627772917205db291f51cd392528a157ecbb2ecaeec3bff8eb6de2',
 } as const;
 
-export const INSTALL_INTERPOLATOR_COMMAND = 'npm run setup -- --interpolator rife';
-
 /** Downloads (or verifies) flownet.pkl into `dest` and converts it to the weights the graph reads. */
 export async function installRife(
   dest: string,
@@ -25,6 +23,6 @@ export async function installRife(
 ) {
   const release = opts.release ?? RIFE_RELEASE;
   const file = { path: 'flownet.pkl', size: release.size, sha256: release.sha256, url: release.url };
-  await downloadPinned({ repo: 'HolyWu/vs-rife', dest, onProgress: opts.onProgress, retries: opts.retries, backoffMs: opts.backoffMs }, file);
+  await downloadFiles({ repo: 'HolyWu/vs-rife', dest, onProgress: opts.onProgress, retries: opts.retries, backoffMs: opts.backoffMs }, [file]);
   return installRifeCheckpoint(join(dest, file.path), dest);
 }

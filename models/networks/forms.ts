@@ -1,7 +1,8 @@
 // Provider-specific ways to express the same networks: named build options, chosen per provider
-// by `graphFormsFor` in models/pipeline/runtime.ts. Every form computes the same values.
+// by `graphFormsFor` in models/runtime/runtime.ts. Every form computes the same values.
 import type { VaeConfig } from '../configs.js';
 import type { AttentionImpl, ImageLayout } from '../onnx/graph-builder.js';
+import type { GraphFusion } from './fusions.js';
 
 export interface GraphForms {
   /**
@@ -23,14 +24,15 @@ export interface GraphForms {
    */
   imageLayout: ImageLayout;
   /**
-   * The com.microsoft operators only onnxruntime's CUDA provider implements (NhwcConv, GroupNorm
-   * with fused SiLU, BiasSplitGelu); without them the same graph uses standard operators.
+   * The graph passes (fusions.ts) that put the com.microsoft operators only onnxruntime's CUDA
+   * provider implements (NhwcConv, GroupNorm with fused SiLU, BiasSplitGelu) in place of standard
+   * operators, chosen per runtime by `fusionsFor`; without them the graph stays standard.
    */
-  cudaKernels: boolean;
+  fusions: readonly GraphFusion[];
 }
 
 /** The forms every provider can run (WebGPU's, which the earlier graphs used). */
-export const PORTABLE_FORMS: GraphForms = { temporalAttention: 'matmul', decoderFrameHalves: true, imageLayout: 'nchw', cudaKernels: false };
+export const PORTABLE_FORMS: GraphForms = { temporalAttention: 'matmul', decoderFrameHalves: true, imageLayout: 'nchw', fusions: [] };
 
 /**
  * The most frames a decoder chunk may hold where a provider caps one tensor at `maxTensorBytes`

@@ -1,9 +1,18 @@
 // CLIPVisionModelWithProjection (transformers) → image_embeds [B, projection_dim].
 import type { ClipVisionConfig } from '../configs.js';
 import { transform, type GraphBuilder } from '../onnx/graph-builder.js';
+import { declareInputs, declareOutput, type NetworkContract } from './contracts.js';
 import { layerNorm, linear, selfAttention } from './layers.js';
 
 const CLIP_ATTENTION = { q: 'q_proj', k: 'k_proj', v: 'v_proj', out: 'out_proj' };
+
+/** The image encoder's edges: CLIP-normalised pixels to the projected image embedding. */
+export function imageEncoderContract(cfg: ClipVisionConfig) {
+  return {
+    inputs: [{ name: 'pixel_values', dtype: 'float32', dims: ['batch', cfg.num_channels, cfg.image_size, cfg.image_size] }],
+    outputs: [{ name: 'image_embeds', dtype: 'float32', dims: ['batch', cfg.projection_dim] }],
+  } as const satisfies NetworkContract;
+}
 
 export function buildImageEncoder(b: GraphBuilder, cfg: ClipVisionConfig): void {
   const C = cfg.hidden_size;
@@ -12,7 +21,8 @@ export function buildImageEncoder(b: GraphBuilder, cfg: ClipVisionConfig): void 
   if (S % P !== 0) throw new Error(`image_encoder/config.json: image_size ${S} is not a multiple of patch_size ${P}`);
   if (C % cfg.num_attention_heads !== 0) throw new Error(`image_encoder/config.json: hidden_size ${C} is not divisible by num_attention_heads ${cfg.num_attention_heads}`);
   const positions = (S / P) ** 2 + 1;
-  const pixels = b.input('pixel_values', 'float32', ['batch', cfg.num_channels, S, S]);
+  const contract = imageEncoderContract(cfg);
+  const { pixel_values: pixels } = declareInputs(b, contract);
   const batch = b.dim(pixels, 0);
 
   const patchW = b.weight('vision_model.embeddings.patch_embedding.weight', [C, cfg.num_channels, P, P]);
@@ -37,5 +47,5 @@ export function buildImageEncoder(b: GraphBuilder, cfg: ClipVisionConfig): void 
   }
   const pooled = layerNorm(b, b.reshape(b.slice(h, [0], [1], [1]), [-1, C]), 'vision_model.post_layernorm', cfg.layer_norm_eps);
   const embeds = linear(b, pooled, 'visual_projection', cfg.projection_dim, { bias: false });
-  b.output(b.cast(embeds, 'float32'), 'image_embeds', ['batch', cfg.projection_dim]);
+  declareOutput(b, contract, 'image_embeds', b.cast(embeds, 'float32'));
 }

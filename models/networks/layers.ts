@@ -20,12 +20,12 @@ export function linear(b: GraphBuilder, x: Value, name: string, outF: number, op
 
 /** The channel count of an image tensor of the graph's layout ([N, C, H, W] or [N, H, W, C]). */
 export function channelsOf(b: GraphBuilder, x: Value, what: string): number {
-  return staticDim(x, b.channelsLast ? -1 : 1, what);
+  return staticDim(x, b.layout.channelAxis(x.shape?.length ?? 4), what);
 }
 
 /** Joins image tensors along their channels. */
 export function concatChannels(b: GraphBuilder, xs: Value[]): Value {
-  return b.concat(xs, b.channelsLast ? (xs[0]!.shape?.length ?? 4) - 1 : 1);
+  return b.concat(xs, b.layout.channelAxis(xs[0]!.shape?.length ?? 4));
 }
 
 /** A 2-D convolution of the graph's layout by torch weights [M, C, kH, kW] (permuted for channels last). */
@@ -83,12 +83,12 @@ export function tokensToImage(b: GraphBuilder, tokens: Value, like: Value): Valu
 
 /** ONNX's [N, C, H, W] into the graph's layout (at a network's input). */
 export function fromNchw(b: GraphBuilder, x: Value): Value {
-  return b.channelsLast ? b.transpose(x, [0, 2, 3, 1]) : x;
+  return b.imageFromNchw(x);
 }
 
 /** The graph's layout back to ONNX's [N, C, H, W] (at a network's output). */
 export function toNchw(b: GraphBuilder, x: Value): Value {
-  return b.channelsLast ? b.transpose(x, [0, 3, 1, 2]) : x;
+  return b.imageToNchw(x);
 }
 
 /** torch `LayerNorm` over the last axis. */
@@ -121,7 +121,7 @@ export function timestepMlp(b: GraphBuilder, x: Value, name: string, hidden: num
 export function resnetBlock2d(b: GraphBuilder, x: Value, name: string, outC: number, eps: number, temb?: Value): Value {
   return b.scope(name, () => {
     let h = conv2d(b, groupNorm(b, x, `${name}.norm1`, eps, { silu: true }), `${name}.conv1`, outC, 3);
-    if (temb) h = b.add(h, b.unsqueeze(linear(b, temb, `${name}.time_emb_proj`, outC), b.channelsLast ? [1, 2] : [2, 3]));
+    if (temb) h = b.add(h, b.unsqueeze(linear(b, temb, `${name}.time_emb_proj`, outC), [...b.layout.spatialAxes]));
     h = conv2d(b, groupNorm(b, h, `${name}.norm2`, eps, { silu: true }), `${name}.conv2`, outC, 3);
     const shortcut = channelsOf(b, x, name) === outC ? x : conv2d(b, x, `${name}.conv_shortcut`, outC, 1);
     return b.add(shortcut, h);
@@ -291,15 +291,8 @@ export function feedForwardGeglu(b: GraphBuilder, x: Value, name: string, opts: 
   const inner = dim * (opts.mult ?? 4);
   const dimOut = opts.dimOut ?? dim;
   // The checkpoint's proj is [2·inner, dim]: rows 0..inner are the value, the rest the gate.
-  if (b.cudaKernels && BIAS_SPLIT_GELU_WIDTHS.includes(inner * 2)) {
-    // One projection, then the bias, the split and value · gelu(gate) in one pass (BiasSplitGelu).
-    const rows = x.shape?.length === 3 ? x : b.reshape(x, [0, -1, dim]);
-    const w = b.weight(`${name}.net.0.proj.weight`, [inner * 2, dim], transform.transpose());
-    const gated = b.biasSplitGelu(b.matmul(rows, w), b.weight(`${name}.net.0.proj.bias`, [inner * 2]));
-    const y = linear(b, gated, `${name}.net.2`, dimOut);
-    return rows === x ? y : b.reshape(y, b.concat([b.shape(x, 0, -1), b.ints([dimOut])], 0));
-  }
-  // Two projections from the halves avoid slicing the large 2·inner-wide activation.
+  // Two projections from the halves avoid slicing the large 2·inner-wide activation (the
+  // `bias-split-gelu` graph pass joins them into one projection and a fused gate where it can).
   const half = (part: 0 | 1) => {
     const rows = transform.rows(part * inner, (part + 1) * inner);
     const w = b.weight(`${name}.net.0.proj.weight`, [inner * 2, dim], rows, transform.transpose());
@@ -308,6 +301,3 @@ export function feedForwardGeglu(b: GraphBuilder, x: Value, name: string, opts: 
   };
   return linear(b, b.mul(half(0), b.geluFused(half(1))), `${name}.net.2`, dimOut);
 }
-
-/** The widths onnxruntime's CUDA BiasSplitGelu accepts (SD's and SVD's 320, 640 and 1280-wide blocks ×8). */
-const BIAS_SPLIT_GELU_WIDTHS = [2560, 5120, 10240];

@@ -2,6 +2,7 @@
 // config; batch, frames, height and width stay dynamic.
 import { perLevelValue, type UNetConfig } from '../configs.js';
 import { staticDim, type GraphBuilder, type Value } from '../onnx/graph-builder.js';
+import { declareInputs, declareOutput, type NetworkContract } from './contracts.js';
 import { PORTABLE_FORMS, type GraphForms } from './forms.js';
 import {
   alphaBlend,
@@ -94,12 +95,21 @@ function transformerSpatioTemporal(c: Ctx, x: Value, name: string, heads: number
   });
 }
 
-export interface UNetGraphInfo {
-  inputs: string[];
-  outputs: string[];
+/** The UNet's edges: noisy latents beside the image latent (channel-joined), the timestep, the CLIP embedding and the micro-conditioning ids. */
+export function unetContract(cfg: UNetConfig) {
+  const contextDim = Array.isArray(cfg.cross_attention_dim) ? cfg.cross_attention_dim[0]! : cfg.cross_attention_dim;
+  return {
+    inputs: [
+      { name: 'sample', dtype: 'float32', dims: ['batch', 'frames', cfg.in_channels, 'height', 'width'] },
+      { name: 'timestep', dtype: 'float32', dims: [1] },
+      { name: 'encoder_hidden_states', dtype: 'float32', dims: ['batch', 1, contextDim] },
+      { name: 'added_time_ids', dtype: 'float32', dims: ['batch', 3] },
+    ],
+    outputs: [{ name: 'model_output', dtype: 'float32', dims: ['batch', 'frames', cfg.out_channels, 'height', 'width'] }],
+  } as const satisfies NetworkContract;
 }
 
-export function buildUNet(b: GraphBuilder, cfg: UNetConfig, opts: { forms?: GraphForms; file?: string } = {}): UNetGraphInfo {
+export function buildUNet(b: GraphBuilder, cfg: UNetConfig, opts: { forms?: GraphForms; file?: string } = {}): void {
   const file = opts.file ?? 'unet/config.json';
   const levels = cfg.block_out_channels.length;
   if (cfg.down_block_types.length !== levels || cfg.up_block_types.length !== levels) {
@@ -119,10 +129,8 @@ export function buildUNet(b: GraphBuilder, cfg: UNetConfig, opts: { forms?: Grap
     if (c % heads[i]! !== 0) throw new Error(`${file}: block_out_channels[${i}] = ${c} is not divisible by num_attention_heads[${i}] = ${heads[i]}`);
   });
 
-  const sample = b.input('sample', 'float32', ['batch', 'frames', cfg.in_channels, 'height', 'width']);
-  const timestep = b.input('timestep', 'float32', [1]);
-  const ehs = b.input('encoder_hidden_states', 'float32', ['batch', 1, contextDim]);
-  const addedTimeIds = b.input('added_time_ids', 'float32', ['batch', 3]);
+  const contract = unetContract(cfg);
+  const { sample, timestep, encoder_hidden_states: ehs, added_time_ids: addedTimeIds } = declareInputs(b, contract);
 
   const frames: FrameDims = { batch: b.dim(sample, 0), frames: b.dim(sample, 1) };
   const bf = b.mulDims(frames.batch, frames.frames);
@@ -185,6 +193,5 @@ export function buildUNet(b: GraphBuilder, cfg: UNetConfig, opts: { forms?: Grap
 
   h = toNchw(b, conv2d(b, groupNorm(b, h, 'conv_norm_out', 1e-5, { silu: true }), 'conv_out', cfg.out_channels, 3));
   const out = b.reshape(h, [frames.batch, frames.frames, cfg.out_channels, b.dim(h, 2), b.dim(h, 3)]);
-  b.output(b.cast(out, 'float32'), 'model_output', ['batch', 'frames', cfg.out_channels, 'height', 'width']);
-  return { inputs: ['sample', 'timestep', 'encoder_hidden_states', 'added_time_ids'], outputs: ['model_output'] };
+  declareOutput(b, contract, 'model_output', b.cast(out, 'float32'));
 }

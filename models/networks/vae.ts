@@ -2,6 +2,7 @@
 // distribution) and the temporal decoder (frames from latents, frame count from the input shape).
 import type { VaeConfig } from '../configs.js';
 import type { GraphBuilder, Value } from '../onnx/graph-builder.js';
+import { declareInputs, declareOutput, type NetworkContract } from './contracts.js';
 import { PORTABLE_FORMS, type GraphForms } from './forms.js';
 import {
   channelsOf,
@@ -42,10 +43,35 @@ function upsample2d(b: GraphBuilder, x: Value, name: string): Value {
   return conv2d(b, b.upsampleNearest2x(x), `${name}.conv`, channelsOf(b, x, name), 3);
 }
 
+/** The encoder's edges: an image in [-1, 1] to the mode of its latent distribution (unscaled). */
+export function vaeEncoderContract(cfg: VaeConfig) {
+  return {
+    inputs: [{ name: 'image', dtype: 'float32', dims: ['batch', cfg.in_channels, 'height', 'width'] }],
+    outputs: [{ name: 'latent', dtype: 'float32', dims: ['batch', cfg.latent_channels, 'latent_height', 'latent_width'] }],
+  } as const satisfies NetworkContract;
+}
+
+/**
+ * The decoder's edges: one video's latents (unscaled) to its frames, as the VAE gives them
+ * ([-1, 1], channels first) and after diffusers' postprocess (`video`: [0, 1], frame-major RGB;
+ * `rgb`: the same in 8 bits).
+ */
+export function vaeDecoderContract(cfg: VaeConfig) {
+  return {
+    inputs: [{ name: 'latents', dtype: 'float32', dims: ['frames', cfg.latent_channels, 'latent_height', 'latent_width'] }],
+    outputs: [
+      { name: 'frames', dtype: 'float32', dims: ['frames', cfg.out_channels, 'height', 'width'] },
+      { name: 'video', dtype: 'float32', dims: ['frames', 'height', 'width', cfg.out_channels] },
+      { name: 'rgb', dtype: 'uint8', dims: ['frames', 'height', 'width', cfg.out_channels] },
+    ],
+  } as const satisfies NetworkContract;
+}
+
 export function buildVaeEncoder(b: GraphBuilder, cfg: VaeConfig): void {
   const ch = cfg.block_out_channels;
   const groups = cfg.norm_num_groups;
-  const image = b.input('image', 'float32', ['batch', cfg.in_channels, 'height', 'width']);
+  const contract = vaeEncoderContract(cfg);
+  const { image } = declareInputs(b, contract);
   let h = conv2d(b, fromNchw(b, b.cast(image, b.dtype)), 'encoder.conv_in', ch[0]!, 3);
   ch.forEach((outC, i) => {
     for (let j = 0; j < cfg.layers_per_block; j++) {
@@ -62,14 +88,15 @@ export function buildVaeEncoder(b: GraphBuilder, cfg: VaeConfig): void {
   const moments = toNchw(b, conv2d(b, h, 'quant_conv', 2 * cfg.latent_channels, 1));
   // The mode of a diagonal Gaussian is its mean: the first latent_channels channels. Not scaled.
   const mean = b.slice(moments, [0], [cfg.latent_channels], [1]);
-  b.output(b.cast(mean, 'float32'), 'latent', ['batch', cfg.latent_channels, 'latent_height', 'latent_width']);
+  declareOutput(b, contract, 'latent', b.cast(mean, 'float32'));
 }
 
 export function buildVaeDecoder(b: GraphBuilder, cfg: VaeConfig, opts: { forms?: GraphForms } = {}): void {
   const forms = opts.forms ?? PORTABLE_FORMS;
   const ch = cfg.block_out_channels;
   const groups = cfg.norm_num_groups;
-  const latents = b.input('latents', 'float32', ['frames', cfg.latent_channels, 'latent_height', 'latent_width']);
+  const contract = vaeDecoderContract(cfg);
+  const { latents } = declareInputs(b, contract);
   // One video per call: the temporal layers mix all frames of the input.
   const frames: FrameDims = { batch: b.ints([1]), frames: b.dim(latents, 0) };
   const stOpts: SpatioTemporalOptions = { eps: 1e-6, temporalEps: 1e-5, switchMix: true, frames };
@@ -100,13 +127,13 @@ export function buildVaeDecoder(b: GraphBuilder, cfg: VaeConfig, opts: { forms?:
   // time_conv_out: Conv3d (3,1,1) over frames, as a 2-D conv on one tensor per video.
   const mixed = temporalConv(b, framesByVideo(b, h, frames), 'decoder.time_conv_out', cfg.out_channels, 3);
   const out = b.cast(framesBack(b, mixed, h), 'float32');
-  b.output(toNchw(b, out), 'frames', ['frames', cfg.out_channels, 'height', 'width']);
+  declareOutput(b, contract, 'frames', toNchw(b, out));
   // diffusers' postprocess as well, so the pipeline fetches finished frames instead of making a
   // pass over every value on the CPU: (x / 2 + 0.5) clamped to [0, 1], frame-major RGB
   // [F, H, W, 3] (what video encoders take), and its 8-bit form, ×255 rounded half to even.
-  const video = b.clip(b.add(b.mul(b.channelsLast ? out : b.transpose(out, [0, 2, 3, 1]), 0.5), 0.5), 0, 1);
-  b.output(video, 'video', ['frames', 'height', 'width', cfg.out_channels]);
-  b.output(b.cast(b.round(b.mul(video, 255)), 'uint8'), 'rgb', ['frames', 'height', 'width', cfg.out_channels]);
+  const video = b.clip(b.add(b.mul(b.imageToNhwc(out), 0.5), 0.5), 0, 1);
+  declareOutput(b, contract, 'video', video);
+  declareOutput(b, contract, 'rgb', b.cast(b.round(b.mul(video, 255)), 'uint8'));
 }
 
 /** Pixels per latent: 2^(levels − 1). */

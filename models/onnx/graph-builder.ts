@@ -1,7 +1,8 @@
 // What a network definition writes to: the operator vocabulary (ops.ts), checkpoint weights bound
 // through typed transforms (weight-binding.ts), and the file it all becomes (onnx-writer.ts).
 import { OnnxWriter, type SaveResult } from './onnx-writer.js';
-import { Ops, type AttentionImpl, type GraphDType, type ImageLayout, type Value } from './ops.js';
+import { applyPasses, type GraphPass } from './graph-passes.js';
+import { Ops, type OpsOptions, type Value } from './ops.js';
 import { WeightBinding, type WeightTransform } from './weight-binding.js';
 import type { WeightSource } from './weights.js';
 
@@ -9,15 +10,7 @@ export type { SaveResult } from './onnx-writer.js';
 export { attr, staticDim, type AttentionImpl, type ImageLayout, type Dim, type ElemType, type GraphDType, type Shape, type Value } from './ops.js';
 export { transform, type WeightTransform } from './weight-binding.js';
 
-export interface BuilderOptions {
-  /** Element type of activations and weights inside the graph. */
-  dtype: GraphDType;
-  /** How attention is expressed unless a call says: the fused com.microsoft MultiHeadAttention, or MatMul/Softmax/MatMul. */
-  attention: AttentionImpl;
-  /** Default 'nchw'. */
-  imageLayout?: ImageLayout;
-  /** com.microsoft operators only the CUDA provider runs (ops.ts); default false. */
-  cudaKernels?: boolean;
+export interface BuilderOptions extends OpsOptions {
   weights: WeightSource;
 }
 
@@ -53,6 +46,15 @@ export class GraphBuilder extends Ops {
   /** Every checkpoint tensor the graph reads or checks, with the shape config.json implies. */
   get checkpointShapes(): ReadonlyMap<string, readonly number[]> {
     return this.weights.checkpointShapes;
+  }
+
+  /**
+   * Rewrites the defined graph with `passes` (graph-passes.ts), in order, and drops what they
+   * leave unread; the graph is finished after this (nothing more is defined on it).
+   * Returns how many fusions each pass applied.
+   */
+  applyPasses(passes: readonly GraphPass[]): Record<string, number> {
+    return applyPasses(this.file, passes);
   }
 
   get nodeCount(): number {

@@ -6,12 +6,14 @@ import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { float32ArrayToHalf } from '../half.js';
+import type { Shape } from './static-shapes.js';
 
 const { onnx } = onnxProto;
 
 export type ElemType = 'float32' | 'float16' | 'int64' | 'uint8';
 export const ONNX_TYPE: Record<ElemType, number> = { float32: 1, float16: 10, int64: 7, uint8: 2 };
-const BYTES: Record<ElemType, number> = { float32: 4, float16: 2, int64: 8, uint8: 1 };
+/** Bytes per element. */
+export const ELEMENT_BYTES: Record<ElemType, number> = { float32: 4, float16: 2, int64: 8, uint8: 1 };
 
 export type Attr = { i: number } | { f: number } | { ints: number[] } | { floats: number[] } | { s: string };
 export const attr = {
@@ -28,6 +30,8 @@ export interface NodeRecord {
   inputs: string[];
   outputs: string[];
   attrs: Record<string, Attr>;
+  /** What was known of each output's shape when the node was defined (read by the graph passes). */
+  outputShapes?: readonly (Shape | undefined)[];
 }
 
 export interface Initializer {
@@ -50,10 +54,11 @@ export interface SaveResult {
 }
 
 export class OnnxWriter {
-  private readonly nodes: onnxProto.onnx.INodeProto[] = [];
-  private readonly inits: Initializer[] = [];
+  private nodes: NodeRecord[] = [];
+  private inits: Initializer[] = [];
   private readonly inputs: onnxProto.onnx.IValueInfoProto[] = [];
   private readonly outputs: onnxProto.onnx.IValueInfoProto[] = [];
+  private readonly inputShapes = new Map<string, Shape>();
   private counter = 0;
 
   /** A name no other node, value or initializer of this file has. */
@@ -62,14 +67,42 @@ export class OnnxWriter {
   }
 
   addNode(node: NodeRecord): void {
-    this.nodes.push({
-      opType: node.opType,
-      domain: node.domain,
-      name: node.name,
-      input: node.inputs,
-      output: node.outputs,
-      attribute: Object.entries(node.attrs).map(([name, a]) => toAttribute(name, a)),
-    });
+    this.nodes.push(node);
+  }
+
+  /** The nodes in the order they run (each after the producers of its inputs). */
+  get nodeList(): readonly NodeRecord[] {
+    return this.nodes;
+  }
+
+  /** Replaces the node list (a graph pass's result); it must stay in an order that runs. */
+  setNodes(nodes: readonly NodeRecord[]): void {
+    this.nodes = [...nodes];
+  }
+
+  initializer(name: string): Initializer | undefined {
+    return this.inits.find((i) => i.name === name);
+  }
+
+  get outputNames(): readonly string[] {
+    return this.outputs.map((o) => o.name!);
+  }
+
+  /**
+   * Drops the nodes no graph output depends on, then the initializers no node reads (what a
+   * graph pass left behind when it replaced a subgraph by one fused node).
+   */
+  removeUnused(): void {
+    const needed = new Set(this.outputNames);
+    const kept: NodeRecord[] = [];
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      const node = this.nodes[i]!;
+      if (!node.outputs.some((o) => needed.has(o))) continue;
+      kept.push(node);
+      for (const input of node.inputs) if (input) needed.add(input);
+    }
+    this.nodes = kept.reverse();
+    this.inits = this.inits.filter((init) => needed.has(init.name));
   }
 
   addInitializer(init: Initializer): void {
@@ -79,6 +112,15 @@ export class OnnxWriter {
   /** A graph input or output; a string dimension is dynamic (its name shows in the file). */
   addInput(name: string, dtype: ElemType, dims: readonly (number | string)[]): void {
     this.inputs.push(valueInfo(name, dtype, dims));
+    this.inputShapes.set(
+      name,
+      dims.map((d) => (typeof d === 'number' ? d : null)),
+    );
+  }
+
+  /** A graph input's shape, its named (run-time) sizes unknown. */
+  inputShape(name: string): Shape | undefined {
+    return this.inputShapes.get(name);
   }
   addOutput(name: string, dtype: ElemType, dims: readonly (number | string)[]): void {
     this.outputs.push(valueInfo(name, dtype, dims));
@@ -105,7 +147,7 @@ export class OnnxWriter {
     const fd = openSync(dataPath, 'w');
     const initializer: onnxProto.onnx.ITensorProto[] = [];
     let offset = 0;
-    const total = this.inits.filter((i) => i.external).reduce((s, i) => s + elementCount(i.dims) * BYTES[i.dtype], 0);
+    const total = this.inits.filter((i) => i.external).reduce((s, i) => s + elementCount(i.dims) * ELEMENT_BYTES[i.dtype], 0);
     try {
       for (const init of this.inits) {
         const bytes = init.bytes();
@@ -136,7 +178,7 @@ export class OnnxWriter {
         { domain: '', version: 17 },
         { domain: 'com.microsoft', version: 1 },
       ],
-      graph: { name: basename(modelPath, '.onnx'), node: this.nodes, initializer, input: this.inputs, output: this.outputs },
+      graph: { name: basename(modelPath, '.onnx'), node: this.nodes.map(toNodeProto), initializer, input: this.inputs, output: this.outputs },
     });
     const buf = onnx.ModelProto.encode(model).finish();
     writeFileSync(modelPath, buf);
@@ -166,6 +208,17 @@ function valueInfo(name: string, dtype: ElemType, dims: readonly (number | strin
         shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
       },
     },
+  };
+}
+
+function toNodeProto(node: NodeRecord): onnxProto.onnx.INodeProto {
+  return {
+    opType: node.opType,
+    domain: node.domain,
+    name: node.name,
+    input: [...node.inputs],
+    output: [...node.outputs],
+    attribute: Object.entries(node.attrs).map(([name, a]) => toAttribute(name, a)),
   };
 }
 

@@ -28,6 +28,23 @@ export type AttentionImpl = 'mha' | 'matmul';
 /** How a network's image tensors are laid out: ONNX's own [N, C, H, W], or channels last [N, H, W, C]. */
 export type ImageLayout = 'nchw' | 'nhwc';
 
+/** Where an image layout keeps its axes, and how its tensors turn into either ONNX layout. */
+export interface LayoutRules {
+  /** The channel axis of an image tensor of rank `rank`. */
+  channelAxis(rank: number): number;
+  /** The image axes (H, W) of a rank-4 image tensor. */
+  spatialAxes: readonly [number, number];
+  /** Permutations of a rank-4 image tensor into [N, C, H, W] and into [N, H, W, C] (absent: it is already). */
+  toNchw?: readonly number[];
+  toNhwc?: readonly number[];
+  fromNchw?: readonly number[];
+}
+
+export const IMAGE_LAYOUTS: Readonly<Record<ImageLayout, LayoutRules>> = {
+  nchw: { channelAxis: () => 1, spatialAxes: [2, 3], toNhwc: [0, 2, 3, 1] },
+  nhwc: { channelAxis: (rank) => rank - 1, spatialAxes: [1, 2], toNchw: [0, 3, 1, 2], fromNchw: [0, 2, 3, 1] },
+};
+
 export interface OpsOptions {
   /** Element type of activations and weights inside the graph. */
   dtype: GraphDType;
@@ -35,12 +52,6 @@ export interface OpsOptions {
   attention: AttentionImpl;
   /** Default 'nchw'. */
   imageLayout?: ImageLayout;
-  /**
-   * Use the com.microsoft operators that only onnxruntime's CUDA provider implements (NhwcConv,
-   * GroupNorm with fused SiLU, BiasSplitGelu); without, the same values come from standard
-   * operators (every provider runs them, so the CPU can check a CUDA-form graph). Default false.
-   */
-  cudaKernels?: boolean;
 }
 
 /** The size of `axis` of x, which must be known while defining the graph (a channel count, a width). */
@@ -54,7 +65,6 @@ export class Ops {
   readonly dtype: GraphDType;
   readonly attentionImpl: AttentionImpl;
   readonly imageLayout: ImageLayout;
-  readonly cudaKernels: boolean;
   private readonly constCache = new Map<string, Value>();
   private readonly scopes: string[] = [];
 
@@ -65,12 +75,29 @@ export class Ops {
     this.dtype = opts.dtype;
     this.attentionImpl = opts.attention;
     this.imageLayout = opts.imageLayout ?? 'nchw';
-    this.cudaKernels = opts.cudaKernels ?? false;
   }
 
   /** Image tensors are [N, H, W, C] in this graph. */
   get channelsLast(): boolean {
     return this.imageLayout === 'nhwc';
+  }
+
+  /** Where this graph's image tensors keep their axes. */
+  get layout(): LayoutRules {
+    return IMAGE_LAYOUTS[this.imageLayout];
+  }
+
+  /** A rank-4 image tensor of ONNX's [N, C, H, W] in this graph's layout (at a network's input). */
+  imageFromNchw(x: Value): Value {
+    return this.layout.fromNchw ? this.transpose(x, [...this.layout.fromNchw]) : x;
+  }
+  /** A rank-4 image tensor of this graph's layout as [N, C, H, W] (at a network's output). */
+  imageToNchw(x: Value): Value {
+    return this.layout.toNchw ? this.transpose(x, [...this.layout.toNchw]) : x;
+  }
+  /** A rank-4 image tensor of this graph's layout as [N, H, W, C] (frames as video encoders take them). */
+  imageToNhwc(x: Value): Value {
+    return this.layout.toNhwc ? this.transpose(x, [...this.layout.toNhwc]) : x;
   }
 
   // ---- edges -----------------------------------------------------------------------------
@@ -144,7 +171,7 @@ export class Ops {
       ...(opts.shape ? { shape: opts.shape } : {}),
       ...(opts.contents ? { contents: opts.contents } : {}),
     }));
-    this.file.addNode({ opType, domain: opts.domain, name: base, inputs: inputs.map((v) => (v ? v.name : '')), outputs: outs.map((o) => o.name), attrs });
+    this.file.addNode({ opType, domain: opts.domain, name: base, inputs: inputs.map((v) => (v ? v.name : '')), outputs: outs.map((o) => o.name), attrs, outputShapes: outs.map((o) => o.shape) });
     return outs;
   }
 
@@ -189,17 +216,6 @@ export class Ops {
   /** Exact GELU as one fused com.microsoft operator (CPU, CUDA and WebGPU implement it). */
   geluFused(x: Value): Value {
     return this.op('Gelu', [x], x.shape, {}, { domain: 'com.microsoft' });
-  }
-  /**
-   * GEGLU's gate on [N, S, 2·D] with its bias [2·D]: (x + bias)[..., :D] · gelu((x + bias)[..., D:]),
-   * as com.microsoft BiasSplitGelu (exact GELU in float32) where `cudaKernels` allows.
-   */
-  biasSplitGelu(x: Value, bias: Value): Value {
-    const width = staticDim(x, -1, 'BiasSplitGelu input');
-    const shape = x.shape && [...x.shape.slice(0, -1), width / 2];
-    if (this.cudaKernels && x.shape?.length === 3) return this.op('BiasSplitGelu', [x, bias], shape, {}, { domain: 'com.microsoft' });
-    const y = this.add(x, bias);
-    return this.mul(this.slice(y, [0], [width / 2], [-1]), this.geluFused(this.slice(y, [width / 2], [width], [-1])));
   }
   quickGelu(x: Value): Value {
     return this.mul(x, this.sigmoid(this.mul(x, 1.702)));
@@ -254,20 +270,11 @@ export class Ops {
     return this.op('ConvTranspose', opts.bias ? [x, w, opts.bias] : [x, w], shape, attrs);
   }
   /**
-   * 2-D convolution of channels-last [N, H, W, C] by weights [M, kH, kW, C] (com.microsoft
-   * NhwcConv takes its weights in that order). Without `cudaKernels`, or where a channel
-   * count is not a multiple of 8 (the networks' 3- and 4-channel edges: the latents and the RGB
-   * output, small tensors to transpose), it is Conv between transposes.
+   * 2-D convolution of channels-last [N, H, W, C] by weights [M, kH, kW, C], in standard
+   * operators: Conv between transposes. The `nhwc-conv` graph pass (models/networks/fusions.ts)
+   * makes it one com.microsoft NhwcConv, which takes its weights in that order.
    */
   conv2dNhwc(x: Value, w: Value, opts: { bias?: Value; strides?: number[]; pads?: number[] } = {}): Value {
-    const [outC, inC] = [staticDim(w, 0, 'NhwcConv weights'), staticDim(w, 3, 'NhwcConv weights')];
-    if (this.cudaKernels && outC % 8 === 0 && inC % 8 === 0) {
-      const attrs: Record<string, Attr> = { kernel_shape: attr.ints([staticDim(w, 1, 'NhwcConv weights'), staticDim(w, 2, 'NhwcConv weights')]) };
-      if (opts.strides) attrs.strides = attr.ints(opts.strides);
-      if (opts.pads) attrs.pads = attr.ints(opts.pads);
-      const nchw = convShape(shapeToNchw(x.shape), shapeToNchw(w.shape), { strides: opts.strides, pads: opts.pads });
-      return this.op('NhwcConv', opts.bias ? [x, w, opts.bias] : [x, w], shapeToNhwc(nchw), attrs, { domain: 'com.microsoft' });
-    }
     const y = this.conv2d(this.transpose(x, [0, 3, 1, 2]), this.transpose(w, [0, 3, 1, 2]), opts);
     return this.transpose(y, [0, 2, 3, 1]);
   }
@@ -298,18 +305,13 @@ export class Ops {
   }
 
   /**
-   * GroupNorm over channels-last [N, H, W, C], then SiLU where asked: com.microsoft GroupNorm
-   * (statistics and the affine in float32, SiLU fused; `scale` and `bias` float32 [C]). Its CUDA
-   * kernel needs an even number of channels per group, at most 512; elsewhere, and without
-   * `cudaKernels`, it is `groupNorm` between transposes.
+   * GroupNorm over channels-last [N, ..., C], then SiLU where asked, with `scale` and `bias`
+   * float32 [C]: `groupNorm` between transposes. The `group-norm-nhwc` graph pass makes it one
+   * com.microsoft GroupNorm (statistics and the affine in float32, SiLU fused), which takes the
+   * float32 [C] parameters as they are.
    */
   groupNormNhwc(x: Value, opts: { groups: number; scale: Value; bias: Value; epsilon: number; silu: boolean }): Value {
     const channels = staticDim(x, -1, 'GroupNorm input');
-    const perGroup = channels / opts.groups;
-    if (x.shape?.length === 4 && this.cudaKernels && Number.isInteger(perGroup) && perGroup % 2 === 0 && perGroup <= 512) {
-      const attrs = { groups: attr.int(opts.groups), epsilon: attr.float(opts.epsilon), activation: attr.int(opts.silu ? 1 : 0), channels_last: attr.int(1) };
-      return this.op('GroupNorm', [x, opts.scale, opts.bias], x.shape, attrs, { domain: 'com.microsoft' });
-    }
     const rank = x.shape?.length ?? 4;
     const toFirst = [0, rank - 1, ...Array.from({ length: rank - 2 }, (_, i) => i + 1)];
     const toLast = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2), 1];
@@ -427,7 +429,7 @@ export class Ops {
   }
   /** Nearest-neighbour 2× upsampling of the image axes (H, W in either layout), as torch's interpolate(scale_factor=2). */
   upsampleNearest2x(x: Value): Value {
-    const spatial = this.channelsLast ? [1, 2] : [2, 3];
+    const spatial: readonly number[] = this.layout.spatialAxes;
     const scales = this.constant(
       [0, 1, 2, 3].map((i) => (spatial.includes(i) ? 2 : 1)),
       'float32',
@@ -473,14 +475,6 @@ export class Ops {
     const bv = typeof b === 'number' ? this.scalar(b, a) : b;
     return this.op(opType, [a, bv], broadcast(a.shape, bv.shape, opType));
   }
-}
-
-/** [N, H, W, C] → [N, C, H, W] of a static shape (and the reverse). */
-function shapeToNchw(shape: Shape | undefined): Shape | undefined {
-  return shape && [shape[0]!, shape[3]!, shape[1]!, shape[2]!];
-}
-function shapeToNhwc(shape: Shape | undefined): Shape | undefined {
-  return shape && [shape[0]!, shape[2]!, shape[3]!, shape[1]!];
 }
 
 /** The known elements of a 1-D int64 value: its contents, or as many unknowns as its length. */

@@ -3,9 +3,10 @@
 // 128 (its `max(128, 128 / scale)` for scale 1) and cropped back, the result to 8 bits by
 // truncation (its `(mid * 255).byte()`). F frames become (F − 1)·K + 1.
 import * as ort from 'onnxruntime-node';
+import { interpolatedCount, interpolationFactors } from '../../common/video-chain.js';
 import { convertInterpolator } from '../interpolator.js';
 import { GenerationCancelled } from './pipeline.js';
-import { sessionOptions, type Provider } from './runtime.js';
+import { sessionOptions, type Provider } from '../runtime/runtime.js';
 
 /** 8-bit RGB frames [F, H, W, 3]. */
 export interface RgbFrames {
@@ -15,15 +16,8 @@ export interface RgbFrames {
   height: number;
 }
 
-export const interpolationFactors = [1, 2, 4, 8] as const;
-
 /** The reference's padding for scale 1. */
 const PAD_MULTIPLE = 128;
-
-/** Frames after interpolating `frames` by `factor`. */
-export function interpolatedCount(frames: number, factor: number): number {
-  return (frames - 1) * factor + 1;
-}
 
 export interface InterpolateOptions {
   signal?: AbortSignal;

@@ -3,8 +3,9 @@
 import * as ort from 'onnxruntime-node';
 import { convertModel, type ConvertEvent } from '../convert.js';
 import type { SvdModelDir } from '../model-dir.js';
-import type { NetworkName } from '../build.js';
+import { networkContract, NETWORKS, type NetworkName } from '../build.js';
 import type { AttentionImpl, GraphDType } from '../onnx/graph-builder.js';
+import type { NetworkContract } from '../networks/contracts.js';
 import { maxDecoderChunk } from '../networks/forms.js';
 import { vaeScaleFactor } from '../networks/vae.js';
 import { clipPixelValues, rgbToSigned } from './clip-preprocess.js';
@@ -15,7 +16,6 @@ import {
   bufferCacheFor,
   describeResolution,
   graphFormsFor,
-  nvidiaGpu,
   resolveGpuMemoryMode,
   resolveProvider,
   sessionOptions,
@@ -23,9 +23,10 @@ import {
   type Provider,
   type ProviderChoice,
   type ProviderResolution,
-} from './runtime.js';
+} from '../runtime/runtime.js';
+import { nvidiaGpu } from '../runtime/nvidia-smi.js';
 import { SessionPool } from './session-pool.js';
-import { EulerKarrasScheduler } from './scheduler.js';
+import { createScheduler } from '../schedulers/scheduler.js';
 import type { GenerationSettings } from '../../common/settings.js';
 import type { GenerationProgress as ProgressEvent } from '../../common/progress.js';
 
@@ -61,6 +62,8 @@ export interface NoiseOverride {
   condAug?: Float32Array;
   /** [1, F, 4, h, w] initial latent noise before scaling by the initial sigma. */
   initial?: Float32Array;
+  /** [1, F, 4, h, w] noise for each step of a sampler that adds noise between steps, in the order it asks. */
+  steps?: readonly Float32Array[];
 }
 
 export interface GenerateOptions {
@@ -125,7 +128,8 @@ export class SvdPipeline {
     deviceId: number | undefined,
   ) {
     const options = () => sessionOptions(this.provider, { ...(gpuMemory ? { webgpuCache: bufferCacheFor(gpuMemory) } : {}), deviceId });
-    this.pool = new SessionPool(files, options, layout.sessions);
+    const contracts = Object.fromEntries(NETWORKS.map((n) => [n, networkContract(model, n)])) as Record<NetworkName, NetworkContract>;
+    this.pool = new SessionPool(files, contracts, options, layout.sessions);
   }
 
   get provider(): Provider {
@@ -281,6 +285,14 @@ export class SvdPipeline {
     };
     const condNoise = checkNoise('conditioning', opts.noise?.condAug, 3 * H * W) ?? rng.normals(3 * H * W);
     const initialNoise = checkNoise('initial', opts.noise?.initial, F * dims.C * dims.h * dims.w) ?? rng.normals(F * dims.C * dims.h * dims.w);
+    let stepDraws = 0;
+    const stepNoise = (n: number) => {
+      const given = opts.noise?.steps;
+      if (!given) return rng.normals(n);
+      const k = stepDraws++;
+      if (k >= given.length) throw new Error(`the sampler asked for step noise ${k + 1} times but ${given.length} step noise tensors were given`);
+      return checkNoise(`step ${k + 1}`, given[k], n)!;
+    };
 
     // 1. Conditioning: CLIP embedding of the clean image, VAE latent of the noise-augmented one.
     let loadMs = await this.pool.enterStage(['image_encoder', 'vae_encoder'], say);
@@ -292,7 +304,7 @@ export class SvdPipeline {
     // 2.–4. Schedule, initial latents, and the denoising loop with guidance.
     loadMs += await this.pool.enterStage(['unet'], say);
     const loopStart = performance.now();
-    const { latents, unetRunMs } = await this.inStage('sampling', settings, () => this.sample({ embedding, latent, initialNoise, settings, dims, layout, opts, checkCancelled }));
+    const { latents, unetRunMs } = await this.inStage('sampling', settings, () => this.sample({ embedding, latent, initialNoise, stepNoise, settings, dims, layout, opts, checkCancelled }));
     const sampleMs = performance.now() - loopStart;
 
     // 5. Decode in chunks of contiguous frames; the temporal layers see one chunk at a time.
@@ -347,6 +359,7 @@ export class SvdPipeline {
     embedding: Float32Array;
     latent: Float32Array;
     initialNoise: Float32Array;
+    stepNoise: (n: number) => Float32Array;
     settings: GenerationSettings;
     dims: LatentDims;
     layout: JobLayout;
@@ -356,7 +369,7 @@ export class SvdPipeline {
     const { embedding, latent, settings, opts } = a;
     const { F, C, h, w } = a.dims;
     // 2. Schedule and initial latents.
-    const scheduler = new EulerKarrasScheduler(this.model.scheduler.config);
+    const scheduler = createScheduler(this.model.scheduler.config);
     scheduler.setTimesteps(settings.sigmas ? { sigmas: settings.sigmas } : settings.steps);
     const sigma0 = f(scheduler.initNoiseSigma);
     let latents: Float32Array = Float32Array.from(a.initialNoise, (v) => f(v * sigma0));
@@ -423,7 +436,7 @@ export class SvdPipeline {
         }
       }
       const denoised = opts.onPreview ? new Float32Array(latents.length) : undefined;
-      latents = scheduler.step(v, i, latents, denoised);
+      latents = scheduler.step(v, i, latents, { predOriginal: denoised, noise: a.stepNoise });
       if (denoised) opts.onPreview!(denoised, { frames: F, channels: C, height: h, width: w });
       const elapsedMs = performance.now() - loopStart;
       opts.onProgress?.({ stage: 'sampling', step: i + 1, steps, elapsedMs, etaMs: (elapsedMs / (i + 1)) * (steps - i - 1) });
@@ -456,7 +469,7 @@ export class SvdPipeline {
       const session = await this.pool.decoder(n, layout.decoderPerShape);
       const feeds = { latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, C, h, w]) };
       // The decoder graph postprocesses on the device (vae.ts): only copies are left here.
-      const out = await session.run(feeds, ['video', 'rgb']);
+      const out = await session.run(feeds);
       frames.set(out.video!.data as Float32Array, from * HW * 3);
       rgb.set(out.rgb!.data as Uint8Array, from * HW * 3);
     }

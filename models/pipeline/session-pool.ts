@@ -1,21 +1,45 @@
 // Owns the onnxruntime sessions of one model: which are open, when they are opened and closed
 // (all together, or each stage's alone so no stage shares the card with another's memory), and
-// the decoder's sessions per chunk length.
+// the decoder's sessions per chunk length. Every session it hands out checks its feeds against
+// the network's declared inputs (networks/contracts.ts), and its names when it is opened.
 import { statSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import type { NetworkName } from '../build.js';
+import { checkFeeds, checkSessionNames, type NetworkContract } from '../networks/contracts.js';
+
+/** A network's session, fed by name as its contract declares. */
+export class NetworkSession {
+  constructor(
+    readonly network: NetworkName,
+    private readonly contract: NetworkContract,
+    readonly session: ort.InferenceSession,
+  ) {
+    checkSessionNames(network, contract, session);
+  }
+
+  /** Runs the network on `feeds` (checked first), fetching `fetches` or every output. */
+  run(feeds: Record<string, ort.Tensor>, fetches?: readonly string[]): Promise<ort.InferenceSession.OnnxValueMapType> {
+    checkFeeds(this.network, this.contract, feeds);
+    return fetches ? this.session.run(feeds, [...fetches]) : this.session.run(feeds);
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
 
 export type SessionsLayout = 'shared' | 'separate';
 
 export class SessionPool {
-  private open: Partial<Record<NetworkName, ort.InferenceSession>> = {};
+  private open: Partial<Record<NetworkName, NetworkSession>> = {};
   /** Extra decoder sessions, by chunk length (the main one serves the first length asked). */
-  private decoders = new Map<number, ort.InferenceSession>();
+  private decoders = new Map<number, NetworkSession>();
   private mainDecoderFrames: number | undefined;
   private released = false;
 
   constructor(
     readonly files: Record<NetworkName, string>,
+    private readonly contracts: Record<NetworkName, NetworkContract>,
     private readonly options: () => ort.InferenceSession.SessionOptions,
     public layout: SessionsLayout,
   ) {}
@@ -65,11 +89,21 @@ export class SessionPool {
     for (const network of networks) {
       if (this.open[network]) continue;
       say(`loading ${network}`);
-      this.open[network] = await ort.InferenceSession.create(this.files[network], this.options());
+      this.open[network] = await this.create(network);
     }
   }
 
-  get(network: NetworkName): ort.InferenceSession {
+  private async create(network: NetworkName): Promise<NetworkSession> {
+    const session = await ort.InferenceSession.create(this.files[network], this.options());
+    try {
+      return new NetworkSession(network, this.contracts[network], session);
+    } catch (err) {
+      await session.release();
+      throw err;
+    }
+  }
+
+  get(network: NetworkName): NetworkSession {
     const s = this.open[network];
     if (!s) throw new Error(this.released ? 'pipeline already released' : `${network} is not open`);
     return s;
@@ -79,7 +113,7 @@ export class SessionPool {
    * The decoder for chunks of `frames` frames. With `perShape`, each chunk length gets a session
    * of its own, so no session's input shape ever changes.
    */
-  async decoder(frames: number, perShape: boolean): Promise<ort.InferenceSession> {
+  async decoder(frames: number, perShape: boolean): Promise<NetworkSession> {
     const main = this.get('vae_decoder');
     if (!perShape) return main;
     this.mainDecoderFrames ??= frames;
@@ -88,14 +122,14 @@ export class SessionPool {
     // A few lengths at most (the full chunk and the last one); other lengths share the main one.
     if (!s && this.decoders.size >= 2) return main;
     if (!s) {
-      s = await ort.InferenceSession.create(this.files.vae_decoder, this.options());
+      s = await this.create('vae_decoder');
       this.decoders.set(frames, s);
     }
     return s;
   }
 
   async close(networks: readonly NetworkName[] = Object.keys(this.open) as NetworkName[]): Promise<void> {
-    const closing: ort.InferenceSession[] = [];
+    const closing: NetworkSession[] = [];
     for (const n of networks) {
       const s = this.open[n];
       if (s) closing.push(s);

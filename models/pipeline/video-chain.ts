@@ -4,7 +4,8 @@
 // ((F − 1)·K + 1) at K times the fps.
 import { MAX_SEED, type GenerationSettings } from '../../common/settings.js';
 import type { ChainProgress } from '../../common/progress.js';
-import { type FrameInterpolator, interpolatedCount, type RgbFrames } from './interpolate.js';
+import { INSTALL_INTERPOLATOR_COMMAND } from '../../common/video-chain.js';
+import type { FrameInterpolator, RgbFrames } from './interpolate.js';
 import type { GenerateOptions, GenerateResult, SvdPipeline } from './pipeline.js';
 import type { RgbImage } from './prepare-image.js';
 import { randomSeed } from './random.js';
@@ -12,12 +13,6 @@ import { randomSeed } from './random.js';
 /** Segment k's seed: the job's for the first, then steps of the golden ratio's 32-bit fraction (apart from the seeds variations use, seed + 1, …). */
 export function segmentSeed(seed: number, k: number): number {
   return (seed + k * 0x9e3779b9) % (MAX_SEED + 1);
-}
-
-/** Frames a job of these settings ends with, given the model's default frame count. */
-export function chainFrameCount(settings: Pick<GenerationSettings, 'frames' | 'extend' | 'interpolate'>, defaultFrames: number): number {
-  const F = settings.frames ?? defaultFrames;
-  return interpolatedCount(settings.extend * F - (settings.extend - 1), settings.interpolate);
 }
 
 export interface ChainOptions extends Omit<GenerateOptions, 'onProgress'> {
@@ -41,7 +36,7 @@ export interface ChainResult extends RgbFrames {
 
 export async function generateChain(pipeline: SvdPipeline, image: RgbImage, settings: GenerationSettings, opts: ChainOptions = {}): Promise<ChainResult> {
   const started = performance.now();
-  if (settings.interpolate > 1 && !opts.interpolator) throw new Error('interpolate > 1 needs a frame interpolator (npm run setup -- --interpolator rife)');
+  if (settings.interpolate > 1 && !opts.interpolator) throw new Error(`interpolate > 1 needs a frame interpolator (${INSTALL_INTERPOLATOR_COMMAND})`);
   const segments = settings.extend;
   const seed = settings.seed ?? randomSeed();
   const seeds = Array.from({ length: segments }, (_, k) => segmentSeed(seed, k));

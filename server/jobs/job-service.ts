@@ -1,16 +1,15 @@
 // The job service: a FIFO queue in front of the inference workers (one per GPU), handing each job
 // to the first free worker, persisting every state change to the job's folder and announcing it
-// to listeners. The generation itself runs in the worker process; the videos are encoded here.
+// to listeners. The generation itself runs in the worker process; the finisher (job-finisher.ts)
+// encodes and saves the videos.
 import { EventEmitter } from 'node:events';
-import { readFile, rm } from 'node:fs/promises';
-import sharp from 'sharp';
 import { randomSeed } from '../../models/pipeline/random.js';
-import { arrangeFrames, encodeVideo } from '../../media/ffmpeg.js';
-import { saveNumbered } from '../save-folder.js';
 import type { InferenceWorker, WorkerPool } from '../workers/pool.js';
-import { DiskFullError, isNoSpace } from '../disk-full.js';
+import { DiskFullError, isNoSpace } from '../../media/disk-full.js';
 import type { JobProgress, JobRecord, JobSettings } from './job.js';
-import { writeFileAtomic, type JobStore } from './job-store.js';
+import type { EtaEstimator } from './eta.js';
+import { FRAMES_FILE, JobFinisher } from './job-finisher.js';
+import type { JobStore } from './job-store.js';
 
 export class QueueFullError extends Error {
   constructor(max: number) {
@@ -19,23 +18,30 @@ export class QueueFullError extends Error {
   }
 }
 
+export class JobBusyError extends Error {}
+
+/** The job folders hold as much as the server was told to keep (--job-storage). */
+export class StorageFullError extends Error {
+  constructor(limit: number, used: number) {
+    const gb = (b: number) => `${(b / 1e9).toFixed(b < 1e8 ? 3 : 1)} GB`;
+    super(`the server keeps at most ${gb(limit)} of jobs and holds ${gb(used)}; delete old jobs from your history and try again`);
+    this.name = 'StorageFullError';
+  }
+}
+
 function failureMessage(err: unknown): string {
-  return isNoSpace(err) ? new DiskFullError("the job's files").message : (err as Error).message;
+  if (err instanceof DiskFullError) return err.onServer().message;
+  return isNoSpace(err) ? new DiskFullError("the job's files", 'server').message : (err as Error).message;
 }
 
 export interface JobServiceEvents {
   update: [JobRecord];
   preview: [string, string];
+  removed: [JobRecord];
 }
 
-/** Where a worker leaves a job's raw frames for the encoder (removed once the videos are written). */
-const FRAMES_FILE = '.frames.rgb.tmp';
-
-/** A finished job's last frame at the job's size: the input of a job that continues it. */
-export const LAST_FRAME_FILE = 'last-frame.png';
-
-/** How a new job relates to earlier ones (shown in the history). */
-export type JobLinks = Pick<JobRecord, 'rerunOf' | 'continues'>;
+/** How a new job relates to earlier ones (shown in the history) and who made it. */
+export type JobLinks = Pick<JobRecord, 'rerunOf' | 'continues' | 'owner'>;
 
 export interface JobServiceOptions {
   store: JobStore;
@@ -43,19 +49,34 @@ export interface JobServiceOptions {
   saveDir?: string;
   maxQueue?: number;
   saveRetry?: { attempts: number; delayMs: number };
+  /** Adds the time left for the whole job to its progress, and learns from finished jobs. */
+  eta?: EtaEstimator;
+  /** Bytes all job folders (inputs included) may hold; a new job that would pass it is refused. */
+  storageBytes?: number;
+  /** Ended jobs kept; older ones are deleted with their files (copies in the save folder stay). */
+  keepJobs?: number;
 }
 
 export class JobService extends EventEmitter<JobServiceEvents> {
   private readonly queue: string[] = [];
   /** Jobs started and not yet finished (in a worker, or being encoded), in start order. */
   private readonly running = new Map<string, AbortController>();
-  private saving: Promise<unknown> = Promise.resolve();
+  /** Each running job's latest preview, for a page that starts watching it mid-job (after a reload). */
+  private readonly previews = new Map<string, string>();
   private closing = false;
+  private readonly finisher: JobFinisher;
   readonly maxQueue: number;
 
   constructor(private readonly opts: JobServiceOptions) {
     super();
     this.maxQueue = opts.maxQueue ?? 20;
+    this.finisher = new JobFinisher({
+      store: opts.store,
+      saveDir: opts.saveDir,
+      saveRetry: opts.saveRetry,
+      maxEncodes: Math.max(1, opts.workers.workers.length),
+      onSaved: (job) => this.emit('update', job),
+    });
     opts.workers.on('free', () => this.pump());
   }
 
@@ -72,6 +93,11 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     return this.running.keys().next().value;
   }
 
+  /** The latest preview of a running job, if it has one yet. */
+  lastPreview(id: string): string | undefined {
+    return this.previews.get(id);
+  }
+
   /** 1 for the next job to run; 0 when running or not queued. */
   position(id: string): number {
     return this.queue.indexOf(id) + 1;
@@ -84,6 +110,10 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   submit(input: { png: Uint8Array; original?: { name: string; data: Uint8Array } }, settings: JobSettings, links: JobLinks = {}): JobRecord[] {
     const n = settings.variations;
     if (this.queue.length + n > this.maxQueue) throw new QueueFullError(this.maxQueue);
+    // Inputs count too: cancelled and failed jobs keep theirs, so the queue limit alone bounds nothing on disk.
+    const incoming = n * (input.png.byteLength + (input.original?.data.byteLength ?? 0));
+    const limit = this.opts.storageBytes;
+    if (limit !== undefined && this.store.usedBytes + incoming > limit) throw new StorageFullError(limit, this.store.usedBytes);
     const first = n > 1 ? (settings.seed ?? randomSeed()) : settings.seed;
     const jobs: JobRecord[] = [];
     for (let k = 0; k < n; k++) {
@@ -99,7 +129,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       );
       this.store.log(id, `queued${why.length ? ` (${why.join(', ')})` : ''} with settings ${JSON.stringify(own)}`);
       this.queue.push(id);
-      this.setProgress(job, { stage: 'queued', position: this.queue.length }, false);
+      this.setProgress(job, this.queuedAt(this.queue.length - 1), false);
       jobs.push(job);
     }
     this.pump();
@@ -125,8 +155,28 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     return false;
   }
 
+  /** A queued job's progress: its place, and when the estimator has one, its wait. */
+  private queuedAt(index: number): JobProgress {
+    const job = this.store.get(this.queue[index]!)!;
+    const ahead = this.queue.slice(0, index).flatMap((id) => this.store.get(id) ?? []);
+    return { stage: 'queued', position: index + 1, ...this.opts.eta?.queued(ahead, job) };
+  }
+
+  /**
+   * Deletes an ended job: its folder and every file in it (copies in the save folder stay).
+   * Throws JobBusyError while it is queued, running or being saved.
+   */
+  remove(id: string): void {
+    const job = this.store.get(id);
+    if (!job) return;
+    if (job.status === 'queued' || job.status === 'running') throw new JobBusyError(`job ${id} is ${job.status}; cancel it first, then delete it`);
+    if (job.saved?.status === 'pending') throw new JobBusyError(`job ${id} is still being copied to the save folder; delete it when that is done`);
+    this.store.remove(id);
+    this.emit('removed', job);
+  }
+
   private setProgress(job: JobRecord, progress: JobProgress, persist = true) {
-    job.progress = progress;
+    job.progress = this.opts.eta?.annotate(job, progress) ?? progress;
     if (persist) this.store.save(job);
     this.emit('update', job);
   }
@@ -136,24 +186,35 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     job.finishedAt = new Date().toISOString();
     job.error = error;
     job.progress = status === 'done' ? { stage: 'done' } : undefined;
-    this.trySave(job);
+    this.opts.eta?.finish(job);
+    this.finisher.trySave(job);
     this.store.log(job.id, error ? `${status}: ${error}` : status);
+    this.store.measure(job.id);
     this.emit('update', job);
+    this.prune();
   }
 
-  /** For end states: the record in memory is right even when the disk cannot take it. */
-  private trySave(job: JobRecord) {
-    try {
-      this.store.save(job);
-    } catch (err) {
-      console.error(`job ${job.id}: could not write job.json (${(err as Error).message})`);
+  /**
+   * Deletes the oldest ended jobs beyond --keep-jobs (never one still being saved); returns how
+   * many went.
+   */
+  prune(): number {
+    const keep = this.opts.keepJobs;
+    if (keep === undefined) return 0;
+    const ended = this.store.list().filter((j) => j.status !== 'queued' && j.status !== 'running' && j.saved?.status !== 'pending');
+    let removed = 0;
+    for (const job of ended.slice(keep)) {
+      this.store.remove(job.id);
+      this.emit('removed', job);
+      removed++;
     }
+    return removed;
   }
 
   private announcePositions() {
     this.queue.forEach((qid, i) => {
       const job = this.store.get(qid);
-      if (job) this.setProgress(job, { stage: 'queued', position: i + 1 }, false);
+      if (job) this.setProgress(job, this.queuedAt(i), false);
     });
   }
 
@@ -183,12 +244,11 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   private async run(job: JobRecord, worker: InferenceWorker, signal: AbortSignal) {
     job.status = 'running';
     job.startedAt = new Date().toISOString();
+    this.opts.eta?.start(job);
     this.store.log(job.id, `started on ${worker.name}`);
     this.setProgress(job, { stage: 'loading', message: worker.waitingNote });
     const s = job.settings;
     const framesPath = this.store.file(job.id, FRAMES_FILE);
-    // Gone before the job is announced as ended, so no one ever sees it beside a result.
-    const removeFrames = () => rm(framesPath, { force: true }).catch(() => {});
     // Progress arrives from the worker's messages, outside this try: a record that cannot be
     // written (a full disk) stops the job here instead of escaping as an uncaught error.
     let recordError: unknown;
@@ -208,7 +268,10 @@ export class JobService extends EventEmitter<JobServiceEvents> {
               stop.abort();
             }
           },
-          preview: (url) => this.emit('preview', job.id, url),
+          preview: (url) => {
+            this.previews.set(job.id, url);
+            this.emit('preview', job.id, url);
+          },
         },
         stop.signal,
       );
@@ -218,77 +281,37 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       job.provider = result.provider;
       job.timings = { totalMs: Math.round(result.totalMs) };
       this.setProgress(job, { stage: 'writing', message: 'writing video files' });
-      const rgb = new Uint8Array(
-        await readFile(framesPath).catch((err: Error) => {
-          throw new Error(`the frames the worker wrote could not be read: ${err.message}`);
-        }),
+      await this.finisher.encode(
+        job,
+        result,
+        signal,
+        () => this.setProgress(job, { stage: 'writing', message: 'waiting for another job to finish writing its video' }, false),
+        (format) => this.setProgress(job, { stage: 'writing', message: `writing video.${format}`, format }, false),
       );
-      const frameBytes = result.width * result.height * 3;
-      const last = await sharp(rgb.subarray((result.frameCount - 1) * frameBytes, result.frameCount * frameBytes), { raw: { width: result.width, height: result.height, channels: 3 } })
-        .png()
-        .toBuffer();
-      writeFileAtomic(this.store.file(job.id, LAST_FRAME_FILE), last);
-      const video = arrangeFrames({ rgb, frameCount: result.frameCount, width: result.width, height: result.height, fps: result.fps }, { pingPong: s.pingPong, loops: s.loops });
-      for (const format of s.formats) {
-        const name = `video.${format}`;
-        await encodeVideo(video, this.store.file(job.id, name), format, signal);
-        job.videos[format] = name;
-      }
-      writeFileAtomic(this.store.file(job.id, 'settings.json'), JSON.stringify({ ...s, seed: result.seed }, null, 2));
-      await removeFrames();
       this.finish(job, 'done');
-      if (s.saveToFolder && this.opts.saveDir) this.saveToFolder(job);
+      if (s.saveToFolder && this.finisher.savesTo) this.finisher.save(job);
     } catch (err) {
-      await removeFrames();
+      // Gone before the job is announced as ended, so no one ever sees it beside a result.
+      await this.finisher.removeFrames(job);
       // Shutting down: the job stays running on disk and the next start marks it interrupted.
       if (this.closing) return;
       if (recordError) this.finish(job, 'failed', failureMessage(recordError));
       else if (signal.aborted) this.finish(job, 'cancelled');
       else this.finish(job, 'failed', failureMessage(err));
     } finally {
+      this.previews.delete(job.id);
       signal.removeEventListener('abort', onAbort);
     }
   }
 
-  /** Copies the finished files to the save folder in the background, one job after another. */
-  private saveToFolder(job: JobRecord) {
-    const dir = this.opts.saveDir!;
-    job.saved = { status: 'pending' };
-    this.trySave(job);
-    const files = [...Object.values(job.videos).map((n) => this.store.file(job.id, n!)), this.store.file(job.id, 'settings.json')];
-    this.saving = this.saving.then(() =>
-      saveNumbered(dir, files, this.opts.saveRetry)
-        .then((r) => {
-          job.saved = { status: 'saved', files: r.files };
-          this.store.log(job.id, `saved to ${r.files.join(', ')}`);
-        })
-        .catch((err: Error) => {
-          job.saved = { status: 'failed', error: `could not save to ${dir}: ${err.message}` };
-          this.store.log(job.id, job.saved.error!);
-        })
-        .finally(() => {
-          this.trySave(job);
-          this.emit('update', job);
-        }),
-    );
-  }
-
   /** After a restart: saves the last run left pending are made again, or reported when no folder is set. */
   resumeSaves(): void {
-    for (const job of this.store.list().reverse()) {
-      if (job.saved?.status !== 'pending') continue;
-      this.store.log(job.id, 'saving again: the server stopped before the save finished');
-      if (this.opts.saveDir) this.saveToFolder(job);
-      else {
-        job.saved = { status: 'failed', error: 'the server stopped before this job was saved, and no save folder is set now; download the video instead' };
-        this.trySave(job);
-      }
-    }
+    this.finisher.resumeSaves();
   }
 
   /** For tests and shutdown: resolves when background saves are done. */
   async idle(): Promise<void> {
-    await this.saving;
+    await this.finisher.idle();
   }
 
   /** Shutdown: no job starts or changes any more. */

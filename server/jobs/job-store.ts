@@ -6,15 +6,15 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
-import { diskFullAs } from '../disk-full.js';
+import { diskFullAs } from '../../media/disk-full.js';
 import { videoFormats } from '../../common/video-formats.js';
-import { JOB_ID, jobSettingsSchema, type JobRecord } from './job.js';
+import { JOB_ID, jobRecordSchema, type JobRecord } from './job.js';
 
 /** Writes beside `path` and renames into place; the temp file never outlives a failed write. */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    diskFullAs(basename(path), () => writeFileSync(tmp, data));
+    diskFullAs(basename(path), () => writeFileSync(tmp, data), 'server');
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
@@ -24,29 +24,27 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
 
 const FILE_NAME = /^[\w.-]+$/;
 
-/** job.json as read back from disk: every field checked, file names without any path. */
-const storedJobSchema = z.object({
+/** job.json as read back from disk: the record's schema, ids and file names held to their patterns (no paths). */
+const storedJobSchema = jobRecordSchema.extend({
   id: z.string().regex(JOB_ID),
-  status: z.enum(['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted']),
-  createdAt: z.string(),
-  startedAt: z.string().optional(),
-  finishedAt: z.string().optional(),
-  settings: jobSettingsSchema,
-  seed: z.number().int().optional(),
-  error: z.string().optional(),
   videos: z.partialRecord(z.enum(videoFormats), z.string().regex(/^video\.(mp4|webm|gif)$/)),
   inputName: z.string().regex(FILE_NAME),
-  saved: z.object({ status: z.enum(['pending', 'saved', 'failed']), files: z.array(z.string()).optional(), error: z.string().optional() }).optional(),
   rerunOf: z.string().regex(JOB_ID).optional(),
-  seeds: z.array(z.number().int()).optional(),
   continues: z.string().regex(JOB_ID).optional(),
-  variation: z.object({ group: z.string().regex(JOB_ID), index: z.number().int().positive(), of: z.number().int().positive() }).optional(),
-  provider: z.string().optional(),
-  timings: z.object({ totalMs: z.number() }).optional(),
+  variation: jobRecordSchema.shape.variation
+    .unwrap()
+    .extend({ group: z.string().regex(JOB_ID) })
+    .optional(),
+  owner: z
+    .string()
+    .regex(/^[a-f0-9]{32}$/)
+    .optional(),
 });
 
 export class JobStore {
   private readonly jobs = new Map<string, JobRecord>();
+  /** Bytes in each job's folder, as last measured (at start, creation and the job's end). */
+  private readonly sizes = new Map<string, number>();
 
   constructor(readonly root: string) {
     mkdirSync(root, { recursive: true });
@@ -92,6 +90,7 @@ export class JobStore {
         this.log(job.id, 'marked interrupted at server start');
       }
       this.jobs.set(job.id, job);
+      this.measure(job.id);
       if (changed) {
         try {
           this.save(job);
@@ -124,9 +123,10 @@ export class JobStore {
   create(job: JobRecord, files: Record<string, Uint8Array>): void {
     const dir = this.dir(job.id);
     try {
-      diskFullAs('a new job folder', () => mkdirSync(dir, { recursive: true }));
+      diskFullAs('a new job folder', () => mkdirSync(dir, { recursive: true }), 'server');
       for (const [name, data] of Object.entries(files)) writeFileAtomic(join(dir, name), data);
       this.save(job);
+      this.measure(job.id);
     } catch (err) {
       this.jobs.delete(job.id);
       rmSync(dir, { recursive: true, force: true });
@@ -147,6 +147,33 @@ export class JobStore {
     } catch (err) {
       console.error(`job ${id}: could not write to log.txt (${(err as Error).message}): ${line}`);
     }
+  }
+
+  /** Removes the job's folder and record; false if there was no such job. */
+  remove(id: string): boolean {
+    if (!this.jobs.has(id)) return false;
+    rmSync(this.dir(id), { recursive: true, force: true });
+    this.jobs.delete(id);
+    this.sizes.delete(id);
+    return true;
+  }
+
+  /** Counts the bytes now in the job's folder. */
+  measure(id: string): void {
+    let bytes = 0;
+    try {
+      for (const f of readdirSync(this.dir(id), { withFileTypes: true })) if (f.isFile()) bytes += statSync(join(this.dir(id), f.name)).size;
+    } catch {
+      // a folder removed behind our back holds nothing
+    }
+    this.sizes.set(id, bytes);
+  }
+
+  /** Bytes in all job folders, as last measured. */
+  get usedBytes(): number {
+    let sum = 0;
+    for (const b of this.sizes.values()) sum += b;
+    return sum;
   }
 
   get(id: string): JobRecord | undefined {

@@ -9,14 +9,8 @@ import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { fromWorkerSchema, type FromWorker, type ToWorkerInput, type WorkerProgress, type WorkerRuntime, type WorkerStatus } from '../../common/worker-protocol.js';
-import { cudaLibraryEnv } from '../../models/pipeline/cuda-libraries.js';
-import type { GpuMemoryMode, ProviderChoice } from '../../models/pipeline/runtime.js';
+import { cudaLibraryEnv } from '../../models/runtime/cuda-libraries.js';
 import type { GenerationSettings } from '../../common/settings.js';
-
-// The protocol spells out the runtime choices browser-safely; they must stay the runtime's own.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const runtimeMatches: Same<WorkerRuntime['provider'], ProviderChoice> & Same<WorkerRuntime['gpuMemory'], GpuMemoryMode> = true;
-void runtimeMatches;
 
 export interface WorkerSlot {
   /** e.g. "gpu 0", "worker 1". */

@@ -4,19 +4,14 @@
 // step in flight cannot be interrupted, so the pool kills this process when it does not answer.
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { fromWorkerSchema, toWorkerSchema, type FromWorker, type ToWorker, type WorkerProgress } from '../../common/worker-protocol.js';
-import type { ChainProgress } from '../../common/progress.js';
+import { fromWorkerSchema, toWorkerSchema, type FromWorker, type ToWorker } from '../../common/worker-protocol.js';
 import { GenerationCancelled } from '../../models/pipeline/pipeline.js';
 import { generateChain } from '../../models/pipeline/video-chain.js';
 import { decodeImage, frameImage } from '../../models/pipeline/prepare-image.js';
-import { DiskFullError, isNoSpace } from '../disk-full.js';
+import { DiskFullError, isNoSpace } from '../../media/disk-full.js';
 import { latentPreview } from '../../media/preview.js';
 import { ModelManager } from '../model-manager.js';
 import { formatError } from '../../common/messages.js';
-
-// The protocol's progress schema must keep describing what the chain reports.
-const progressMatches: ChainProgress extends WorkerProgress ? true : false = true;
-void progressMatches;
 
 function send(message: FromWorker): void {
   // The parent is gone: nothing to report to, and the GPU should be given back.
@@ -59,7 +54,7 @@ async function runJob(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
     });
     await writeFile(msg.framesPath, result.rgb).catch((err: unknown) => {
       // The message crosses the process boundary as text: say it in the server's words here.
-      throw isNoSpace(err) ? new DiskFullError('the generated frames') : err;
+      throw isNoSpace(err) ? new DiskFullError('the generated frames', 'server') : err;
     });
     send({
       type: 'result',

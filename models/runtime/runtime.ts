@@ -1,17 +1,19 @@
 // Execution providers: which one to use, with the reasons the others were passed over.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { PORTABLE_FORMS, type GraphForms } from '../networks/forms.js';
+import { ALL_FUSIONS, fusionsFor, type GraphFusion, type RuntimeTarget } from '../networks/fusions.js';
 import { checkCuda, checkWebgpu, childStarter, type GpuProvider, type ProviderCheck } from './provider-check.js';
 import { RandomWeights } from '../onnx/weights.js';
+import { nvidiaGpu } from './nvidia-smi.js';
+import { packageVersion } from './onnxruntime-package.js';
 
-export const providers = ['auto', 'cuda', 'webgpu', 'cpu'] as const;
-export type ProviderChoice = (typeof providers)[number];
-export type Provider = Exclude<ProviderChoice, 'auto'>;
+import { gpuMemoryModes, type GpuMemoryMode, type Provider, type ProviderChoice } from '../../common/runtime-choices.js';
+
+export { gpuMemoryModes, providers, type GpuMemoryMode, type Provider, type ProviderChoice } from '../../common/runtime-choices.js';
 
 export interface ProviderResolution {
   provider: Provider;
@@ -35,11 +37,15 @@ export function probeModelPath(): string {
 
 /**
  * The graph forms each provider runs best (see GraphForms). CUDA: the fused attention kernel for
- * the temporal layers too, and no frame halves in the decoder (it has no 2 GiB limit).
+ * the temporal layers too, no frame halves in the decoder (it has no 2 GiB limit), channels last,
+ * and the fused operators `target` is known to run (fusions.ts FUSED_OPERATOR_SUPPORT; default:
+ * the onnxruntime build this process loads, any card; where its version cannot be read, none).
  * SVD_GRAPH_FORMS="temporalAttention=matmul,decoderFrameHalves=1" overrides, for experiments.
  */
-export function graphFormsFor(provider: Provider): GraphForms {
-  const base: GraphForms = provider === 'cuda' ? { temporalAttention: 'mha', decoderFrameHalves: false, imageLayout: 'nhwc', cudaKernels: true } : PORTABLE_FORMS;
+export function graphFormsFor(provider: Provider, target?: RuntimeTarget): GraphForms {
+  const version = target?.onnxruntime ?? packageVersion();
+  const fusions = version === undefined ? [] : fusionsFor({ ...target, provider, onnxruntime: version });
+  const base: GraphForms = provider === 'cuda' ? { temporalAttention: 'mha', decoderFrameHalves: false, imageLayout: 'nhwc', fusions } : PORTABLE_FORMS;
   return parseGraphForms(process.env.SVD_GRAPH_FORMS ?? '', base);
 }
 
@@ -53,10 +59,18 @@ export function parseGraphForms(text: string, base: GraphForms): GraphForms {
     if (key === 'temporalAttention' && (value === 'mha' || value === 'matmul')) forms.temporalAttention = value;
     else if (key === 'decoderFrameHalves' && (value === '0' || value === '1')) forms.decoderFrameHalves = value === '1';
     else if (key === 'imageLayout' && (value === 'nchw' || value === 'nhwc')) forms.imageLayout = value;
-    else if (key === 'cudaKernels' && (value === '0' || value === '1')) forms.cudaKernels = value === '1';
-    else throw new Error(`graph forms: "${pair}" is not temporalAttention=mha|matmul, decoderFrameHalves=0|1, imageLayout=nchw|nhwc or cudaKernels=0|1`);
+    else if (key === 'fusions' && value !== undefined && parseFusions(value)) forms.fusions = parseFusions(value)!;
+    else throw new Error(`graph forms: "${pair}" is not temporalAttention=mha|matmul, decoderFrameHalves=0|1, imageLayout=nchw|nhwc or fusions=none|all|<${ALL_FUSIONS.join('|')}>+…`);
   }
   return forms;
+}
+
+/** `none`, `all`, or fusion names joined by `+`; undefined for anything else. */
+function parseFusions(text: string): GraphFusion[] | undefined {
+  if (text === 'none') return [];
+  if (text === 'all') return [...ALL_FUSIONS];
+  const names = text.split('+');
+  return names.every((n): n is GraphFusion => (ALL_FUSIONS as readonly string[]).includes(n)) ? names : undefined;
 }
 
 export const webgpuBufferCacheModes = ['disabled', 'lazyRelease', 'simple', 'bucket'] as const;
@@ -71,8 +85,6 @@ export type WebGpuBufferCacheMode = (typeof webgpuBufferCacheModes)[number];
  * - 'lean': no cache, buffers go back to the driver as soon as they are dead, and the guidance
  *   batch runs one video at a time: 9 GB sampling, 21 GB decoding, 14.8 s per step.
  */
-export const gpuMemoryModes = ['auto', 'fast', 'lean'] as const;
-export type GpuMemoryMode = (typeof gpuMemoryModes)[number];
 
 export function bufferCacheFor(mode: Exclude<GpuMemoryMode, 'auto'>): WebGpuBufferCacheMode {
   return mode === 'fast' ? 'simple' : 'disabled';
@@ -95,45 +107,6 @@ export async function resolveGpuMemoryMode(requested: GpuMemoryMode): Promise<Ex
   if (mode !== 'auto') return mode;
   const gpu = await nvidiaGpu(10_000);
   return gpu && gpu.memoryTotalMiB >= 48 * 1024 ? 'fast' : 'lean';
-}
-
-export interface NvidiaGpu {
-  name: string;
-  memoryTotalMiB: number;
-  memoryUsedMiB: number;
-}
-
-/** The nvidia-smi arguments whose output lines `parseNvidiaSmiLine` reads. */
-export const NVIDIA_SMI_QUERY = ['--query-gpu=index,name,memory.total,memory.used', '--format=csv,noheader,nounits'] as const;
-
-/** One card from a line of `nvidia-smi ${NVIDIA_SMI_QUERY}`; undefined for anything else. */
-export function parseNvidiaSmiLine(line: string): (NvidiaGpu & { index: number }) | undefined {
-  const [index, name, total, used] = line.split(', ');
-  const gpu = { index: Number(index), name: name!, memoryTotalMiB: Number(total), memoryUsedMiB: Number(used) };
-  return gpu.name && [gpu.index, gpu.memoryTotalMiB, gpu.memoryUsedMiB].every(Number.isFinite) ? gpu : undefined;
-}
-
-/** Every NVIDIA card as nvidia-smi reports it (index = CUDA device id); empty where there is none (or no nvidia-smi). */
-export function nvidiaGpus(timeoutMs = 5000): Promise<(NvidiaGpu & { index: number })[]> {
-  return new Promise((resolve) => {
-    execFile('nvidia-smi', NVIDIA_SMI_QUERY, { timeout: timeoutMs }, (err, out) => {
-      if (err) return resolve([]);
-      resolve(
-        (out ?? '')
-          .trim()
-          .split('\n')
-          .map(parseNvidiaSmiLine)
-          .filter((g) => g !== undefined),
-      );
-    });
-  });
-}
-
-/** An NVIDIA card as nvidia-smi reports it (the first, or card `index`); undefined where there is none (or no nvidia-smi). */
-export async function nvidiaGpu(timeoutMs = 5000, index?: number): Promise<NvidiaGpu | undefined> {
-  const gpus = await nvidiaGpus(timeoutMs);
-  const gpu = index === undefined ? gpus[0] : gpus.find((g) => g.index === index);
-  return gpu && { name: gpu.name, memoryTotalMiB: gpu.memoryTotalMiB, memoryUsedMiB: gpu.memoryUsedMiB };
 }
 
 /** SVD_WEBGPU_BUFFER_CACHE overrides the cache mode, for experiments. */

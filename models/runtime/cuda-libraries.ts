@@ -7,16 +7,21 @@
 // Microsoft.ML.OnnxRuntime.Gpu.Linux, which onnxruntime builds for CUDA 13 since CUDA 12 was
 // deprecated (1.27); its 1.29.0 provider links libcudart.so.13.
 //
+// Before the provider is installed, the libraries the runtime chosen for this machine will need
+// are looked for instead (CUDA_LIBRARIES), so `svd doctor` can say what is missing up front.
+//
 // Test hooks (environment, all optional): SVD_SYSTEM_ROOT (prefix of every fixed system path; the
 // ldconfig cache is skipped), SVD_CUDA_NVIDIA_DIRS (the pip nvidia package directories, instead
 // of asking python3), SVD_ORT_PROVIDER_DIR (where the provider files are), SVD_NVIDIA_SMI (the
 // nvidia-smi command).
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { readElfDynamic } from './elf-needed.js';
 import { filesIn, LoaderPath, splitPath } from './library-search.js';
+import { activeOnnxruntimePackage, nativeDir, PROVIDER_FILE, SHARED_PROVIDER_FILE } from './onnxruntime-package.js';
+import { nvidiaSmiCommand, queryGpus, type GpuInventory } from './nvidia-smi.js';
+import type { CudaMajor } from './runtime-choice.js';
 
 export interface CudaSearchOptions {
   root: string;
@@ -31,25 +36,18 @@ export interface CudaSearchOptions {
   platform: string;
 }
 
-export function ortBinDir(platform = `${process.platform}/${process.arch}`): string {
-  const main = createRequire(import.meta.url).resolve('onnxruntime-node'); // …/onnxruntime-node/dist/index.js
-  return join(dirname(dirname(main)), 'bin', 'napi-v6', platform);
-}
-
 export function searchOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): CudaSearchOptions {
   const platform = `${process.platform}/${process.arch}`;
   return {
     root: env.SVD_SYSTEM_ROOT ?? '',
     nvidiaDirs: env.SVD_CUDA_NVIDIA_DIRS === undefined ? undefined : splitPath(env.SVD_CUDA_NVIDIA_DIRS),
-    providerDir: env.SVD_ORT_PROVIDER_DIR || ortBinDir(platform),
-    nvidiaSmi: env.SVD_NVIDIA_SMI || 'nvidia-smi',
+    providerDir: env.SVD_ORT_PROVIDER_DIR || nativeDir(activeOnnxruntimePackage(env), platform),
+    nvidiaSmi: nvidiaSmiCommand(env),
     ldLibraryPath: env.LD_LIBRARY_PATH,
     platform,
   };
 }
 
-export const PROVIDER_FILE = 'libonnxruntime_providers_cuda.so';
-export const SHARED_PROVIDER_FILE = 'libonnxruntime_providers_shared.so';
 /** The driver's own library: comes with the NVIDIA driver, never from pip. */
 const DRIVER_LIBRARY = 'libcuda.so.1';
 /**
@@ -60,6 +58,16 @@ const CUDNN = 'libcudnn.so.9';
 
 /** NVIDIA's minimum Linux driver for each CUDA major version (CUDA toolkit release notes, table 3). */
 const MIN_DRIVER: Record<number, string> = { 11: '450.80.02', 12: '525.60.13', 13: '580.65.06' };
+
+/**
+ * What a CUDA provider of each major will need before it is installed to be read: the CUDA
+ * libraries in 1.29.0's DT_NEEDED (readelf -d), with the major number of the build. Once the
+ * provider is there its own DT_NEEDED list is read instead.
+ */
+export const CUDA_LIBRARIES: Record<CudaMajor, string[]> = {
+  '12': ['libcublasLt.so.12', 'libcublas.so.12', 'libcurand.so.10', 'libcudart.so.12', DRIVER_LIBRARY],
+  '13': ['libcublasLt.so.13', 'libcublas.so.13', 'libcurand.so.10', 'libcudart.so.13', DRIVER_LIBRARY],
+};
 
 export interface FoundLibrary {
   soname: string;
@@ -128,26 +136,10 @@ function candidateDirs(opts: CudaSearchOptions, nvidiaDirs: string[]): string[] 
   return dirs.filter((d) => existsSync(d));
 }
 
-/** The NVIDIA driver as nvidia-smi reports it (its header carries the highest CUDA version the driver runs). */
-function queryDriver(nvidiaSmi: string): { present: boolean; version?: string; cudaVersion?: string; error?: string } {
-  let out: string;
-  try {
-    out = execFileSync(nvidiaSmi, [], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 15_000 });
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stdout?: string; stderr?: string };
-    if (e.code === 'ENOENT') return { present: false };
-    const said =
-      `${e.stdout ?? ''}\n${e.stderr ?? ''}`
-        .split('\n')
-        .map((l) => l.trim())
-        .find((l) => l) ?? e.message;
-    return { present: false, error: said };
-  }
-  return {
-    present: true,
-    version: /Driver Version:\s*([\d.]+)/.exec(out)?.[1],
-    cudaVersion: /CUDA Version:\s*([\d.]+)/.exec(out)?.[1],
-  };
+/** The driver part of an nvidia-smi reading; "not found" is no error, only the absence of a driver. */
+function driverOf(inv: GpuInventory): { present: boolean; version?: string; cudaVersion?: string; error?: string } {
+  if (!inv.driverPresent) return { present: false, ...(inv.error && !inv.error.startsWith('nvidia-smi not found') ? { error: inv.error } : {}) };
+  return { present: true, version: inv.driverVersion, cudaVersion: inv.cudaVersion };
 }
 
 /** A provider file that cannot be read (truncated download) needs nothing we can name: onnxruntime will say more. */
@@ -160,11 +152,12 @@ function readNeeded(path: string): string[] {
 }
 
 /**
- * Finds the provider, the driver and every library the provider needs. `driver: false` skips
- * nvidia-smi (the launcher only needs library directories). Cheap when everything is on the
- * loader's path: python3 is asked only for a library that is not.
+ * Finds the provider, the driver and every library the provider needs (or, before it is
+ * installed, the libraries a provider for CUDA `expect` will need). `driver: false` skips
+ * nvidia-smi (the launcher only needs library directories); an inventory already read is used as
+ * it is. Cheap when everything is on the loader's path: python3 is asked only for a library that is not.
  */
-export function discoverCuda(opts: CudaSearchOptions = searchOptionsFromEnv(), { driver = true } = {}): CudaDiscovery {
+export function discoverCuda(opts: CudaSearchOptions = searchOptionsFromEnv(), { driver = true, expect }: { driver?: boolean | GpuInventory; expect?: CudaMajor } = {}): CudaDiscovery {
   const supported = opts.platform === 'linux/x64';
   const out: CudaDiscovery = { supported, platform: opts.platform, providerDir: opts.providerDir, libraries: [], addDirs: [], nvidiaDirs: [] };
   if (!supported) return out;
@@ -179,13 +172,15 @@ export function discoverCuda(opts: CudaSearchOptions = searchOptionsFromEnv(), {
     const major = (sonames.find((s) => s?.stem === 'libcudart') ?? sonames.find((s) => s?.stem === 'libcublas'))?.major;
     out.provider = { dir: opts.providerDir, cudaMajor: major, needed: cuda };
     required = [...cuda.filter((n) => n !== CUDNN), CUDNN];
+  } else if (expect) {
+    required = [...CUDA_LIBRARIES[expect], CUDNN];
   }
   if (driver) {
-    const d = queryDriver(opts.nvidiaSmi);
+    const d = driverOf(driver === true ? queryGpus({ ...process.env, SVD_NVIDIA_SMI: opts.nvidiaSmi }) : driver);
     const libcuda = loader.find(DRIVER_LIBRARY);
     out.driver = { ...d, libcuda, present: d.present || (!d.error && !!libcuda) };
   }
-  if (!out.provider) return out;
+  if (required.length === 0) return out;
 
   let candidates: string[] | undefined;
   const offPath = () => {
@@ -195,21 +190,41 @@ export function discoverCuda(opts: CudaSearchOptions = searchOptionsFromEnv(), {
     }
     return candidates;
   };
+  const cudaMajor = out.provider?.cudaMajor ?? (expect ? Number(expect) : undefined);
   for (const soname of required) {
     const found: FoundLibrary = { soname, onLoaderPath: false, otherVersions: [] };
     found.path = loader.find(soname);
     if (found.path) found.onLoaderPath = true;
     else {
-      const dir = offPath().find((d) => existsSync(join(d, soname)));
+      const dir = offPath().find((d) => existsSync(join(d, soname)) && !pipBuildForOtherCuda(d, soname, cudaMajor));
       if (dir) {
         found.path = join(dir, soname);
         if (!out.addDirs.includes(dir)) out.addDirs.push(dir);
       }
     }
-    if (!found.path) found.otherVersions = otherVersions(soname, loader, offPath());
+    if (!found.path) {
+      const pipOther = offPath().find((d) => existsSync(join(d, soname)));
+      found.otherVersions = pipOther ? [`${soname} for CUDA ${pipBuildForOtherCuda(pipOther, soname, cudaMajor)} (${pipOther})`] : otherVersions(soname, loader, offPath());
+    }
     out.libraries.push(found);
   }
   return out;
+}
+
+/**
+ * cuDNN keeps its soname (libcudnn.so.9) across CUDA majors: in PyTorch's pip layout the wheel's
+ * name tells which CUDA it was built for (site-packages/nvidia_cudnn_cu12-….dist-info). The other
+ * major's number where `dir` holds such a build for a CUDA other than `cuda`; else undefined.
+ */
+function pipBuildForOtherCuda(dir: string, soname: string, cuda: number | undefined): number | undefined {
+  if (cuda === undefined || !soname.startsWith('libcudnn')) return undefined;
+  const m = /^(.*)\/nvidia\/cudnn\/lib$/.exec(dir);
+  if (!m) return undefined;
+  const builds = [...filesIn(m[1]!)]
+    .map(([name]) => /^nvidia_cudnn_cu(\d+)-.*\.dist-info$/.exec(name)?.[1])
+    .filter((v): v is string => !!v)
+    .map(Number);
+  return builds.length && !builds.includes(cuda) ? builds[0] : undefined;
 }
 
 /** Installed files `stem.so.N` with another major number N, for "you have CUDA 13's, it needs 12". */
@@ -274,6 +289,26 @@ function listWords(items: string[]): string {
   return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
 }
 
+/** What to install for each library not found, with the exact command; empty when all are there. */
+export function missingLibraries(libraries: FoundLibrary[], cuda: number): string[] {
+  const problems: string[] = [];
+  if (libraries.some((l) => l.soname === DRIVER_LIBRARY && !l.path)) {
+    problems.push(`${DRIVER_LIBRARY} (the NVIDIA driver's CUDA library) not found — reinstall the NVIDIA driver, or add the directory that holds it to LD_LIBRARY_PATH`);
+  }
+  const missing = libraries.filter((l) => !l.path && l.soname !== DRIVER_LIBRARY);
+  if (missing.length) {
+    const packages = [...new Set(missing.map((l) => pipPackage(splitSoname(l.soname)!.stem, cuda)).filter((p): p is string => !!p))];
+    const names = [...new Set(missing.map((l) => LIBRARY_NAMES[splitSoname(l.soname)!.stem] ?? l.soname))];
+    const others = missing.flatMap((l) => l.otherVersions.slice(0, 1));
+    problems.push(
+      `${listWords(missing.map((l) => l.soname))} not found — install ${listWords(names)} for CUDA ${cuda}` +
+        (packages.length ? ` (pip install ${packages.join(' ')})` : '') +
+        (others.length ? `; installed but of another version: ${others.join(', ')}` : ''),
+    );
+  }
+  return problems;
+}
+
 export interface CudaReadiness {
   /** Certain: CUDA cannot run here, so onnxruntime need not even be tried. */
   blocked?: string;
@@ -301,21 +336,7 @@ export function cudaReadiness(d: CudaDiscovery, scope: 'process' | 'launched'): 
       `the CUDA provider is built for CUDA ${cuda}, which needs NVIDIA driver ${min ? `${min} or newer` : `for CUDA ${cuda}`}; this driver (${d.driver!.version ?? 'unknown version'}) runs CUDA ${d.driver!.cudaVersion} at most — update the NVIDIA driver`,
     );
   }
-  if (d.libraries.some((l) => l.soname === DRIVER_LIBRARY && !l.path)) {
-    problems.push(`${DRIVER_LIBRARY} (the NVIDIA driver's CUDA library) not found — reinstall the NVIDIA driver, or add the directory that holds it to LD_LIBRARY_PATH`);
-  }
-  const missing = d.libraries.filter((l) => !l.path && l.soname !== DRIVER_LIBRARY);
-  if (missing.length) {
-    const cudaFor = cuda ?? 12;
-    const packages = [...new Set(missing.map((l) => pipPackage(splitSoname(l.soname)!.stem, cudaFor)).filter((p): p is string => !!p))];
-    const names = [...new Set(missing.map((l) => LIBRARY_NAMES[splitSoname(l.soname)!.stem] ?? l.soname))];
-    const others = missing.flatMap((l) => l.otherVersions.slice(0, 1));
-    problems.push(
-      `${listWords(missing.map((l) => l.soname))} not found — install ${listWords(names)} for CUDA ${cudaFor}` +
-        (packages.length ? ` (pip install ${packages.join(' ')})` : '') +
-        (others.length ? `; installed but of another version: ${others.join(', ')}` : ''),
-    );
-  }
+  problems.push(...missingLibraries(d.libraries, cuda ?? 12));
   const offPath = scope === 'process' ? d.libraries.filter((l) => l.path && !l.onLoaderPath) : [];
   if (offPath.length) {
     problems.push(

@@ -1,17 +1,18 @@
 // EulerDiscreteScheduler as SVD configures it (Karras sigmas, v-prediction, EDM scaling),
 // in the diffusers shape: setTimesteps → scaleModelInput / step per timestep.
-import type { SchedulerConfig } from '../configs.js';
+import type { EulerSchedulerConfig } from '../configs.js';
+import type { Scheduler, StepExtras } from './interface.js';
 
 const f = Math.fround;
 
-export class EulerKarrasScheduler {
+export class EulerKarrasScheduler implements Scheduler {
+  readonly className = 'EulerDiscreteScheduler';
   /** σ_0 … σ_N (float32 values); σ_N is the final 0 unless custom sigmas were given. */
   sigmas: Float32Array = new Float32Array(0);
   /** 0.25·ln σ_i, the UNet's timestep input, for i < N. */
   timesteps: Float32Array = new Float32Array(0);
-  readonly order = 1;
 
-  constructor(readonly config: Pick<SchedulerConfig, 'sigma_min' | 'sigma_max' | 'timestep_spacing' | 'final_sigmas_type'>) {}
+  constructor(readonly config: Pick<EulerSchedulerConfig, 'sigma_min' | 'sigma_max' | 'timestep_spacing' | 'final_sigmas_type'>) {}
 
   get numInferenceSteps(): number {
     return this.timesteps.length;
@@ -58,7 +59,7 @@ export class EulerKarrasScheduler {
   }
 
   /** One Euler step from σ_i to σ_{i+1} with the v-prediction `modelOutput`; returns x_{i+1}. */
-  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, predOriginal?: Float32Array): Float32Array {
+  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, { predOriginal }: StepExtras = {}): Float32Array {
     const s = this.sigmas[stepIndex]!;
     const next = this.sigmas[stepIndex + 1]!;
     const s2p1 = f(f(s * s) + 1);

@@ -6,11 +6,11 @@
 // hangs or crashes cannot take the caller down with it.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { cudaReadiness, discoverCuda, formatCudaReport, searchOptionsFromEnv } from './cuda-libraries.js';
 import { filesIn, LoaderPath, splitPath } from './library-search.js';
+import { activeOnnxruntimePackage, packageEntry } from './onnxruntime-package.js';
 
 export type GpuProvider = 'cuda' | 'webgpu';
 
@@ -45,7 +45,7 @@ export function plainOrtMessage(message: string): string {
 }
 
 /**
- * The probe child: onnxruntime-node by path (works from bundles too, where the package is external),
+ * The probe child: this process's onnxruntime-node build by path (works from bundles too, where the package is external),
  * the session options as JSON; prints nothing itself but the error, after a marker.
  */
 const PROBE_SCRIPT = `
@@ -65,7 +65,7 @@ const [model, options] = [process.argv[1], JSON.parse(process.argv[2])];
 export function childStarter(modelPath: () => string, options: (provider: GpuProvider) => unknown): ProviderStarter {
   return (provider, env) =>
     new Promise((resolve) => {
-      const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
+      const ortPath = packageEntry(activeOnnxruntimePackage(env));
       const child = spawn(process.execPath, ['-e', PROBE_SCRIPT, modelPath(), JSON.stringify(options(provider))], {
         env: { ...env, SVD_PROBE_ORT: ortPath },
         stdio: ['ignore', 'pipe', 'pipe'],

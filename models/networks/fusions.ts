@@ -1,0 +1,223 @@
+// The CUDA provider's fused operators as graph passes over the standard channels-last graph
+// (onnxruntime/python/tools/transformers: fusion_group_norm.py, fusion_nhwc_conv.py,
+// fusion_bias_split_gelu.py), and which of them a target runs: chosen from a table of where each
+// fused operator is known to work, by provider, onnxruntime version and compute capability,
+// never by trying and failing at run time.
+import { concatInitializers, intsAttr, sameInts, type GraphPass, type PassGraph } from '../onnx/graph-passes.js';
+import { attr, type NodeRecord } from '../onnx/onnx-writer.js';
+import type { Provider } from '../../common/runtime-choices.js';
+
+const MS = 'com.microsoft';
+
+/**
+ * Transpose(x → NCHW) · Conv(·, Transpose(W)) · Transpose(→ NHWC), W stored [M, kH, kW, C]
+ * (ops.ts `conv2dNhwc`), as one NhwcConv. Its CUDA kernel wants channel counts in multiples of
+ * 8: the 3- and 4-channel edges (latents, RGB) stay as they are, small tensors to transpose.
+ */
+const nhwcConv: GraphPass = {
+  name: 'nhwc-conv',
+  match(g, back) {
+    if (back.opType !== 'Transpose' || !sameInts(intsAttr(back, 'perm'), [0, 2, 3, 1])) return undefined;
+    const conv = g.producer(back.inputs[0], 'Conv');
+    if (!conv || (conv.attrs.group && 'i' in conv.attrs.group && conv.attrs.group.i !== 1)) return undefined;
+    const [xt, wt] = [g.producer(conv.inputs[0], 'Transpose'), g.producer(conv.inputs[1], 'Transpose')];
+    if (!xt || !wt || ![xt, wt].every((t) => sameInts(intsAttr(t, 'perm'), [0, 3, 1, 2]))) return undefined;
+    const w = g.initializer(wt.inputs[0]);
+    if (w?.dims.length !== 4) return undefined;
+    const [outC, kH, kW, inC] = w.dims as [number, number, number, number];
+    if (outC % 8 !== 0 || inC % 8 !== 0) return undefined;
+    const attrs = { kernel_shape: attr.ints([kH, kW]), ...pick(conv, ['strides', 'pads']) };
+    const inputs = [xt.inputs[0]!, w.name, ...conv.inputs.slice(2)];
+    return { nodes: [xt, wt, conv, back], replacement: [g.node('NhwcConv', inputs, [...back.outputs], attrs, { domain: MS, outputShapes: back.outputShapes })] };
+  },
+};
+
+/**
+ * GroupNorm between transposes, with its SiLU where there is one (ops.ts `groupNormNhwc`:
+ * Transpose · Reshape · InstanceNormalization · Reshape · affine · [x·sigmoid(x)] · Transpose),
+ * as one com.microsoft GroupNorm on channels last: statistics and the affine in float32, SiLU
+ * fused, the float32 [C] scale and bias taken from before their Cast. Its CUDA kernel needs
+ * an even number of channels per group, at most 512, on [N, H, W, C].
+ */
+const groupNormNhwc: GraphPass = {
+  name: 'group-norm-nhwc',
+  match(g, back) {
+    if (back.opType !== 'Transpose' || !sameInts(intsAttr(back, 'perm'), [0, 2, 3, 1])) return undefined;
+    const nodes: NodeRecord[] = [];
+    let y = back.inputs[0];
+    const siluMul = g.producer(y, 'Mul');
+    const sigmoid = siluMul && g.producer(siluMul.inputs[1], 'Sigmoid');
+    const silu = sigmoid !== undefined && sigmoid.inputs[0] === siluMul!.inputs[0];
+    if (silu) {
+      nodes.push(sigmoid, siluMul!);
+      y = siluMul!.inputs[0];
+    }
+    const add = g.producer(y, 'Add');
+    const mul = add && g.producer(add.inputs[0], 'Mul');
+    const reshapeBack = mul && g.producer(mul.inputs[0], 'Reshape');
+    const norm = reshapeBack && g.producer(reshapeBack.inputs[0], 'InstanceNormalization');
+    const grouped = norm && g.producer(norm.inputs[0], 'Reshape');
+    const toFirst = grouped && g.producer(grouped.inputs[0], 'Transpose');
+    if (!add || !mul || !reshapeBack || !norm || !grouped || !toFirst || !sameInts(intsAttr(toFirst, 'perm'), [0, 3, 1, 2])) return undefined;
+    const shapeOfInput = g.producer(reshapeBack.inputs[1], 'Shape');
+    if (!shapeOfInput || shapeOfInput.inputs[0] !== toFirst.outputs[0] || Object.keys(shapeOfInput.attrs).length > 0) return undefined;
+    const target = g.ints(grouped.inputs[1]);
+    const [scale, bias] = [perChannelFloat32(g, mul.inputs[1]), perChannelFloat32(g, add.inputs[1])];
+    if (target?.length !== 3 || target[0] !== 0 || target[2] !== -1 || !scale || !bias) return undefined;
+    const groups = target[1]!;
+    const channels = scale.init.dims[0]!;
+    const perGroup = channels / groups;
+    if (!Number.isInteger(perGroup) || perGroup % 2 !== 0 || perGroup > 512) return undefined;
+    const epsilon = norm.attrs.epsilon;
+    if (!epsilon || !('f' in epsilon)) return undefined;
+    const attrs = { groups: attr.int(groups), epsilon, activation: attr.int(silu ? 1 : 0), channels_last: attr.int(1) };
+    const fused = g.node('GroupNorm', [toFirst.inputs[0]!, scale.init.name, bias.init.name], [...back.outputs], attrs, { domain: MS, outputShapes: back.outputShapes });
+    return { nodes: [toFirst, grouped, norm, shapeOfInput, reshapeBack, ...scale.nodes, mul, ...bias.nodes, add, ...nodes, back], replacement: [fused] };
+  },
+};
+
+/** A float32 [C] initializer viewed as [C, 1, ...] for the standard affine: Reshape(Cast?(init)). */
+function perChannelFloat32(g: PassGraph, value: string | undefined): { init: NonNullable<ReturnType<PassGraph['initializer']>>; nodes: NodeRecord[] } | undefined {
+  const view = g.producer(value, 'Reshape');
+  if (!view) return undefined;
+  const cast = g.producer(view.inputs[0], 'Cast');
+  const init = g.initializer(cast ? cast.inputs[0] : view.inputs[0]);
+  if (init?.dtype !== 'float32' || init.dims.length !== 1) return undefined;
+  return { init, nodes: cast ? [cast, view] : [view] };
+}
+
+/** The widths onnxruntime's CUDA BiasSplitGelu accepts (SD's and SVD's 320, 640 and 1280-wide blocks ×8). */
+const BIAS_SPLIT_GELU_WIDTHS = [2560, 5120, 10240];
+
+/**
+ * GEGLU as the layers write it, two projections from the halves of the checkpoint's proj and
+ * value · Gelu(gate) (layers.ts `feedForwardGeglu`), as one projection of the joined weights and
+ * com.microsoft BiasSplitGelu (bias, split and value · gelu(gate) in one pass, exact GELU in
+ * float32) on [N, S, 2·inner].
+ */
+const biasSplitGelu: GraphPass = {
+  name: 'bias-split-gelu',
+  match(g, mul) {
+    if (mul.opType !== 'Mul') return undefined;
+    const gelu = g.producer(mul.inputs[1], 'Gelu');
+    if (!gelu || gelu.domain !== MS) return undefined;
+    const [value, gate] = [linearOf(g, mul.inputs[0]), linearOf(g, gelu.inputs[0])];
+    if (!value || !gate || value.x !== gate.x) return undefined;
+    const width = value.w.dims[1]! + gate.w.dims[1]!;
+    if (!BIAS_SPLIT_GELU_WIDTHS.includes(width)) return undefined;
+    const w = concatInitializers(g.uniqueName('geglu_proj_weight'), value.w, gate.w, 1);
+    const bias = concatInitializers(g.uniqueName('geglu_proj_bias'), value.bias, gate.bias, 0);
+    g.addInitializer(w);
+    g.addInitializer(bias);
+    // BiasSplitGelu takes [N, S, 2·inner]: other ranks go through [N, -1, dim] and back.
+    const xShape = g.shape(value.x);
+    const dim = value.w.dims[0]!;
+    const rows =
+      xShape?.length === 3 ? undefined : g.node('Reshape', [value.x, g.int64Constant([0, -1, dim])], [g.uniqueName('geglu_rows')], {}, { outputShapes: [xShape && [xShape[0]!, null, dim]] });
+    const rowsShape = rows ? rows.outputShapes![0] : xShape;
+    const projected = g.node('MatMul', [rows ? rows.outputs[0]! : value.x, w.name], [g.uniqueName('geglu_proj')], {}, { outputShapes: [rowsShape && [...rowsShape.slice(0, -1), width]] });
+    const gatedShape = rowsShape && [...rowsShape.slice(0, -1), width / 2];
+    const gated = g.node(
+      'BiasSplitGelu',
+      [projected.outputs[0]!, bias.name],
+      rows ? [g.uniqueName('geglu_gated')] : [...mul.outputs],
+      {},
+      { domain: MS, outputShapes: [rows ? gatedShape : mul.outputShapes?.[0]] },
+    );
+    if (!rows) return { nodes: [...value.nodes, ...gate.nodes, gelu, mul], replacement: [projected, gated] };
+    const leading = g.node('Shape', [value.x], [g.uniqueName('geglu_leading')], { start: attr.int(0), end: attr.int(-1) }, { outputShapes: [xShape && [xShape.length - 1]] });
+    const target = g.node('Concat', [leading.outputs[0]!, g.int64Constant([width / 2])], [g.uniqueName('geglu_shape')], { axis: attr.int(0) }, { outputShapes: [xShape && [xShape.length]] });
+    const back = g.node('Reshape', [gated.outputs[0]!, target.outputs[0]!], [...mul.outputs], {}, { outputShapes: mul.outputShapes });
+    return { nodes: [...value.nodes, ...gate.nodes, gelu, mul], replacement: [rows, projected, gated, leading, target, back] };
+  },
+};
+
+/** ops.ts `linear` with a bias: Reshape(x → 2-D) · MatMul(W) · Add(bias) · Reshape(back), W and bias initializers. */
+function linearOf(g: PassGraph, value: string | undefined) {
+  const back = g.producer(value, 'Reshape');
+  const add = back && g.producer(back.inputs[0], 'Add');
+  const matmul = add && g.producer(add.inputs[0], 'MatMul');
+  const flat = matmul && g.producer(matmul.inputs[0], 'Reshape');
+  const [w, bias] = [g.initializer(matmul?.inputs[1]), g.initializer(add?.inputs[1])];
+  if (!back || !add || !matmul || !flat || !w || !bias || w.dims.length !== 2 || bias.dims.length !== 1) return undefined;
+  return { x: flat.inputs[0]!, w, bias, nodes: [flat, matmul, add, back] };
+}
+
+function pick(node: NodeRecord, names: string[]) {
+  return Object.fromEntries(Object.entries(node.attrs).filter(([k]) => names.includes(k)));
+}
+
+/** The graph passes by name, in the order they run. */
+export const GRAPH_FUSIONS = {
+  'nhwc-conv': { pass: nhwcConv, writes: 'NhwcConv' },
+  'group-norm-nhwc': { pass: groupNormNhwc, writes: 'GroupNorm' },
+  'bias-split-gelu': { pass: biasSplitGelu, writes: 'BiasSplitGelu' },
+} as const satisfies Record<string, { pass: GraphPass; writes: FusedOperator }>;
+
+export type GraphFusion = keyof typeof GRAPH_FUSIONS;
+export const ALL_FUSIONS = Object.keys(GRAPH_FUSIONS) as readonly GraphFusion[];
+
+/** The passes of the named fusions, in GRAPH_FUSIONS' order. */
+export function fusionPasses(fusions: readonly GraphFusion[]): GraphPass[] {
+  return ALL_FUSIONS.filter((f) => fusions.includes(f)).map((f) => GRAPH_FUSIONS[f].pass);
+}
+
+/** What a graph is built for: the provider, the onnxruntime release that runs it, and the card. */
+export interface RuntimeTarget {
+  provider: Provider;
+  /** onnxruntime-node's version, e.g. '1.30.0'. */
+  onnxruntime: string;
+  /** The card's compute capability, e.g. 7.5 for a T4; absent where unknown or not CUDA. */
+  computeCapability?: number;
+}
+
+/** The com.microsoft operators the passes write. */
+export type FusedOperator = 'NhwcConv' | 'GroupNorm' | 'BiasSplitGelu';
+
+export interface FusedOperatorSupport {
+  /** The providers that implement the operator. */
+  providers: readonly Provider[];
+  /**
+   * The oldest onnxruntime release on which the graphs with this operator were run and checked:
+   * older releases get the standard operators in its place.
+   */
+  minOnnxruntime: string;
+  /** The lowest compute capability its kernels were checked on; absent: every card the release runs on. */
+  minComputeCapability?: number;
+}
+
+/**
+ * Where each fused operator is known to run. The full-size graphs with all three ran correctly on
+ * onnxruntime 1.30 and on 1.19.2's CUDA 12 provider (BENCHMARKS.md, the CUDA 12 stand-in), both on
+ * sm_90; releases in between are taken to run them too. No card has been excluded yet: a release
+ * or card found lacking one gets its bound here (and the standard operators in its place).
+ */
+export const FUSED_OPERATOR_SUPPORT: Readonly<Record<FusedOperator, FusedOperatorSupport>> = {
+  NhwcConv: { providers: ['cuda'], minOnnxruntime: '1.19.2' },
+  GroupNorm: { providers: ['cuda'], minOnnxruntime: '1.19.2' },
+  BiasSplitGelu: { providers: ['cuda'], minOnnxruntime: '1.19.2' },
+};
+
+/** The fusions whose operator `target` runs, by FUSED_OPERATOR_SUPPORT. */
+export function fusionsFor(target: RuntimeTarget, support: Readonly<Record<FusedOperator, FusedOperatorSupport>> = FUSED_OPERATOR_SUPPORT): GraphFusion[] {
+  return ALL_FUSIONS.filter((name) => {
+    const s = support[GRAPH_FUSIONS[name].writes];
+    if (!s.providers.includes(target.provider) || compareVersions(target.onnxruntime, s.minOnnxruntime) < 0) return false;
+    return s.minComputeCapability === undefined || (target.computeCapability !== undefined && target.computeCapability >= s.minComputeCapability);
+  });
+}
+
+/** Orders two dotted release numbers ('1.19.2' < '1.26.0' < '1.30.0'); a pre-release tag is ignored. */
+export function compareVersions(a: string, b: string): number {
+  const parts = (v: string) =>
+    v
+      .split('-')[0]!
+      .split('.')
+      .map((p) => Number.parseInt(p, 10) || 0);
+  const [x, y] = [parts(a), parts(b)];
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}

@@ -1,0 +1,28 @@
+// The samplers' one interface, in diffusers' shape (set_timesteps → scale_model_input → UNet →
+// step per step). The pipeline calls only this; scheduler.ts picks the implementation.
+import type { SchedulerConfig } from '../configs.js';
+
+export interface StepExtras {
+  /** Filled with the step's estimate of the clean latents (for previews). */
+  predOriginal?: Float32Array;
+  /** Standard normal noise of `n` values, for samplers that add fresh noise between steps. */
+  noise?: (n: number) => Float32Array;
+}
+
+export interface Scheduler {
+  /** The `_class_name` this sampler implements. */
+  readonly className: SchedulerConfig['_class_name'];
+  /** σ_0 … σ_N: the noise level before each step and after the last. */
+  readonly sigmas: Float32Array;
+  /** The UNet's `timestep` input (c_noise) for each step. */
+  readonly timesteps: Float32Array;
+  readonly numInferenceSteps: number;
+  /** Standard deviation of the initial noise. */
+  readonly initNoiseSigma: number;
+  /** A step count, or (where the sampler allows it) an explicit σ list ending where sampling ends. */
+  setTimesteps(steps: number | { sigmas: readonly number[] }): void;
+  /** The UNet's input for step `stepIndex` from the current sample. */
+  scaleModelInput(sample: Float32Array, stepIndex: number, out?: Float32Array): Float32Array;
+  /** The sample after step `stepIndex` from the UNet's (guided) output. */
+  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, extras?: StepExtras): Float32Array;
+}

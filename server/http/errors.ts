@@ -1,0 +1,38 @@
+// How the HTTP API answers what went wrong: client mistakes are a 4xx with one plain sentence,
+// a full disk is the server's 507, anything else a 500 that names the error but no path or stack.
+import type { NextFunction, Request, Response } from 'express';
+import multer from 'multer';
+import { DiskFullError, isNoSpace } from '../../media/disk-full.js';
+import { QueueFullError, StorageFullError } from '../jobs/job-service.js';
+
+export const MAX_UPLOAD_BYTES = 20 * 1024 * 1024;
+
+/** A refusal with its HTTP status; the message is shown to the user as it is. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function notFound(_req: Request, _res: Response, next: NextFunction) {
+  next(new HttpError(404, 'no such API endpoint'));
+}
+
+export function errorHandler(err: unknown, _req: Request, res: Response, _next: NextFunction) {
+  if (err instanceof HttpError) return void res.status(err.status).json({ error: err.message });
+  if (err instanceof QueueFullError) return void res.status(503).json({ error: err.message });
+  if (err instanceof StorageFullError) return void res.status(507).json({ error: err.message });
+  if (err instanceof DiskFullError) return void res.status(507).json({ error: err.onServer().message });
+  if (isNoSpace(err)) return void res.status(507).json({ error: new DiskFullError('the upload', 'server').message });
+  if (err instanceof multer.MulterError) {
+    const msg = err.code === 'LIMIT_FILE_SIZE' ? `the image is larger than ${MAX_UPLOAD_BYTES / 2 ** 20} MB; send a smaller file` : `bad upload: ${err.message}`;
+    return void res.status(err.code === 'LIMIT_FILE_SIZE' ? 413 : 400).json({ error: msg });
+  }
+  const e = err as Error & { status?: number; type?: string };
+  if (e.status && e.status >= 400 && e.status < 500) return void res.status(e.status).json({ error: e.message });
+  console.error('request failed:', e);
+  res.status(500).json({ error: `internal error: ${e.message}` });
+}
