@@ -33,6 +33,8 @@ export interface AppOptions {
   jobRateLimit?: number;
   /** Names a job may ask for in settings.model. */
   modelNames?: string[];
+  /** The models whose jobs may interpolate (a frame interpolator is installed for them); all when absent. */
+  interpolatingModels?: string[];
   /** Whose X-Forwarded-For is believed (see client-address.ts); 'none' by default. */
   trustProxy?: ProxyTrust;
   /** Wrong tokens a client may send per window before it is refused for the rest of it. */
@@ -50,7 +52,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   const trust = opts.trustProxy ?? 'none';
   const gate: Gate = { token: opts.token, trust, throttle: new FailedLoginThrottle(opts.loginThrottle), known: new KnownClients() };
   const access: AccessOptions = { trust, sharedHistory: opts.sharedHistory ?? false, allowedHosts: opts.allowedHosts };
-  const ctx: ApiContext = { service, access, modelNames: opts.modelNames };
+  const ctx: ApiContext = { service, access, modelNames: opts.modelNames, interpolatingModels: opts.interpolatingModels };
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', trustsHop(trust));

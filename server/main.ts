@@ -115,7 +115,7 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
   const pool = new WorkerPool({
     slots,
     runtime: { provider: opts.provider, gpuMemory: opts.gpuMemory },
-    models: models.map(({ name, path }) => ({ name, path })),
+    models: models.map(({ name, path, interpolator }) => ({ name, path, interpolator })),
     log,
     cancelGraceMs: opts.cancelGraceMs,
   });
@@ -135,7 +135,7 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
   if (pruned) log(`deleted the ${pruned} oldest job${pruned > 1 ? 's' : ''} beyond --keep-jobs ${opts.keepJobs}`);
   service.resumeSaves();
   const fixed = {
-    models: models.map(({ name, demo: d, frames, fast }) => ({ name, demo: d, frames, fast })),
+    models: models.map(({ name, demo: d, frames, fast, interpolator }) => ({ name, demo: d, frames, fast, interpolator: !!interpolator })),
     ffmpeg: { ok: !ffmpegError, error: ffmpegError },
     saveDir: !!opts.saveDir,
     saveDirOnDrive: !!opts.saveDir && isDriveFolder(opts.saveDir),
@@ -155,6 +155,7 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
     // Behind the user's own reverse proxy (--trust-proxy) the Host is the proxy's public name.
     allowedHosts: token || opts.trustProxy ? undefined : ['localhost', '127.0.0.1', '[::1]'],
     modelNames: models.map((m) => m.name),
+    interpolatingModels: models.filter((m) => m.interpolator).map((m) => m.name),
     token,
     trustProxy: opts.trustProxy ? 'proxy' : opts.share ? 'tunnel' : 'none',
     jobRateLimit: opts.jobRateLimit,

@@ -8,6 +8,7 @@ import {
   api,
   AuthError,
   cancelJob,
+  continueJob,
   connectSocket,
   deleteJob,
   ensureMediaCookie,
@@ -28,6 +29,7 @@ import { JobPanel } from './job-panel.js';
 import { Login } from './login.js';
 import { loadCurrentJob, loadForm, loadImage, saveCurrentJob, saveForm, saveImage } from './persist.js';
 import { SettingsForm } from './settings-form.js';
+import { Variations, variationsOf } from './variations.js';
 
 const CENTRED: Framing = { mode: 'crop', x: 0.5, y: 0.5 };
 const isActive = (j: Job) => j.status === 'queued' || j.status === 'running';
@@ -278,6 +280,16 @@ export function App() {
     }
   };
 
+  const continueFrom = (job: Job) =>
+    void continueJob(job.id).then(
+      (r) => {
+        open(r.id);
+        showOutput();
+        void refreshJobs();
+      },
+      (e: Error) => setMessage(e.message),
+    );
+
   const loadJob = async (job: Job) => {
     setValues(fromSettings(job.settings, job.seed));
     setFraming(job.settings.framing);
@@ -387,8 +399,10 @@ export function App() {
             )
           }
           onLoad={(job) => void loadJob(job)}
+          onContinue={continueFrom}
         />
       </div>
+      <Variations jobs={variationsOf(current, jobs)} current={currentId} onOpen={open} onContinue={continueFrom} />
       <History jobs={jobs} current={currentId} onOpen={open} onDelete={remove} more={moreHistory} onMore={loadOlder} shared={!!health?.sharedHistory} />
     </main>
   );

@@ -60,10 +60,12 @@ interface Props {
   onCancel: (id: string) => void;
   onRerun: (job: Job) => void;
   onLoad: (job: Job) => void;
+  /** A new job from the last frame of this finished one. */
+  onContinue: (job: Job) => void;
   panelRef: Ref<HTMLElement>;
 }
 
-export function JobPanel({ job, pending, offline, note, saveFolder, lastVideo, preview, others, aspect, onOpen, onCancel, onRerun, onLoad, panelRef }: Props) {
+export function JobPanel({ job, pending, offline, note, saveFolder, lastVideo, preview, others, aspect, onOpen, onCancel, onRerun, onLoad, onContinue, panelRef }: Props) {
   const active = job && isActive(job);
   const format = job && videoFormats.find((f) => job.videos[f]);
   const ended = job && !active && job.status !== 'done';
@@ -150,6 +152,11 @@ export function JobPanel({ job, pending, offline, note, saveFolder, lastVideo, p
           <button type="button" onClick={() => onLoad(job)} title="put this job's image, crop and settings back into the form">
             Load these settings
           </button>
+          {job.status === 'done' && (
+            <button type="button" onClick={() => onContinue(job)} title="a new video starting where this one ends" data-testid="continue">
+              Continue from the last frame
+            </button>
+          )}
         </div>
       )}
       {others.length > 0 && (

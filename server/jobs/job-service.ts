@@ -3,6 +3,7 @@
 // to listeners. The generation itself runs in the worker process; the finisher (job-finisher.ts)
 // encodes and saves the videos.
 import { EventEmitter } from 'node:events';
+import { randomSeed } from '../../models/pipeline/random.js';
 import type { InferenceWorker, WorkerPool } from '../workers/pool.js';
 import { DiskFullError, isNoSpace } from '../../media/disk-full.js';
 import type { JobProgress, JobRecord, JobSettings } from './job.js';
@@ -38,6 +39,9 @@ export interface JobServiceEvents {
   preview: [string, string];
   removed: [JobRecord];
 }
+
+/** How a new job relates to earlier ones (shown in the history) and who made it. */
+export type JobLinks = Pick<JobRecord, 'rerunOf' | 'continues' | 'owner'>;
 
 export interface JobServiceOptions {
   store: JobStore;
@@ -99,23 +103,37 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     return this.queue.indexOf(id) + 1;
   }
 
-  submit(input: { png: Uint8Array; original?: { name: string; data: Uint8Array } }, settings: JobSettings, made: { rerunOf?: string; owner?: string } = {}): JobRecord {
-    if (this.queue.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
+  /**
+   * Queues the job, or with `settings.variations` N > 1 one job per variation with seeds seed,
+   * seed + 1, … (a random first seed when none is given), each an ordinary job of one video.
+   */
+  submit(input: { png: Uint8Array; original?: { name: string; data: Uint8Array } }, settings: JobSettings, links: JobLinks = {}): JobRecord[] {
+    const n = settings.variations;
+    if (this.queue.length + n > this.maxQueue) throw new QueueFullError(this.maxQueue);
     // Inputs count too: cancelled and failed jobs keep theirs, so the queue limit alone bounds nothing on disk.
-    const incoming = input.png.byteLength + (input.original?.data.byteLength ?? 0);
+    const incoming = n * (input.png.byteLength + (input.original?.data.byteLength ?? 0));
     const limit = this.opts.storageBytes;
     if (limit !== undefined && this.store.usedBytes + incoming > limit) throw new StorageFullError(limit, this.store.usedBytes);
-    const { rerunOf, owner } = made;
-    const id = this.store.newId();
-    const job: JobRecord = { id, status: 'queued', createdAt: new Date().toISOString(), settings, videos: {}, inputName: 'input.png', rerunOf, owner };
-    const files: Record<string, Uint8Array> = { 'input.png': input.png };
-    if (input.original) files[input.original.name] = input.original.data;
-    this.store.create(job, files);
-    this.store.log(id, `queued${rerunOf ? ` (re-run of ${rerunOf})` : ''} with settings ${JSON.stringify(settings)}`);
-    this.queue.push(id);
-    this.setProgress(job, this.queuedAt(this.queue.length - 1), false);
+    const first = n > 1 ? (settings.seed ?? randomSeed()) : settings.seed;
+    const jobs: JobRecord[] = [];
+    for (let k = 0; k < n; k++) {
+      const id = this.store.newId();
+      const variation = n > 1 ? { group: jobs[0]?.id ?? id, index: k + 1, of: n } : undefined;
+      const own: JobSettings = { ...settings, variations: 1, ...(first !== undefined ? { seed: first + k } : {}) };
+      const job: JobRecord = { id, status: 'queued', createdAt: new Date().toISOString(), settings: own, videos: {}, inputName: 'input.png', ...links, ...(variation ? { variation } : {}) };
+      const files: Record<string, Uint8Array> = { 'input.png': input.png };
+      if (input.original) files[input.original.name] = input.original.data;
+      this.store.create(job, files);
+      const why = [links.rerunOf && `re-run of ${links.rerunOf}`, links.continues && `continues ${links.continues}`, variation && `variation ${variation.index}/${n} of ${variation.group}`].filter(
+        Boolean,
+      );
+      this.store.log(id, `queued${why.length ? ` (${why.join(', ')})` : ''} with settings ${JSON.stringify(own)}`);
+      this.queue.push(id);
+      this.setProgress(job, this.queuedAt(this.queue.length - 1), false);
+      jobs.push(job);
+    }
     this.pump();
-    return job;
+    return jobs;
   }
 
   /** Cancels a queued or running job; false if it had already ended. */
@@ -259,6 +277,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       );
       if (recordError) throw recordError;
       job.seed = result.seed;
+      if (result.seeds) job.seeds = result.seeds;
       job.provider = result.provider;
       job.timings = { totalMs: Math.round(result.totalMs) };
       this.setProgress(job, { stage: 'writing', message: 'writing video files' });

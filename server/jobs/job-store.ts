@@ -30,6 +30,11 @@ const storedJobSchema = jobRecordSchema.extend({
   videos: z.partialRecord(z.enum(videoFormats), z.string().regex(/^video\.(mp4|webm|gif)$/)),
   inputName: z.string().regex(FILE_NAME),
   rerunOf: z.string().regex(JOB_ID).optional(),
+  continues: z.string().regex(JOB_ID).optional(),
+  variation: jobRecordSchema.shape.variation
+    .unwrap()
+    .extend({ group: z.string().regex(JOB_ID) })
+    .optional(),
   owner: z
     .string()
     .regex(/^[a-f0-9]{32}$/)

@@ -89,7 +89,7 @@ interface ActiveJob {
 
 export interface InferenceWorkerOptions {
   runtime: Omit<WorkerRuntime, 'deviceId'>;
-  models: { name: string; path: string }[];
+  models: { name: string; path: string; interpolator?: string }[];
   log: (line: string) => void;
   /** How long a cancel may wait for the worker to stop between steps before it is killed. */
   cancelGraceMs: number;
