@@ -3,13 +3,14 @@
 // --factor, after one warm-up pair, with the GPU's peak memory where nvidia-smi is present.
 //   npm run bench:interpolate -- [--provider cuda] [--frames 25] [--width 1024] [--height 576] [--factor 4] [--repeat 2] [--weights DIR]
 import { mkdirSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { convertInterpolator, defineInterpolator } from '../models/interpolator.js';
 import { RandomWeights } from '../models/onnx/weights.js';
 import { interpolatedCount } from '../common/video-chain.js';
 import { FrameInterpolator } from '../models/pipeline/interpolate.js';
-import type { Provider } from '../models/runtime/runtime.js';
+import { sessionOptions, type Provider } from '../models/runtime/runtime.js';
 import { gpuMemoryMonitor, machineLine } from './bench-env.js';
 
 const { values } = parseArgs({
@@ -49,5 +50,21 @@ for (let r = 0; r < Number(values.repeat); r++) {
   console.log(`run ${r + 1}: ${F} frames ${W}x${H} ×${K} → ${out.frameCount} frames (expected ${interpolatedCount(F, K)}) in ${s.toFixed(2)} s, ${((F - 1) / s).toFixed(1)} pairs/s`);
 }
 await interpolator.release();
+// The network alone, on inputs already made (what the JavaScript around it costs is the difference).
+{
+  const [PH, PW] = [Math.ceil(H / 128) * 128, Math.ceil(W / 128) * 128];
+  const session = await ort.InferenceSession.create(path, sessionOptions(provider));
+  const n = K - 1;
+  const feeds = {
+    img0: new ort.Tensor('float32', new Float32Array(n * 3 * PH * PW).fill(0.4), [n, 3, PH, PW]),
+    img1: new ort.Tensor('float32', new Float32Array(n * 3 * PH * PW).fill(0.6), [n, 3, PH, PW]),
+    timestep: new ort.Tensor('float32', Float32Array.from({ length: n }, (_, j) => (j + 1) / K), [n]),
+  };
+  await session.run(feeds);
+  const t = performance.now();
+  for (let i = 0; i < F - 1; i++) await session.run(feeds);
+  console.log(`network alone: ${F - 1} runs of ${n} frames at ${PW}x${PH} in ${((performance.now() - t) / 1000).toFixed(2)} s`);
+  await session.release();
+}
 console.log(monitor.name ? `GPU ${monitor.name}: peak ${monitor.ownPeakMiB} MiB of this process` : 'no nvidia-smi: GPU memory not sampled');
 monitor.stop();

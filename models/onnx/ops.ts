@@ -454,11 +454,13 @@ export class Ops {
   /**
    * Samples [N, C, H, W] at `grid` [N, Ho, Wo, 2] (x, y in [-1, 1], corners on the outer pixel
    * centres) bilinearly, coordinates outside taken from the border: torch's grid_sample with
-   * mode 'bilinear', padding_mode 'border', align_corners True.
+   * mode 'bilinear', padding_mode 'border', align_corners True. The com.microsoft form: its CUDA
+   * kernel is in every onnxruntime we load, where ONNX's own GridSample has one only in newer
+   * builds and otherwise runs on the CPU with copies to and from the card.
    */
   gridSampleBorder(x: Value, grid: Value): Value {
     const shape = x.shape && grid.shape ? [x.shape[0]!, x.shape[1]!, grid.shape[1]!, grid.shape[2]!] : undefined;
-    return this.op('GridSample', [x, grid], shape, { mode: attr.string('bilinear'), padding_mode: attr.string('border'), align_corners: attr.int(1) });
+    return this.op('GridSample', [x, grid], shape, { mode: attr.string('bilinear'), padding_mode: attr.string('border'), align_corners: attr.int(1) }, { domain: 'com.microsoft' });
   }
   /** [N, C·b², H, W] → [N, C, H·b, W·b] as torch's PixelShuffle(b) (DepthToSpace, CRD order). */
   pixelShuffle(x: Value, block: number): Value {
