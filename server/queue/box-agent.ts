@@ -95,6 +95,8 @@ export class BoxAgent {
 
   async start(): Promise<void> {
     const { opts } = this;
+    // The token and the address are checked before any job is taken: a box that cannot deliver must not take jobs.
+    await this.call('api/health', { headers: { authorization: `Bearer ${opts.token}` } }, new AbortController().signal);
     await this.report();
     this.heartbeat = setInterval(() => void this.report().catch(() => {}), REPORT_EVERY_MS);
     this.subscriber.on('message', (channel, id) => {
