@@ -3,7 +3,9 @@
 // `cli/worker-box.ts` boxes with their own folders and the demo model. One Redis and one set of
 // boxes serve the whole suite; the tests run in order.
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Queue } from 'bullmq';
+import { chromium } from 'playwright-core';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HealthResponse, JobSnapshot } from '../common/api-types.js';
@@ -82,6 +84,27 @@ describe('a front server with --queue and two worker boxes', () => {
     expect(h.workers.map((w) => w.name)).toEqual(['box-a: worker 1', 'box-b: worker 1']);
   });
 
+  it('shows the boxes on the page, and which box made a job', async () => {
+    const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+      await page.goto(`${front.url}?token=${TOKEN}`);
+      await page.waitForSelector('[data-testid=boxes]:has-text("box-b")');
+      // The page reads the boxes again every 5 s: both show up free once their models are loaded.
+      await waitFor(async () => /box-a · worker 1: free.*box-b · worker 1: free/.test((await page.textContent('[data-testid=boxes]')) ?? ''), 30_000);
+      await page.setInputFiles('[data-testid=file-input]', FIXTURE_INPUT);
+      await page.waitForSelector('[data-testid=model-input]');
+      await page.click('details.advanced summary');
+      for (const [k, v] of Object.entries({ width: 64, height: 64, steps: 2 })) await page.fill(`#f-${k}`, String(v));
+      await page.click('[data-testid=run]');
+      await page.waitForSelector('[data-testid=ran-on]:has-text("Made on box-")', { timeout: 60_000 });
+      expect(await page.textContent('[data-testid=ran-on]')).toMatch(/^Made on box-[ab] \(worker 1\)$/);
+      await page.screenshot({ path: join(import.meta.dirname, 'screenshots', 'boxes-1366x900.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
+  });
+
   it('runs 20 jobs from the API once each, spread over both boxes, and every watcher gets every event', async () => {
     // The queue is held (BullMQ's pause) while the jobs go in and the watchers join them.
     const queue = new Queue(QUEUE_NAME, { connection: redisConnection(redis.url), prefix: PREFIX });
@@ -156,6 +179,26 @@ describe('a front server with --queue and two worker boxes', () => {
     await waitFor(async () => (await health()).boxes?.find((b) => b.name === lost)?.gone, 60_000);
     await addBox(lost as 'box-a' | 'box-b');
     await waitFor(async () => (await health()).boxes?.find((b) => b.name === lost)?.gone === false);
+  });
+
+  it('fails a job with the reason when the box it went to stops answering too', async () => {
+    const id = await submit(long);
+    const onBox = (box?: string) =>
+      waitFor(async () => {
+        const j = await getJob(id);
+        return j.status === 'running' && j.progress?.stage === 'sampling' && j.ranOn && (!box || j.ranOn.box === box) ? j : undefined;
+      }, 90_000);
+    const first = (await onBox()).ranOn!.box as 'box-a' | 'box-b';
+    const second = first === 'box-a' ? 'box-b' : 'box-a';
+    process.kill(boxes.get(first)!.pid, 'SIGKILL');
+    await onBox(second);
+    process.kill(boxes.get(second)!.pid, 'SIGKILL');
+    // No box is left to notice; the first one back runs BullMQ's stalled-job check.
+    await addBox(first);
+    const job = await ended(id, 60_000);
+    expect(job.status).toBe('failed');
+    expect(job.error).toMatch(/the worker boxes running this job stopped answering .* twice/);
+    await addBox(second);
   });
 
   it('sends a cancel to the box that runs the job, which stops it and takes the next', async () => {
