@@ -124,8 +124,18 @@ export class BoxAgent {
     opts.log(`box ${opts.name}: taking jobs from ${redisLabel(opts.redisUrl)} for ${opts.server} with ${opts.pool.workers.map((w) => w.name).join(', ')}`);
   }
 
-  /** Writes this box's report to Redis, with an expiry that says it is alive. */
+  /**
+   * Writes this box's report to Redis, with an expiry that says it is alive. A box whose every
+   * worker failed to load its model takes no jobs (they would all fail here) until one is back.
+   */
   private async report(): Promise<void> {
+    const broken = this.opts.pool.workers.every((w) => w.failed);
+    if (this.worker && broken !== this.worker.isPaused()) {
+      if (broken) {
+        this.opts.log(`box ${this.name}: no worker here could load its model; taking no jobs until one can (see /api/health)`);
+        await this.worker.pause(true);
+      } else this.worker.resume();
+    }
     const report: BoxReport = { name: this.opts.name, at: Date.now(), startedAt: this.startedAt, cards: this.opts.cards, workers: this.opts.pool.status() };
     await this.redis.multi().hset(BOXES_KEY, this.opts.name, JSON.stringify(report)).set(aliveKey(this.opts.name), '1', 'PX', GONE_AFTER_MS).exec();
   }

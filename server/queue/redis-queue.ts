@@ -91,7 +91,9 @@ export class RedisQueue implements JobQueue {
   }
 
   get runningId(): string | undefined {
-    return this.runningIds.values().next().value;
+    // A job is listed as done when its videos arrive, a moment before BullMQ says it completed.
+    for (const id of this.runningIds) if (this.host.store.get(id)?.status === 'running') return id;
+    return undefined;
   }
 
   position(id: string): number {
