@@ -1,6 +1,6 @@
 // The pieces of a several-box setup for tests, each a real process: Debian's redis-server on a
 // free port with its own folder (append-only file on, as README asks of the user's Redis), and
-// worker boxes as `cli/worker-box.ts` processes with their own folders.
+// worker boxes as `server/worker-box.ts` processes with their own folders.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -87,7 +87,7 @@ export interface TestBox {
 
 /** A worker box with one CPU worker and the demo model, in its own folder; resolves once it takes jobs. */
 export async function startBox(o: { name: string; redis: string; server: string; token: string; workDir?: string; lockSeconds?: number }): Promise<TestBox> {
-  const args = ['--import', 'tsx', 'cli/worker-box.ts', '--queue', o.redis, '--server', o.server, '--token', o.token, '--name', o.name];
+  const args = ['--import', 'tsx', 'server/worker-box.ts', '--queue', o.redis, '--server', o.server, '--token', o.token, '--name', o.name];
   args.push('--workers', '1', '--provider', 'cpu', '--model', FIXTURE_MODEL, '--work-dir', o.workDir ?? tempDir(`svd-box-${o.name}-`), '--lock-seconds', String(o.lockSeconds ?? 3));
   const proc = new Proc(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
   await proc.waitFor(/taking jobs from/);
@@ -97,7 +97,7 @@ export async function startBox(o: { name: string; redis: string; server: string;
 
 /** Starts a box process that is expected to stop at start; resolves with what it printed. */
 export async function failedBox(args: string[]): Promise<{ code: number | null; out: string }> {
-  const proc = new Proc(spawn(process.execPath, ['--import', 'tsx', 'cli/worker-box.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const proc = new Proc(spawn(process.execPath, ['--import', 'tsx', 'server/worker-box.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
   const code = await new Promise<number | null>((ok) => proc.child.once('exit', (c) => ok(c)));
   return { code, out: proc.out };
 }

@@ -1,6 +1,6 @@
 // Several boxes behind one page (issue #24), all real processes on 127.0.0.1: Debian's
 // redis-server, a front server with --queue (in this process, so it can be restarted), and two
-// `cli/worker-box.ts` boxes with their own folders and the demo model. One Redis and one set of
+// `server/worker-box.ts` boxes with their own folders and the demo model. One Redis and one set of
 // boxes serve the whole suite; the tests run in order.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -236,6 +236,41 @@ describe('a front server with --queue and two worker boxes', () => {
     await addBox('box-a');
     for (const id of ids) expect((await ended(id)).status).toBe('done');
     expect((await health()).queue.waiting).toBe(0);
+  });
+
+  it("hears a box about a job only while it holds BullMQ's lock on it", async () => {
+    const id = await submit(small);
+    const job = await ended(id);
+    const asBox = { ...auth, 'x-svd-box': 'intruder', 'x-svd-worker': 'gpu 0', 'x-svd-lock': 'guessed' };
+    const input = await fetch(`${front.url}api/boxes/jobs/${id}/input.png`, { headers: asBox });
+    expect(input.status).toBe(409);
+    expect(((await input.json()) as { error: string }).error).toMatch(/not held by intruder/);
+    const form = new FormData();
+    form.append('result', JSON.stringify({ frameCount: 2, fps: 8, seed: 1, provider: 'x', totalMs: 1 }));
+    form.append('mp4', new Blob([new Uint8Array(16)]), 'video.mp4');
+    const result = await fetch(`${front.url}api/boxes/jobs/${id}/result`, { method: 'POST', headers: asBox, body: form });
+    expect(result.status).toBe(409);
+    expect((await fetch(`${front.url}api/boxes/jobs/${id}/input.png`, { headers: auth })).status).toBe(400);
+    expect((await fetch(`${front.url}api/boxes/jobs/${id}/input.png`, { headers: { ...asBox, authorization: 'Bearer wrong-token' } })).status).toBe(401);
+    expect(await getJob(id)).toEqual(job);
+  });
+
+  it("runs the front server's own workers as one more box when --workers asks (another Redis database: one queue per front server)", async () => {
+    const own = await startServer({ model: FIXTURE_MODEL, port: 0, outputDir: tempDir('svd-front2-'), provider: 'cpu', token: TOKEN, queue: `${redis.url}/1`, workers: 1 }, () => {});
+    try {
+      const form = new FormData();
+      form.append('image', new Blob([new Uint8Array(png)]), 'input.png');
+      form.append('settings', JSON.stringify(small));
+      const { id } = (await (await fetch(`${own.url}api/jobs`, { method: 'POST', body: form, headers: auth })).json()) as { id: string };
+      const job = await waitFor(async () => {
+        const j = (await (await fetch(`${own.url}api/jobs/${id}`, { headers: auth })).json()) as JobSnapshot;
+        return ENDED.includes(j.status) ? j : undefined;
+      });
+      expect(job.status).toBe('done');
+      expect(job.ranOn?.box).toMatch(/-front$/);
+    } finally {
+      await own.close();
+    }
   });
 
   it('refuses a box with a wrong token before it takes any job', async () => {

@@ -1,7 +1,8 @@
 // The front server's API for worker boxes (behind the same token as the rest of the API): a box
 // claims a job it took from BullMQ and gets its input picture, then delivers its videos. Every
 // request names the box, its worker and BullMQ's lock token for the job; the lock is checked
-// against Redis, so only the box that holds the job now is heard.
+// against Redis before anything else, so only the box that holds the job now is heard, and a
+// page user (who has the token too) learns nothing of anyone's job here.
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import type { NextFunction, Request, Response } from 'express';
@@ -68,12 +69,12 @@ export function boxRoutes(host: JobHost, queue: RedisQueue): Router {
   // The lock is checked before the body is read, so no one else's upload reaches the disk.
   const holder = async (req: Request, res: Response, next: NextFunction) => {
     const who = boxRequest(req);
+    if (!(await queue.holds(who.id, who.lock))) throw new HttpError(409, `job ${who.id} is not held by ${who.ranOn.box} (another box has it, or its lock expired)`);
     try {
       queue.jobForBox(who.id);
     } catch (err) {
       claimErrors(err);
     }
-    if (!(await queue.holds(who.id, who.lock))) throw new HttpError(409, `job ${who.id} is not held by ${who.ranOn.box} (another box has it, or its lock expired)`);
     res.locals.box = who;
     next();
   };

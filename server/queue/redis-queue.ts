@@ -1,5 +1,5 @@
 // The queue of a front server started with --queue redis://…: jobs go into a BullMQ queue in Redis
-// and worker boxes (cli/worker-box.ts) take them. The front server keeps every record; it hears
+// and worker boxes (server/worker-box.ts) take them. The front server keeps every record; it hears
 // what happens to its jobs through BullMQ's QueueEvents (a Redis stream, so nothing is lost while
 // it reconnects), previews through a Redis channel, and the results through its own HTTP API
 // (box-routes.ts), where a box must hold BullMQ's lock on the job to claim it or deliver it.
@@ -284,9 +284,9 @@ export class RedisQueue implements JobQueue {
    * it was being taken). Records which box and worker run it.
    */
   async claim(id: string, ranOn: RanOn, lock: string): Promise<JobRecord> {
-    const job = this.jobForBox(id);
+    // The lock first: without it, nothing about the job is said (every page user has the token).
     if (!(await this.holds(id, lock))) throw new ClaimError(409, `job ${id} is not held by ${ranOn.box} (another box has it, or its lock expired)`);
-    this.jobForBox(id);
+    const job = this.jobForBox(id);
     if (job.status === 'queued') {
       this.forgetWaiting(id);
       this.markRunning(job);

@@ -13,13 +13,13 @@ import { openModelDir } from '../models/model-dir.js';
 import { DEMO_MODEL, PROJECT_ROOT, defaultModelDir } from '../models/paths.js';
 import { gpuMemoryModes, providers } from '../models/runtime/runtime.js';
 import { nvidiaGpus } from '../models/runtime/nvidia-smi.js';
-import { installLastResort } from '../server/last-resort.js';
-import { discoverModels } from '../server/model-manager.js';
-import { FolderInUseError, type FolderLock, lockOutputFolder } from '../server/output-lock.js';
-import { BoxAgent } from '../server/queue/box-agent.js';
-import { redisUrlSchema } from '../server/queue/redis-link.js';
-import { WorkerPool } from '../server/workers/pool.js';
-import { workerSlots } from '../server/workers/slots.js';
+import { installLastResort } from './last-resort.js';
+import { discoverModels } from './model-manager.js';
+import { FolderInUseError, type FolderLock, lockOutputFolder } from './output-lock.js';
+import { BoxAgent } from './queue/box-agent.js';
+import { redisUrlSchema } from './queue/redis-link.js';
+import { WorkerPool } from './workers/pool.js';
+import { workerSlots } from './workers/slots.js';
 
 const HELP = `usage: npm run worker -- --queue redis://HOST:PORT[/DB] --server URL --token T [options]
   a worker box: takes jobs from the front server's queue (npm start -- --queue ...) and runs them
