@@ -23,15 +23,16 @@ export const GONE_AFTER_MS = 20_000;
 /** A gone box's report is dropped after this. */
 export const FORGET_AFTER_MS = 24 * 3600_000;
 
+const REDIS_URL_HINT = 'give the Redis address as redis://HOST:PORT or redis://HOST:PORT/DB (rediss:// for TLS; a password as redis://:PASSWORD@HOST:PORT)';
 /** A queue URL: redis://[user:password@]host[:port][/db], or rediss:// for TLS. */
-export const redisUrlSchema = z.string().refine((s) => {
+export const redisUrlSchema = z.string({ error: REDIS_URL_HINT }).refine((s) => {
   try {
     const u = new URL(s);
     return (u.protocol === 'redis:' || u.protocol === 'rediss:') && !!u.hostname && /^(\/\d*)?$/.test(u.pathname);
   } catch {
     return false;
   }
-}, 'give the Redis address as redis://HOST:PORT or redis://HOST:PORT/DB (rediss:// for TLS; a password as redis://:PASSWORD@HOST:PORT)');
+}, REDIS_URL_HINT);
 
 /** ioredis options for a checked queue URL. */
 export function redisConnection(url: string): ConnectionOptions & { host: string; port: number } {
