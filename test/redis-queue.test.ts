@@ -29,7 +29,8 @@ const outputDir = tempDir('svd-front-');
 const boxes = new Map<string, TestBox>();
 const boxDirs = { 'box-a': tempDir('svd-box-a-'), 'box-b': tempDir('svd-box-b-') };
 
-const startFront = () => startServer({ model: FIXTURE_MODEL, port: 0, outputDir, provider: 'cpu', token: TOKEN, queue: redis.url, jobRateLimit: 1000 }, () => {});
+/** The front server; started again on the same port, so the boxes find it where they were told. */
+const startFront = () => startServer({ model: FIXTURE_MODEL, port: front?.port ?? 0, outputDir, provider: 'cpu', token: TOKEN, queue: redis.url, jobRateLimit: 1000 }, () => {});
 const addBox = async (name: 'box-a' | 'box-b') => boxes.set(name, await startBox({ name, redis: redis.url, server: front.url, token: TOKEN, workDir: boxDirs[name] }));
 
 async function submit(settings: object): Promise<string> {
@@ -201,12 +202,19 @@ describe('a front server with --queue and two worker boxes', () => {
     await addBox(second);
   });
 
-  it('sends a cancel to the box that runs the job, which stops it and takes the next', async () => {
+  it('sends a cancel to the box that runs the job, which stops it and takes the next; the previews reach the page', async () => {
     const id = await submit(long);
+    const watcher = await connect();
+    const previews: string[] = [];
+    watcher.on('preview', (p: { id: string; url: string }) => p.id === id && previews.push(p.url));
+    await watcher.emitWithAck('watch', id);
     const running = await waitFor(async () => {
       const j = await getJob(id);
-      return j.status === 'running' && j.progress?.stage === 'sampling' && j.ranOn ? j : undefined;
+      return j.status === 'running' && j.progress?.stage === 'sampling' && j.progress.step >= 2 && j.ranOn ? j : undefined;
     });
+    await waitFor(() => previews.length > 0, 30_000);
+    expect(previews[0]).toMatch(/^data:image\/jpeg;base64,/);
+    watcher.close();
     const res = await fetch(`${front.url}api/jobs/${id}`, { method: 'DELETE', headers: auth });
     expect(res.status).toBe(200);
     const job = await ended(id, 30_000);
@@ -218,7 +226,7 @@ describe('a front server with --queue and two worker boxes', () => {
     for (const n of next) expect((await ended(n)).status).toBe('done');
   });
 
-  it('keeps the queued jobs through a Redis restart and a front server restart', async () => {
+  it('keeps the queued jobs through a Redis restart and a front server restart, and a running one through a front server restart', async () => {
     await Promise.all([...boxes.values()].map((b) => b.proc.stop('SIGTERM')));
     boxes.clear();
     const ids = [await submit(small), await submit(small), await submit(small)];
@@ -236,6 +244,19 @@ describe('a front server with --queue and two worker boxes', () => {
     await addBox('box-a');
     for (const id of ids) expect((await ended(id)).status).toBe('done');
     expect((await health()).queue.waiting).toBe(0);
+
+    // A job running on a box while the front server restarts: the box delivers it when it is back.
+    const id = await submit(long);
+    await waitFor(async () => {
+      const j = await getJob(id);
+      return j.status === 'running' && j.progress?.stage === 'sampling' ? j : undefined;
+    });
+    await front.close();
+    front = await startFront();
+    const job = await ended(id, 120_000);
+    expect(job.status).toBe('done');
+    expect(job.ranOn?.box).toBe('box-a');
+    expect(jobLog(id).filter((l) => / done$/.test(l))).toHaveLength(1);
   });
 
   it("hears a box about a job only while it holds BullMQ's lock on it", async () => {
