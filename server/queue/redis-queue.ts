@@ -40,6 +40,9 @@ export class ClaimError extends Error {
   }
 }
 
+/** How long the server waits for its queue's Redis at start. */
+const CONNECT_TIMEOUT_MS = 15_000;
+
 const JOB_OPTIONS = {
   // A job that fails is not run again behind the user's back; only a box that stops answering
   // hands its job on (BullMQ's stalled-job check, once: maxStalledCount on the boxes).
@@ -106,8 +109,14 @@ export class RedisQueue implements JobQueue {
    * happens meanwhile is missed.
    */
   async start(): Promise<void> {
-    await this.queue.waitUntilReady();
-    const [last] = await this.redis.xrevrange(this.queue.keys.events!, '+', '-', 'COUNT', 1);
+    // A server that cannot reach its queue says so and stops, instead of waiting without a word.
+    let timer: NodeJS.Timeout | undefined;
+    const [last] = await Promise.race([
+      this.queue.waitUntilReady().then(() => this.redis.xrevrange(this.queue.keys.events!, '+', '-', 'COUNT', 1)),
+      new Promise<never>((_, fail) => {
+        timer = setTimeout(() => fail(new Error(`the queue's Redis (${this.label}) cannot be reached; start it, or check --queue (the address, the password, the database)`)), CONNECT_TIMEOUT_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
     await this.reconcile();
     const events = new QueueEvents(QUEUE_NAME, { connection: redisConnection(this.opts.url), prefix: PREFIX, lastEventId: last?.[0] ?? '0' });
     this.events = events;
