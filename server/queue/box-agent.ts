@@ -60,6 +60,9 @@ export interface BoxAgentOptions {
 /** The front server said the job was cancelled. */
 class CancelledByServer extends Error {}
 
+/** Why a job stopped: "cancelled" (by its user, which the front server reads as such), or BullMQ's reason (a lost lock). */
+const stopReason = (stop: AbortSignal): string => (stop.aborted && stop.reason !== 'cancelled' ? String(stop.reason) : 'cancelled');
+
 export class BoxAgent {
   private worker: Worker | undefined;
   private readonly redis: Redis;
@@ -159,7 +162,10 @@ export class BoxAgent {
       throw new UnrecoverableError(`worker box ${this.name} has no model "${model}" (it has ${this.opts.models.join(', ')}); install it there, or run the job with one it has`);
     }
     const stop = signal ?? new AbortController().signal;
-    const worker = await this.takeWorker(model, stop);
+    // Cancelled while waiting for a worker: nothing ran.
+    const worker = await this.takeWorker(model, stop).catch(() => {
+      throw new UnrecoverableError(stopReason(stop));
+    });
     const headers = {
       authorization: `Bearer ${this.opts.token}`,
       [BOX_HEADERS.box]: encodeURIComponent(this.name),
@@ -198,8 +204,8 @@ export class BoxAgent {
       return { box: this.name, worker: worker.name };
     } catch (err) {
       if (err instanceof CancelledByServer || err instanceof JobCancelledError || stop.aborted) {
-        this.opts.log(`box ${this.name}: job ${jobId} stopped (${stop.aborted ? String(stop.reason) : 'cancelled'})`);
-        throw new UnrecoverableError(stop.aborted && stop.reason !== 'cancelled' ? String(stop.reason) : 'cancelled');
+        this.opts.log(`box ${this.name}: job ${jobId} stopped (${stopReason(stop)})`);
+        throw new UnrecoverableError(stopReason(stop));
       }
       const message = (err as Error).message;
       this.opts.log(`box ${this.name}: job ${jobId} failed: ${message}`);
