@@ -58,7 +58,11 @@ await interpolator.release();
   const feeds = {
     img0: new ort.Tensor('float32', new Float32Array(n * 3 * PH * PW).fill(0.4), [n, 3, PH, PW]),
     img1: new ort.Tensor('float32', new Float32Array(n * 3 * PH * PW).fill(0.6), [n, 3, PH, PW]),
-    timestep: new ort.Tensor('float32', Float32Array.from({ length: n }, (_, j) => (j + 1) / K), [n]),
+    timestep: new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: n }, (_, j) => (j + 1) / K),
+      [n],
+    ),
   };
   await session.run(feeds);
   const t = performance.now();
