@@ -34,6 +34,8 @@ export interface AppOptions {
   jobRateLimit?: number;
   /** Names a job may ask for in settings.model. */
   modelNames?: string[];
+  /** The models whose jobs may interpolate (a frame interpolator is installed for them); all when absent. */
+  interpolatingModels?: string[];
   /** Whose X-Forwarded-For is believed (see client-address.ts); 'none' by default. */
   trustProxy?: ProxyTrust;
   /** Wrong tokens a client may send per window before it is refused for the rest of it. */
@@ -44,6 +46,8 @@ export interface AppOptions {
   allowedHosts?: string[];
   /** How long a request may take to arrive (default REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
+  /** More API routes behind the same gate (the worker boxes', with --queue). */
+  moreRoutes?: express.Router[];
   /** The job planner on the workers (POST /api/plan); without it the route answers 503. */
   plan?: Planner;
 }
@@ -53,7 +57,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   const trust = opts.trustProxy ?? 'none';
   const gate: Gate = { token: opts.token, trust, throttle: new FailedLoginThrottle(opts.loginThrottle), known: new KnownClients() };
   const access: AccessOptions = { trust, sharedHistory: opts.sharedHistory ?? false, allowedHosts: opts.allowedHosts };
-  const ctx: ApiContext = { service, access, modelNames: opts.modelNames, plan: opts.plan };
+  const ctx: ApiContext = { service, access, modelNames: opts.modelNames, interpolatingModels: opts.interpolatingModels, plan: opts.plan };
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', trustsHop(trust));
@@ -87,6 +91,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   api.use(jobRoutes(ctx, limiter));
   api.use(planRoutes(ctx));
   api.use(fileRoutes(ctx));
+  for (const routes of opts.moreRoutes ?? []) api.use(routes);
   api.use(notFound);
 
   app.use('/api', api);

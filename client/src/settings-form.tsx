@@ -4,6 +4,7 @@
 import type { ComponentChildren } from 'preact';
 import type { JobPlan } from '../../common/job-plan.js';
 import { useEffect, useState } from 'preact/hooks';
+import { INSTALL_INTERPOLATOR_COMMAND } from '../../common/video-chain.js';
 import { FORM_FIELDS, modelLabel, withModel, type FormField, type FormValues, type ModelChoice } from './form.js';
 
 type Errors = Partial<Record<string, string>>;
@@ -84,6 +85,8 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, plan,
         return `${model?.demo ? `the demo model makes ${model.frames}` : '25 for SVD-XT, 14 for SVD'}; others work less well`;
       case 'steps':
         return model?.demo ? 'sampling steps: more is slower' : f.hint;
+      case 'interpolate':
+        return model?.interpolator === false ? `needs the interpolator: ${INSTALL_INTERPOLATOR_COMMAND}` : '1, 2, 4 or 8: new frames between each pair (RIFE), fps × this';
       case 'decodeChunk':
         return plan?.decodeChunkAuto ? `${f.hint}; auto = ${plan.decodeChunk}` : f.hint;
       default:

@@ -12,6 +12,8 @@ export interface ApiContext {
   access: AccessOptions;
   /** Names a job may ask for in settings.model. */
   modelNames?: string[];
+  /** The models whose jobs may interpolate (a frame interpolator is installed for them); all when absent. */
+  interpolatingModels?: string[];
   /** The job planner on the workers; absent, jobs are planned by the worker alone. */
   plan?: Planner;
 }
