@@ -149,16 +149,22 @@ function warp(b: GraphBuilder, image: Value, flow: Value, grid: ReturnType<typeo
   return b.gridSampleBorder(image, b.transpose(b.concat([gx, gy], 1), [0, 2, 3, 1]));
 }
 
+/** Both frames of each item [N, 3, H, W] and their Head features [N, featureChannels, H, W]. */
+interface FramePair {
+  img0: Value;
+  img1: Value;
+  f0: Value;
+  f1: Value;
+}
+
 /**
- * IFNet.forward for inference on img0, img1 [N, 3, H, W] and timestep [N]: the blend of both
- * frames warped to each item's timestep, [N, 3, H, W].
+ * IFNet.forward for inference from the frames, their features and timestep [N]: the blend of
+ * both frames warped to each item's timestep, [N, 3, H, W].
  */
-function ifNet(b: GraphBuilder, cfg: RifeConfig, img0: Value, img1: Value, t: Value): Value {
+function ifNet(b: GraphBuilder, cfg: RifeConfig, { img0, img1, f0, f1 }: FramePair, t: Value): Value {
   if (cfg.blockWidths.length !== RIFE_SCALES.length) throw new Error(`RIFE 4.25 has ${RIFE_SCALES.length} flow blocks, the config lists ${cfg.blockWidths.length}`);
   // (x[:, :1] * 0 + 1) * timestep: one plane per item holding its time.
   const plane = b.expand(b.reshape(t, [-1, 1, 1, 1]), b.shapeOf([b.dim(img0, 0), 1, b.dim(img0, 2), b.dim(img0, 3)]));
-  const f0 = head(b, img0, cfg);
-  const f1 = head(b, img1, cfg);
   const grid = warpGrid(b, img0);
   let out = ifBlock(b, b.concat([img0, img1, f0, f1, plane], 1), null, 'block0', cfg.blockWidths[0]!, RIFE_SCALES[0]);
   let flow = out.flow;
@@ -181,14 +187,15 @@ function ifNet(b: GraphBuilder, cfg: RifeConfig, img0: Value, img1: Value, t: Va
 /** The tensor form (RIFE_CONTRACT): IFNet as the reference runs it, on frames already in [0, 1] and padded. */
 export function buildRife(b: GraphBuilder, cfg: RifeConfig): void {
   const { img0, img1, timestep } = declareInputs(b, RIFE_CONTRACT);
-  declareOutput(b, RIFE_CONTRACT, 'frame', ifNet(b, cfg, img0, img1, timestep));
+  declareOutput(b, RIFE_CONTRACT, 'frame', ifNet(b, cfg, { img0, img1, f0: head(b, img0, cfg), f1: head(b, img1, cfg) }, timestep));
 }
 
 /**
  * The video form (RIFE_VIDEO_CONTRACT): inference_video.py's steps around IFNet, in the graph.
  * The frames go in as bytes [2, H, W, 3], to [0, 1] NCHW, zero-padded right and below to
- * multiples of 128, each repeated over the batch of timesteps; the frames between come out
- * cropped back to H×W as bytes [N, H, W, 3], truncated as the reference's `(mid * 255).byte()`.
+ * multiples of 128, each (with its features) repeated over the batch of timesteps; the frames
+ * between come out cropped back to H×W as bytes [N, H, W, 3], truncated as the reference's
+ * `(mid * 255).byte()`.
  */
 export function buildRifeVideo(b: GraphBuilder, cfg: RifeConfig): void {
   const { frames, timestep } = declareInputs(b, RIFE_VIDEO_CONTRACT);
@@ -199,10 +206,11 @@ export function buildRifeVideo(b: GraphBuilder, cfg: RifeConfig): void {
   const unit = b.div(b.cast(b.transpose(frames, [0, 3, 1, 2]), 'float32'), 255);
   const padding = (side: Value) => b.sub(b.mul(b.div(b.add(side, RIFE_PAD_MULTIPLE - 1), RIFE_PAD_MULTIPLE), RIFE_PAD_MULTIPLE), side);
   const padded = b.pad(unit, [0, 0, 0, 0, 0, 0, padding(height), padding(width)]);
+  // Head's features depend on the frame alone, not on the time: made once per frame, then repeated as the frames are.
+  const features = head(b, padded, cfg);
   const batch = b.shapeOf([b.dim(timestep, 0), 1, 1, 1]);
-  const img0 = b.expand(b.slice(padded, [0], [1], [0]), batch);
-  const img1 = b.expand(b.slice(padded, [1], [2], [0]), batch);
-  const frame = ifNet(b, cfg, img0, img1, timestep);
+  const item = (x: Value, i: number) => b.expand(b.slice(x, [i], [i + 1], [0]), batch);
+  const frame = ifNet(b, cfg, { img0: item(padded, 0), img1: item(padded, 1), f0: item(features, 0), f1: item(features, 1) }, timestep);
   const zero = b.ints([0]);
   const cropped = b.sliceAt(b.sliceAt(frame, zero, height, 2), zero, width, 3);
   // Clamped, then truncated as torch's .byte() (Floor: on values ≥ 0 it is truncation, and it
