@@ -1,5 +1,6 @@
 // The shapes the HTTP API and socket.io send, shared by the server and the page.
 import { z } from 'zod';
+import { ranOnSchema, type BoxStatus } from './boxes.js';
 import type { JobProgress } from './progress.js';
 import { jobSettingsSchema } from './settings.js';
 import { videoFormats } from './video-formats.js';
@@ -33,6 +34,8 @@ export const jobRecordSchema = z.object({
   variation: z.object({ group: z.string(), index: z.number().int().positive(), of: z.number().int().positive() }).optional(),
   provider: z.string().optional(),
   timings: z.object({ totalMs: z.number() }).optional(),
+  /** The worker box and worker that made it (a front server with --queue). */
+  ranOn: ranOnSchema.optional(),
   /** A digest of the client id of the browser (or API user) that made it; absent for jobs made
    * before jobs had owners, or by API users who send no id. Never sent to clients. */
   owner: z.string().optional(),
@@ -63,6 +66,8 @@ export interface HealthInfo {
   workers: WorkerStatus[];
   /** Whether every visitor sees every job (--shared-history) or each browser only its own. */
   sharedHistory?: boolean;
+  /** The worker boxes taking jobs from the queue in Redis (a front server with --queue). */
+  boxes?: BoxStatus[];
 }
 
 export type HealthResponse = HealthInfo & { queue: { waiting: number; running: string | null } };

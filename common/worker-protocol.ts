@@ -68,21 +68,22 @@ export const fromWorkerSchema = z.discriminatedUnion('type', [
 ]);
 export type FromWorker = z.infer<typeof fromWorkerSchema>;
 
-/** What /api/health says about each worker. */
-export interface WorkerStatus {
-  name: string;
+/** What /api/health says about each worker (a worker box reports the same for its own, checked by the front server). */
+export const workerStatusSchema = z.object({
+  name: z.string().max(100),
   /** CUDA device id, when the worker was given a card. */
-  deviceId?: number;
-  pid?: number;
+  deviceId: z.number().int().min(0).optional(),
+  pid: z.number().int().optional(),
   /** starting: the process is coming up; restarting: it stopped (see message) and comes back. */
-  state: 'starting' | 'loading' | 'ready' | 'error' | 'restarting' | 'stopped';
+  state: z.enum(['starting', 'loading', 'ready', 'error', 'restarting', 'stopped']),
   /** The model loaded or loading. */
-  model?: string;
-  provider?: string;
+  model: z.string().optional(),
+  provider: z.string().optional(),
   /** The last loading step, the load error, or why the worker restarted. */
-  message?: string;
+  message: z.string().optional(),
   /** The job it runs now. */
-  job: string | null;
+  job: jobId.nullable(),
   /** That job's stage. */
-  stage?: WorkerProgress['stage'];
-}
+  stage: z.custom<WorkerProgress['stage']>((v) => workerProgressSchema.options.some((o) => o.shape.stage.value === v)).optional(),
+});
+export type WorkerStatus = z.infer<typeof workerStatusSchema>;

@@ -45,6 +45,8 @@ export interface AppOptions {
   allowedHosts?: string[];
   /** How long a request may take to arrive (default REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
+  /** More API routes behind the same gate (the worker boxes', with --queue). */
+  moreRoutes?: express.Router[];
 }
 
 export function createApp(opts: AppOptions): { app: express.Express; server: HttpServer; io: JobIo } {
@@ -85,6 +87,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   api.use(healthRoutes(ctx, opts.health));
   api.use(jobRoutes(ctx, limiter));
   api.use(fileRoutes(ctx));
+  for (const routes of opts.moreRoutes ?? []) api.use(routes);
   api.use(notFound);
 
   app.use('/api', api);

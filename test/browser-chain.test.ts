@@ -37,7 +37,11 @@ async function pageWithImage(settings: Record<string, string | number>): Promise
 beforeAll(async () => {
   execSync('npm run -s build:client', { cwd: PROJECT_ROOT, stdio: 'inherit' });
   mkdirSync(SHOTS, { recursive: true });
-  server = await startServer({ model: FIXTURE_MODEL, port: 0, outputDir: tempDir('svd-browser-chain-'), provider: 'cpu', modelsRoot: tempDir('svd-browser-chain-models-') }, () => {});
+  // One person's page: the API calls here see what the page made (each browser sees only its own jobs otherwise).
+  server = await startServer(
+    { model: FIXTURE_MODEL, port: 0, outputDir: tempDir('svd-browser-chain-'), provider: 'cpu', modelsRoot: tempDir('svd-browser-chain-models-'), sharedHistory: true },
+    () => {},
+  );
   while (((await (await fetch(`${server.url}api/health`)).json()) as { status: string }).status !== 'ready') await new Promise((r) => setTimeout(r, 100));
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
 }, 180_000);

@@ -23,6 +23,7 @@ import {
   type JobSocket,
 } from './api.js';
 import { autoDecodeChunk, defaultValues, fromSettings, toSettings, validate, type FormValues } from './form.js';
+import { Boxes } from './boxes.js';
 import { History } from './history.js';
 import { ImageInput } from './image-input.js';
 import { JobPanel } from './job-panel.js';
@@ -329,6 +330,7 @@ export function App() {
             {message}
           </p>
         )}
+        {health?.boxes && <Boxes initial={health.boxes} />}
         {health?.error && <p class="error">{health.error}</p>}
         {health && !health.ffmpeg.ok && <p class="error">{health.ffmpeg.error}</p>}
       </header>

@@ -113,6 +113,11 @@ export function JobPanel({ job, pending, offline, note, saveFolder, lastVideo, p
           {job.status === 'done' ? `Done${took !== undefined ? ` in ${(took / 1000).toFixed(1)} s` : ''}.` : job.status === 'cancelled' ? 'Cancelled.' : job.error}
         </p>
       )}
+      {job?.ranOn && (
+        <p class="muted" data-testid="ran-on">
+          {job.status === 'running' ? 'Running on' : job.status === 'done' ? 'Made on' : 'Ran on'} {job.ranOn.box} ({job.ranOn.worker})
+        </p>
+      )}
       {job?.status === 'done' && (
         <>
           <div class="row downloads">

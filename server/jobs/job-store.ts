@@ -52,10 +52,11 @@ export class JobStore {
 
   /**
    * Reads every job folder: jobs that were queued or running when the process died become
-   * interrupted, temp files of unfinished writes are removed, and videos no longer on disk are
-   * no longer listed. `warn` hears about folders that could not be read.
+   * interrupted (unless `keepUnfinished`: a queue outside this process still holds them), temp
+   * files of unfinished writes are removed, and videos no longer on disk are no longer listed.
+   * `warn` hears about folders that could not be read.
    */
-  load(warn: (line: string) => void = () => {}): JobRecord[] {
+  load(warn: (line: string) => void = () => {}, { keepUnfinished = false } = {}): JobRecord[] {
     for (const name of readdirSync(this.root)) {
       if (!JOB_ID.test(name)) continue;
       const dir = join(this.root, name);
@@ -83,7 +84,7 @@ export class JobStore {
         delete job.videos[format as keyof JobRecord['videos']];
         changed = true;
       }
-      if (job.status === 'running' || job.status === 'queued') {
+      if ((job.status === 'running' || job.status === 'queued') && !keepUnfinished) {
         job.status = 'interrupted';
         job.error = 'the server stopped before this job finished; its input and settings are kept: run it again';
         changed = true;
