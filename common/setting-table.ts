@@ -49,6 +49,18 @@ export function whole(min: number, max: number): Kind<z.ZodNumber> {
   return { schema, range: `${min}–${max}`, fromText: toNumber, metavar: 'N' };
 }
 
+/**
+ * A whole number in [min, max], or the word `auto` (what it means is up to the setting's reader:
+ * the decode chunk's is the job planner's choice, models/plan/).
+ */
+export function wholeOrAuto(min: number, max: number): Kind<z.ZodUnion<readonly [z.ZodLiteral<'auto'>, z.ZodNumber]>> {
+  const error = `must be ${min}–${max} or auto`;
+  const number = z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+  const schema = z.union([z.literal('auto'), number], { error });
+  const fromText = (t: string) => (t.trim().toLowerCase() === 'auto' ? 'auto' : toNumber(t));
+  return { schema, range: `${min}–${max} or auto`, fromText, metavar: 'N|auto' };
+}
+
 export function decimal(min: number, max: number): Kind<z.ZodNumber> {
   const error = `must be ${min}–${max}`;
   return { schema: z.number({ error }).min(min, { error }).max(max, { error }), range: `${min}–${max}`, fromText: toNumber, metavar: 'X' };

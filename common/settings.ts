@@ -5,7 +5,26 @@
 import { z } from 'zod';
 import { resizeModes } from './framing.js';
 import { formatError, type NameOf } from './messages.js';
-import { decimal, entries, group, multipleOf, oneOf, oneOfNumbers, optional, rowsFor, schemaOf, setting, someOf, text, toNumber, whole, yesNo, type CrossCheck, type Kind } from './setting-table.js';
+import {
+  decimal,
+  entries,
+  group,
+  multipleOf,
+  oneOf,
+  oneOfNumbers,
+  optional,
+  rowsFor,
+  schemaOf,
+  setting,
+  someOf,
+  text,
+  toNumber,
+  whole,
+  wholeOrAuto,
+  yesNo,
+  type CrossCheck,
+  type Kind,
+} from './setting-table.js';
 import { interpolationFactors } from './video-chain.js';
 import { videoFormats } from './video-formats.js';
 
@@ -187,10 +206,10 @@ export const SETTINGS = {
     use: 'sampling',
   }),
   decodeChunk: setting({
-    kind: whole(1, 128),
-    default: 8,
+    kind: wholeOrAuto(1, 128),
+    default: 'auto',
     label: 'Decode chunk',
-    help: 'frames decoded together: fewer use less memory and flicker slightly more',
+    help: 'frames decoded together: fewer use less memory and flicker slightly more; auto: as many as fit the free memory',
     flag: 'decode-chunk',
     control: 'number',
     level: 'advanced',

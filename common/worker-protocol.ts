@@ -3,6 +3,7 @@
 // misbehave, so nothing it sends is trusted by shape alone. Browser-safe (zod only), so the page
 // can show the workers' status from /api/health with the same types.
 import { z } from 'zod';
+import { planBasisSchema } from './job-plan.js';
 import { chainProgressSchema } from './progress.js';
 import { gpuMemoryModes, providers } from './runtime-choices.js';
 import { generationSettingsSchema } from './settings.js';
@@ -44,7 +45,8 @@ export const fromWorkerSchema = z.discriminatedUnion('type', [
   /** The worker listens for messages now. */
   z.object({ type: z.literal('started'), pid: z.number().int() }),
   z.object({ type: z.literal('model-loading'), name: z.string(), message: z.string() }),
-  z.object({ type: z.literal('model-ready'), name: z.string(), provider: z.string() }),
+  /** `plan`: the device and model as the job planner sees them, so the server plans as the worker will. */
+  z.object({ type: z.literal('model-ready'), name: z.string(), provider: z.string(), plan: planBasisSchema }),
   z.object({ type: z.literal('model-error'), name: z.string(), error: z.string() }),
   z.object({ type: z.literal('progress'), jobId, progress: workerProgressSchema }),
   /** A JPEG data URL of the middle frame's current estimate. */

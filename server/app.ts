@@ -12,11 +12,12 @@ import type { HealthInfo } from '../common/api-types.js';
 import { FailedLoginThrottle, KnownClients, requestClient, requireToken, type Gate } from './auth.js';
 import { trustsHop, type ProxyTrust } from './client-address.js';
 import { identify, sameOrigin, viaHttps, type AccessOptions } from './http/access.js';
-import type { ApiContext } from './http/context.js';
+import type { ApiContext, Planner } from './http/context.js';
 import { errorHandler, notFound } from './http/errors.js';
 import { fileRoutes } from './http/files.js';
 import { healthRoutes } from './http/health.js';
 import { jobRoutes } from './http/jobs.js';
+import { planRoutes } from './http/plan.js';
 import type { JobService } from './jobs/job-service.js';
 import { attachSocket, type JobIo } from './socket.js';
 
@@ -47,6 +48,8 @@ export interface AppOptions {
   requestTimeoutMs?: number;
   /** More API routes behind the same gate (the worker boxes', with --queue). */
   moreRoutes?: express.Router[];
+  /** The job planner on the workers (POST /api/plan); without it the route answers 503. */
+  plan?: Planner;
 }
 
 export function createApp(opts: AppOptions): { app: express.Express; server: HttpServer; io: JobIo } {
@@ -54,7 +57,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   const trust = opts.trustProxy ?? 'none';
   const gate: Gate = { token: opts.token, trust, throttle: new FailedLoginThrottle(opts.loginThrottle), known: new KnownClients() };
   const access: AccessOptions = { trust, sharedHistory: opts.sharedHistory ?? false, allowedHosts: opts.allowedHosts };
-  const ctx: ApiContext = { service, access, modelNames: opts.modelNames, interpolatingModels: opts.interpolatingModels };
+  const ctx: ApiContext = { service, access, modelNames: opts.modelNames, interpolatingModels: opts.interpolatingModels, plan: opts.plan };
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', trustsHop(trust));
@@ -86,6 +89,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   });
   api.use(healthRoutes(ctx, opts.health));
   api.use(jobRoutes(ctx, limiter));
+  api.use(planRoutes(ctx));
   api.use(fileRoutes(ctx));
   for (const routes of opts.moreRoutes ?? []) api.use(routes);
   api.use(notFound);

@@ -19,6 +19,7 @@ import { checkPortFree, lockOutputFolder, type FolderLock } from './output-lock.
 import { isDriveFolder, prepareSaveFolder } from './save-folder.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 import { WorkerPool } from './workers/pool.js';
+import { planOnWorkers } from './workers/job-planning.js';
 import { QueueFront, boxWorkers } from './queue/front.js';
 import { redisUrlSchema } from './queue/redis-link.js';
 import { workerSlots } from './workers/slots.js';
@@ -176,6 +177,8 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
     trustProxy: opts.trustProxy ? 'proxy' : opts.share ? 'tunnel' : 'none',
     jobRateLimit: opts.jobRateLimit,
     clientDir: join(PROJECT_ROOT, 'client', 'dist'),
+    // Jobs on worker boxes (--queue) are planned by the box that takes them.
+    plan: (settings) => (pool ? planOnWorkers(pool, settings) : undefined),
     health: async () => {
       const [[first], boxes] = await Promise.all([localWorkers ? nvidiaGpus(3000) : [], queued?.boxes()]);
       const workers = [...(pool?.status() ?? []), ...boxWorkers(boxes ?? [])];

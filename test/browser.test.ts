@@ -175,8 +175,17 @@ describe('the page', () => {
     await expect.poll(() => page.textContent('[data-testid=model-input-caption]')).toBe('Model input: Width must be a multiple of 64, 64–2048 (drawn at the last valid size, 256 × 128)');
     await fill(page, { width: 256 });
     await expect.poll(() => page.textContent('[data-testid=model-input-caption]')).toBe('Model input 256 × 128');
-    // No GPU here: "auto" for the decode chunk does not claim to come from GPU memory.
-    expect(await message(page, 'decodeChunk')).toMatch(/^frames decoded together: .*; auto = \d+$/);
+    // "auto" for the decode chunk is what the server's planner chose for these settings (5 frames: all of them).
+    await expect.poll(() => message(page, 'decodeChunk')).toMatch(/^frames decoded together: .*; auto = 5$/);
+    await expect.poll(() => page.textContent('[data-testid=plan]')).toMatch(/^; decodes all frames at once, about [\d.]+ GiB of the [\d.]+ GiB of memory free$/);
+    await fill(page, { frames: 20 });
+    await expect.poll(() => message(page, 'decodeChunk')).toMatch(/; auto = 8$/);
+    // A job no machine here can hold is refused before it is sent, in the planner's words.
+    await fill(page, { width: 2048, height: 1024, frames: 128 });
+    await expect.poll(() => page.textContent('[data-testid=run-summary]')).toMatch(/Not enough memory for this job on the CPU: 128 frames at 2048x1024 need about [\d.]+ GiB/);
+    expect(await page.isDisabled('[data-testid=run]')).toBe(true);
+    await fill(page, { width: 256, height: 128, frames: 5 });
+    await expect.poll(() => page.isEnabled('[data-testid=run]')).toBe(true);
     // "Advanced" stays open while one of its fields is wrong, so the message stays in sight
     await fill(page, { width: 100 });
     await page.click('details.advanced summary');

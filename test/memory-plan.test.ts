@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planMemory, MemoryPlanError } from '../models/pipeline/memory-plan.js';
+import { planMemory, MemoryPlanError } from '../models/plan/gpu-memory.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { prepareImage } from '../models/pipeline/prepare-image.js';
 import { parseSettings } from '../common/settings.js';

@@ -54,7 +54,7 @@ describe('sampling pipeline on the fixture (fp32, CPU)', () => {
     const g = goldenFile();
     const lean = await SvdPipeline.load(FIXTURE_MODEL, { provider: 'cpu', cacheDir: cache, guidanceBatch: 'split', sessions: 'separate' });
     try {
-      expect(lean.layout).toEqual({ guidanceBatch: 'split', sessions: 'separate' });
+      expect(lean.planBasis.device).toMatchObject({ guidanceBatch: 'split', sessions: 'separate' });
       for (let run = 0; run < 2; run++) {
         const messages: string[] = [];
         const r = await lean.generate(await image(), parseSettings(call), {

@@ -35,6 +35,11 @@ function connect(base: string, token?: string): Promise<Socket> {
     socket.once('connect_error', fail);
   });
 }
+const plan = (base: string, body: unknown) =>
+  fetch(`${base}api/plan`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (r) => ({
+    status: r.status,
+    body: (await r.json()) as Record<string, any>,
+  }));
 const watch = (socket: Socket, id: string) => socket.emitWithAck('watch', id) as Promise<{ job?: Record<string, any>; error?: string }>;
 
 describe('server', () => {
@@ -134,10 +139,32 @@ describe('server', () => {
     expect((await getJob(server.url, body.id!)).saved).toMatchObject({ status: 'saved' });
   });
 
+  it("plans a job as the worker will (POST /api/plan): auto's chunk, the host memory it was checked against, a refusal in plain words, the schema's messages", async () => {
+    const auto = await plan(server.url, { settings: { ...small, frames: 20 } });
+    expect(auto).toMatchObject({ status: 200, body: { plan: { provider: 'cpu', frames: 20, decodeChunk: 8, decodeChunkAuto: true, sessions: 'shared', memory: { kind: 'host' } } } });
+    expect(auto.body.plan.memory.peakMiB).toBeGreaterThan(0);
+    expect(auto.body.plan.memory.peakMiB).toBeLessThan(auto.body.plan.memory.availableMiB);
+    expect((await plan(server.url, { settings: { ...small, decodeChunk: 2 } })).body.plan).toMatchObject({ decodeChunk: 2, decodeChunkAuto: false, frames: 3 });
+    // Far more than any machine this runs on: refused, naming the size and what to lower.
+    const huge = await plan(server.url, { settings: { width: 2048, height: 1024, frames: 128, decodeChunk: 128 } });
+    expect(huge).toMatchObject({
+      status: 200,
+      body: { refused: expect.stringMatching(/^Not enough memory for this job on the CPU: 128 frames at 2048x1024 need about [\d.]+ GiB .*Lower the frames or the size/) },
+    });
+    expect(await plan(server.url, { settings: { ...small, decodeChunk: 0 } })).toMatchObject({ status: 400, body: { error: 'bad settings: decodeChunk must be 1–128 or auto' } });
+    expect(await plan(server.url, { settings: { ...small, model: 'nope' } })).toMatchObject({ status: 400, body: { error: expect.stringMatching(/model "nope" is not installed/) } });
+    expect(await plan(server.url, [1])).toMatchObject({ status: 400, body: { error: expect.stringMatching(/JSON object like/) } });
+  });
+
   it('answers bad requests with a 4xx and a clear message, and stays up', async () => {
     expect(await submit(server.url, small, { image: Buffer.from('hello, not an image') })).toMatchObject({ status: 415, body: { error: expect.stringMatching(/not an image we can read/) } });
     expect(await submit(server.url, small, { image: Buffer.alloc(21 * 1024 * 1024) })).toMatchObject({ status: 413, body: { error: expect.stringMatching(/larger than 20 MB/) } });
     expect(await submit(server.url, { ...small, width: 100 })).toMatchObject({ status: 400, body: { error: expect.stringMatching(/width must be a multiple of 64/) } });
+    // What the worker would refuse is refused at once, in the planner's words.
+    expect(await submit(server.url, { width: 2048, height: 1024, frames: 128 })).toMatchObject({
+      status: 422,
+      body: { error: expect.stringMatching(/^Not enough memory for this job on the CPU: 128 frames at 2048x1024/) },
+    });
     expect(await submit(server.url, { ...small, formats: ['avi'] })).toMatchObject({ status: 400 });
     const form = new FormData();
     form.append('settings', '{');
@@ -226,6 +253,9 @@ describe('several installed models', () => {
         ['animatelcm-tiny', true],
         ['svd-tiny-14', false],
       ]);
+      // No worker holds that model yet: nothing to plan from until a job loads it.
+      await waitFor(async () => ((await (await fetch(`${server.url}api/health`)).json()) as { status: string }).status === 'ready' || undefined);
+      expect(await plan(server.url, { settings: { model: 'svd-tiny-14' } })).toMatchObject({ status: 503, body: { error: expect.stringMatching(/once model "svd-tiny-14" has loaded/) } });
       const { body } = await submit(server.url, { width: 128, height: 64, steps: 2, model: 'svd-tiny-14' });
       const job = await finished(server.url, body.id!);
       expect(job.status).toBe('done');
@@ -236,6 +266,7 @@ describe('several installed models', () => {
       expect((await submit(server.url, { ...small, model: 'nope' })).body.error).toMatch(/model "nope" is not installed; installed: model, animatelcm-tiny, svd-tiny-14/);
       const h2 = (await (await fetch(`${server.url}api/health`)).json()) as { model: { frames: number } };
       expect(h2.model.frames).toBe(4);
+      expect((await plan(server.url, { settings: { model: 'svd-tiny-14', width: 128, height: 64 } })).body.plan).toMatchObject({ frames: 4, decodeChunk: 4 });
     } finally {
       await server.close();
     }

@@ -147,11 +147,15 @@ describe('the form made from the table', () => {
   it('sends what it shows, and shows a job’s settings back as they were sent', () => {
     const values = { ...defaultValues(demo), seed: '42', noiseAug: '0.1', formats: ['gif' as const], pingPong: true };
     const framing = { mode: 'fit' as const, x: 0.3, y: 0.7 };
-    const sent = jobSettingsSchema.parse(toSettings(values, framing, 4));
-    expect(sent).toMatchObject({ width: 256, height: 128, steps: 8, frames: 5, seed: 42, noiseAug: 0.1, decodeChunk: 4, formats: ['gif'], pingPong: true, framing, model: 'demo' });
-    expect(fromSettings(sent, 42)).toEqual({ ...values, decodeChunk: '4' });
+    const sent = jobSettingsSchema.parse(toSettings(values, framing));
+    expect(sent).toMatchObject({ width: 256, height: 128, steps: 8, frames: 5, seed: 42, noiseAug: 0.1, decodeChunk: 'auto', formats: ['gif'], pingPong: true, framing, model: 'demo' });
+    expect(fromSettings(sent, 42)).toEqual(values);
+    // the decode chunk is a number or the word auto, as typed
+    expect(jobSettingsSchema.parse(toSettings({ ...values, decodeChunk: '4' }, framing)).decodeChunk).toBe(4);
+    expect(jobSettingsSchema.parse(toSettings({ ...values, decodeChunk: ' Auto ' }, framing)).decodeChunk).toBe('auto');
+    expect(validate({ ...values, decodeChunk: '0' }, framing)).toEqual({ decodeChunk: 'Decode chunk must be 1–128 or auto' });
     // an empty seed is a random one; an empty frame count is a mistake
-    expect(jobSettingsSchema.parse(toSettings({ ...values, seed: '' }, framing, 4)).seed).toBeUndefined();
-    expect(validate({ ...values, frames: '' }, framing, 4)).toEqual({ frames: 'Frames must be 1–128' });
+    expect(jobSettingsSchema.parse(toSettings({ ...values, seed: '' }, framing)).seed).toBeUndefined();
+    expect(validate({ ...values, frames: '' }, framing)).toEqual({ frames: 'Frames must be 1–128' });
   });
 });

@@ -1,6 +1,7 @@
 // The page's link to the server: HTTP calls with the access token, and one typed socket.io connection.
 import { io, type Socket } from 'socket.io-client';
 import type { HealthResponse, JobSnapshot, Submitted } from '../../common/api-types.js';
+import type { PlanAnswer } from '../../common/job-plan.js';
 import type { JobSettingsInput } from '../../common/settings.js';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../common/socket-events.js';
 import type { VideoFormat } from '../../common/video-formats.js';
@@ -59,6 +60,10 @@ export function submitJob(image: Blob, name: string, settings: JobSettingsInput)
   form.append('settings', JSON.stringify(settings));
   return api('jobs', { method: 'POST', body: form });
 }
+
+/** How the server's worker would run a job of these settings (or why it would refuse it): the page shows this rather than guessing. */
+export const fetchPlan = (settings: JobSettingsInput, signal?: AbortSignal) =>
+  api<PlanAnswer>('plan', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ settings }), signal });
 
 export const rerunJob = (id: string) => api<Submitted>(`jobs/${id}/rerun`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
 export const cancelJob = (id: string) => api<Job>(`jobs/${id}`, { method: 'DELETE' });

@@ -2,6 +2,7 @@
 // settings on the left with Generate below them; the video, its progress and the queue on the
 // right (kept in view while the left side scrolls); the history underneath.
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import type { PlanAnswer } from '../../common/job-plan.js';
 import { SETTINGS, type Framing } from '../../common/settings.js';
 import type { WatchReply } from '../../common/socket-events.js';
 import {
@@ -13,6 +14,7 @@ import {
   deleteJob,
   ensureMediaCookie,
   fetchInput,
+  fetchPlan,
   HISTORY_PAGE,
   listJobs,
   login,
@@ -22,7 +24,8 @@ import {
   type Job,
   type JobSocket,
 } from './api.js';
-import { autoDecodeChunk, defaultValues, fromSettings, toSettings, validate, type FormValues } from './form.js';
+import { describePlan } from './describe.js';
+import { defaultValues, fromSettings, toSettings, validate, type FormValues } from './form.js';
 import { Boxes } from './boxes.js';
 import { History } from './history.js';
 import { ImageInput } from './image-input.js';
@@ -212,13 +215,34 @@ export function App() {
     watch(id);
   };
 
-  const gpuFree = health?.gpu ? health.gpu.memoryTotalMiB - health.gpu.memoryUsedMiB : undefined;
   const typedWidth = validSide('width', values?.width ?? '');
   const typedHeight = validSide('height', values?.height ?? '');
   if (typedWidth && typedHeight) drawnSize.current = { width: typedWidth, height: typedHeight };
   const { width, height } = drawnSize.current;
-  const autoChunk = values ? autoDecodeChunk(values, gpuFree) : 8;
-  const errors = useMemo(() => (values ? validate(values, framing, autoChunk) : {}), [values, framing, autoChunk]);
+  const errors = useMemo(() => (values ? validate(values, framing) : {}), [values, framing]);
+  // The server plans the job as its worker will run it (decode chunk, memory): asked again shortly
+  // after the settings stop changing, and when the model or the connection changes. The last
+  // answer stays shown until the next arrives; a refusal counts only for the settings it was for.
+  const planKey = values && Object.keys(errors).length === 0 ? JSON.stringify(toSettings(values, framing)) : undefined;
+  const [planned, setPlanned] = useState<{ key: string; answer: PlanAnswer }>();
+  const planReady = health?.status === 'ready' && connected;
+  const loadedModel = health?.model.path;
+  useEffect(() => {
+    if (!planKey || !planReady) return;
+    const controller = new AbortController();
+    const timer = setTimeout(() => {
+      fetchPlan(JSON.parse(planKey), controller.signal).then(
+        (answer) => setPlanned({ key: planKey, answer }),
+        () => {},
+      );
+    }, 250);
+    return () => {
+      clearTimeout(timer);
+      controller.abort();
+    };
+  }, [planKey, planReady, loadedModel]);
+  const plan = planned && 'plan' in planned.answer ? planned.answer.plan : undefined;
+  const refused = planned && planned.key === planKey && 'refused' in planned.answer ? planned.answer.refused : undefined;
   const current = jobs.find((j) => j.id === currentId);
   currentJob.current = current;
   const others = jobs.filter((j) => isActive(j) && j.id !== currentId).reverse();
@@ -228,6 +252,7 @@ export function App() {
   const blockers = [
     !file && 'Add an image first: drop it on the left, paste it, or choose one.',
     ...Object.values(errors),
+    refused,
     health?.status === 'error' && `The model could not be loaded: ${health.error}`,
     !connected && 'The server cannot be reached; Generate comes back when it answers again.',
   ].filter((b): b is string => !!b);
@@ -269,7 +294,7 @@ export function App() {
     setCurrentId(undefined);
     showOutput();
     try {
-      const { id } = await submitJob(file, file.name, toSettings(values, framing, autoChunk));
+      const { id } = await submitJob(file, file.name, toSettings(values, framing));
       open(id);
       void refreshJobs();
     } catch (err) {
@@ -347,8 +372,7 @@ export function App() {
               }}
               models={health.models}
               lastSeed={jobs.find((j) => j.seed !== undefined)?.seed}
-              autoChunk={autoChunk}
-              autoFromGpu={gpuFree !== undefined}
+              plan={plan}
               canSave={health.saveDir}
               saveFolder={saveFolder}
             >
@@ -364,7 +388,10 @@ export function App() {
                       ))}
                     </ul>
                   ) : (
-                    <small>{`${width}×${height}, ${values.frames} frames, ${values.steps} steps${health.model.demo ? ' on the demo model' : ''}`}</small>
+                    <small>
+                      {`${width}×${height}, ${values.frames} frames, ${values.steps} steps${health.model.demo ? ' on the demo model' : ''}`}
+                      {plan && planned?.key === planKey && <span data-testid="plan">{`; ${describePlan(plan)}`}</span>}
+                    </small>
                   )}
                   {message && (
                     <p class="error" role="alert" data-testid="run-error">

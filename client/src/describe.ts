@@ -1,4 +1,5 @@
 // Words for a job: where it stands, its key settings, when it was made.
+import type { JobPlan } from '../../common/job-plan.js';
 import type { Job } from './api.js';
 
 const secs = (ms: number) => (ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`);
@@ -70,4 +71,12 @@ export function madeAt(job: Job): string {
   const d = new Date(job.createdAt);
   const today = new Date().toDateString() === d.toDateString();
   return d.toLocaleString(undefined, today ? { hour: '2-digit', minute: '2-digit' } : { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+/** The server's plan for the next job, in a few words: how it decodes, and the memory it fits in. */
+export function describePlan(plan: JobPlan): string {
+  const gib = (mib: number) => `${(mib / 1024).toFixed(1)} GiB`;
+  const memory = plan.memory ? `, about ${gib(plan.memory.peakMiB)} of the ${gib(plan.memory.availableMiB)} of ${plan.memory.kind === 'gpu' ? 'GPU memory' : 'memory'} free` : '';
+  const chunk = plan.decodeChunk >= plan.frames ? 'decodes all frames at once' : `decodes ${plan.decodeChunk} frames at a time`;
+  return [`${chunk}${memory}`, ...plan.notes].join('; ');
 }

@@ -3,7 +3,7 @@
 // sends, and plain messages per field from the same schema the server checks with.
 import { z } from 'zod';
 import { fieldMessages } from '../../common/messages.js';
-import { entries, toNumber, type Control, type Level, type SettingTable } from '../../common/setting-table.js';
+import { entries, type Control, type Level, type SettingTable } from '../../common/setting-table.js';
 import {
   demoDefaults,
   fastModelDefaults,
@@ -97,10 +97,10 @@ export function fromSettings(s: JobSettings, seed: number | undefined): FormValu
   return out as FormValues;
 }
 
-/** A model's starting values: the table's defaults, the model's own where it has them, its frame count, decode chunk "auto". */
+/** A model's starting values: the table's defaults, the model's own where it has them, its frame count. */
 export function defaultValues(model: ModelChoice | undefined): FormValues {
   const d = jobSettingsSchema.parse({ ...modelDefaults(model), frames: model?.frames ?? 25, model: model?.name });
-  return { ...fromSettings(d, undefined), decodeChunk: 'auto' };
+  return fromSettings(d, undefined);
 }
 
 /** What the model picker calls a model. */
@@ -120,35 +120,21 @@ export function withModel(v: FormValues, from: ModelChoice | undefined, to: Mode
   return { ...v, ...Object.fromEntries(reset.map((k) => [k, field(fresh, k)])), model: to.name, frames: String(to.frames) };
 }
 
-const wholeIn = (s: string, min: number, max: number) => {
-  const n = toNumber(s);
-  return Number.isInteger(n) && n >= min && n <= max ? n : undefined;
-};
-
-/** About 1.2 GB per frame at 1024x576 in fp16; capped by the frame count (8 when that is not valid yet). */
-export function autoDecodeChunk(v: FormValues, gpuFreeMiB: number | undefined): number {
-  const frames = wholeIn(v.frames, 1, 128) ?? 8;
-  if (!gpuFreeMiB) return Math.min(frames, 8);
-  const pixels = (wholeIn(v.width, 64, 2048) ?? 1024) * (wholeIn(v.height, 64, 2048) ?? 576);
-  const perFrameMiB = (1200 * pixels) / (1024 * 576);
-  return Math.max(1, Math.min(frames, Math.floor((gpuFreeMiB * 0.6) / perFrameMiB)));
-}
-
-export function toSettings(v: FormValues, framing: Framing, autoChunk: number): JobSettingsInput {
+/** The settings the form sends (the decode chunk's "auto" as the word: the server's planner decides it). */
+export function toSettings(v: FormValues, framing: Framing): JobSettingsInput {
   const out: Record<string, unknown> = { framing };
   for (const f of FORM_FIELDS) {
     const value = field(v, f.key);
     if (f.control === 'number' || f.control === 'decimal') {
       const typed = value as string;
-      if (f.key === 'decodeChunk' && typed.trim().toLowerCase() === 'auto') put(out, f.path, autoChunk);
-      else if (!(f.blank && typed.trim() === '')) put(out, f.path, f.fromText(typed));
+      if (!(f.blank && typed.trim() === '')) put(out, f.path, f.fromText(typed));
     } else if (value !== undefined && value !== '') put(out, f.path, value);
   }
   return out as JobSettingsInput;
 }
 
 /** Field → the message to show next to it ("Frames must be 1–128"), from the server's own schema. */
-export function validate(v: FormValues, framing: Framing, autoChunk: number): Partial<Record<string, string>> {
-  const r = jobSettingsSchema.safeParse(toSettings(v, framing, autoChunk));
+export function validate(v: FormValues, framing: Framing): Partial<Record<string, string>> {
+  const r = jobSettingsSchema.safeParse(toSettings(v, framing));
   return r.success ? {} : fieldMessages(r.error, labelOf);
 }

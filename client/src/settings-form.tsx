@@ -2,6 +2,7 @@
 // ones (motion, frames, fps, seed), then Generate, and the rest folded under "Advanced". Each field
 // shows its hint, or in its place the message of what is wrong.
 import type { ComponentChildren } from 'preact';
+import type { JobPlan } from '../../common/job-plan.js';
 import { useEffect, useState } from 'preact/hooks';
 import { INSTALL_INTERPOLATOR_COMMAND } from '../../common/video-chain.js';
 import { FORM_FIELDS, modelLabel, withModel, type FormField, type FormValues, type ModelChoice } from './form.js';
@@ -58,9 +59,8 @@ interface Props {
   onChange: (v: FormValues) => void;
   models: ModelChoice[];
   lastSeed?: number;
-  autoChunk: number;
-  /** Whether the decode chunk's "auto" comes from a GPU's free memory (else it is the default). */
-  autoFromGpu: boolean;
+  /** The server's plan for these settings (POST /api/plan), once it has answered. */
+  plan?: JobPlan;
   canSave: boolean;
   /** "the Drive folder" on Colab, "the save folder" elsewhere. */
   saveFolder: string;
@@ -68,7 +68,7 @@ interface Props {
   children: ComponentChildren;
 }
 
-export function SettingsForm({ values, errors, onChange, models, lastSeed, autoChunk, autoFromGpu, canSave, saveFolder, children }: Props) {
+export function SettingsForm({ values, errors, onChange, models, lastSeed, plan, canSave, saveFolder, children }: Props) {
   const [advanced, setAdvanced] = useState(false);
   // A message under "Advanced" must be seen: the section opens while one of its fields is wrong.
   const advancedWrong = ADVANCED.some((k) => errors[k]);
@@ -78,7 +78,7 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
   const model = models.find((m) => m.name === values.model) ?? models[0];
   const held = values as unknown as Values;
 
-  /** The hint under a field: the table's words, or what only the page knows (the model, the GPU). */
+  /** The hint under a field: the table's words, or what only the page knows (the model, the server's plan). */
   const hintOf = (f: FormField): string => {
     switch (f.key) {
       case 'frames':
@@ -88,7 +88,7 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
       case 'interpolate':
         return model?.interpolator === false ? `needs the interpolator: ${INSTALL_INTERPOLATOR_COMMAND}` : '1, 2, 4 or 8: new frames between each pair (RIFE), fps × this';
       case 'decodeChunk':
-        return autoFromGpu ? `${f.hint}; auto = ${autoChunk} from free GPU memory` : `${f.hint}; auto = ${autoChunk}`;
+        return plan?.decodeChunkAuto ? `${f.hint}; auto = ${plan.decodeChunk}` : f.hint;
       default:
         return f.hint;
     }

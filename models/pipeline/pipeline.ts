@@ -6,12 +6,14 @@ import type { SvdModelDir } from '../model-dir.js';
 import { networkContract, NETWORKS, type NetworkName } from '../build.js';
 import type { AttentionImpl, GraphDType } from '../onnx/graph-builder.js';
 import type { NetworkContract } from '../networks/contracts.js';
-import { maxDecoderChunk } from '../networks/forms.js';
 import { vaeScaleFactor } from '../networks/vae.js';
 import { clipPixelValues, rgbToSigned } from './clip-preprocess.js';
 import type { RgbImage } from './prepare-image.js';
 import { NormalGenerator, randomSeed } from './random.js';
-import { planMemory, type MemoryPlan } from './memory-plan.js';
+import type { JobPlan, PlanBasis } from '../../common/job-plan.js';
+import { deviceNow, planJob, WEBGPU_MAX_TENSOR_BYTES } from '../plan/job-plan.js';
+import { defaultGpuBudgetMiB } from '../plan/gpu-budget.js';
+import { residentMiB } from '../plan/host-memory.js';
 import {
   bufferCacheFor,
   describeResolution,
@@ -24,7 +26,6 @@ import {
   type ProviderChoice,
   type ProviderResolution,
 } from '../runtime/runtime.js';
-import { nvidiaGpu } from '../runtime/nvidia-smi.js';
 import { SessionPool } from './session-pool.js';
 import { createScheduler } from '../schedulers/scheduler.js';
 import { SETTINGS, type SamplingSettings } from '../../common/settings.js';
@@ -48,8 +49,8 @@ export interface LoadOptions {
   sessions?: 'shared' | 'separate';
   /**
    * GPU memory this pipeline may use, MiB. Default on CUDA: the card's free memory at load (from
-   * nvidia-smi) less 512 MiB, or SVD_GPU_MEMORY_BUDGET_MIB. With a budget each job is laid out by
-   * planMemory (guidance batch, sessions, decode chunk) or refused before it starts.
+   * nvidia-smi) less 512 MiB, or SVD_GPU_MEMORY_BUDGET_MIB (plan/gpu-budget.ts). Every job is laid
+   * out by the job planner (plan/job-plan.ts) or refused before it starts.
    */
   memoryBudgetMiB?: number;
   /** CUDA device id (one worker per card). */
@@ -88,8 +89,8 @@ export interface GenerateResult {
   dtype: GraphDType;
   /** loadMs: opening sessions inside this job (stage-by-stage layouts reopen each stage's networks); unetRunMs: time inside the UNet's session.run while sampling. */
   timings: { loadMs: number; encodeMs: number; sampleMs: number; unetRunMs: number; decodeMs: number; totalMs: number };
-  /** How the job was laid out on the GPU, where a memory budget applies. */
-  plan?: MemoryPlan;
+  /** How the job was laid out (plan/job-plan.ts). */
+  plan: JobPlan;
 }
 
 export class GenerationCancelled extends Error {
@@ -99,16 +100,8 @@ export class GenerationCancelled extends Error {
   }
 }
 
-/** A job's layout on the device: the pipeline's defaults, or a memory plan's choice. */
 /** A job's video size (the image's, once framed). */
 type ImageSize = Pick<RgbImage, 'width' | 'height'>;
-
-interface JobLayout {
-  guidanceBatch: 'joint' | 'split';
-  sessions: 'shared' | 'separate';
-  decodeChunk: number;
-  decoderPerShape: boolean;
-}
 
 type Stage = 'encoding' | 'sampling' | 'decoding';
 
@@ -125,14 +118,32 @@ export class SvdPipeline {
     files: Record<NetworkName, string>,
     /** WebGPU's memory mode; undefined on other providers. */
     readonly gpuMemory: 'fast' | 'lean' | undefined,
-    readonly layout: { guidanceBatch: 'joint' | 'split'; sessions: 'shared' | 'separate' },
-    /** GPU memory this pipeline may use (MiB); undefined where no plan applies. */
-    readonly memoryBudgetMiB: number | undefined,
+    /** The device as the job planner sees it (on the CPU, the memory baseline is added once the sessions are open). */
+    private readonly device: PlanBasis['device'],
     deviceId: number | undefined,
   ) {
     const options = () => sessionOptions(this.provider, { ...(gpuMemory ? { webgpuCache: bufferCacheFor(gpuMemory) } : {}), deviceId });
     const contracts = Object.fromEntries(NETWORKS.map((n) => [n, networkContract(model, n)])) as Record<NetworkName, NetworkContract>;
-    this.pool = new SessionPool(files, contracts, options, layout.sessions);
+    this.pool = new SessionPool(files, contracts, options, device.sessions);
+  }
+
+  /**
+   * What the job planner needs to know of this device and model: the worker sends it to the
+   * server with 'model-ready', so that the page is shown the plan the worker will follow.
+   */
+  get planBasis(): PlanBasis {
+    const vae = this.model.vae.config;
+    return {
+      device: this.device,
+      model: {
+        frames: this.defaultFrames,
+        weightsMiB: { unet: this.pool.weightsMiB('unet'), vae_decoder: this.pool.weightsMiB('vae_decoder'), encoders: this.pool.weightsMiB('image_encoder') + this.pool.weightsMiB('vae_encoder') },
+        valueBytes: this.dtype === 'float16' ? 2 : 4,
+        unetChannels: this.model.unet.config.block_out_channels[0]!,
+        decoderChannels: vae.block_out_channels,
+        decoderFrameHalves: graphFormsFor(this.provider).decoderFrameHalves,
+      },
+    };
   }
 
   get provider(): Provider {
@@ -173,25 +184,22 @@ export class SvdPipeline {
     const gpuMemory = resolution.provider === 'webgpu' ? await resolveGpuMemoryMode(opts.gpuMemory ?? 'auto') : undefined;
     if (gpuMemory) say(`WebGPU memory mode ${gpuMemory}`);
     // Measured before any session of ours holds memory.
-    const budget = opts.memoryBudgetMiB ?? (await defaultMemoryBudget(resolution.provider, opts.deviceId));
+    const budget = opts.memoryBudgetMiB ?? (await defaultGpuBudgetMiB(resolution.provider, opts.deviceId));
     if (budget !== undefined) say(`GPU memory to use: ${(budget / 1024).toFixed(1)} GiB`);
-    const p = new SvdPipeline(
-      model,
-      resolution,
-      dtype,
-      files,
-      gpuMemory,
-      {
-        guidanceBatch: opts.guidanceBatch ?? (gpuMemory === 'lean' ? 'split' : 'joint'),
-        sessions: opts.sessions ?? (gpuMemory === 'fast' ? 'separate' : 'shared'),
-      },
-      budget,
-      opts.deviceId,
-    );
+    const device: PlanBasis['device'] = {
+      provider: resolution.provider,
+      ...(budget !== undefined ? { gpuBudgetMiB: budget } : {}),
+      ...(resolution.provider === 'webgpu' ? { maxTensorBytes: WEBGPU_MAX_TENSOR_BYTES } : {}),
+      guidanceBatch: opts.guidanceBatch ?? (gpuMemory === 'lean' ? 'split' : 'joint'),
+      sessions: opts.sessions ?? (gpuMemory === 'fast' ? 'separate' : 'shared'),
+    };
+    const p = new SvdPipeline(model, resolution, dtype, files, gpuMemory, device, opts.deviceId);
     try {
       // All four open once here, so a broken model fails at load rather than in the first job.
       await p.pool.openAll(Object.keys(files) as NetworkName[], say);
-      if (p.layout.sessions === 'separate') await p.pool.close(); // each job opens what its stage needs
+      if (device.sessions === 'separate') await p.pool.close(); // each job opens what its stage needs
+      // What a CPU job's memory is counted from: the process with its model loaded.
+      if (resolution.provider === 'cpu') device.hostBaselineMiB = residentMiB();
     } catch (err) {
       await p.release();
       throw err;
@@ -203,29 +211,13 @@ export class SvdPipeline {
     await this.pool.release();
   }
 
-  /** The most frames one decoder chunk may hold here (WebGPU's buffer limit; no limit elsewhere). */
-  maxDecodeChunk(width: number, height: number): number {
-    // WebGPU fails a convolution whose output passes about 2 GiB (seen on an H100 with 8 frames of 256 channels at 1024x576).
-    const maxTensorBytes = this.provider === 'webgpu' ? 1.9e9 : undefined;
-    return maxDecoderChunk(graphFormsFor(this.provider), maxTensorBytes, this.model.vae.config, width, height, this.dtype === 'float16' ? 2 : 4);
-  }
-
   /**
-   * How a job of these settings runs here: with a memory budget, planMemory's choice (or its
-   * MemoryPlanError, before anything runs); else the pipeline's layout.
+   * How a job of these settings runs here (plan/job-plan.ts): a MemoryPlanError, before anything
+   * runs, when it does not fit. On the CPU the memory free now is counted, with what this process
+   * holds from earlier jobs.
    */
-  planJob(settings: SamplingSettings & ImageSize): { layout: JobLayout; plan?: MemoryPlan } {
-    const frames = settings.frames ?? this.defaultFrames;
-    const requested = Math.min(settings.decodeChunk, frames, this.maxDecodeChunk(settings.width, settings.height));
-    if (this.memoryBudgetMiB === undefined) {
-      return { layout: { ...this.layout, decodeChunk: requested, decoderPerShape: this.provider === 'cuda' && this.layout.sessions === 'shared' } };
-    }
-    const plan = planMemory(
-      this.memoryBudgetMiB,
-      { width: settings.width, height: settings.height, frames, videos: settings.maxGuidance > 1 ? 2 : 1, decodeChunk: requested },
-      { unet: this.pool.weightsMiB('unet'), vae_decoder: this.pool.weightsMiB('vae_decoder'), encoders: this.pool.weightsMiB('image_encoder') + this.pool.weightsMiB('vae_encoder') },
-    );
-    return { layout: plan, plan };
+  planJob(settings: SamplingSettings & ImageSize): JobPlan {
+    return planJob(deviceNow(this.device, residentMiB), this.planBasis.model, settings);
   }
 
   /**
@@ -237,7 +229,7 @@ export class SvdPipeline {
    * undefined without running. Else the milliseconds it took.
    */
   async warmUp(settings: SamplingSettings & ImageSize): Promise<number | undefined> {
-    if (this.provider === 'cpu' || this.planJob(settings).layout.sessions === 'separate') return undefined;
+    if (this.provider === 'cpu' || this.planJob(settings).sessions === 'separate') return undefined;
     const t = performance.now();
     const image = { data: new Uint8Array(settings.width * settings.height * 3).fill(128), width: settings.width, height: settings.height };
     await this.generate(image, { ...settings, steps: 1, sigmas: undefined, seed: 0 });
@@ -249,15 +241,12 @@ export class SvdPipeline {
    * settings (diffusers' `__call__` arguments): the size is the image's.
    */
   async generate(image: RgbImage, settings: SamplingSettings, opts: GenerateOptions = {}): Promise<GenerateResult> {
-    const { layout, plan } = this.planJob({ ...settings, width: image.width, height: image.height });
+    const plan = this.planJob({ ...settings, width: image.width, height: image.height });
     const say = (message: string) => opts.onProgress?.({ stage: 'loading', message });
-    for (const note of plan?.notes ?? []) say(note);
-    if (this.pool.layout !== layout.sessions) {
-      await this.pool.close();
-      this.pool.layout = layout.sessions;
-    }
+    for (const note of plan.notes) say(note);
+    await this.pool.useLayout(plan.sessions);
     try {
-      return { ...(await this.run(image, settings, layout, opts)), ...(plan ? { plan } : {}) };
+      return { ...(await this.run(image, settings, plan, opts)), plan };
     } catch (err) {
       // A failed allocation leaves the arenas full: start the next job from a clean card.
       if (isOutOfMemory(err)) await this.pool.close();
@@ -265,11 +254,11 @@ export class SvdPipeline {
     } finally {
       // With separate stages nothing stays open between jobs (or after a failed or cancelled one),
       // so an idle server leaves the card free.
-      if (this.pool.layout === 'separate') await this.pool.close();
+      if (plan.sessions === 'separate') await this.pool.close();
     }
   }
 
-  private async run(image: RgbImage, settings: SamplingSettings, layout: JobLayout, opts: GenerateOptions): Promise<Omit<GenerateResult, 'plan'>> {
+  private async run(image: RgbImage, settings: SamplingSettings, plan: JobPlan, opts: GenerateOptions): Promise<Omit<GenerateResult, 'plan'>> {
     const started = performance.now();
     const { signal, onProgress } = opts;
     const checkCancelled = () => {
@@ -284,7 +273,7 @@ export class SvdPipeline {
       const r = SETTINGS[side].kind.schema.safeParse(value);
       if (!r.success) throw new Error(`the image's ${side} (${value}) ${r.error.issues[0]!.message}: bring it to the video's size first (prepareImage)`);
     }
-    const sized = { ...settings, width: W, height: H };
+    const sized = { ...settings, width: W, height: H, decodeChunk: plan.decodeChunk };
     const F = settings.frames ?? this.defaultFrames;
     const scale = vaeScaleFactor(this.model.vae.config);
     const dims: LatentDims = { F, W, H, h: H / scale, w: W / scale, C: this.model.vae.config.latent_channels };
@@ -317,14 +306,14 @@ export class SvdPipeline {
     // 2.–4. Schedule, initial latents, and the denoising loop with guidance.
     loadMs += await this.pool.enterStage(['unet'], say);
     const loopStart = performance.now();
-    const { latents, unetRunMs } = await this.inStage('sampling', sized, () => this.sample({ embedding, latent, initialNoise, stepNoise, settings, dims, layout, opts, checkCancelled }));
+    const { latents, unetRunMs } = await this.inStage('sampling', sized, () => this.sample({ embedding, latent, initialNoise, stepNoise, settings, dims, plan, opts, checkCancelled }));
     const sampleMs = performance.now() - loopStart;
 
     // 5. Decode in chunks of contiguous frames; the temporal layers see one chunk at a time.
     const decodeStart = performance.now();
     const decodeLoadMs = await this.pool.enterStage(['vae_decoder'], say);
     loadMs += decodeLoadMs;
-    const { frames, rgb } = await this.inStage('decoding', sized, () => this.decode(latents, dims, layout, checkCancelled, onProgress));
+    const { frames, rgb } = await this.inStage('decoding', sized, () => this.decode(latents, dims, plan, checkCancelled, onProgress));
     const totalMs = performance.now() - started;
     onProgress?.({ stage: 'done', elapsedMs: totalMs });
     return {
@@ -342,7 +331,7 @@ export class SvdPipeline {
   }
 
   /** Runs one stage; a failed GPU allocation becomes a message naming the stage and what to lower. */
-  private async inStage<T>(stage: Stage, settings: SamplingSettings & ImageSize, fn: () => Promise<T>): Promise<T> {
+  private async inStage<T>(stage: Stage, settings: SamplingSettings & ImageSize & { decodeChunk: number }, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
@@ -375,7 +364,7 @@ export class SvdPipeline {
     stepNoise: (n: number) => Float32Array;
     settings: SamplingSettings;
     dims: LatentDims;
-    layout: JobLayout;
+    plan: JobPlan;
     opts: GenerateOptions;
     checkCancelled: () => void;
   }): Promise<{ latents: Float32Array; unetRunMs: number }> {
@@ -426,7 +415,7 @@ export class SvdPipeline {
         return out;
       };
       let out: Float32Array;
-      if (a.layout.guidanceBatch === 'split' && B === 2) {
+      if (a.plan.guidanceBatch === 'split' && B === 2) {
         // One video at a time: the same results with half the UNet's activations on the GPU
         // (WebGPU's 'lean' mode always; CUDA where planMemory finds the joint batch does not fit;
         // what it saves and costs: BENCHMARKS.md, WebGPU attempt 15).
@@ -458,18 +447,12 @@ export class SvdPipeline {
   }
 
   /** Latents [F, C, h, w] → frames [F, H, W, 3] in [0, 1] and their 8-bit RGB, a chunk of contiguous frames at a time. */
-  private async decode(
-    latents: Float32Array,
-    d: LatentDims,
-    layout: JobLayout,
-    checkCancelled: () => void,
-    onProgress?: (e: ProgressEvent) => void,
-  ): Promise<{ frames: Float32Array; rgb: Uint8Array }> {
+  private async decode(latents: Float32Array, d: LatentDims, plan: JobPlan, checkCancelled: () => void, onProgress?: (e: ProgressEvent) => void): Promise<{ frames: Float32Array; rgb: Uint8Array }> {
     const { F, W, H, C, h, w } = d;
     const frameSize = C * h * w;
     const inv = f(1 / this.model.vae.config.scaling_factor);
     const unscaled = Float32Array.from(latents, (x) => f(x * inv));
-    const chunk = layout.decodeChunk;
+    const chunk = plan.decodeChunk;
     const chunks = Math.ceil(F / chunk);
     const frames = new Float32Array(F * H * W * 3);
     const rgb = new Uint8Array(frames.length);
@@ -479,7 +462,7 @@ export class SvdPipeline {
       onProgress?.({ stage: 'decoding', chunk: k + 1, chunks });
       const from = k * chunk;
       const n = Math.min(chunk, F - from);
-      const session = await this.pool.decoder(n, layout.decoderPerShape);
+      const session = await this.pool.decoder(n, plan.decoderPerShape);
       const feeds = { latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, C, h, w]) };
       // The decoder graph postprocesses on the device (vae.ts): only copies are left here.
       const out = await session.run(feeds);
@@ -502,19 +485,6 @@ interface LatentDims {
 
 function isOutOfMemory(err: unknown): boolean {
   return err instanceof Error && OUT_OF_MEMORY.test(err.message);
-}
-
-/** On CUDA: the card's free memory at load less 512 MiB for what nvidia-smi does not see coming (or SVD_GPU_MEMORY_BUDGET_MIB). */
-async function defaultMemoryBudget(provider: Provider, deviceId?: number): Promise<number | undefined> {
-  const env = process.env.SVD_GPU_MEMORY_BUDGET_MIB;
-  if (env !== undefined && env !== '') {
-    const mib = Number(env);
-    if (!Number.isFinite(mib) || mib <= 0) throw new Error(`SVD_GPU_MEMORY_BUDGET_MIB=${env} is not a positive number of MiB`);
-    return mib;
-  }
-  if (provider !== 'cuda') return undefined;
-  const gpu = await nvidiaGpu(10_000, deviceId);
-  return gpu ? gpu.memoryTotalMiB - gpu.memoryUsedMiB - 512 : undefined;
 }
 
 /** torch.linspace in float32: the first half counts up from start, the second down from end. */

@@ -41,8 +41,15 @@ export class SessionPool {
     readonly files: Record<NetworkName, string>,
     private readonly contracts: Record<NetworkName, NetworkContract>,
     private readonly options: () => ort.InferenceSession.SessionOptions,
-    public layout: SessionsLayout,
+    private layout: SessionsLayout,
   ) {}
+
+  /** Keeps the networks open together or opens each stage's alone from the next stage on (a job's plan says which); a change closes what is open. */
+  async useLayout(layout: SessionsLayout): Promise<void> {
+    if (layout === this.layout) return;
+    await this.close();
+    this.layout = layout;
+  }
 
   /** Size of a network's weights on disk (its external data file), MiB. */
   weightsMiB(network: NetworkName): number {

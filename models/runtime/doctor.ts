@@ -39,7 +39,7 @@ export interface DoctorReport {
   todo: string[];
 }
 
-/** Cards below this much memory get the stage-by-stage plan (memory-plan.ts): the 16 GB class. */
+/** Cards below this much memory get the stage-by-stage plan (models/plan/gpu-memory.ts): the 16 GB class. */
 const SMALL_CARD_MIB = 20 * 1024;
 
 function cardNotes(g: GpuCard): string[] {

@@ -1,6 +1,7 @@
 // What every route module is given, and the one lookup of a job on behalf of a client.
 import type { Response } from 'express';
-import type { JobRecord } from '../jobs/job.js';
+import type { PlanAnswer } from '../../common/job-plan.js';
+import type { JobRecord, JobSettings } from '../jobs/job.js';
 import { JOB_ID } from '../jobs/job.js';
 import type { JobService } from '../jobs/job-service.js';
 import { mayAccess, type AccessOptions } from './access.js';
@@ -13,7 +14,12 @@ export interface ApiContext {
   modelNames?: string[];
   /** The models whose jobs may interpolate (a frame interpolator is installed for them); all when absent. */
   interpolatingModels?: string[];
+  /** The job planner on the workers; absent, jobs are planned by the worker alone. */
+  plan?: Planner;
 }
+
+/** The plan for these settings on the worker that would take the job, or undefined while none has the model loaded. */
+export type Planner = (settings: JobSettings) => PlanAnswer | undefined;
 
 /** The requesting client's owner digest (set by access.ts's identify). */
 export const ownerOfRequest = (res: Response): string | undefined => res.locals.owner as string | undefined;

@@ -53,6 +53,31 @@ export function checkOutputLength(s: JobSettings): void {
   }
 }
 
+/** A job's settings as a client sent them, checked by the settings table's schema and against this server (its models, its interpolators, the video's length). */
+export function checkJobSettings(ctx: ApiContext, raw: unknown): JobSettings {
+  const parsed = jobSettingsSchema.safeParse(raw);
+  if (!parsed.success) throw new HttpError(400, `bad settings: ${formatError(parsed.error)}`);
+  const name = parsed.data.model;
+  if (name !== undefined && ctx.modelNames && !ctx.modelNames.includes(name)) {
+    throw new HttpError(400, `bad settings: model "${name.slice(0, 60)}" is not installed; installed: ${ctx.modelNames.join(', ')}`);
+  }
+  const model = name ?? ctx.modelNames?.[0];
+  if (parsed.data.interpolate > 1 && ctx.interpolatingModels && (model === undefined || !ctx.interpolatingModels.includes(model))) {
+    throw new HttpError(
+      400,
+      `bad settings: interpolate ${parsed.data.interpolate} needs a frame interpolator, and none is installed on the server; install RIFE there with ${INSTALL_INTERPOLATOR_COMMAND}`,
+    );
+  }
+  checkOutputLength(parsed.data);
+  return parsed.data;
+}
+
+/** A job the worker that would take it is known to refuse (the job planner's check) is refused now, in the same words. */
+function checkPlan(ctx: ApiContext, settings: JobSettings): void {
+  const answer = ctx.plan?.(settings);
+  if (answer && 'refused' in answer) throw new HttpError(422, answer.refused);
+}
+
 /** 202 with the first job, and all of them when variations made several. */
 function accepted(service: JobService, jobs: JobRecord[]): Submitted {
   return { id: jobs[0]!.id, position: service.position(jobs[0]!.id), ...(jobs.length > 1 ? { ids: jobs.map((j) => j.id) } : {}) };
@@ -61,24 +86,7 @@ function accepted(service: JobService, jobs: JobRecord[]): Submitted {
 export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
   const { service } = ctx;
   const router = Router();
-
-  const checkSettings = (raw: unknown): JobSettings => {
-    const parsed = jobSettingsSchema.safeParse(raw);
-    if (!parsed.success) throw new HttpError(400, `bad settings: ${formatError(parsed.error)}`);
-    const name = parsed.data.model;
-    if (name !== undefined && ctx.modelNames && !ctx.modelNames.includes(name)) {
-      throw new HttpError(400, `bad settings: model "${name.slice(0, 60)}" is not installed; installed: ${ctx.modelNames.join(', ')}`);
-    }
-    const model = name ?? ctx.modelNames?.[0];
-    if (parsed.data.interpolate > 1 && ctx.interpolatingModels && (model === undefined || !ctx.interpolatingModels.includes(model))) {
-      throw new HttpError(
-        400,
-        `bad settings: interpolate ${parsed.data.interpolate} needs a frame interpolator, and none is installed on the server; install RIFE there with ${INSTALL_INTERPOLATOR_COMMAND}`,
-      );
-    }
-    checkOutputLength(parsed.data);
-    return parsed.data;
-  };
+  const checkSettings = (raw: unknown) => checkJobSettings(ctx, raw);
 
   router.post('/jobs', limiter, receiveImage, async (req, res) => {
     if (!req.is('multipart/form-data')) throw new HttpError(415, 'send the job as multipart/form-data with the picture in the field "image" and the settings as JSON in "settings"');
@@ -95,6 +103,7 @@ export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
     }
     const settings = checkSettings(raw);
     const png = await normaliseUpload(req.file.buffer);
+    checkPlan(ctx, settings);
     const ext =
       (req.file.originalname.split('.').pop() ?? 'bin')
         .toLowerCase()
@@ -145,6 +154,7 @@ export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
     const body = rerunBodySchema.safeParse(req.body);
     if (!body.success) throw new HttpError(400, `bad request: ${formatError(body.error)}`);
     const settings = checkSettings({ ...old.settings, ...body.data?.settings });
+    checkPlan(ctx, settings);
     const png = await readFile(service.store.file(old.id, old.inputName)).catch(() => {
       throw new HttpError(410, `the input picture of job ${old.id} is no longer on the server; submit it again`);
     });
@@ -159,6 +169,7 @@ export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
     const body = rerunBodySchema.safeParse(req.body);
     if (!body.success) throw new HttpError(400, `bad request: ${formatError(body.error)}`);
     const settings = checkSettings({ ...old.settings, seed: undefined, ...body.data?.settings });
+    checkPlan(ctx, settings);
     const png = await readFile(service.store.file(old.id, LAST_FRAME_FILE)).catch(() => {
       throw new HttpError(410, `the last frame of job ${old.id} is not on the server (jobs made before continuing existed do not keep it); run the job again first`);
     });

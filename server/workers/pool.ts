@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { PlanBasis } from '../../common/job-plan.js';
 import { fromWorkerSchema, type FromWorker, type ToWorkerInput, type WorkerProgress, type WorkerRuntime, type WorkerStatus } from '../../common/worker-protocol.js';
 import { cudaLibraryEnv } from '../../models/runtime/cuda-libraries.js';
 import type { GenerationSettings } from '../../common/settings.js';
@@ -103,6 +104,7 @@ export class InferenceWorker extends EventEmitter<{ free: [] }> {
   private state: WorkerStatus['state'] = 'starting';
   private model: string | undefined;
   private provider: string | undefined;
+  private basis: PlanBasis | undefined;
   private message: string | undefined;
   /** Why the process was restarted, until its model is ready again. */
   private restartNote: string | undefined;
@@ -138,6 +140,11 @@ export class InferenceWorker extends EventEmitter<{ free: [] }> {
 
   get loadedModel(): string | undefined {
     return this.state === 'ready' ? this.model : undefined;
+  }
+
+  /** Its device and loaded model as the job planner sees them, and its process (whose memory a CPU plan counts); while ready. */
+  get planning(): { basis: PlanBasis; pid: number | undefined } | undefined {
+    return this.state === 'ready' && this.basis ? { basis: this.basis, pid: this.pid } : undefined;
   }
 
   /** What a job that waits for this worker is told. */
@@ -218,6 +225,7 @@ export class InferenceWorker extends EventEmitter<{ free: [] }> {
         this.state = 'ready';
         this.model = msg.name;
         this.provider = msg.provider;
+        this.basis = msg.plan;
         this.message = this.restartNote = undefined;
         this.crashesInARow = 0;
         this.opts.log(`${this.name}: model ${msg.name} ready on ${msg.provider}`);
@@ -354,7 +362,7 @@ export interface WorkerPoolOptions extends Omit<InferenceWorkerOptions, 'cancelG
 /** The workers of this server, in slot order; a job goes to the first free one. */
 export class WorkerPool extends EventEmitter<{ free: [] }> {
   readonly workers: InferenceWorker[];
-  private readonly defaultModel: string | undefined;
+  readonly defaultModel: string | undefined;
 
   constructor(opts: WorkerPoolOptions) {
     super();

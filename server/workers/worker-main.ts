@@ -91,7 +91,7 @@ function init(msg: Extract<ToWorker, { type: 'init' }>): void {
     { provider: onOtherCard && runtime.provider === 'auto' ? 'cuda' : runtime.provider, gpuMemory: runtime.gpuMemory, deviceId: runtime.deviceId },
     (name, pipeline) =>
       pipeline.then(
-        (p) => send({ type: 'model-ready', name, provider: `${p.provider} (${p.dtype}${p.gpuMemory ? `, ${p.gpuMemory} memory mode` : ''})` }),
+        (p) => send({ type: 'model-ready', name, provider: `${p.provider} (${p.dtype}${p.gpuMemory ? `, ${p.gpuMemory} memory mode` : ''})`, plan: p.planBasis }),
         (err: Error) => send({ type: 'model-error', name, error: err.message }),
       ),
     (line) => send({ type: 'model-loading', name: manager?.activeName ?? msg.load, message: line }),

@@ -1,6 +1,7 @@
 // How a job is laid out on a GPU of a given free memory: the guidance batch run joint or split,
 // the networks kept open together or opened stage by stage, and the decode chunk. Pure
 // arithmetic over per-stage estimates, so it is chosen (and explained) before sampling starts.
+// One part of the job planner (job-plan.ts), which every provider's job goes through.
 
 /** Bytes a stage needs beyond its weights, per unit of work, measured on the CUDA provider. */
 export interface MemoryEstimates {
@@ -33,7 +34,8 @@ export interface JobShape {
   frames: number;
   /** 2 with classifier-free guidance, else 1. */
   videos: 1 | 2;
-  decodeChunk: number;
+  /** Frames decoded together; 'auto': the most that fit (up to all of them), as diffusers decodes by default. */
+  decodeChunk: number | 'auto';
 }
 
 export interface NetworkWeightsMiB {
@@ -67,23 +69,38 @@ export class MemoryPlanError extends Error {
 const MiB = 2 ** 20;
 const gib = (mib: number) => `${(mib / 1024).toFixed(1)} GiB`;
 
+/** The most frames in one decoder chunk that `fits` allows (0 when not even one), up to all of them. */
+function largestChunk(frames: number, fits: (chunk: number) => boolean): number {
+  let chunk = frames;
+  while (chunk > 0 && !fits(chunk)) chunk--;
+  return chunk;
+}
+
 export function planMemory(budgetMiB: number, job: JobShape, weights: NetworkWeightsMiB, est: MemoryEstimates = CUDA_ESTIMATES): MemoryPlan {
   const pixels = job.width * job.height;
   const unetAct = (videos: number) => (est.unetBytesPerVideoFramePixel * videos * job.frames * pixels) / MiB;
   const decoderAct = (chunk: number) => (est.decoderBytesPerFramePixel * chunk * pixels) / MiB;
-  const requested = Math.max(1, Math.min(job.decodeChunk, job.frames));
-  const tail = job.frames % requested;
+  const auto = job.decodeChunk === 'auto';
+  const requested = auto ? job.frames : Math.max(1, Math.min(job.decodeChunk as number, job.frames));
   const encoders = weights.encoders + est.encodersActivationMiB;
 
-  // Everything open at once: every stage's weights and arena stay on the card between jobs.
-  const shared = est.contextMiB + encoders + weights.unet + unetAct(job.videos) + weights.vae_decoder + decoderAct(requested) + (tail ? decoderAct(tail) : 0);
-  if (shared <= budgetMiB) {
-    return { guidanceBatch: 'joint', sessions: 'shared', decodeChunk: requested, decoderPerShape: true, peakMiB: Math.round(shared), notes: [] };
+  // Everything open at once: every stage's weights and arena stay on the card between jobs, and a
+  // decoder session per chunk length (the full chunk and the last one).
+  const sharedPeak = (chunk: number) => {
+    const tail = job.frames % chunk;
+    return est.contextMiB + encoders + weights.unet + unetAct(job.videos) + weights.vae_decoder + decoderAct(chunk) + (tail ? decoderAct(tail) : 0);
+  };
+  const room = budgetMiB - est.contextMiB;
+  const separateFit = Math.min(requested, Math.max(0, Math.floor((room - weights.vae_decoder) / decoderAct(1))));
+  // 'auto' keeps everything open with a smaller chunk rather than reopening each stage per job
+  // for a larger one, unless the chunk would drop below the default's 8 frames.
+  const sharedChunk = auto ? largestChunk(requested, (c) => sharedPeak(c) <= budgetMiB) : sharedPeak(requested) <= budgetMiB ? requested : 0;
+  if (sharedChunk > 0 && sharedChunk >= Math.min(separateFit, 8)) {
+    return { guidanceBatch: 'joint', sessions: 'shared', decodeChunk: sharedChunk, decoderPerShape: true, peakMiB: Math.round(sharedPeak(sharedChunk)), notes: [] };
   }
 
   // Stage by stage: only one stage's networks (and arena) on the card at a time.
   const notes = [`${gib(budgetMiB)} of GPU memory to use: opening each stage's networks alone`];
-  const room = budgetMiB - est.contextMiB;
   let guidanceBatch: MemoryPlan['guidanceBatch'] = 'joint';
   let sampling = weights.unet + unetAct(job.videos);
   if (sampling > room && job.videos === 2) {
@@ -97,14 +114,13 @@ export function planMemory(budgetMiB: number, job: JobShape, weights: NetworkWei
     );
   }
   const perFrame = decoderAct(1);
-  const fit = Math.floor((room - weights.vae_decoder) / perFrame);
-  if (fit < 1) {
+  if (separateFit < 1) {
     throw new MemoryPlanError(
       `Not enough GPU memory for decoding: one frame at ${job.width}x${job.height} needs about ${gib(perFrame + weights.vae_decoder + est.contextMiB)}, and ${gib(budgetMiB)} is free. Lower the resolution, or free the GPU.`,
     );
   }
-  const decodeChunk = Math.min(requested, fit);
-  if (decodeChunk < requested) notes.push(`decoding ${decodeChunk} frames at a time instead of ${requested}`);
+  const decodeChunk = separateFit;
+  if (!auto && decodeChunk < requested) notes.push(`decoding ${decodeChunk} frames at a time instead of ${requested}`);
   const decoding = weights.vae_decoder + decoderAct(decodeChunk);
   const encoding = encoders;
   return {
