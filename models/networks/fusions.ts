@@ -1,17 +1,18 @@
-// The CUDA provider's fused operators as graph passes over the standard channels-last graph
+// The CUDA provider's fused operators as graph passes over the channels-last graph (the standard
+// graph after the `channels-last` pass, onnx/channels-last.ts)
 // (onnxruntime/python/tools/transformers: fusion_group_norm.py, fusion_nhwc_conv.py,
 // fusion_bias_split_gelu.py), and which of them a target runs: chosen from a table of where each
 // fused operator is known to work, by provider, onnxruntime version and compute capability,
 // never by trying and failing at run time.
-import { concatInitializers, intsAttr, sameInts, type GraphPass, type PassGraph } from '../onnx/graph-passes.js';
-import { attr, type NodeRecord } from '../onnx/onnx-writer.js';
+import { concatInitializers, initializerValues, intsAttr, sameInts, type GraphPass, type PassGraph } from '../onnx/graph-passes.js';
+import { attr, encodeFloats, type Initializer, type NodeRecord } from '../onnx/onnx-writer.js';
 import type { Provider } from '../../common/runtime-choices.js';
 
 const MS = 'com.microsoft';
 
 /**
  * Transpose(x → NCHW) · Conv(·, Transpose(W)) · Transpose(→ NHWC), W stored [M, kH, kW, C]
- * (ops.ts `conv2dNhwc`), as one NhwcConv. Its CUDA kernel wants channel counts in multiples of
+ * (a Conv as the channels-last pass writes it), as one NhwcConv. Its CUDA kernel wants channel counts in multiples of
  * 8: the 3- and 4-channel edges (latents, RGB) stay as they are, small tensors to transpose.
  */
 const nhwcConv: GraphPass = {
@@ -33,11 +34,12 @@ const nhwcConv: GraphPass = {
 };
 
 /**
- * GroupNorm between transposes, with its SiLU where there is one (ops.ts `groupNormNhwc`:
- * Transpose · Reshape · InstanceNormalization · Reshape · affine · [x·sigmoid(x)] · Transpose),
- * as one com.microsoft GroupNorm on channels last: statistics and the affine in float32, SiLU
- * fused, the float32 [C] scale and bias taken from before their Cast. Its CUDA kernel needs
- * an even number of channels per group, at most 512, on [N, H, W, C].
+ * GroupNorm between transposes, with its SiLU where there is one (ops.ts `groupNorm` as the
+ * channels-last pass writes it: Transpose · Reshape · InstanceNormalization · Reshape · affine ·
+ * [x·sigmoid(x)] · Transpose), as one com.microsoft GroupNorm on channels last: statistics and
+ * the affine in float32, SiLU fused, the [C, 1, 1] scale and bias stored as float32 [C] from the
+ * checkpoint's values. Its CUDA kernel needs an even number of channels per group, at most 512,
+ * on [N, H, W, C].
  */
 const groupNormNhwc: GraphPass = {
   name: 'group-norm-nhwc',
@@ -65,25 +67,26 @@ const groupNormNhwc: GraphPass = {
     const [scale, bias] = [perChannelFloat32(g, mul.inputs[1]), perChannelFloat32(g, add.inputs[1])];
     if (target?.length !== 3 || target[0] !== 0 || target[2] !== -1 || !scale || !bias) return undefined;
     const groups = target[1]!;
-    const channels = scale.init.dims[0]!;
+    const channels = scale.dims[0]!;
     const perGroup = channels / groups;
     if (!Number.isInteger(perGroup) || perGroup % 2 !== 0 || perGroup > 512) return undefined;
     const epsilon = norm.attrs.epsilon;
     if (!epsilon || !('f' in epsilon)) return undefined;
     const attrs = { groups: attr.int(groups), epsilon, activation: attr.int(silu ? 1 : 0), channels_last: attr.int(1) };
-    const fused = g.node('GroupNorm', [toFirst.inputs[0]!, scale.init.name, bias.init.name], [...back.outputs], attrs, { domain: MS, outputShapes: back.outputShapes });
-    return { nodes: [toFirst, grouped, norm, shapeOfInput, reshapeBack, ...scale.nodes, mul, ...bias.nodes, add, ...nodes, back], replacement: [fused] };
+    const fused = g.node('GroupNorm', [toFirst.inputs[0]!, scale.name, bias.name], [...back.outputs], attrs, { domain: MS, outputShapes: back.outputShapes });
+    return { nodes: [toFirst, grouped, norm, shapeOfInput, reshapeBack, mul, add, ...nodes, back], replacement: [fused] };
   },
 };
 
-/** A float32 [C] initializer viewed as [C, 1, ...] for the standard affine: Reshape(Cast?(init)). */
-function perChannelFloat32(g: PassGraph, value: string | undefined): { init: NonNullable<ReturnType<PassGraph['initializer']>>; nodes: NodeRecord[] } | undefined {
-  const view = g.producer(value, 'Reshape');
-  if (!view) return undefined;
-  const cast = g.producer(view.inputs[0], 'Cast');
-  const init = g.initializer(cast ? cast.inputs[0] : view.inputs[0]);
-  if (init?.dtype !== 'float32' || init.dims.length !== 1) return undefined;
-  return { init, nodes: cast ? [cast, view] : [view] };
+/** A [C, 1, ...] per-channel initializer of the standard affine as float32 [C] (from its values before storage, where it has them). */
+function perChannelFloat32(g: PassGraph, value: string | undefined): Initializer | undefined {
+  const init = g.initializer(value);
+  if ((init?.dtype !== 'float32' && init?.dtype !== 'float16') || !init.dims.slice(1).every((d) => d === 1)) return undefined;
+  const channels = init.dims[0]!;
+  const values = () => initializerValues(init);
+  const float32: Initializer = { name: g.uniqueName(`${init.name}:float32`), dims: [channels], dtype: 'float32', external: init.external, bytes: () => encodeFloats(values(), 'float32'), values };
+  g.addInitializer(float32);
+  return float32;
 }
 
 /** The widths onnxruntime's CUDA BiasSplitGelu accepts (SD's and SVD's 320, 640 and 1280-wide blocks ×8). */

@@ -3,6 +3,7 @@
 // by its producers, checks that nothing outside reads its inner values, and puts one fused node
 // in its place. Whatever the pass leaves unread (shape helpers, replaced weights) is dropped.
 import { ELEMENT_BYTES, type Attr, type Initializer, type NodeRecord, type OnnxWriter } from './onnx-writer.js';
+import { halfToFloat } from '../half.js';
 import type { Shape } from './static-shapes.js';
 
 /** One fused node in place of the matched ones; the last of `nodes` is where it runs. */
@@ -16,6 +17,12 @@ export interface GraphPass {
   readonly name: string;
   /** The fusion rooted at `node` (the last node of the subgraph), or undefined where it does not apply. */
   match(graph: PassGraph, node: NodeRecord): Fusion | undefined;
+}
+
+/** A pass that rewrites the whole graph at once (a change of layout, say); returns how many places it changed. */
+export interface GraphRewrite {
+  readonly name: string;
+  rewrite(file: OnnxWriter): number;
 }
 
 /** The graph as a pass reads it: producers, readers, known shapes and constants. */
@@ -112,16 +119,19 @@ export class PassGraph {
 }
 
 /** Runs `passes` in order over the graph in `file`; returns how many fusions each applied. */
-export function applyPasses(file: OnnxWriter, passes: readonly GraphPass[]): Record<string, number> {
+export function applyPasses(file: OnnxWriter, passes: readonly (GraphPass | GraphRewrite)[]): Record<string, number> {
   const applied: Record<string, number> = {};
   for (const pass of passes) {
-    const graph = new PassGraph(file);
     let count = 0;
-    for (const node of file.nodeList) {
-      const fusion = pass.match(graph, node);
-      if (fusion && graph.apply(fusion)) count++;
+    if ('rewrite' in pass) count = pass.rewrite(file);
+    else {
+      const graph = new PassGraph(file);
+      for (const node of file.nodeList) {
+        const fusion = pass.match(graph, node);
+        if (fusion && graph.apply(fusion)) count++;
+      }
+      file.setNodes(graph.result());
     }
-    file.setNodes(graph.result());
     file.removeUnused();
     applied[pass.name] = count;
   }
@@ -151,6 +161,15 @@ export function concatInitializers(name: string, a: Initializer, b: Initializer,
       return out;
     },
   };
+}
+
+/** A float initializer's values: as they were before storage where it keeps them, else read back from its bytes. */
+export function initializerValues(init: Initializer): Float32Array {
+  if (init.values) return init.values();
+  const bytes = init.bytes().slice();
+  if (init.dtype === 'float32') return new Float32Array(bytes.buffer);
+  if (init.dtype === 'float16') return Float32Array.from(new Uint16Array(bytes.buffer), halfToFloat);
+  throw new Error(`${init.name} holds ${init.dtype}, not floats`);
 }
 
 /** An attribute's integer list (absent: undefined). */

@@ -60,21 +60,16 @@ export class WeightBinding {
     const dims = transforms.reduce((d, t) => transformedDims(name, d, t), [...shape]);
     const value: Value = { name: this.file.uniqueName(`w:${name}`), dtype, shape: dims };
     const { source } = this;
-    this.file.addInitializer({
-      name: value.name,
-      dims,
-      dtype,
-      external: true,
-      bytes: () => {
-        let data = source.load(name, shape);
-        let d = [...shape];
-        for (const t of transforms) {
-          data = transformedValues(source, data, d, t);
-          d = transformedDims(name, d, t);
-        }
-        return encodeFloats(data, dtype);
-      },
-    });
+    const values = () => {
+      let data = source.load(name, shape);
+      let d = [...shape];
+      for (const t of transforms) {
+        data = transformedValues(source, data, d, t);
+        d = transformedDims(name, d, t);
+      }
+      return data;
+    };
+    this.file.addInitializer({ name: value.name, dims, dtype, external: true, bytes: () => encodeFloats(values(), dtype), values });
     this.bound.set(key, value);
     return value;
   }
