@@ -70,6 +70,8 @@ export function reshapeGroups(from: readonly SymDim[], to: readonly SymDim[]): {
 }
 
 const ELEMENTWISE = new Set(['Add', 'Sub', 'Mul', 'Div', 'Sigmoid', 'Cast', 'Erf', 'Sin', 'Cos', 'Round', 'Clip', 'Identity', 'Softmax', 'LayerNormalization', 'InstanceNormalization', 'Gelu']);
+/** com.microsoft operators whose every output has their first input's shape. */
+const SAME_SHAPE = new Set(['GroupNorm', 'SkipGroupNorm', 'BiasGelu', 'BiasAdd']);
 
 /** The sizes (and, for small int64 vectors, the elements) of every value of `file`'s graph. */
 export class SymbolicShapes {
@@ -143,6 +145,16 @@ export class SymbolicShapes {
         }
         break;
       }
+      case 'NhwcConv': {
+        const w = ins[1];
+        if (x && w && x.length === 4) shape = [x[0]!, ...x.slice(1, 3).map((d, i) => convSize(node, d, w[1 + i]!, i, 2)), w[0]!];
+        break;
+      }
+      case 'BiasSplitGelu': {
+        const last = x?.[x.length - 1];
+        if (x && last?.of.length === 0) shape = [...x.slice(0, -1), symNumber(last.k / 2)];
+        break;
+      }
       case 'MultiHeadAttention': {
         const v = ins[2];
         if (x && v && x.length === 3 && v.length === 3) shape = [x[0]!, x[1]!, v[2]!];
@@ -197,8 +209,9 @@ export class SymbolicShapes {
           if (node.opType === 'Mul' && node.inputs.every((i) => this.elements(i)?.length === 1)) contents = [symMul(this.elements(node.inputs[0]!)![0]!, this.elements(node.inputs[1]!)![0]!)];
         }
     }
+    if (SAME_SHAPE.has(node.opType)) shape = x;
     node.outputs.forEach((o, i) => {
-      const s = i === 0 ? (shape ?? this.recorded(node, 0)) : this.recorded(node, i);
+      const s = i === 0 || SAME_SHAPE.has(node.opType) ? (shape ?? this.recorded(node, i)) : this.recorded(node, i);
       if (s) this.shapes.set(o, s);
       if (i === 0 && contents) this.contents.set(o, contents);
     });
