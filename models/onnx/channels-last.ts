@@ -12,6 +12,7 @@ import type { GraphRewrite } from './graph-passes.js';
 import { attr, ELEMENT_BYTES, type Attr, type Initializer, type NodeRecord, type OnnxWriter } from './onnx-writer.js';
 import type { Shape } from './static-shapes.js';
 import { floatElements, int64Elements, reshapeGroups, SymbolicShapes } from './symbolic-shapes.js';
+import { permute, permuteElements } from './weight-binding.js';
 
 type Perm = readonly number[];
 const NHWC: Perm = [0, 2, 3, 1];
@@ -190,7 +191,7 @@ class ChannelsLast {
       bytes: () => permuteElements(init.bytes(), init.dims, perm, ELEMENT_BYTES[init.dtype]),
     };
     const values = init.values?.bind(init);
-    if (values) permuted.values = () => new Float32Array(permuteElements(asBytes(values()), init.dims, perm, 4).buffer);
+    if (values) permuted.values = () => permute(values(), init.dims, perm);
     this.file.addInitializer(permuted);
     this.cache.set(key, permuted.name);
     return permuted;
@@ -503,31 +504,4 @@ function unsqueezeAxes(s: Stored, made: Extract<Made, { op: 'Unsqueeze' }>, want
 function unsqueezed(shape: Shape, axes: readonly number[]): Shape {
   const rest = [...shape];
   return Array.from({ length: shape.length + axes.length }, (_, i) => (axes.includes(i) ? 1 : rest.shift()!));
-}
-
-const asBytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-
-/** Row-major elements of `elementBytes` each, of shape `dims`, with their axes reordered by `perm` (output axis i is input axis perm[i]). */
-export function permuteElements(data: Uint8Array, dims: readonly number[], perm: Perm, elementBytes: number): Uint8Array {
-  const aligned = data.slice();
-  const words = elementBytes === 2 ? new Uint16Array(aligned.buffer) : elementBytes === 4 ? new Uint32Array(aligned.buffer) : elementBytes === 8 ? new BigUint64Array(aligned.buffer) : aligned;
-  const out = new (words.constructor as Uint8ArrayConstructor)(words.length);
-  const rank = dims.length;
-  const strides = new Array<number>(rank);
-  for (let i = rank - 1, s = 1; i >= 0; s *= dims[i]!, i--) strides[i] = s;
-  const outDims = perm.map((p) => dims[p]!);
-  const moved = perm.map((p) => strides[p]!);
-  const idx = new Array<number>(rank).fill(0);
-  let src = 0;
-  for (let o = 0; o < out.length; o++) {
-    out[o] = words[src] as number;
-    for (let a = rank - 1; a >= 0; a--) {
-      idx[a]!++;
-      src += moved[a]!;
-      if (idx[a]! < outDims[a]!) break;
-      src -= moved[a]! * outDims[a]!;
-      idx[a] = 0;
-    }
-  }
-  return asBytes(out);
 }
