@@ -2,12 +2,19 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { videoFormatOf } from '../common/video-formats.js';
-import { demoDefaults, fastModelDefaults, modelDefaults, parseSettings, SETTINGS, type GenerationSettingsInput } from '../common/settings.js';
+import { formatError } from '../common/messages.js';
+import type { ChainProgress, GenerationProgress } from '../common/progress.js';
+import { demoDefaults, fastModelDefaults, jobSettingsSchema, modelDefaults, parseSettings, SETTINGS, type GenerationSettingsInput, type JobSettingsInput } from '../common/settings.js';
+import { INSTALL_INTERPOLATOR_COMMAND } from '../common/video-chain.js';
 import { isModelName, MODEL_NAMES, modelDirOf } from '../models/download/catalog.js';
+import { findInterpolator, interpolatorWeights } from '../models/interpolator.js';
+import { FrameInterpolator } from '../models/pipeline/interpolate.js';
+import { randomSeed } from '../models/pipeline/random.js';
+import { generateChain } from '../models/pipeline/video-chain.js';
 import { openModelDir } from '../models/model-dir.js';
 import { DEMO_ANIMATELCM_MODEL, DEMO_MODEL, defaultModelDir } from '../models/paths.js';
 import { SafetensorsFile, writeSafetensors, float32Tensor } from '../models/safetensors.js';
-import { GenerationCancelled, SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
+import { GenerationCancelled, SvdPipeline } from '../models/pipeline/pipeline.js';
 import { prepareImage } from '../models/pipeline/prepare-image.js';
 import { gpuMemoryModes, providerReport, providers, type GpuMemoryMode, type ProviderChoice } from '../models/runtime/runtime.js';
 // The video encoder stays with the server's media code for now (see README's layout).
@@ -21,6 +28,8 @@ export const GENERATE_HELP = `  generate --image FILE [--out video.mp4|.webm|.gi
           [--provider auto|cuda|webgpu|cpu] [--dtype fp16|fp32] [--attention mha|matmul] [--cache DIR]
           [--gpu-memory auto|fast|lean] (WebGPU: fast needs ~40 GB, lean ~16 GB and is ~2x slower)
           [--noise-file F.safetensors] (use its cond_aug_noise and initial_noise instead of drawing)
+          [--interpolator DIR] (the frame interpolator for --interpolate; default: the one setup installed)
+          With --variations N, each video is named by its seed: name-seedS.mp4.
           [--verbose] (what the CUDA and WebGPU checks found: libraries, drivers, onnxruntime's output)
           An existing file is never overwritten: the video goes to name-2.mp4, name-3.mp4, … instead.
         settings (each optional):
@@ -44,6 +53,7 @@ const OPTIONS = {
   cache: opt,
   'noise-file': opt,
   'gpu-memory': opt,
+  interpolator: opt,
   ...settingOptions(SETTINGS),
 } as Record<string, typeof opt>;
 
@@ -70,7 +80,7 @@ export async function runGenerate(args: string[]): Promise<void> {
   const attention = values.attention ?? 'mha';
   if (attention !== 'mha' && attention !== 'matmul') throw new UsageError(`--attention must be mha or matmul, got "${attention}"`);
   const dtype = values.dtype === undefined ? undefined : parseDType(values.dtype);
-  const given = settingsFromFlags(values, SETTINGS) as GenerationSettingsInput;
+  const given = settingsFromFlags(values, SETTINGS) as JobSettingsInput;
   const parse = (input: GenerationSettingsInput) => {
     try {
       return parseSettings(input, flagOf);
@@ -78,7 +88,13 @@ export async function runGenerate(args: string[]): Promise<void> {
       throw new UsageError((err as Error).message);
     }
   };
-  parse(given);
+  // The job's schema: the generation settings plus variations, and the rules between them.
+  const parseJob = (input: JobSettingsInput) => {
+    const r = jobSettingsSchema.safeParse(input);
+    if (!r.success) throw new UsageError(formatError(r.error, flagOf));
+    return r.data;
+  };
+  parseJob(given);
 
   // Everything that can be checked is checked before the model is loaded and the work is done.
   const requested = values.out ?? (values['frames-out'] ? undefined : join('outputs', `svd-${new Date().toISOString().replace(/[:.]/g, '-')}.mp4`));
@@ -89,9 +105,18 @@ export async function runGenerate(args: string[]): Promise<void> {
   const model = openModelDir(modelDir); // says what is missing, and how to install it
   // The demo models and a consistency-distilled one have their own defaults for what the flags leave out, as on the page.
   const fast = model.scheduler.config._class_name === 'AnimateLCMSVDStochasticIterativeScheduler';
-  const settings = parse({ ...modelDefaults({ demo: isDemoModel(modelDir), fast }), ...given });
-  let outPath = target(requested);
-  let framesOut = target(values['frames-out']);
+  const withDefaults = { ...modelDefaults({ demo: isDemoModel(modelDir), fast }), ...given };
+  const { variations } = parseJob(withDefaults);
+  const settings = parse(withDefaults);
+  const interpolatorAt = settings.interpolate > 1 ? findInterpolator(modelDir, values.interpolator) : undefined;
+  if (settings.interpolate > 1) {
+    if (!interpolatorAt) throw new UsageError(`--interpolate ${settings.interpolate} needs a frame interpolator: install RIFE with ${INSTALL_INTERPOLATOR_COMMAND} (or give --interpolator DIR)`);
+    interpolatorWeights(interpolatorAt); // says what is missing there
+  }
+  const firstSeed = settings.seed ?? randomSeed();
+  // One file per variation, named by its seed when there are several.
+  const named = (path: string | undefined, seed: number) => (path && variations > 1 ? path.replace(/(\.[^./]+)?$/, (ext) => `-seed${seed}${ext}`) : path);
+  const targets = Array.from({ length: variations }, (_, v) => firstSeed + v).map((seed) => ({ seed, out: target(named(requested, seed)), frames: target(named(values['frames-out'], seed)) }));
   let noise: { condAug: Float32Array; initial: Float32Array } | undefined;
   if (values['noise-file']) {
     const file = SafetensorsFile.open(values['noise-file']);
@@ -114,6 +139,7 @@ export async function runGenerate(args: string[]): Promise<void> {
     gpuMemory,
     onProgress,
   });
+  const interpolator = interpolatorAt ? await FrameInterpolator.load(interpolatorAt, { provider: pipeline.provider, cacheDir: values.cache }) : undefined;
   const controller = new AbortController();
   const onSigint = () => {
     console.error('\ncancelling after the current step…');
@@ -121,21 +147,29 @@ export async function runGenerate(args: string[]): Promise<void> {
   };
   process.once('SIGINT', onSigint);
   try {
-    const result = await pipeline.generate(image, settings, { signal: controller.signal, onProgress, noise });
-    if (framesOut) {
-      framesOut = freePath(framesOut);
-      writeSafetensors(framesOut, { frames: float32Tensor([result.frameCount, result.height, result.width, 3], result.frames) }, { seed: String(result.seed) });
+    // Sessions stay open from one variation to the next.
+    for (const [v, t] of targets.entries()) {
+      if (variations > 1) console.error(`variation ${v + 1}/${variations}, seed ${t.seed}`);
+      const result = await generateChain(pipeline, image, { ...settings, seed: t.seed }, { signal: controller.signal, onProgress, noise, interpolator });
+      let framesOut = t.frames;
+      let outPath = t.out;
+      if (framesOut) {
+        framesOut = freePath(framesOut);
+        const frames = result.frames ?? Float32Array.from(result.rgb, (x) => x / 255);
+        writeSafetensors(framesOut, { frames: float32Tensor([result.frameCount, result.height, result.width, 3], frames) }, { seed: String(result.seed), seeds: result.seeds.join(',') });
+      }
+      if (outPath) {
+        outPath = freePath(outPath);
+        await encodeVideo(result, outPath);
+      }
+      const seedText = noise ? `noise from ${values['noise-file']}` : result.seeds.length > 1 ? `segment seeds ${result.seeds.join(', ')}` : `seed ${result.seed}`;
+      console.error(
+        `done: ${result.frameCount} frames ${result.width}x${result.height} at ${result.fps} fps, ${seedText}, provider ${result.provider} (${result.dtype}), ${(result.timings.totalMs / 1000).toFixed(1)} s${outPath ? ` → ${outPath}` : ''}${framesOut ? ` → ${framesOut}` : ''}`,
+      );
     }
-    if (outPath) {
-      outPath = freePath(outPath);
-      await encodeVideo(result, outPath);
-    }
-    console.error(
-      `done: ${result.frameCount} frames ${result.width}x${result.height}, ${noise ? `noise from ${values['noise-file']}` : `seed ${result.seed}`}, provider ${result.provider} (${result.dtype}), ${(result.timings.totalMs / 1000).toFixed(1)} s${outPath ? ` → ${outPath}` : ''}${framesOut ? ` → ${framesOut}` : ''}`,
-    );
   } catch (err) {
     if (err instanceof GenerationCancelled) {
-      console.error('cancelled; nothing was written');
+      console.error('cancelled; what was not finished was not written');
       process.exitCode = 130;
       return;
     }
@@ -143,6 +177,7 @@ export async function runGenerate(args: string[]): Promise<void> {
   } finally {
     process.off('SIGINT', onSigint);
     await pipeline.release();
+    await interpolator?.release();
   }
 }
 
@@ -157,26 +192,31 @@ function target(wanted: string | undefined): string | undefined {
 
 function progressLine() {
   const tty = process.stderr.isTTY;
-  return (e: ProgressEvent) => {
+  return (e: ChainProgress | GenerationProgress) => {
+    // "segment 2/3, step 7/25"; a single clip says "sampling 7/25" as before.
+    const segment = 'segment' in e && e.segment ? `segment ${e.segment}/${e.segments}, ` : '';
     let line: string;
     switch (e.stage) {
       case 'loading':
         line = e.message;
         break;
       case 'encoding':
-        line = 'encoding the image';
+        line = `${segment}encoding the image`;
         break;
       case 'sampling':
-        line = `sampling ${e.step}/${e.steps}  ${(e.elapsedMs / 1000).toFixed(1)} s elapsed, ETA ${(e.etaMs / 1000).toFixed(1)} s`;
+        line = `${segment ? `${segment}step` : 'sampling'} ${e.step}/${e.steps}  ${(e.elapsedMs / 1000).toFixed(1)} s elapsed, ETA ${(e.etaMs / 1000).toFixed(1)} s`;
         break;
       case 'decoding':
-        line = `decoding ${e.chunk}/${e.chunks}`;
+        line = `${segment}decoding ${e.chunk}/${e.chunks}`;
+        break;
+      case 'interpolating':
+        line = `interpolating ${e.pair}/${e.pairs}`;
         break;
       case 'done':
         line = `finished in ${(e.elapsedMs / 1000).toFixed(1)} s`;
         break;
     }
-    if (tty && (e.stage === 'sampling' || e.stage === 'decoding')) process.stderr.write(`\r\x1b[K${line}`);
+    if (tty && (e.stage === 'sampling' || e.stage === 'decoding' || e.stage === 'interpolating')) process.stderr.write(`\r\x1b[K${line}`);
     else process.stderr.write(`${tty ? '\r\x1b[K' : ''}${line}\n`);
   };
 }

@@ -25,6 +25,10 @@ const OPTIONS: Partial<Record<keyof ServerOptions, { value?: string; help: strin
   jobRateLimit: { value: 'N', help: 'jobs one client may submit per minute (default 30)' },
   keepJobs: { value: 'N', help: 'keep the newest N ended jobs; older ones are deleted with their files (copies in --save-dir stay) (default: keep all)' },
   jobStorage: { value: 'GB', help: 'the job folders, inputs included, may hold this much; new jobs are refused beyond it until old ones are deleted (default 20)' },
+  queue: {
+    value: 'redis://HOST:PORT[/DB]',
+    help: 'several GPU boxes behind this page: jobs go into a BullMQ queue in that Redis and worker boxes (npm run worker) take them; this server runs workers of its own only when --gpus or --workers asks (README: Several GPU boxes)',
+  },
   sharedHistory: { help: 'every visitor sees and controls every job (one person on several devices); by default each browser sees only its own jobs' },
   trustProxy: {
     help: "behind your own reverse proxy: take the client's address from the last X-Forwarded-For entry (for rate limits); off by default, and --share trusts only its tunnel's header, on connections from this machine",

@@ -1,5 +1,6 @@
 // The shapes the HTTP API and socket.io send, shared by the server and the page.
 import { z } from 'zod';
+import { ranOnSchema, type BoxStatus } from './boxes.js';
 import type { JobProgress } from './progress.js';
 import { jobSettingsSchema } from './settings.js';
 import { videoFormats } from './video-formats.js';
@@ -18,6 +19,8 @@ export const jobRecordSchema = z.object({
   settings: jobSettingsSchema,
   /** The seed actually used (set once generation starts). */
   seed: z.number().int().optional(),
+  /** Each segment's seed, when the job has several (settings.extend). */
+  seeds: z.array(z.number().int()).optional(),
   error: z.string().optional(),
   /** Video files written, by format. */
   videos: z.partialRecord(z.enum(videoFormats), z.string()),
@@ -25,8 +28,14 @@ export const jobRecordSchema = z.object({
   saved: z.object({ status: z.enum(['pending', 'saved', 'failed']), files: z.array(z.string()).optional(), error: z.string().optional() }).optional(),
   /** The job this one re-runs, if any. */
   rerunOf: z.string().optional(),
+  /** The job whose last frame is this one's input ("Continue from the last frame"). */
+  continues: z.string().optional(),
+  /** One of several videos asked for together (settings.variations): the first job's id, this one's place and how many. */
+  variation: z.object({ group: z.string(), index: z.number().int().positive(), of: z.number().int().positive() }).optional(),
   provider: z.string().optional(),
   timings: z.object({ totalMs: z.number() }).optional(),
+  /** The worker box and worker that made it (a front server with --queue). */
+  ranOn: ranOnSchema.optional(),
   /** A digest of the client id of the browser (or API user) that made it; absent for jobs made
    * before jobs had owners, or by API users who send no id. Never sent to clients. */
   owner: z.string().optional(),
@@ -42,8 +51,8 @@ export interface HealthInfo {
   /** The model loaded now (or loading); `demo`: the tiny random-weight model, whose output is noise. */
   model: { path: string; demo: boolean; frames?: number };
   /** Every model a job may ask for by name (settings.model). */
-  /** `fast`: a consistency-distilled model (AnimateLCM), run with fastModelDefaults. */
-  models: { name: string; demo: boolean; frames: number; fast: boolean }[];
+  /** `fast`: a consistency-distilled model (AnimateLCM), run with fastModelDefaults; `interpolator`: a frame interpolator is installed for its jobs. */
+  models: { name: string; demo: boolean; frames: number; fast: boolean; interpolator: boolean }[];
   status: 'loading' | 'ready' | 'error';
   provider?: string;
   error?: string;
@@ -57,6 +66,8 @@ export interface HealthInfo {
   workers: WorkerStatus[];
   /** Whether every visitor sees every job (--shared-history) or each browser only its own. */
   sharedHistory?: boolean;
+  /** The worker boxes taking jobs from the queue in Redis (a front server with --queue). */
+  boxes?: BoxStatus[];
 }
 
 export type HealthResponse = HealthInfo & { queue: { waiting: number; running: string | null } };
@@ -65,4 +76,6 @@ export type HealthResponse = HealthInfo & { queue: { waiting: number; running: s
 export interface Submitted {
   id: string;
   position: number;
+  /** Every job made, first to last, where the settings asked for several variations. */
+  ids?: string[];
 }

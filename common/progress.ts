@@ -4,13 +4,27 @@
 import { z } from 'zod';
 import type { VideoFormat } from './video-formats.js';
 
-/** The pipeline's stages while it works (a worker sends these). */
-export const pipelineProgressSchema = z.discriminatedUnion('stage', [
-  z.object({ stage: z.literal('loading'), message: z.string() }),
-  z.object({ stage: z.literal('encoding') }),
-  z.object({ stage: z.literal('sampling'), step: z.number(), steps: z.number(), elapsedMs: z.number(), etaMs: z.number() }),
-  z.object({ stage: z.literal('decoding'), chunk: z.number(), chunks: z.number() }),
+const loading = z.object({ stage: z.literal('loading'), message: z.string() });
+const encoding = z.object({ stage: z.literal('encoding') });
+const sampling = z.object({ stage: z.literal('sampling'), step: z.number(), steps: z.number(), elapsedMs: z.number(), etaMs: z.number() });
+const decoding = z.object({ stage: z.literal('decoding'), chunk: z.number(), chunks: z.number() });
+
+/** The pipeline's stages while it works on one clip. */
+export const pipelineProgressSchema = z.discriminatedUnion('stage', [loading, encoding, sampling, decoding]);
+
+/** Which of a job's segments (the extend setting) a stage belongs to; absent for a single clip. */
+const inSegment = { segment: z.number().int().positive().optional(), segments: z.number().int().positive().optional() };
+export type InSegment = { segment?: number; segments?: number };
+
+/** A whole job's generation (a worker sends these): each segment's stages, then the frame interpolator's, pair by pair. */
+export const chainProgressSchema = z.discriminatedUnion('stage', [
+  loading.extend(inSegment),
+  encoding.extend(inSegment),
+  sampling.extend(inSegment),
+  decoding.extend(inSegment),
+  z.object({ stage: z.literal('interpolating'), pair: z.number(), pairs: z.number() }),
 ]);
+export type ChainProgress = z.infer<typeof chainProgressSchema>;
 
 export type GenerationProgress = z.infer<typeof pipelineProgressSchema> | { stage: 'done'; elapsedMs: number };
 
@@ -24,7 +38,7 @@ export interface Remaining {
 
 export type JobProgress =
   | ({ stage: 'queued'; position: number /** Until the jobs ahead of it are done. */; startsInMs?: number } & Remaining)
-  | ({ stage: 'loading' | 'encoding'; message?: string } & Remaining)
+  | ({ stage: 'loading' | 'encoding'; message?: string } & InSegment & Remaining)
   | ({ stage: 'writing'; message?: string /** The video file being written now. */; format?: VideoFormat } & Remaining)
-  | (Extract<GenerationProgress, { stage: 'sampling' | 'decoding' }> & Remaining)
+  | (Extract<ChainProgress, { stage: 'sampling' | 'decoding' | 'interpolating' }> & Remaining)
   | { stage: 'done' };

@@ -16,9 +16,10 @@ export type Control = 'number' | 'decimal' | 'choices' | 'toggle' | 'model' | 'c
 export type Level = 'common' | 'advanced';
 /**
  * What reads it: `framing` brings the image to the size, `sampling` is the pipeline's own
- * argument (as diffusers' `__call__`), `output` the video file, `job` the server.
+ * argument (as diffusers' `__call__`), `chain` the worker's video chain around the pipeline
+ * (segments, interpolation), `output` the video file, `job` the server.
  */
-export type Use = 'framing' | 'sampling' | 'output' | 'job';
+export type Use = 'framing' | 'sampling' | 'chain' | 'output' | 'job';
 
 /**
  * A type of value: its schema without default, its range in words ("1–128"), how typed text (a
@@ -63,6 +64,13 @@ export function multipleOf(step: number, max: number): Kind<z.ZodNumber> {
 export function oneOf<const V extends readonly [string, ...string[]]>(values: V): Kind<z.ZodEnum<{ [K in V[number]]: K }>> {
   const words = values.join(', ');
   return { schema: z.enum(values, { error: `must be one of ${words}` }), range: words, fromText: (t) => t, metavar: values.join('|'), options: values };
+}
+
+/** One of a few whole numbers (the interpolation factor: 1, 2, 4 or 8). */
+export function oneOfNumbers<const V extends readonly [number, ...number[]]>(values: V): Kind<z.ZodType<V[number]>> {
+  const words = `${values.slice(0, -1).join(', ')} or ${values.at(-1)}`;
+  const schema = z.number({ error: `must be ${words}` }).refine((v): v is V[number] => values.includes(v), `must be ${words}`) as unknown as z.ZodType<V[number]>;
+  return { schema, range: words, fromText: toNumber, metavar: values.join('|') };
 }
 
 /** A list of some of `values`, each once (`noun`: what one value is, for the message). */

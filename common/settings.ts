@@ -5,7 +5,8 @@
 import { z } from 'zod';
 import { resizeModes } from './framing.js';
 import { formatError, type NameOf } from './messages.js';
-import { decimal, entries, group, multipleOf, oneOf, optional, rowsFor, schemaOf, setting, someOf, text, toNumber, whole, yesNo, type CrossCheck, type Kind } from './setting-table.js';
+import { decimal, entries, group, multipleOf, oneOf, oneOfNumbers, optional, rowsFor, schemaOf, setting, someOf, text, toNumber, whole, yesNo, type CrossCheck, type Kind } from './setting-table.js';
+import { interpolationFactors } from './video-chain.js';
 import { videoFormats } from './video-formats.js';
 
 /** Seeds are integers the generator (models/pipeline/random.ts) can hold exactly. */
@@ -195,6 +196,36 @@ export const SETTINGS = {
     level: 'advanced',
     use: 'sampling',
   }),
+  extend: setting({
+    kind: whole(1, 8),
+    default: 1,
+    label: 'Segments',
+    help: 'clips in a row, each from the last frame of the one before: N clips of F frames give N·F − (N − 1) frames',
+    flag: 'extend',
+    control: 'number',
+    level: 'common',
+    use: 'chain',
+  }),
+  interpolate: setting({
+    kind: oneOfNumbers(interpolationFactors),
+    default: 1,
+    label: 'Interpolation',
+    help: 'K − 1 new frames between each pair (RIFE), fps × K; needs npm run setup -- --interpolator rife',
+    flag: 'interpolate',
+    control: 'number',
+    level: 'common',
+    use: 'chain',
+  }),
+  variations: setting({
+    kind: whole(1, 8),
+    default: 1,
+    label: 'Variations',
+    help: 'videos of the same image and settings with seeds seed, seed + 1, …, each its own job',
+    flag: 'variations',
+    control: 'number',
+    level: 'common',
+    use: 'job',
+  }),
   loops: setting({
     kind: whole(1, 10),
     default: 1,
@@ -237,14 +268,20 @@ export type SettingsTable = typeof SETTINGS;
 /** Rules over several settings; each schema made from the table checks those whose settings it holds. */
 export const CROSS_CHECKS: readonly CrossCheck[] = [
   { keys: ['minGuidance', 'maxGuidance'], ok: (s) => (s.maxGuidance as number) >= (s.minGuidance as number), at: 'maxGuidance', message: 'must be at least {minGuidance}' },
+  {
+    keys: ['seed', 'variations'],
+    ok: (s) => s.seed === undefined || (s.seed as number) <= MAX_SEED - ((s.variations as number) - 1),
+    at: 'seed',
+    message: 'must leave room for {variations} consecutive seeds (the largest seed is 9007199254740991)',
+  },
 ];
 
 /** What brings the image to the generation size: width, height and framing. */
 export const frameTargetSchema = schemaOf(rowsFor(SETTINGS, ['framing']), CROSS_CHECKS);
 /** What the pipeline takes (diffusers' `__call__` arguments, the image's size aside). */
 const samplingSettingsSchema = schemaOf(rowsFor(SETTINGS, ['sampling']), CROSS_CHECKS);
-/** What an inference worker takes: the framing of the image and the sampling. */
-export const generationSettingsSchema = schemaOf(rowsFor(SETTINGS, ['framing', 'sampling']), CROSS_CHECKS);
+/** What an inference worker takes: the framing of the image, the sampling and the chain around it. */
+export const generationSettingsSchema = schemaOf(rowsFor(SETTINGS, ['framing', 'sampling', 'chain']), CROSS_CHECKS);
 const allSettingsSchema = schemaOf(SETTINGS, CROSS_CHECKS);
 
 /**

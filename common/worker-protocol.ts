@@ -3,7 +3,7 @@
 // misbehave, so nothing it sends is trusted by shape alone. Browser-safe (zod only), so the page
 // can show the workers' status from /api/health with the same types.
 import { z } from 'zod';
-import { pipelineProgressSchema } from './progress.js';
+import { chainProgressSchema } from './progress.js';
 import { gpuMemoryModes, providers } from './runtime-choices.js';
 import { generationSettingsSchema } from './settings.js';
 
@@ -15,12 +15,13 @@ export const workerRuntimeSchema = z.object({
 });
 export type WorkerRuntime = z.infer<typeof workerRuntimeSchema>;
 
-export const workerModelSchema = z.object({ name: z.string(), path: z.string() });
+/** A model the worker may load, and the frame interpolator its jobs use (absent: interpolation is refused). */
+export const workerModelSchema = z.object({ name: z.string(), path: z.string(), interpolator: z.string().optional() });
 
 const jobId = z.string().min(1).max(64);
 
-/** The pipeline's progress events a job shows (all but 'done', which the result message says). */
-export const workerProgressSchema = pipelineProgressSchema;
+/** The progress events a job shows (all but 'done', which the result message says): each segment's pipeline stages and the interpolator's. */
+export const workerProgressSchema = chainProgressSchema;
 export type WorkerProgress = z.infer<typeof workerProgressSchema>;
 
 export const toWorkerSchema = z.discriminatedUnion('type', [
@@ -57,6 +58,8 @@ export const fromWorkerSchema = z.discriminatedUnion('type', [
     height: z.number().int().positive(),
     fps: z.number().positive(),
     seed: z.number().int(),
+    /** Each segment's seed, when the job has several (extend). */
+    seeds: z.array(z.number().int()).optional(),
     /** e.g. "cpu (float32)". */
     provider: z.string(),
     totalMs: z.number(),
@@ -65,21 +68,22 @@ export const fromWorkerSchema = z.discriminatedUnion('type', [
 ]);
 export type FromWorker = z.infer<typeof fromWorkerSchema>;
 
-/** What /api/health says about each worker. */
-export interface WorkerStatus {
-  name: string;
+/** What /api/health says about each worker (a worker box reports the same for its own, checked by the front server). */
+export const workerStatusSchema = z.object({
+  name: z.string().max(100),
   /** CUDA device id, when the worker was given a card. */
-  deviceId?: number;
-  pid?: number;
+  deviceId: z.number().int().min(0).optional(),
+  pid: z.number().int().optional(),
   /** starting: the process is coming up; restarting: it stopped (see message) and comes back. */
-  state: 'starting' | 'loading' | 'ready' | 'error' | 'restarting' | 'stopped';
+  state: z.enum(['starting', 'loading', 'ready', 'error', 'restarting', 'stopped']),
   /** The model loaded or loading. */
-  model?: string;
-  provider?: string;
+  model: z.string().optional(),
+  provider: z.string().optional(),
   /** The last loading step, the load error, or why the worker restarted. */
-  message?: string;
+  message: z.string().optional(),
   /** The job it runs now. */
-  job: string | null;
+  job: jobId.nullable(),
   /** That job's stage. */
-  stage?: WorkerProgress['stage'];
-}
+  stage: z.custom<WorkerProgress['stage']>((v) => workerProgressSchema.options.some((o) => o.shape.stage.value === v)).optional(),
+});
+export type WorkerStatus = z.infer<typeof workerStatusSchema>;

@@ -172,13 +172,23 @@ export async function encodeVideo(video: RawVideo, outPath: string, format: Vide
   }
 }
 
-/** Ping-pong (forward then back, without repeating the end frames) and repeats, before encoding. */
+/** The source frame of each frame written: ping-pong (forward then back, without repeating the end frames), then repeats. */
+function frameOrder(frameCount: number, opts: { pingPong?: boolean; loops?: number }): number[] {
+  const order = Array.from({ length: frameCount }, (_, i) => i);
+  if (opts.pingPong && frameCount > 2) order.push(...order.slice(1, -1).reverse());
+  const loops = Math.max(1, opts.loops ?? 1);
+  return Array.from({ length: loops }, () => order).flat();
+}
+
+/** The frames a video of `frameCount` generated frames holds once arranged (what its file must hold). */
+export function arrangedFrameCount(frameCount: number, opts: { pingPong?: boolean; loops?: number }): number {
+  return frameOrder(frameCount, opts).length;
+}
+
+/** Ping-pong and repeats, before encoding. */
 export function arrangeFrames(video: RawVideo, opts: { pingPong?: boolean; loops?: number }): RawVideo {
   const frameBytes = video.width * video.height * 3;
-  const order = Array.from({ length: video.frameCount }, (_, i) => i);
-  if (opts.pingPong && video.frameCount > 2) order.push(...order.slice(1, -1).reverse());
-  const loops = Math.max(1, opts.loops ?? 1);
-  const all = Array.from({ length: loops }, () => order).flat();
+  const all = frameOrder(video.frameCount, opts);
   if (all.length === video.frameCount) return video;
   const rgb = new Uint8Array(all.length * frameBytes);
   all.forEach((src, i) => rgb.set(video.rgb.subarray(src * frameBytes, (src + 1) * frameBytes), i * frameBytes));

@@ -37,7 +37,7 @@ export function defaultCacheDir(): string {
 
 let codeHash: string | undefined;
 /** Hash of the graph-building source, so changed network code never reuses stale files. */
-function graphCodeHash(): string {
+export function graphCodeHash(): string {
   if (codeHash) return codeHash;
   const h = createHash('sha256');
   const here = dirname(fileURLToPath(import.meta.url));

@@ -31,7 +31,19 @@ export const DEMO_IMAGE = join(DEMO_DIR, 'input.png');
  */
 export const DEMO_ANIMATELCM_MODEL = join(PROJECT_ROOT, 'demo', 'animatelcm-tiny', 'model');
 
+/**
+ * The tiny random-weight frame interpolator (RIFE 4.25's layout at small widths, the weights of
+ * test/fixtures/rife-tiny): what the demo model interpolates with, so the demo and the tests run
+ * the whole chain without a download.
+ */
+export const DEMO_INTERPOLATOR = join(PROJECT_ROOT, 'demo', 'rife-tiny');
+
 export const MODELS_ROOT = join(homedir(), '.cache', 'svd-studio', 'models');
+
+/** Where `npm run setup -- --interpolator rife` puts RIFE (or $SVD_INTERPOLATOR_DIR). */
+export function interpolatorDir(): string {
+  return process.env.SVD_INTERPOLATOR_DIR ?? join(homedir(), '.cache', 'svd-studio', 'interpolators', 'rife');
+}
 
 /** Where `npm run setup` puts a repository: ~/.cache/svd-studio/models/<repository name>. */
 export function modelDirFor(repo: string): string {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what svd-studio needs on a fresh Debian/Ubuntu machine (Colab included):
-# Debian packages (ffmpeg for video files, chromium for the browser tests) and the npm packages,
+# Debian packages (ffmpeg for video files, chromium for the browser tests, redis-server for the
+# queue across several boxes and its tests) and the npm packages,
 # then builds it (npm run build).
 #   bash scripts/setup.sh              CPU / WebGPU (onnxruntime-node's CUDA download skipped)
 #   bash scripts/setup.sh --gpu        also reads the machine (nvidia-smi: driver, each card), picks
@@ -26,6 +27,7 @@ done
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""

@@ -33,6 +33,8 @@ export interface AppOptions {
   jobRateLimit?: number;
   /** Names a job may ask for in settings.model. */
   modelNames?: string[];
+  /** The models whose jobs may interpolate (a frame interpolator is installed for them); all when absent. */
+  interpolatingModels?: string[];
   /** Whose X-Forwarded-For is believed (see client-address.ts); 'none' by default. */
   trustProxy?: ProxyTrust;
   /** Wrong tokens a client may send per window before it is refused for the rest of it. */
@@ -43,6 +45,8 @@ export interface AppOptions {
   allowedHosts?: string[];
   /** How long a request may take to arrive (default REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
+  /** More API routes behind the same gate (the worker boxes', with --queue). */
+  moreRoutes?: express.Router[];
 }
 
 export function createApp(opts: AppOptions): { app: express.Express; server: HttpServer; io: JobIo } {
@@ -50,7 +54,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   const trust = opts.trustProxy ?? 'none';
   const gate: Gate = { token: opts.token, trust, throttle: new FailedLoginThrottle(opts.loginThrottle), known: new KnownClients() };
   const access: AccessOptions = { trust, sharedHistory: opts.sharedHistory ?? false, allowedHosts: opts.allowedHosts };
-  const ctx: ApiContext = { service, access, modelNames: opts.modelNames };
+  const ctx: ApiContext = { service, access, modelNames: opts.modelNames, interpolatingModels: opts.interpolatingModels };
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', trustsHop(trust));
@@ -83,6 +87,7 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
   api.use(healthRoutes(ctx, opts.health));
   api.use(jobRoutes(ctx, limiter));
   api.use(fileRoutes(ctx));
+  for (const routes of opts.moreRoutes ?? []) api.use(routes);
   api.use(notFound);
 
   app.use('/api', api);

@@ -19,6 +19,8 @@ import { checkPortFree, lockOutputFolder, type FolderLock } from './output-lock.
 import { isDriveFolder, prepareSaveFolder } from './save-folder.js';
 import { CloudflaredTunnel, LocalTunnel } from './tunnel.js';
 import { WorkerPool } from './workers/pool.js';
+import { QueueFront, boxWorkers } from './queue/front.js';
+import { redisUrlSchema } from './queue/redis-link.js';
 import { workerSlots } from './workers/slots.js';
 import { whole } from '../common/setting-table.js';
 
@@ -66,6 +68,7 @@ export const optionsSchema = z.object({
   tunnelPasswordUrl: z.string().optional(),
   /** Where installed models are looked for (tests use their own). */
   modelsRoot: z.string().optional(),
+  queue: redisUrlSchema.optional(),
 });
 export type ServerOptions = z.input<typeof optionsSchema>;
 
@@ -106,41 +109,54 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
 
   if (opts.saveDir) for (const line of prepareSaveFolder(opts.saveDir)) log(line);
   const models = discoverModels({ path: modelPath, demo }, opts.modelsRoot);
-  const gpus = opts.gpus || (!opts.workers && opts.provider !== 'cpu') ? await nvidiaGpus(10_000) : [];
-  const slots = workerSlots(
-    { gpus: opts.gpus, workers: opts.workers, provider: opts.provider },
-    gpus.map((g) => g.index),
-  );
-  log(`starting ${slots.length} inference worker${slots.length > 1 ? 's' : ''}: ${slots.map((s) => s.name).join(', ')}`);
-  const pool = new WorkerPool({
-    slots,
-    runtime: { provider: opts.provider, gpuMemory: opts.gpuMemory },
-    models: models.map(({ name, path }) => ({ name, path })),
-    log,
-    cancelGraceMs: opts.cancelGraceMs,
-  });
-  pool.start();
+  // With --queue, the worker boxes run the jobs: this server runs its own only when asked to.
+  const queued = opts.queue ? new QueueFront({ url: opts.queue, defaultModel: models[0]!.name, log }) : undefined;
+  const localWorkers = !queued || !!opts.gpus || !!opts.workers;
+  const gpus = localWorkers && (opts.gpus || (!opts.workers && opts.provider !== 'cpu')) ? await nvidiaGpus(10_000) : [];
+  const slots = localWorkers
+    ? workerSlots(
+        { gpus: opts.gpus, workers: opts.workers, provider: opts.provider },
+        gpus.map((g) => g.index),
+      )
+    : [];
+  if (slots.length) log(`starting ${slots.length} inference worker${slots.length > 1 ? 's' : ''}: ${slots.map((s) => s.name).join(', ')}`);
+  const pool = slots.length
+    ? new WorkerPool({
+        slots,
+        runtime: { provider: opts.provider, gpuMemory: opts.gpuMemory },
+        models: models.map(({ name, path, interpolator }) => ({ name, path, interpolator })),
+        log,
+        cancelGraceMs: opts.cancelGraceMs,
+      })
+    : undefined;
+  pool?.start();
 
   const store = new JobStore(opts.outputDir);
-  store.load((line) => log(`warning: ${line}`));
+  store.load((line) => log(`warning: ${line}`), { keepUnfinished: !!queued });
   const service = new JobService({
     store,
-    workers: pool,
+    workers: queued ? undefined : pool,
+    queue: queued?.factory,
     saveDir: opts.saveDir,
     keepJobs: opts.keepJobs,
     storageBytes: opts.jobStorage * 1e9,
     eta: serverEta(opts.outputDir, { slots, gpus, models }),
   });
+  if (queued) {
+    await queued.start();
+    log(`queue: jobs go to the worker boxes through ${queued.label}`);
+  }
   const pruned = service.prune();
   if (pruned) log(`deleted the ${pruned} oldest job${pruned > 1 ? 's' : ''} beyond --keep-jobs ${opts.keepJobs}`);
   service.resumeSaves();
   const fixed = {
-    models: models.map(({ name, demo: d, frames, fast }) => ({ name, demo: d, frames, fast })),
+    models: models.map(({ name, demo: d, frames, fast, interpolator }) => ({ name, demo: d, frames, fast, interpolator: !!interpolator })),
     ffmpeg: { ok: !ffmpegError, error: ffmpegError },
     saveDir: !!opts.saveDir,
     saveDirOnDrive: !!opts.saveDir && isDriveFolder(opts.saveDir),
   };
-  const token = opts.token ?? (local && !opts.share ? undefined : generateToken());
+  // Worker boxes prove themselves with the token, so a server with a queue always has one.
+  const token = opts.token ?? (local && !opts.share && !queued ? undefined : generateToken());
   const history = store.list();
   const ownerless = history.filter((j) => j.owner === undefined).length;
   if (ownerless && !opts.sharedHistory)
@@ -155,14 +171,17 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
     // Behind the user's own reverse proxy (--trust-proxy) the Host is the proxy's public name.
     allowedHosts: token || opts.trustProxy ? undefined : ['localhost', '127.0.0.1', '[::1]'],
     modelNames: models.map((m) => m.name),
+    interpolatingModels: models.filter((m) => m.interpolator).map((m) => m.name),
     token,
     trustProxy: opts.trustProxy ? 'proxy' : opts.share ? 'tunnel' : 'none',
     jobRateLimit: opts.jobRateLimit,
     clientDir: join(PROJECT_ROOT, 'client', 'dist'),
     health: async () => {
-      const [first] = await nvidiaGpus(3000);
-      return { ...fixed, ...workersSummary(pool.status(), models), gpu: first && { name: first.name, memoryTotalMiB: first.memoryTotalMiB, memoryUsedMiB: first.memoryUsedMiB } };
+      const [[first], boxes] = await Promise.all([localWorkers ? nvidiaGpus(3000) : [], queued?.boxes()]);
+      const workers = [...(pool?.status() ?? []), ...boxWorkers(boxes ?? [])];
+      return { ...fixed, ...workersSummary(workers, models), gpu: first && { name: first.name, memoryTotalMiB: first.memoryTotalMiB, memoryUsedMiB: first.memoryUsedMiB }, boxes };
     },
+    moreRoutes: queued ? [queued.routes(service)] : [],
   });
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
@@ -174,6 +193,16 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
   lock.describe({ url });
   log(`svd-studio listening on ${url}${token ? `?token=${token}` : ''} (${history.length} earlier jobs)`);
   if (token) log(`access token: ${token}`);
+  if (queued && pool) {
+    await queued.startLocalBox({
+      pool,
+      models: models.map((m) => m.name),
+      cards: gpus.filter((c) => slots.some((s) => s.deviceId === c.index)).map((c) => ({ index: c.index, name: c.name, memoryTotalMiB: c.memoryTotalMiB })),
+      server: url,
+      token: token!,
+      workDir: join(opts.outputDir, '.box'),
+    });
+  }
   let tunnel: LocalTunnel | CloudflaredTunnel | undefined;
   if (opts.share) {
     tunnel =
@@ -195,12 +224,14 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
     token,
     service,
     close: async () => {
-      service.close();
+      await queued?.close();
+      const queueClosed = service.close();
       tunnel?.close();
       io.close();
       await new Promise<void>((ok) => server.close(() => ok()));
       await service.idle();
-      await pool.close();
+      await queueClosed;
+      await pool?.close();
       lock.release();
     },
   };
@@ -213,7 +244,8 @@ async function startLocked(opts: z.output<typeof optionsSchema>, local: boolean,
 function workersSummary(workers: WorkerStatus[], models: ModelEntry[]): Pick<HealthInfo, 'model' | 'status' | 'provider' | 'error' | 'workers'> {
   const entry = models.find((m) => m.name === workers[0]?.model) ?? models[0]!;
   const ready = workers.find((w) => w.state === 'ready');
-  const failed = workers.every((w) => w.state === 'error');
+  // No worker at all (a queue whose boxes have not reported yet) is loading, not failed.
+  const failed = workers.length > 0 && workers.every((w) => w.state === 'error');
   return {
     model: { path: entry.path, demo: entry.demo, frames: entry.frames },
     status: ready ? 'ready' : failed ? 'error' : 'loading',

@@ -4,10 +4,13 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { openModelDir } from '../models/model-dir.js';
+import { findInterpolator } from '../models/interpolator.js';
 import { MODELS_ROOT } from '../models/paths.js';
+import { FrameInterpolator } from '../models/pipeline/interpolate.js';
 import { SvdPipeline } from '../models/pipeline/pipeline.js';
 import type { GpuMemoryMode, ProviderChoice } from '../models/runtime/runtime.js';
 import { parseSettings } from '../common/settings.js';
+import { INSTALL_INTERPOLATOR_COMMAND } from '../common/video-chain.js';
 
 export interface ModelEntry {
   name: string;
@@ -17,13 +20,16 @@ export interface ModelEntry {
   frames: number;
   /** A consistency-distilled model (AnimateLCM's sampler): a few steps with guidance near 1. */
   fast: boolean;
+  /** The frame interpolator its jobs use (models/interpolator.ts findInterpolator); absent: none installed. */
+  interpolator?: string;
 }
 
 export function discoverModels(primary: { path: string; demo: boolean }, root = MODELS_ROOT): ModelEntry[] {
   const entry = (path: string, demo: boolean): ModelEntry => {
     const model = openModelDir(path);
     const fast = model.scheduler.config._class_name === 'AnimateLCMSVDStochasticIterativeScheduler';
-    return { name: demo ? 'demo' : basename(resolve(path)), path, demo, frames: model.unet.config.num_frames, fast };
+    const interpolator = findInterpolator(path);
+    return { name: demo ? 'demo' : basename(resolve(path)), path, demo, frames: model.unet.config.num_frames, fast, ...(interpolator ? { interpolator } : {}) };
   };
   const out = [entry(primary.path, primary.demo)];
   if (existsSync(root)) {
@@ -43,9 +49,11 @@ export function discoverModels(primary: { path: string; demo: boolean }, root = 
 export class ModelManager {
   private loaded: { name: string; pipeline: Promise<SvdPipeline> } | undefined;
   private switching: Promise<unknown> = Promise.resolve();
+  /** Opened on the first job that interpolates and kept, like the model's sessions. */
+  private interpolatorOpen: { path: string; interpolator: Promise<FrameInterpolator> } | undefined;
 
   constructor(
-    readonly models: Pick<ModelEntry, 'name' | 'path'>[],
+    readonly models: Pick<ModelEntry, 'name' | 'path' | 'interpolator'>[],
     private readonly runtime: { provider: ProviderChoice; gpuMemory?: GpuMemoryMode; deviceId?: number },
     private readonly onLoad: (name: string, p: Promise<SvdPipeline>) => void,
     private readonly log: (line: string) => void,
@@ -55,7 +63,7 @@ export class ModelManager {
     return this.loaded?.name;
   }
 
-  find(name: string | undefined): Pick<ModelEntry, 'name' | 'path'> | undefined {
+  find(name: string | undefined): Pick<ModelEntry, 'name' | 'path' | 'interpolator'> | undefined {
     return name === undefined ? this.models[0] : this.models.find((m) => m.name === name);
   }
 
@@ -92,7 +100,28 @@ export class ModelManager {
     }
   }
 
+  /** The frame interpolator for jobs on model `name` running on `pipeline`'s provider. */
+  async interpolator(name: string | undefined, pipeline: SvdPipeline): Promise<FrameInterpolator> {
+    const path = this.find(name)?.interpolator;
+    if (!path) throw new Error(`interpolation needs a frame interpolator on the server: install RIFE with ${INSTALL_INTERPOLATOR_COMMAND}`);
+    if (this.interpolatorOpen?.path !== path) {
+      const previous = this.interpolatorOpen;
+      const interpolator = (async () => {
+        await (await previous?.interpolator.catch(() => undefined))?.release();
+        return FrameInterpolator.load(path, { provider: pipeline.provider, deviceId: this.runtime.deviceId });
+      })();
+      this.interpolatorOpen = { path, interpolator };
+      // A failed load is tried again by the next job that asks.
+      interpolator.catch(() => {
+        if (this.interpolatorOpen?.interpolator === interpolator) this.interpolatorOpen = undefined;
+      });
+      return interpolator;
+    }
+    return this.interpolatorOpen.interpolator;
+  }
+
   async release(): Promise<void> {
+    await (await this.interpolatorOpen?.interpolator.catch(() => undefined))?.release();
     await (await this.loaded?.pipeline.catch(() => undefined))?.release();
   }
 }

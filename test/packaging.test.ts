@@ -168,6 +168,13 @@ describe('npm run svd and npm run setup', () => {
     expect(existsSync(out)).toBe(true);
   }, 150_000);
 
+  it('npm run worker starts from dist/ and checks its options', () => {
+    const r = spawnSync('npm', ['run', '-s', 'worker', '--', '--server', 'http://127.0.0.1:1/', '--token', 'a-long-token'], { cwd: copy, encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toContain('error: --queue: ');
+    expect(r.stderr).toContain('usage: npm run worker');
+    expect(r.status).toBe(2);
+  });
+
   it('npm run setup starts from dist/ and checks its options', () => {
     const r = spawnSync('npm', ['run', '-s', 'setup', '--', '--model', 'svd-nano'], { cwd: copy, encoding: 'utf8', timeout: 60_000 });
     expect(r.stderr).toContain('error: --model must be one of svd-xt, svd');

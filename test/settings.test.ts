@@ -36,7 +36,7 @@ describe('a setting added to the table', () => {
       use: 'sampling',
     }),
     // a group, as framing is: one nested object, one flag per field
-    extend: group({
+    blend: group({
       label: 'Extend',
       help: 'continue from the last frame',
       control: 'decimal',
@@ -48,7 +48,7 @@ describe('a setting added to the table', () => {
           default: 0.25,
           label: 'Overlap',
           help: 'share of frames kept from before',
-          flag: 'extend-overlap',
+          flag: 'blend-overlap',
           control: 'decimal',
           level: 'advanced',
           use: 'sampling',
@@ -63,26 +63,26 @@ describe('a setting added to the table', () => {
     expect(parsed.wobble).toBe(3);
     expect(parsed.chunk).toBe('auto');
     expect(schema.parse({ chunk: 4 }).chunk).toBe(4);
-    expect(parsed.extend).toEqual({ overlap: 0.25 });
+    expect(parsed.blend).toEqual({ overlap: 0.25 });
     expect(parsed.steps).toBe(25);
-    const wrong = schema.safeParse({ wobble: 12, extend: { overlap: 2 } });
+    const wrong = schema.safeParse({ wobble: 12, blend: { overlap: 2 } });
     expect(wrong.success).toBe(false);
-    expect(formatError(wrong.error!)).toBe('wobble must be 0–9; extend.overlap must be 0–1');
+    expect(formatError(wrong.error!)).toBe('wobble must be 0–9; blend.overlap must be 0–1');
     // the table's cross-checks still hold in a schema made from a bigger table
     expect(formatError(schema.safeParse({ minGuidance: 3, maxGuidance: 2 }).error!)).toBe('maxGuidance must be at least minGuidance');
   });
 
   it('is a command-line flag, read as its kind, named in messages, and described in --help with its range and default', () => {
-    expect(settingOptions(table)).toMatchObject({ wobble: { type: 'string' }, 'extend-overlap': { type: 'string' } });
-    expect(settingsFromFlags({ wobble: '5', 'extend-overlap': '0.5', 'crop-x': '0.1' }, table)).toEqual({ wobble: 5, extend: { overlap: 0.5 }, framing: { x: 0.1 } });
+    expect(settingOptions(table)).toMatchObject({ wobble: { type: 'string' }, 'blend-overlap': { type: 'string' } });
+    expect(settingsFromFlags({ wobble: '5', 'blend-overlap': '0.5', 'crop-x': '0.1' }, table)).toEqual({ wobble: 5, blend: { overlap: 0.5 }, framing: { x: 0.1 } });
     expect(() => settingsFromFlags({ wobble: 'lots' }, table)).toThrow('--wobble must be a number, got "lots"');
     expect(settingsFromFlags({ chunk: 'auto' }, table)).toEqual({ chunk: 'auto' });
     expect(settingsFromFlags({ chunk: '6' }, table)).toEqual({ chunk: 6 });
-    const error = schema.safeParse(settingsFromFlags({ wobble: '12', 'extend-overlap': '7' }, table)).error!;
-    expect(formatError(error, flagNamer(table))).toBe('--wobble must be 0–9; --extend-overlap must be 0–1');
+    const error = schema.safeParse(settingsFromFlags({ wobble: '12', 'blend-overlap': '7' }, table)).error!;
+    expect(formatError(error, flagNamer(table))).toBe('--wobble must be 0–9; --blend-overlap must be 0–1');
     const help = settingsHelp(table);
     expect(help).toMatch(/--wobble N +how much the camera shakes \(0–9; default 3\)/);
-    expect(help).toMatch(/--extend-overlap X +share of frames kept from before \(0–1; default 0\.25\)/);
+    expect(help).toMatch(/--blend-overlap X +share of frames kept from before \(0–1; default 0\.25\)/);
     expect(help).toMatch(/--chunk N\|auto +frames at once \(1–128 or auto; default auto\)/);
   });
 
@@ -90,7 +90,7 @@ describe('a setting added to the table', () => {
     expect(formFields(table).find((f) => f.key === 'wobble')).toMatchObject({ label: 'Wobble', hint: 'how much the camera shakes', control: 'number', level: 'advanced' });
     const chunk = formFields(table).find((f) => f.key === 'chunk')!;
     expect([chunk.fromText('auto'), chunk.fromText('7'), chunk.fromText('')]).toEqual(['auto', 7, Number.NaN]);
-    expect(formFields(table).find((f) => f.key === 'extend.overlap')).toMatchObject({ path: ['extend', 'overlap'], label: 'Overlap', control: 'decimal' });
+    expect(formFields(table).find((f) => f.key === 'blend.overlap')).toMatchObject({ path: ['blend', 'overlap'], label: 'Overlap', control: 'decimal' });
     // the table's own rows keep their place
     expect(formFields(table).slice(0, FORM_FIELDS.length)).toEqual(FORM_FIELDS);
   });

@@ -62,6 +62,8 @@ export function submitJob(image: Blob, name: string, settings: JobSettingsInput)
 
 export const rerunJob = (id: string) => api<Submitted>(`jobs/${id}/rerun`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
 export const cancelJob = (id: string) => api<Job>(`jobs/${id}`, { method: 'DELETE' });
+/** A new job from the last frame of finished job `id`. */
+export const continueJob = (id: string) => api<Submitted>(`jobs/${id}/continue`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
 /** Deletes an ended job and its files from the server (copies in the save folder stay). */
 export const deleteJob = (id: string) => api<{ id: string; removed: true }>(`history/${id}`, { method: 'DELETE' });
 

@@ -8,6 +8,7 @@ import {
   api,
   AuthError,
   cancelJob,
+  continueJob,
   connectSocket,
   deleteJob,
   ensureMediaCookie,
@@ -22,12 +23,14 @@ import {
   type JobSocket,
 } from './api.js';
 import { autoDecodeChunk, defaultValues, fromSettings, toSettings, validate, type FormValues } from './form.js';
+import { Boxes } from './boxes.js';
 import { History } from './history.js';
 import { ImageInput } from './image-input.js';
 import { JobPanel } from './job-panel.js';
 import { Login } from './login.js';
 import { loadCurrentJob, loadForm, loadImage, saveCurrentJob, saveForm, saveImage } from './persist.js';
 import { SettingsForm } from './settings-form.js';
+import { Variations, variationsOf } from './variations.js';
 
 const CENTRED: Framing = { mode: 'crop', x: 0.5, y: 0.5 };
 const isActive = (j: Job) => j.status === 'queued' || j.status === 'running';
@@ -278,6 +281,16 @@ export function App() {
     }
   };
 
+  const continueFrom = (job: Job) =>
+    void continueJob(job.id).then(
+      (r) => {
+        open(r.id);
+        showOutput();
+        void refreshJobs();
+      },
+      (e: Error) => setMessage(e.message),
+    );
+
   const loadJob = async (job: Job) => {
     setValues(fromSettings(job.settings, job.seed));
     setFraming(job.settings.framing);
@@ -317,6 +330,7 @@ export function App() {
             {message}
           </p>
         )}
+        {health?.boxes && <Boxes initial={health.boxes} />}
         {health?.error && <p class="error">{health.error}</p>}
         {health && !health.ffmpeg.ok && <p class="error">{health.ffmpeg.error}</p>}
       </header>
@@ -387,8 +401,10 @@ export function App() {
             )
           }
           onLoad={(job) => void loadJob(job)}
+          onContinue={continueFrom}
         />
       </div>
+      <Variations jobs={variationsOf(current, jobs)} current={currentId} onOpen={open} onContinue={continueFrom} />
       <History jobs={jobs} current={currentId} onOpen={open} onDelete={remove} more={moreHistory} onMore={loadOlder} shared={!!health?.sharedHistory} />
     </main>
   );

@@ -16,16 +16,24 @@ export function describeProgress(job: Job, sinceMs = 0): { label: string; eta?: 
   }
   if (!p) return { label: job.status, fraction: job.status === 'done' ? 1 : 0 };
   if (p.stage === 'done') return { label: 'Done', fraction: 1 };
-  const eta = left(p.remainingMs ?? (p.stage === 'sampling' ? p.etaMs : undefined));
+  // With several segments each takes its share of the bar; the interpolator has the last tenth before writing.
+  const segment = 'segment' in p && p.segment && p.segments ? { at: p.segment, of: p.segments } : undefined;
+  const share = job.settings.interpolate > 1 ? 0.87 : 0.97;
+  const part = (f: number) => (share * ((segment ? segment.at - 1 : 0) + f)) / (segment ? segment.of : 1);
+  const step = (text: string) => (segment ? `Segment ${segment.at}/${segment.of}, ${text.charAt(0).toLowerCase()}${text.slice(1)}` : text);
+  // A sampling step's own ETA covers its segment only: with several, only the server's estimate is the job's.
+  const eta = left(p.remainingMs ?? (p.stage === 'sampling' && !segment ? p.etaMs : undefined));
   switch (p.stage) {
     case 'loading':
       return { label: p.message ? `Loading: ${p.message}` : 'Loading the model', eta, fraction: undefined };
     case 'encoding':
-      return { label: 'Encoding the image', eta, fraction: 0.03 };
+      return { label: step('Encoding the image'), eta, fraction: part(0.03) };
     case 'sampling':
-      return { label: `Sampling step ${p.step}/${p.steps} · ${secs(p.elapsedMs + sinceMs)} elapsed`, eta, fraction: 0.05 + 0.8 * (p.step / p.steps) };
+      return { label: step(`Sampling step ${p.step}/${p.steps} · ${secs(p.elapsedMs + sinceMs)} elapsed`), eta, fraction: part(0.05 + 0.82 * (p.step / p.steps)) };
     case 'decoding':
-      return { label: `Decoding frames ${p.chunk}/${p.chunks}`, eta, fraction: 0.85 + 0.1 * (p.chunk / p.chunks) };
+      return { label: step(`Decoding frames ${p.chunk}/${p.chunks}`), eta, fraction: part(0.87 + 0.13 * (p.chunk / p.chunks)) };
+    case 'interpolating':
+      return { label: `Interpolating frames ${p.pair}/${p.pairs}`, eta, fraction: 0.87 + 0.1 * (p.pair / p.pairs) };
     case 'writing':
       return { label: p.format ? `Writing the ${p.format.toUpperCase()} video` : 'Writing the video', eta, fraction: 0.97 };
   }
@@ -44,7 +52,16 @@ export const seedOf = (job: Job): number | undefined => job.seed ?? job.settings
 /** "256×128 · 5 frames · 8 steps · motion 127 · 7 fps · seed 42" */
 export function keySettings(job: Job): string {
   const s = job.settings;
-  return [`${s.width}×${s.height}`, s.frames !== undefined && `${s.frames} frames`, `${s.steps} steps`, `motion ${s.motionBucket}`, `${s.fps} fps`, seedOf(job) !== undefined && `seed ${seedOf(job)}`]
+  return [
+    `${s.width}×${s.height}`,
+    s.frames !== undefined && `${s.frames} frames`,
+    `${s.steps} steps`,
+    `motion ${s.motionBucket}`,
+    `${s.fps * s.interpolate} fps`,
+    s.extend > 1 && `${s.extend} segments`,
+    s.interpolate > 1 && `interpolated ×${s.interpolate}`,
+    seedOf(job) !== undefined && `seed ${seedOf(job)}`,
+  ]
     .filter(Boolean)
     .join(' · ');
 }

@@ -75,6 +75,8 @@ export interface ModelChoice {
   frames: number;
   /** AnimateLCM: its own steps, guidance and motion (fastModelDefaults). */
   fast?: boolean;
+  /** Whether a frame interpolator is installed for its jobs. */
+  interpolator?: boolean;
 }
 
 const get = (o: unknown, path: string[]) => path.reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], o);

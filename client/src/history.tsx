@@ -11,6 +11,12 @@ function Thumb({ job }: { job: Job }) {
   return <img class="thumb" src={job.status === 'done' ? posterUrl(job.id) : inputUrl(job.id)} alt="" loading="lazy" onError={() => setBroken(true)} data-testid="history-thumb" />;
 }
 
+/** The job a continuation started from, in words: when it was made, if it is still listed. */
+function continued(jobs: Job[], id: string): string {
+  const from = jobs.find((o) => o.id === id);
+  return from ? `the video of ${madeAt(from)}` : 'an earlier video';
+}
+
 interface Props {
   jobs: Job[];
   current?: string;
@@ -39,6 +45,11 @@ export function History({ jobs, current, onOpen, onDelete, more, onMore, shared 
               <span class="caption">
                 <time dateTime={j.createdAt}>{madeAt(j)}</time>
                 <span class="muted">{keySettings(j)}</span>
+                {(j.continues || j.variation) && (
+                  <span class="muted" data-testid="history-link">
+                    {j.continues ? `continues ${continued(jobs, j.continues)}` : `variation ${j.variation!.index} of ${j.variation!.of}`}
+                  </span>
+                )}
               </span>
             </button>
             {j.status !== 'queued' && j.status !== 'running' && (

@@ -60,10 +60,12 @@ interface Props {
   onCancel: (id: string) => void;
   onRerun: (job: Job) => void;
   onLoad: (job: Job) => void;
+  /** A new job from the last frame of this finished one. */
+  onContinue: (job: Job) => void;
   panelRef: Ref<HTMLElement>;
 }
 
-export function JobPanel({ job, pending, offline, note, saveFolder, lastVideo, preview, others, aspect, onOpen, onCancel, onRerun, onLoad, panelRef }: Props) {
+export function JobPanel({ job, pending, offline, note, saveFolder, lastVideo, preview, others, aspect, onOpen, onCancel, onRerun, onLoad, onContinue, panelRef }: Props) {
   const active = job && isActive(job);
   const format = job && videoFormats.find((f) => job.videos[f]);
   const ended = job && !active && job.status !== 'done';
@@ -111,6 +113,11 @@ export function JobPanel({ job, pending, offline, note, saveFolder, lastVideo, p
           {job.status === 'done' ? `Done${took !== undefined ? ` in ${(took / 1000).toFixed(1)} s` : ''}.` : job.status === 'cancelled' ? 'Cancelled.' : job.error}
         </p>
       )}
+      {job?.ranOn && (
+        <p class="muted" data-testid="ran-on">
+          {job.status === 'running' ? 'Running on' : job.status === 'done' ? 'Made on' : 'Ran on'} {job.ranOn.box} ({job.ranOn.worker})
+        </p>
+      )}
       {job?.status === 'done' && (
         <>
           <div class="row downloads">
@@ -150,6 +157,11 @@ export function JobPanel({ job, pending, offline, note, saveFolder, lastVideo, p
           <button type="button" onClick={() => onLoad(job)} title="put this job's image, crop and settings back into the form">
             Load these settings
           </button>
+          {job.status === 'done' && (
+            <button type="button" onClick={() => onContinue(job)} title="a new video starting where this one ends" data-testid="continue">
+              Continue from the last frame
+            </button>
+          )}
         </div>
       )}
       {others.length > 0 && (

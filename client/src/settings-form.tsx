@@ -3,6 +3,7 @@
 // shows its hint, or in its place the message of what is wrong.
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
+import { INSTALL_INTERPOLATOR_COMMAND } from '../../common/video-chain.js';
 import { FORM_FIELDS, modelLabel, withModel, type FormField, type FormValues, type ModelChoice } from './form.js';
 
 type Errors = Partial<Record<string, string>>;
@@ -84,6 +85,8 @@ export function SettingsForm({ values, errors, onChange, models, lastSeed, autoC
         return `${model?.demo ? `the demo model makes ${model.frames}` : '25 for SVD-XT, 14 for SVD'}; others work less well`;
       case 'steps':
         return model?.demo ? 'sampling steps: more is slower' : f.hint;
+      case 'interpolate':
+        return model?.interpolator === false ? `needs the interpolator: ${INSTALL_INTERPOLATOR_COMMAND}` : '1, 2, 4 or 8: new frames between each pair (RIFE), fps × this';
       case 'decodeChunk':
         return autoFromGpu ? `${f.hint}; auto = ${autoChunk} from free GPU memory` : `${f.hint}; auto = ${autoChunk}`;
       default:

@@ -27,6 +27,8 @@ export interface HubFile {
   xetHash?: string;
   /** Where it goes under the destination, when not at its path in the repository. */
   saveAs?: string;
+  /** A file from outside the hub (a release asset): fetched from here, with the same resume and check. */
+  url?: string;
 }
 
 const localPath = (file: HubFile) => file.saveAs ?? file.path;
@@ -181,7 +183,7 @@ async function openFrom(opts: DownloadOptions, file: HubFile, partial: string, h
       return { body: blob.slice(have).stream(), from: have };
     }
   }
-  const url = `${hubEndpoint(opts)}/${opts.repo}/resolve/${opts.revision ?? 'main'}/${file.path.split('/').map(encodeURIComponent).join('/')}`;
+  const url = file.url ?? `${hubEndpoint(opts)}/${opts.repo}/resolve/${opts.revision ?? 'main'}/${file.path.split('/').map(encodeURIComponent).join('/')}`;
   const res = await fetch(url, { headers: { ...authHeaders(opts), ...(have > 0 ? { range: `bytes=${have}-` } : {}) }, redirect: 'follow' });
   if (res.status === 416) {
     rmSync(partial, { force: true });

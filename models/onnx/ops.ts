@@ -155,6 +155,9 @@ export class Ops {
   cos(x: Value): Value {
     return this.op('Cos', [x], x.shape);
   }
+  leakyRelu(x: Value, alpha: number): Value {
+    return this.op('LeakyRelu', [x], x.shape, { alpha: attr.float(alpha) });
+  }
   silu(x: Value): Value {
     return this.mul(x, this.sigmoid(x));
   }
@@ -207,6 +210,17 @@ export class Ops {
     if (opts.groups) attrs.group = attr.int(opts.groups);
     const shape = convShape(x.shape, w.shape, { strides: opts.strides, pads: opts.pads, group: opts.groups });
     return this.op('Conv', opts.bias ? [x, w, opts.bias] : [x, w], shape, attrs);
+  }
+  /**
+   * Transposed 2-D convolution of [N, C, H, W] by torch ConvTranspose2d weights [C, M, kH, kW]
+   * (ONNX keeps torch's order); output side (in − 1)·stride − 2·pad + k.
+   */
+  convTranspose2d(x: Value, w: Value, opts: { bias?: Value; stride: number; pad: number }): Value {
+    const [outC, k] = [staticDim(w, 1, 'ConvTranspose weights'), staticDim(w, 2, 'ConvTranspose weights')];
+    const side = (d: number | null | undefined) => (typeof d === 'number' ? (d - 1) * opts.stride - 2 * opts.pad + k : null);
+    const shape = x.shape && [x.shape[0]!, outC, side(x.shape[2]), side(x.shape[3])];
+    const attrs = { strides: attr.ints([opts.stride, opts.stride]), pads: attr.ints([opts.pad, opts.pad, opts.pad, opts.pad]), kernel_shape: attr.ints([k, k]) };
+    return this.op('ConvTranspose', opts.bias ? [x, w, opts.bias] : [x, w], shape, attrs);
   }
 
   // ---- normalisation ---------------------------------------------------------------------
@@ -350,6 +364,32 @@ export class Ops {
       coordinate_transformation_mode: attr.string('asymmetric'),
       nearest_mode: attr.string('floor'),
     });
+  }
+  /**
+   * Bilinear resize of [N, C, H, W] by `scale` on both image axes, as torch's
+   * interpolate(scale_factor=scale, mode='bilinear', align_corners=False) without antialiasing:
+   * half-pixel centres, two taps per axis even when shrinking.
+   */
+  resizeBilinear(x: Value, scale: number): Value {
+    const scales = this.constant([1, 1, scale, scale], 'float32');
+    const shape = x.shape?.map((d, i) => (i < 2 || d === null ? d : Math.floor(d * scale)));
+    return this.op('Resize', [x, null, scales], shape, { mode: attr.string('linear'), coordinate_transformation_mode: attr.string('half_pixel') });
+  }
+  /**
+   * Samples [N, C, H, W] at `grid` [N, Ho, Wo, 2] (x, y in [-1, 1], corners on the outer pixel
+   * centres) bilinearly, coordinates outside taken from the border: torch's grid_sample with
+   * mode 'bilinear', padding_mode 'border', align_corners True. The com.microsoft form: its CUDA
+   * kernel is in every onnxruntime we load, where ONNX's own GridSample has one only in newer
+   * builds and otherwise runs on the CPU with copies to and from the card.
+   */
+  gridSampleBorder(x: Value, grid: Value): Value {
+    const shape = x.shape && grid.shape ? [x.shape[0]!, x.shape[1]!, grid.shape[1]!, grid.shape[2]!] : undefined;
+    return this.op('GridSample', [x, grid], shape, { mode: attr.string('bilinear'), padding_mode: attr.string('border'), align_corners: attr.int(1) }, { domain: 'com.microsoft' });
+  }
+  /** [N, C·b², H, W] → [N, C, H·b, W·b] as torch's PixelShuffle(b) (DepthToSpace, CRD order). */
+  pixelShuffle(x: Value, block: number): Value {
+    const shape = x.shape && [x.shape[0]!, x.shape[1] === null ? null : x.shape[1]! / (block * block), ...x.shape.slice(2).map((d) => (d === null ? null : d * block))];
+    return this.op('DepthToSpace', [x], shape, { blocksize: attr.int(block), mode: attr.string('CRD') });
   }
   /** 0, 1, …, n-1 as float32, n a [1] int64 value. */
   rangeFloat(n: Value): Value {

@@ -11,6 +11,8 @@ export interface ApiContext {
   access: AccessOptions;
   /** Names a job may ask for in settings.model. */
   modelNames?: string[];
+  /** The models whose jobs may interpolate (a frame interpolator is installed for them); all when absent. */
+  interpolatingModels?: string[];
 }
 
 /** The requesting client's owner digest (set by access.ts's identify). */

@@ -1,11 +1,15 @@
-// The jobs resource: submit (multipart), list (paged, newest first), one job, cancel, re-run, and
-// delete an ended job with its files. Every route answers only for jobs the client may see.
+// The jobs resource: submit (multipart), list (paged, newest first), one job, cancel, re-run,
+// continue from a finished job's last frame, and delete an ended job with its files. Every route
+// answers only for jobs the client may see.
 import { readFile } from 'node:fs/promises';
 import { type RequestHandler, Router } from 'express';
 import { z } from 'zod';
 import { formatError } from '../../common/messages.js';
-import { jobSettingsSchema, type JobSettings } from '../jobs/job.js';
-import { JobBusyError } from '../jobs/job-service.js';
+import type { Submitted } from '../../common/api-types.js';
+import { chainFrameCount, INSTALL_INTERPOLATOR_COMMAND } from '../../common/video-chain.js';
+import { jobSettingsSchema, type JobRecord, type JobSettings } from '../jobs/job.js';
+import { LAST_FRAME_FILE } from '../jobs/job-finisher.js';
+import { JobBusyError, type JobService } from '../jobs/job-service.js';
 import { snapshot } from '../jobs/snapshot.js';
 import { mayAccess } from './access.js';
 import { ownJob, ownerOfRequest, type ApiContext } from './context.js';
@@ -38,15 +42,20 @@ export const MAX_OUTPUT_BYTES = 2 ** 30;
 const DEFAULT_FRAMES = 25;
 
 export function checkOutputLength(s: JobSettings): void {
-  const frames = (s.frames ?? DEFAULT_FRAMES) * s.loops * (s.pingPong ? 2 : 1);
+  const frames = chainFrameCount(s, DEFAULT_FRAMES) * s.loops * (s.pingPong ? 2 : 1);
   const bytes = frames * s.width * s.height * 3;
   if (frames > MAX_OUTPUT_FRAMES || bytes > MAX_OUTPUT_BYTES) {
     const why =
       frames > MAX_OUTPUT_FRAMES
-        ? `${frames} frames (frames x loops${s.pingPong ? ' x 2 for ping-pong' : ''}), over the ${MAX_OUTPUT_FRAMES} the server encodes`
+        ? `${frames} frames (frames${s.extend > 1 ? ' of each segment' : ''}${s.interpolate > 1 ? ' interpolated' : ''} x loops${s.pingPong ? ' x 2 for ping-pong' : ''}), over the ${MAX_OUTPUT_FRAMES} the server encodes`
         : `${(bytes / 2 ** 30).toFixed(1)} GiB of frames at ${s.width}x${s.height}, over the ${MAX_OUTPUT_BYTES / 2 ** 30} GiB the encoder may hold`;
-    throw new HttpError(400, `bad settings: the video would be ${why}; use fewer loops or frames, no ping-pong, or a smaller size`);
+    throw new HttpError(400, `bad settings: the video would be ${why}; use fewer loops, frames or segments, less interpolation, no ping-pong, or a smaller size`);
   }
+}
+
+/** 202 with the first job, and all of them when variations made several. */
+function accepted(service: JobService, jobs: JobRecord[]): Submitted {
+  return { id: jobs[0]!.id, position: service.position(jobs[0]!.id), ...(jobs.length > 1 ? { ids: jobs.map((j) => j.id) } : {}) };
 }
 
 export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
@@ -59,6 +68,13 @@ export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
     const name = parsed.data.model;
     if (name !== undefined && ctx.modelNames && !ctx.modelNames.includes(name)) {
       throw new HttpError(400, `bad settings: model "${name.slice(0, 60)}" is not installed; installed: ${ctx.modelNames.join(', ')}`);
+    }
+    const model = name ?? ctx.modelNames?.[0];
+    if (parsed.data.interpolate > 1 && ctx.interpolatingModels && (model === undefined || !ctx.interpolatingModels.includes(model))) {
+      throw new HttpError(
+        400,
+        `bad settings: interpolate ${parsed.data.interpolate} needs a frame interpolator, and none is installed on the server; install RIFE there with ${INSTALL_INTERPOLATOR_COMMAND}`,
+      );
     }
     checkOutputLength(parsed.data);
     return parsed.data;
@@ -84,8 +100,7 @@ export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
         .toLowerCase()
         .replace(/[^a-z0-9]/g, '')
         .slice(0, 5) || 'bin';
-    const job = service.submit({ png, original: { name: `original.${ext}`, data: req.file.buffer } }, settings, { owner: ownerOfRequest(res) });
-    res.status(202).json({ id: job.id, position: service.position(job.id) });
+    res.status(202).json(accepted(service, service.submit({ png, original: { name: `original.${ext}`, data: req.file.buffer } }, settings, { owner: ownerOfRequest(res) })));
   });
 
   // Newest first, a page at a time: ?limit=N (default 100) and ?before=ID (the last id of the previous page).
@@ -133,8 +148,21 @@ export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
     const png = await readFile(service.store.file(old.id, old.inputName)).catch(() => {
       throw new HttpError(410, `the input picture of job ${old.id} is no longer on the server; submit it again`);
     });
-    const job = service.submit({ png }, settings, { rerunOf: old.id, owner: ownerOfRequest(res) });
-    res.status(202).json({ id: job.id, position: service.position(job.id) });
+    res.status(202).json(accepted(service, service.submit({ png }, settings, { rerunOf: old.id, owner: ownerOfRequest(res) })));
+  });
+
+  // A new job whose input is the last frame of a finished one, with its settings and a new seed unless given.
+  router.post('/jobs/:id/continue', limiter, async (req, res) => {
+    const old = ownJob(ctx, res, String(req.params.id));
+    if (!req.is('application/json')) throw new HttpError(415, 'send it as JSON (content-type: application/json), {} for the same settings or {"settings": {...}} to change some');
+    if (old.status !== 'done') throw new HttpError(409, `job ${old.id} is ${old.status}; only a finished video can be continued`);
+    const body = rerunBodySchema.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, `bad request: ${formatError(body.error)}`);
+    const settings = checkSettings({ ...old.settings, seed: undefined, ...body.data?.settings });
+    const png = await readFile(service.store.file(old.id, LAST_FRAME_FILE)).catch(() => {
+      throw new HttpError(410, `the last frame of job ${old.id} is not on the server (jobs made before continuing existed do not keep it); run the job again first`);
+    });
+    res.status(202).json(accepted(service, service.submit({ png }, settings, { continues: old.id, owner: ownerOfRequest(res) })));
   });
 
   return router;

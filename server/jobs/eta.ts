@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { JobProgress, JobRecord, JobSettings } from './job.js';
 import { writeFileAtomic } from './job-store.js';
+import { chainFrameCount } from '../../common/video-chain.js';
 import { videoFormats, type VideoFormat } from '../../common/video-formats.js';
 import { priorRates, STAGES, type Machine, type Rates, type Stage } from './eta-priors.js';
 
@@ -24,10 +25,13 @@ export const STATS_FILE = 'eta-stats.json';
 /** How much a finished job moves the learned rate: recent jobs count most (the machine may be busier now). */
 const LEARN = 0.5;
 
-/** The units each stage's time is proportional to (megapixels x frames x steps, ...). */
+/**
+ * The units each stage's time is proportional to (megapixels x frames x steps, ...): the
+ * networks' for one segment (a job of several repeats them), the writing's for the whole video.
+ */
 export function workOf(s: JobSettings, frames: number): Rates {
   const mp = (s.width * s.height) / 1e6;
-  const written = frames * s.loops * (s.pingPong ? 2 : 1);
+  const written = chainFrameCount({ ...s, frames }, frames) * s.loops * (s.pingPong ? 2 : 1);
   const write = (f: VideoFormat) => (s.formats.includes(f) ? mp * written : 0);
   return { encode: mp, sample: mp * frames * s.steps, decode: mp * frames, mp4: write('mp4'), webm: write('webm'), gif: write('gif') };
 }
@@ -54,6 +58,11 @@ interface Running {
   decodeAt?: number;
   /** When each format's encode began, in the order written. */
   writes: { format: VideoFormat; at: number }[];
+  /** The segment under way and how many (the extend setting); the stage clocks above are its own. */
+  segment: number;
+  segments: number;
+  /** When the interpolator's first pair was reported done. */
+  interpolateAt?: number;
   remaining: { ms: number; at: number };
   /**
    * How much slower than its learned rates this job's networks run (the machine may be busier,
@@ -94,14 +103,15 @@ export class EtaEstimator {
   total(job: JobRecord): number {
     const work = workOf(job.settings, job.settings.frames ?? this.ctx.frames(job.settings.model));
     const { rates } = this.rates(job.settings.model);
-    return STAGES.reduce((sum, s) => sum + rates[s] * work[s], 0);
+    // The interpolator has no learned rate: its time is not in the estimate until it runs.
+    return STAGES.reduce((sum, s) => sum + rates[s] * work[s] * ((videoFormats as readonly string[]).includes(s) ? 1 : job.settings.extend), 0);
   }
 
   /** A job's run begins (its worker was found). */
   start(job: JobRecord): void {
     const { key, rates } = this.rates(job.settings.model);
     const work = workOf(job.settings, job.settings.frames ?? this.ctx.frames(job.settings.model));
-    this.running.set(job.id, { key, rates, work, steps: job.settings.steps, writes: [], remaining: { ms: this.total(job), at: this.now() }, pace: 1 });
+    this.running.set(job.id, { key, rates, work, steps: job.settings.steps, writes: [], segment: 1, segments: job.settings.extend, remaining: { ms: this.total(job), at: this.now() }, pace: 1 });
   }
 
   /** The progress with the time left for the whole job added; also notes when each stage began. */
@@ -116,7 +126,14 @@ export class EtaEstimator {
       if (expectedMs > 0 && observedMs > 0) r.pace = Math.min(2, Math.max(0.5, observedMs / expectedMs));
     };
     const since = (at: number | undefined) => (at === undefined ? 0 : t - at);
-    const writing = () => videoFormats.reduce((sum, f) => sum + est(f), 0);
+    // A new segment starts its stages' clocks again; the segments after it are still to come.
+    const segment = 'segment' in p && p.segment ? p.segment : 1;
+    if (segment !== r.segment) {
+      r.segment = segment;
+      r.encodeAt = r.sampleStart = r.lastStepAt = r.decodeAt = undefined;
+    }
+    const later = (r.segments - r.segment) * (est('encode') + est('sample') + est('decode'));
+    const writing = () => later + videoFormats.reduce((sum, f) => sum + est(f), 0);
     let ms: number;
     switch (p.stage) {
       case 'loading':
@@ -143,6 +160,13 @@ export class EtaEstimator {
         if (p.chunk > 1) setPace(elapsed / (p.chunk - 1), (r.rates.decode * r.work.decode) / p.chunks);
         const left = p.chunk > 1 ? (elapsed * (p.chunks - p.chunk + 1)) / (p.chunk - 1) : est('decode') - elapsed;
         ms = Math.max(0, left) + writing();
+        break;
+      }
+      case 'interpolating': {
+        // From the second pair on, this job's own pace for the pairs left.
+        r.interpolateAt ??= t;
+        const left = p.pair > 1 ? (since(r.interpolateAt) * (p.pairs - p.pair)) / (p.pair - 1) : 0;
+        ms = left + videoFormats.reduce((sum, f) => sum + est(f), 0);
         break;
       }
       case 'writing': {
@@ -183,6 +207,8 @@ export class EtaEstimator {
     this.running.delete(job.id);
     const first = r?.writes[0];
     if (!r || !first || job.status !== 'done' || r.encodeAt === undefined || r.sampleStart === undefined || r.decodeAt === undefined) return;
+    // Several segments, or the interpolator's time inside the decode's: their stage times are not one clip's.
+    if (job.settings.extend > 1 || job.settings.interpolate > 1) return;
     const took: Partial<Rates> = { encode: r.sampleStart - r.encodeAt, sample: r.decodeAt - r.sampleStart, decode: first.at - r.decodeAt };
     r.writes.forEach((w, i) => (took[w.format] = (r.writes[i + 1]?.at ?? this.now()) - w.at));
     const old = this.stats.machines[r.key]?.rates;

@@ -4,6 +4,7 @@
 // has handed over its frames, so without a bound a fast queue piles up encodes (each an ffmpeg
 // process and a copy of every frame in memory).
 import { readFile, rm } from 'node:fs/promises';
+import sharp from 'sharp';
 import { arrangeFrames, encodeVideo } from '../../media/ffmpeg.js';
 import { saveNumbered } from '../save-folder.js';
 import type { JobRecord } from './job.js';
@@ -12,6 +13,9 @@ import { writeFileAtomic, type JobStore } from './job-store.js';
 
 /** Where a worker leaves a job's raw frames for the encoder (removed once the videos are written). */
 export const FRAMES_FILE = '.frames.rgb.tmp';
+
+/** A finished job's last frame at the job's size: the input of a job that continues it. */
+export const LAST_FRAME_FILE = 'last-frame.png';
 
 /** At most `limit` tasks at once; the rest wait their turn in order. */
 class Bound {
@@ -72,7 +76,8 @@ export class JobFinisher {
   }
 
   /**
-   * Writes every video the job asked for from the worker's frames, then its settings.json.
+   * Writes every video the job asked for from the worker's frames (and its last frame, for
+   * continuing it), then its settings.json.
    * `waiting` is called when the job has to wait for another job's encode first.
    */
   /** `writing` hears of each format as its encode begins (the ETA times them apart). */
@@ -85,6 +90,14 @@ export class JobFinisher {
         await readFile(this.store.file(job.id, FRAMES_FILE)).catch((err: Error) => {
           throw new Error(`the frames the worker wrote could not be read: ${err.message}`);
         }),
+      );
+      const frameBytes = result.width * result.height * 3;
+      const last = rgb.subarray((result.frameCount - 1) * frameBytes, result.frameCount * frameBytes);
+      writeFileAtomic(
+        this.store.file(job.id, LAST_FRAME_FILE),
+        await sharp(last, { raw: { width: result.width, height: result.height, channels: 3 } })
+          .png()
+          .toBuffer(),
       );
       const video = arrangeFrames({ rgb, frameCount: result.frameCount, width: result.width, height: result.height, fps: result.fps }, { pingPong: s.pingPong, loops: s.loops });
       for (const format of s.formats) {

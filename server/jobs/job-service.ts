@@ -1,14 +1,17 @@
-// The job service: a FIFO queue in front of the inference workers (one per GPU), handing each job
-// to the first free worker, persisting every state change to the job's folder and announcing it
-// to listeners. The generation itself runs in the worker process; the finisher (job-finisher.ts)
-// encodes and saves the videos.
+// The job service: the jobs' records, persisting every state change to the job's folder and
+// announcing it to listeners. Where jobs wait and run is its queue's business (job-queue.ts): by
+// default a FIFO in front of this server's inference workers (local-queue.ts); the finisher
+// (job-finisher.ts) encodes and saves the videos.
 import { EventEmitter } from 'node:events';
-import type { InferenceWorker, WorkerPool } from '../workers/pool.js';
+import { randomSeed } from '../../models/pipeline/random.js';
+import type { WorkerPool } from '../workers/pool.js';
 import { DiskFullError, isNoSpace } from '../../media/disk-full.js';
 import type { JobProgress, JobRecord, JobSettings } from './job.js';
 import type { EtaEstimator } from './eta.js';
-import { FRAMES_FILE, JobFinisher } from './job-finisher.js';
+import { JobFinisher } from './job-finisher.js';
+import type { JobHost, JobQueue } from './job-queue.js';
 import type { JobStore } from './job-store.js';
+import { LocalQueue } from './local-queue.js';
 
 export class QueueFullError extends Error {
   constructor(max: number) {
@@ -39,9 +42,15 @@ export interface JobServiceEvents {
   removed: [JobRecord];
 }
 
+/** How a new job relates to earlier ones (shown in the history) and who made it. */
+export type JobLinks = Pick<JobRecord, 'rerunOf' | 'continues' | 'owner'>;
+
 export interface JobServiceOptions {
   store: JobStore;
-  workers: WorkerPool;
+  /** This server's own workers, fed by the in-process FIFO (unless `queue` is given). */
+  workers?: WorkerPool;
+  /** Another queue than the in-process FIFO (the BullMQ one, server/queue/redis-queue.ts). */
+  queue?: (host: JobHost) => JobQueue;
   saveDir?: string;
   maxQueue?: number;
   saveRetry?: { attempts: number; delayMs: number };
@@ -53,15 +62,13 @@ export interface JobServiceOptions {
   keepJobs?: number;
 }
 
-export class JobService extends EventEmitter<JobServiceEvents> {
-  private readonly queue: string[] = [];
-  /** Jobs started and not yet finished (in a worker, or being encoded), in start order. */
-  private readonly running = new Map<string, AbortController>();
+export class JobService extends EventEmitter<JobServiceEvents> implements JobHost {
   /** Each running job's latest preview, for a page that starts watching it mid-job (after a reload). */
   private readonly previews = new Map<string, string>();
-  private closing = false;
-  private readonly finisher: JobFinisher;
+  closing = false;
+  readonly finisher: JobFinisher;
   readonly maxQueue: number;
+  readonly queue: JobQueue;
 
   constructor(private readonly opts: JobServiceOptions) {
     super();
@@ -70,23 +77,29 @@ export class JobService extends EventEmitter<JobServiceEvents> {
       store: opts.store,
       saveDir: opts.saveDir,
       saveRetry: opts.saveRetry,
-      maxEncodes: Math.max(1, opts.workers.workers.length),
+      maxEncodes: Math.max(1, opts.workers?.workers.length ?? 1),
       onSaved: (job) => this.emit('update', job),
     });
-    opts.workers.on('free', () => this.pump());
+    if (opts.queue) this.queue = opts.queue(this);
+    else if (opts.workers) this.queue = new LocalQueue(this, opts.workers);
+    else throw new Error('a job service needs workers or a queue');
   }
 
   get store() {
     return this.opts.store;
   }
 
+  get eta() {
+    return this.opts.eta;
+  }
+
   get queueLength() {
-    return this.queue.length;
+    return this.queue.waiting;
   }
 
   /** The longest-running job, if any. */
   get runningId(): string | undefined {
-    return this.running.keys().next().value;
+    return this.queue.runningId;
   }
 
   /** The latest preview of a running job, if it has one yet. */
@@ -96,52 +109,63 @@ export class JobService extends EventEmitter<JobServiceEvents> {
 
   /** 1 for the next job to run; 0 when running or not queued. */
   position(id: string): number {
-    return this.queue.indexOf(id) + 1;
+    return this.queue.position(id);
   }
 
-  submit(input: { png: Uint8Array; original?: { name: string; data: Uint8Array } }, settings: JobSettings, made: { rerunOf?: string; owner?: string } = {}): JobRecord {
-    if (this.queue.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
+  /**
+   * Queues the job, or with `settings.variations` N > 1 one job per variation with seeds seed,
+   * seed + 1, … (a random first seed when none is given), each an ordinary job of one video.
+   */
+  submit(input: { png: Uint8Array; original?: { name: string; data: Uint8Array } }, settings: JobSettings, links: JobLinks = {}): JobRecord[] {
+    const n = settings.variations;
+    if (this.queue.waiting + n > this.maxQueue) throw new QueueFullError(this.maxQueue);
     // Inputs count too: cancelled and failed jobs keep theirs, so the queue limit alone bounds nothing on disk.
-    const incoming = input.png.byteLength + (input.original?.data.byteLength ?? 0);
+    const incoming = n * (input.png.byteLength + (input.original?.data.byteLength ?? 0));
     const limit = this.opts.storageBytes;
     if (limit !== undefined && this.store.usedBytes + incoming > limit) throw new StorageFullError(limit, this.store.usedBytes);
-    const { rerunOf, owner } = made;
-    const id = this.store.newId();
-    const job: JobRecord = { id, status: 'queued', createdAt: new Date().toISOString(), settings, videos: {}, inputName: 'input.png', rerunOf, owner };
-    const files: Record<string, Uint8Array> = { 'input.png': input.png };
-    if (input.original) files[input.original.name] = input.original.data;
-    this.store.create(job, files);
-    this.store.log(id, `queued${rerunOf ? ` (re-run of ${rerunOf})` : ''} with settings ${JSON.stringify(settings)}`);
-    this.queue.push(id);
-    this.setProgress(job, this.queuedAt(this.queue.length - 1), false);
-    this.pump();
-    return job;
+    const first = n > 1 ? (settings.seed ?? randomSeed()) : settings.seed;
+    const jobs: JobRecord[] = [];
+    for (let k = 0; k < n; k++) {
+      const id = this.store.newId();
+      const variation = n > 1 ? { group: jobs[0]?.id ?? id, index: k + 1, of: n } : undefined;
+      const own: JobSettings = { ...settings, variations: 1, ...(first !== undefined ? { seed: first + k } : {}) };
+      const job: JobRecord = { id, status: 'queued', createdAt: new Date().toISOString(), settings: own, videos: {}, inputName: 'input.png', ...links, ...(variation ? { variation } : {}) };
+      const files: Record<string, Uint8Array> = { 'input.png': input.png };
+      if (input.original) files[input.original.name] = input.original.data;
+      this.store.create(job, files);
+      const why = [links.rerunOf && `re-run of ${links.rerunOf}`, links.continues && `continues ${links.continues}`, variation && `variation ${variation.index}/${n} of ${variation.group}`].filter(
+        Boolean,
+      );
+      this.store.log(id, `queued${why.length ? ` (${why.join(', ')})` : ''} with settings ${JSON.stringify(own)}`);
+      this.queue.add(job);
+      jobs.push(job);
+    }
+    return jobs;
   }
 
   /** Cancels a queued or running job; false if it had already ended. */
   cancel(id: string): boolean {
     const job = this.store.get(id);
-    if (!job) return false;
-    const i = this.queue.indexOf(id);
-    if (i >= 0) {
-      this.queue.splice(i, 1);
-      this.finish(job, 'cancelled');
-      this.announcePositions();
-      return true;
-    }
-    const running = this.running.get(id);
-    if (running) {
-      running.abort();
-      return true;
-    }
-    return false;
+    if (!job || (job.status !== 'queued' && job.status !== 'running')) return false;
+    return this.queue.cancel(job);
   }
 
-  /** A queued job's progress: its place, and when the estimator has one, its wait. */
-  private queuedAt(index: number): JobProgress {
-    const job = this.store.get(this.queue[index]!)!;
-    const ahead = this.queue.slice(0, index).flatMap((id) => this.store.get(id) ?? []);
-    return { stage: 'queued', position: index + 1, ...this.opts.eta?.queued(ahead, job) };
+  announceQueued(ids: readonly string[], from = 0): void {
+    for (let i = from; i < ids.length; i++) {
+      const job = this.store.get(ids[i]!);
+      if (!job) continue;
+      const ahead = ids.slice(0, i).flatMap((id) => this.store.get(id) ?? []);
+      this.setProgress(job, { stage: 'queued', position: i + 1, ...this.opts.eta?.queued(ahead, job) }, false);
+    }
+  }
+
+  preview(id: string, url: string): void {
+    this.previews.set(id, url);
+    this.emit('preview', id, url);
+  }
+
+  failureMessage(err: unknown): string {
+    return failureMessage(err);
   }
 
   /**
@@ -157,13 +181,14 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     this.emit('removed', job);
   }
 
-  private setProgress(job: JobRecord, progress: JobProgress, persist = true) {
+  setProgress(job: JobRecord, progress: JobProgress, persist = true) {
     job.progress = this.opts.eta?.annotate(job, progress) ?? progress;
     if (persist) this.store.save(job);
     this.emit('update', job);
   }
 
-  private finish(job: JobRecord, status: JobRecord['status'], error?: string) {
+  finish(job: JobRecord, status: Exclude<JobRecord['status'], 'queued' | 'running'>, error?: string) {
+    this.previews.delete(job.id);
     job.status = status;
     job.finishedAt = new Date().toISOString();
     job.error = error;
@@ -174,6 +199,7 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     this.store.measure(job.id);
     this.emit('update', job);
     this.prune();
+    if (status === 'done' && job.settings.saveToFolder && this.finisher.savesTo) this.finisher.save(job);
   }
 
   /**
@@ -193,98 +219,6 @@ export class JobService extends EventEmitter<JobServiceEvents> {
     return removed;
   }
 
-  private announcePositions() {
-    this.queue.forEach((qid, i) => {
-      const job = this.store.get(qid);
-      if (job) this.setProgress(job, this.queuedAt(i), false);
-    });
-  }
-
-  /** Hands queued jobs, oldest first, to free workers until either runs out. */
-  private pump(): void {
-    if (this.closing) return;
-    let started = false;
-    while (this.queue.length) {
-      const job = this.store.get(this.queue[0]!)!;
-      const worker = this.opts.workers.firstFree(job.settings.model);
-      if (!worker) break;
-      this.queue.shift();
-      const controller = new AbortController();
-      this.running.set(job.id, controller);
-      started = true;
-      this.run(job, worker, controller.signal)
-        .catch((err) => {
-          // Only a write of the job's own record before its run began gets here.
-          if (job.status === 'running') this.finish(job, 'failed', failureMessage(err));
-          else console.error(`job ${job.id}: ${(err as Error).message}`);
-        })
-        .finally(() => this.running.delete(job.id));
-    }
-    if (started) this.announcePositions();
-  }
-
-  private async run(job: JobRecord, worker: InferenceWorker, signal: AbortSignal) {
-    job.status = 'running';
-    job.startedAt = new Date().toISOString();
-    this.opts.eta?.start(job);
-    this.store.log(job.id, `started on ${worker.name}`);
-    this.setProgress(job, { stage: 'loading', message: worker.waitingNote });
-    const s = job.settings;
-    const framesPath = this.store.file(job.id, FRAMES_FILE);
-    // Progress arrives from the worker's messages, outside this try: a record that cannot be
-    // written (a full disk) stops the job here instead of escaping as an uncaught error.
-    let recordError: unknown;
-    const stop = new AbortController();
-    const onAbort = () => stop.abort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      const result = await worker.run(
-        { jobId: job.id, model: s.model, imagePath: this.store.file(job.id, job.inputName), framesPath, settings: s },
-        {
-          progress: (e) => {
-            if (recordError) return;
-            try {
-              this.setProgress(job, e, e.stage !== 'sampling' && e.stage !== 'loading');
-            } catch (err) {
-              recordError = err;
-              stop.abort();
-            }
-          },
-          preview: (url) => {
-            this.previews.set(job.id, url);
-            this.emit('preview', job.id, url);
-          },
-        },
-        stop.signal,
-      );
-      if (recordError) throw recordError;
-      job.seed = result.seed;
-      job.provider = result.provider;
-      job.timings = { totalMs: Math.round(result.totalMs) };
-      this.setProgress(job, { stage: 'writing', message: 'writing video files' });
-      await this.finisher.encode(
-        job,
-        result,
-        signal,
-        () => this.setProgress(job, { stage: 'writing', message: 'waiting for another job to finish writing its video' }, false),
-        (format) => this.setProgress(job, { stage: 'writing', message: `writing video.${format}`, format }, false),
-      );
-      this.finish(job, 'done');
-      if (s.saveToFolder && this.finisher.savesTo) this.finisher.save(job);
-    } catch (err) {
-      // Gone before the job is announced as ended, so no one ever sees it beside a result.
-      await this.finisher.removeFrames(job);
-      // Shutting down: the job stays running on disk and the next start marks it interrupted.
-      if (this.closing) return;
-      if (recordError) this.finish(job, 'failed', failureMessage(recordError));
-      else if (signal.aborted) this.finish(job, 'cancelled');
-      else this.finish(job, 'failed', failureMessage(err));
-    } finally {
-      this.previews.delete(job.id);
-      signal.removeEventListener('abort', onAbort);
-    }
-  }
-
   /** After a restart: saves the last run left pending are made again, or reported when no folder is set. */
   resumeSaves(): void {
     this.finisher.resumeSaves();
@@ -296,7 +230,8 @@ export class JobService extends EventEmitter<JobServiceEvents> {
   }
 
   /** Shutdown: no job starts or changes any more. */
-  close(): void {
+  async close(): Promise<void> {
     this.closing = true;
+    await this.queue.close();
   }
 }

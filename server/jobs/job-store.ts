@@ -30,6 +30,11 @@ const storedJobSchema = jobRecordSchema.extend({
   videos: z.partialRecord(z.enum(videoFormats), z.string().regex(/^video\.(mp4|webm|gif)$/)),
   inputName: z.string().regex(FILE_NAME),
   rerunOf: z.string().regex(JOB_ID).optional(),
+  continues: z.string().regex(JOB_ID).optional(),
+  variation: jobRecordSchema.shape.variation
+    .unwrap()
+    .extend({ group: z.string().regex(JOB_ID) })
+    .optional(),
   owner: z
     .string()
     .regex(/^[a-f0-9]{32}$/)
@@ -47,10 +52,11 @@ export class JobStore {
 
   /**
    * Reads every job folder: jobs that were queued or running when the process died become
-   * interrupted, temp files of unfinished writes are removed, and videos no longer on disk are
-   * no longer listed. `warn` hears about folders that could not be read.
+   * interrupted (unless `keepUnfinished`: a queue outside this process still holds them), temp
+   * files of unfinished writes are removed, and videos no longer on disk are no longer listed.
+   * `warn` hears about folders that could not be read.
    */
-  load(warn: (line: string) => void = () => {}): JobRecord[] {
+  load(warn: (line: string) => void = () => {}, { keepUnfinished = false } = {}): JobRecord[] {
     for (const name of readdirSync(this.root)) {
       if (!JOB_ID.test(name)) continue;
       const dir = join(this.root, name);
@@ -78,7 +84,7 @@ export class JobStore {
         delete job.videos[format as keyof JobRecord['videos']];
         changed = true;
       }
-      if (job.status === 'running' || job.status === 'queued') {
+      if ((job.status === 'running' || job.status === 'queued') && !keepUnfinished) {
         job.status = 'interrupted';
         job.error = 'the server stopped before this job finished; its input and settings are kept: run it again';
         changed = true;

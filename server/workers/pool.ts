@@ -89,7 +89,7 @@ interface ActiveJob {
 
 export interface InferenceWorkerOptions {
   runtime: Omit<WorkerRuntime, 'deviceId'>;
-  models: { name: string; path: string }[];
+  models: { name: string; path: string; interpolator?: string }[];
   log: (line: string) => void;
   /** How long a cancel may wait for the worker to stop between steps before it is killed. */
   cancelGraceMs: number;
@@ -373,10 +373,11 @@ export class WorkerPool extends EventEmitter<{ free: [] }> {
   /**
    * The free worker a job should go to: a ready one (one with the job's model loaded first), else
    * one still loading. A worker whose model failed to load takes jobs only when every worker has
-   * failed, so that its error reaches the user instead of jobs waiting forever.
+   * failed, so that its error reaches the user instead of jobs waiting forever. `taken`: workers
+   * promised to jobs that have not reached them yet.
    */
-  firstFree(model?: string): InferenceWorker | undefined {
-    const free = this.workers.filter((w) => !w.busy);
+  firstFree(model?: string, taken?: ReadonlySet<InferenceWorker>): InferenceWorker | undefined {
+    const free = this.workers.filter((w) => !w.busy && !taken?.has(w));
     const wanted = model ?? this.defaultModel;
     return free.find((w) => w.loadedModel === wanted) ?? free.find((w) => w.ready) ?? free.find((w) => !w.failed) ?? (this.workers.every((w) => w.failed) ? free[0] : undefined);
   }

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { fromWorkerSchema, toWorkerSchema, type FromWorker, type ToWorker } from '../../common/worker-protocol.js';
 import { GenerationCancelled } from '../../models/pipeline/pipeline.js';
+import { generateChain } from '../../models/pipeline/video-chain.js';
 import { decodeImage, frameImage } from '../../models/pipeline/prepare-image.js';
 import { DiskFullError, isNoSpace } from '../../media/disk-full.js';
 import { latentPreview } from '../../media/preview.js';
@@ -31,14 +32,16 @@ async function runJob(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   try {
     if (!manager) throw new Error(initError ?? 'the worker was asked to run a job before it was initialised');
     const pipeline = await manager.get(msg.model);
+    // The job's own progress says so (the model's loading messages would mark the whole worker as loading).
+    if (s.interpolate > 1) send({ type: 'progress', jobId, progress: { stage: 'loading', message: 'opening the frame interpolator' } });
+    const interpolator = s.interpolate > 1 ? await manager.interpolator(msg.model, pipeline) : undefined;
     if (signal.aborted) throw new GenerationCancelled();
     const image = await frameImage(await decodeImage(readFileSync(msg.imagePath)), s);
     let previewBusy = false;
-    const result = await pipeline.generate(image, s, {
+    const result = await generateChain(pipeline, image, s, {
+      interpolator,
       signal,
-      onProgress: (e) => {
-        if (e.stage !== 'done') send({ type: 'progress', jobId, progress: e });
-      },
+      onProgress: (e) => send({ type: 'progress', jobId, progress: e }),
       onPreview: (latents, dims) => {
         // One preview at a time: a step that ends while the last JPEG is being made skips its own.
         if (previewBusy) return;
@@ -61,6 +64,7 @@ async function runJob(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
       height: result.height,
       fps: result.fps,
       seed: result.seed,
+      ...(result.seeds.length > 1 ? { seeds: result.seeds } : {}),
       provider: `${result.provider} (${result.dtype})`,
       totalMs: result.timings.totalMs,
     });
