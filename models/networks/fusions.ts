@@ -161,7 +161,7 @@ const skipGroupNorm: GraphPass = {
     const [a, b] = add.inputs as [string, string];
     const perChannel = (v: string) => g.shape(v)?.length === 4 && g.shape(v)![1] === 1 && g.shape(v)![2] === 1;
     const [x, skip] = perChannel(b) ? [a, b] : perChannel(a) ? [b, a] : [a, b];
-    const channels = g.shape(norm.inputs[1]!)?.[0] ?? g.initializer(norm.inputs[1])?.dims[0];
+    const channels = g.initializer(norm.inputs[1])?.dims[0];
     if (g.shape(x)?.length !== 4 || g.shape(x)![3] !== channels || g.shape(skip)?.[3] !== channels) return undefined;
     if (!perChannel(skip) && !g.sameShape(x, skip)) return undefined;
     if (perChannel(skip) && !g.sameSize(x, 0, skip, 0)) return undefined;
