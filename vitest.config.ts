@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
  * build's (onnxruntime-node-cuda12, loaded in its place on Colab-style machines), through its
  * CPU provider, so no graph uses an operator, attribute or opset the older runtime lacks.
  */
-const ENGINE_TESTS = ['test/networks.test.ts', 'test/graph-builder.test.ts', 'test/pipeline.test.ts', 'test/rife.test.ts'];
+const ENGINE_TESTS = ['test/networks.test.ts', 'test/graph-builder.test.ts', 'test/pipeline.test.ts', 'test/rife.test.ts', 'test/rife-video.test.ts'];
 
 export default defineConfig({
   test: {

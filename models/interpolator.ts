@@ -1,6 +1,6 @@
 // A frame interpolator on disk: RIFE 4.25's weights as `rife.safetensors` (converted once from
-// the published flownet.pkl), built into an ONNX file in the same cache as the SVD networks,
-// keyed by the weights file and the graph code.
+// the published flownet.pkl), built (in its video form) into an ONNX file in the same cache as
+// the SVD networks, keyed by the weights file, the form and the graph code.
 import { createHash } from 'node:crypto';
 import { INSTALL_INTERPOLATOR_COMMAND } from '../common/video-chain.js';
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { defaultCacheDir, graphCodeHash, publishBuild } from './convert.js';
 import { GraphBuilder, type SaveResult } from './onnx/graph-builder.js';
 import { SafetensorsWeights, type WeightSource } from './onnx/weights.js';
-import { buildRife, rifeConfigOf } from './networks/rife.js';
+import { buildRife, buildRifeVideo, rifeConfigOf } from './networks/rife.js';
 import { writeSafetensorsStreamed } from './safetensors.js';
 import { readTorchStateDict } from './torch-checkpoint.js';
 import { DEMO_INTERPOLATOR, DEMO_MODEL, interpolatorDir } from './paths.js';
@@ -61,45 +61,52 @@ export function installRifeCheckpoint(pklPath: string, dir: string): { tensors: 
   // The graph must build from what was written: a checkpoint of another 4.x layout fails here, at install.
   const weights = SafetensorsWeights.open(target);
   try {
-    defineInterpolator(weights);
+    defineInterpolator(weights, 'video');
   } finally {
     weights.close();
   }
   return { tensors: kept.length, parameters: kept.reduce((s, t) => s + t.data.length, 0) };
 }
 
+/**
+ * Which graph: 'tensors', the network alone as the reference runs it (RIFE_CONTRACT, held to its
+ * golden tensors); 'video', the same network taking and giving frames as bytes (RIFE_VIDEO_CONTRACT,
+ * what FrameInterpolator runs).
+ */
+export type InterpolatorForm = 'tensors' | 'video';
+
 /** RIFE's graph over `weights` (always float32: the network is small and GridSample has no half form on the CPU). */
-export function defineInterpolator(weights: WeightSource): GraphBuilder {
+export function defineInterpolator(weights: WeightSource, form: InterpolatorForm = 'tensors'): GraphBuilder {
   const b = new GraphBuilder({ dtype: 'float32', attention: 'matmul', weights });
-  buildRife(b, rifeConfigOf(weights));
+  (form === 'video' ? buildRifeVideo : buildRife)(b, rifeConfigOf(weights));
   return b;
 }
 
-export function buildInterpolatorFile(dir: string, outPath: string): SaveResult {
+export function buildInterpolatorFile(dir: string, outPath: string, form: InterpolatorForm = 'tensors'): SaveResult {
   const weights = SafetensorsWeights.open(interpolatorWeights(dir));
   try {
-    return defineInterpolator(weights).save(outPath);
+    return defineInterpolator(weights, form).save(outPath);
   } finally {
     weights.close();
   }
 }
 
-/** The interpolator's ONNX file, built on first use and cached like the SVD networks. */
+/** The interpolator's ONNX file in its video form, built on first use and cached like the SVD networks. */
 export function convertInterpolator(dir: string, cacheDir = defaultCacheDir()): { path: string; built: boolean } {
   const weightsPath = interpolatorWeights(dir);
   const st = statSync(weightsPath);
   const key = createHash('sha256')
-    .update(JSON.stringify({ network: 'rife', weights: resolve(weightsPath), size: st.size, mtime: st.mtimeMs, code: graphCodeHash() }))
+    .update(JSON.stringify({ network: 'rife', form: 'video', weights: resolve(weightsPath), size: st.size, mtime: st.mtimeMs, code: graphCodeHash() }))
     .digest('hex')
     .slice(0, 24);
-  const out = join(cacheDir, `rife-${key}`);
+  const out = join(cacheDir, `rife-video-${key}`);
   const path = join(out, 'rife.onnx');
   if (existsSync(path)) return { path, built: false };
   const tmp = `${out}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   try {
-    buildInterpolatorFile(dir, join(tmp, 'rife.onnx'));
+    buildInterpolatorFile(dir, join(tmp, 'rife.onnx'), 'video');
     publishBuild(tmp, out, path);
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });

@@ -4,11 +4,15 @@
 // (and their Head features) by the flow so far, then a sigmoid mask that blends the two warped
 // frames. Weights by the checkpoint's state-dict names, "module." taken off (as load_model does).
 //
-// Inputs are [N, 3, H, W] in [0, 1] with H and W multiples of 64 (the coarsest block sees the
-// image at 1/64 after its two stride-2 convolutions); the caller pads, as Practical-RIFE's
-// inference_video.py does, and crops the result.
+// Two forms of the same network: the tensor form takes [N, 3, H, W] in [0, 1] with H and W
+// multiples of 64 (the coarsest block sees the image at 1/64 after its two stride-2
+// convolutions), as IFNet does, and is held to the reference's golden tensors; the video form
+// takes two stored frames as bytes and gives bytes, doing inside the graph what Practical-RIFE's
+// inference_video.py does around the network (scale to [0, 1], pad, crop, back to 8 bits), so
+// the caller only copies memory.
 import type { WeightSource } from '../onnx/weights.js';
 import type { GraphBuilder, Value } from '../onnx/graph-builder.js';
+import { declareInputs, declareOutput, type NetworkContract } from './contracts.js';
 import { channelsOf } from './layers.js';
 
 /** The widths that tell RIFE checkpoints apart (4.25: blocks of 192, 128, 96, 64 and 32 channels, Head 3 → 16 → 4). */
@@ -28,6 +32,28 @@ export const RIFE_SCALES = [16, 8, 4, 2, 1] as const;
 
 /** Inputs must be multiples of this (1/16 for the first block, then two stride-2 convolutions). */
 export const RIFE_SIZE_MULTIPLE = 64;
+
+/** The video form pads frames to multiples of this, as inference_video.py does for scale 1 (its `max(128, 128 / scale)`). */
+export const RIFE_PAD_MULTIPLE = 128;
+
+/** The tensor form's edges: both frames [N, 3, H, W] in [0, 1] and each item's time → the frame at that time. */
+export const RIFE_CONTRACT = {
+  inputs: [
+    { name: 'img0', dtype: 'float32', dims: ['batch', 3, 'height', 'width'] },
+    { name: 'img1', dtype: 'float32', dims: ['batch', 3, 'height', 'width'] },
+    { name: 'timestep', dtype: 'float32', dims: ['batch'] },
+  ],
+  outputs: [{ name: 'frame', dtype: 'float32', dims: ['batch', 3, 'height', 'width'] }],
+} as const satisfies NetworkContract;
+
+/** The video form's edges: two consecutive frames as stored (RGB bytes) and the times wanted between them → one frame per time. */
+export const RIFE_VIDEO_CONTRACT = {
+  inputs: [
+    { name: 'frames', dtype: 'uint8', dims: [2, 'height', 'width', 3] },
+    { name: 'timestep', dtype: 'float32', dims: ['batch'] },
+  ],
+  outputs: [{ name: 'between', dtype: 'uint8', dims: ['batch', 'height', 'width', 3] }],
+} as const satisfies NetworkContract;
 
 /** Channels a block's last layer gives after PixelShuffle: flow (4), mask (1) and features passed on (8). */
 const BLOCK_OUT = 13;
@@ -123,20 +149,22 @@ function warp(b: GraphBuilder, image: Value, flow: Value, grid: ReturnType<typeo
   return b.gridSampleBorder(image, b.transpose(b.concat([gx, gy], 1), [0, 2, 3, 1]));
 }
 
+/** Both frames of each item [N, 3, H, W] and their Head features [N, featureChannels, H, W]. */
+interface FramePair {
+  img0: Value;
+  img1: Value;
+  f0: Value;
+  f1: Value;
+}
+
 /**
- * IFNet.forward for inference: img0, img1 [N, 3, H, W] and timestep [N] → `frame` [N, 3, H, W],
- * the blend of both frames warped to each item's timestep.
+ * IFNet.forward for inference from the frames, their features and timestep [N]: the blend of
+ * both frames warped to each item's timestep, [N, 3, H, W].
  */
-export function buildRife(b: GraphBuilder, cfg: RifeConfig): void {
+function ifNet(b: GraphBuilder, cfg: RifeConfig, { img0, img1, f0, f1 }: FramePair, t: Value): Value {
   if (cfg.blockWidths.length !== RIFE_SCALES.length) throw new Error(`RIFE 4.25 has ${RIFE_SCALES.length} flow blocks, the config lists ${cfg.blockWidths.length}`);
-  const dims = ['batch', 3, 'height', 'width'];
-  const img0 = b.input('img0', 'float32', dims);
-  const img1 = b.input('img1', 'float32', dims);
-  const t = b.input('timestep', 'float32', ['batch']);
   // (x[:, :1] * 0 + 1) * timestep: one plane per item holding its time.
   const plane = b.expand(b.reshape(t, [-1, 1, 1, 1]), b.shapeOf([b.dim(img0, 0), 1, b.dim(img0, 2), b.dim(img0, 3)]));
-  const f0 = head(b, img0, cfg);
-  const f1 = head(b, img1, cfg);
   const grid = warpGrid(b, img0);
   let out = ifBlock(b, b.concat([img0, img1, f0, f1, plane], 1), null, 'block0', cfg.blockWidths[0]!, RIFE_SCALES[0]);
   let flow = out.flow;
@@ -153,6 +181,44 @@ export function buildRife(b: GraphBuilder, cfg: RifeConfig): void {
     warped1 = warp(b, img1, b.slice(flow, [2], [4], [1]), grid);
   }
   const m = b.sigmoid(mask);
-  const frame = b.add(b.mul(warped0, m), b.mul(warped1, b.sub(b.scalar(1, m), m)));
-  b.output(frame, 'frame', dims);
+  return b.add(b.mul(warped0, m), b.mul(warped1, b.sub(b.scalar(1, m), m)));
+}
+
+/** The tensor form (RIFE_CONTRACT): IFNet as the reference runs it, on frames already in [0, 1] and padded. */
+export function buildRife(b: GraphBuilder, cfg: RifeConfig): void {
+  const { img0, img1, timestep } = declareInputs(b, RIFE_CONTRACT);
+  declareOutput(b, RIFE_CONTRACT, 'frame', ifNet(b, cfg, { img0, img1, f0: head(b, img0, cfg), f1: head(b, img1, cfg) }, timestep));
+}
+
+/**
+ * The video form (RIFE_VIDEO_CONTRACT): inference_video.py's steps around IFNet, in the graph.
+ * The frames go in as bytes [2, H, W, 3], to [0, 1] NCHW, zero-padded right and below to
+ * multiples of 128, each (with its features) repeated over the batch of timesteps; the frames
+ * between come out cropped back to H×W as bytes [N, H, W, 3], truncated as the reference's
+ * `(mid * 255).byte()`.
+ */
+export function buildRifeVideo(b: GraphBuilder, cfg: RifeConfig): void {
+  const { frames, timestep } = declareInputs(b, RIFE_VIDEO_CONTRACT);
+  const [height, width] = [b.dim(frames, 1), b.dim(frames, 2)];
+  // Transposed while still bytes (a quarter of the traffic of floats). A division rather than a
+  // multiplication by 1/255: float32 x / 255 is exactly what JavaScript's `byte / 255` stored in
+  // a Float32Array gives, so both forms see the same inputs bit for bit.
+  const unit = b.div(b.cast(b.transpose(frames, [0, 3, 1, 2]), 'float32'), 255);
+  const padding = (side: Value) => b.sub(b.mul(b.div(b.add(side, RIFE_PAD_MULTIPLE - 1), RIFE_PAD_MULTIPLE), RIFE_PAD_MULTIPLE), side);
+  const padded = b.pad(unit, [0, 0, 0, 0, 0, 0, padding(height), padding(width)]);
+  // Head's features depend on the frame alone, not on the time: made once per frame, then repeated as the frames are.
+  const features = head(b, padded, cfg);
+  const batch = b.shapeOf([b.dim(timestep, 0), 1, 1, 1]);
+  const item = (x: Value, i: number) => b.expand(b.slice(x, [i], [i + 1], [0]), batch);
+  const frame = ifNet(b, cfg, { img0: item(padded, 0), img1: item(padded, 1), f0: item(features, 0), f1: item(features, 1) }, timestep);
+  const zero = b.ints([0]);
+  const cropped = b.sliceAt(b.sliceAt(frame, zero, height, 2), zero, width, 3);
+  // Clamped, then truncated as torch's .byte() (Floor: on values ≥ 0 it is truncation, and it
+  // leaves nothing to how a runtime's Cast converts fractions). Round (halves to even) would be
+  // up to 1 higher on every value whose fraction is ½ or more. What remains of a difference from
+  // JavaScript's Math.trunc(v * 255): the product is rounded to float32 here and to a double
+  // there, so where v·255 lies within float32 rounding below an integer (1 ulp, about 1e-5 at
+  // 255) this gives that integer and JavaScript one less: at most 1, on rare values.
+  const bytes = b.cast(b.floor(b.clip(b.mul(cropped, 255), 0, 255)), 'uint8');
+  declareOutput(b, RIFE_VIDEO_CONTRACT, 'between', b.transpose(bytes, [0, 2, 3, 1]));
 }

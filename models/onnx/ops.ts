@@ -401,6 +401,23 @@ export class Ops {
     const bv = typeof b === 'number' ? this.scalar(b, a) : b;
     return this.op(opType, [a, bv], broadcast(a.shape, bv.shape, opType));
   }
+
+  /** Rounded down to an integer (on values ≥ 0, torch's truncating `.byte()` conversion). */
+  floor(x: Value): Value {
+    return this.op('Floor', [x], x.shape);
+  }
+  /** x with `value` added around it (constant mode); `pads` in ONNX order: every axis's count before, then every axis's count after. */
+  pad(x: Value, pads: Dim[] | Value, value = 0): Value {
+    const counts = this.shapeOf(pads);
+    const known = knownContents(counts);
+    const rank = x.shape?.length ?? 0;
+    const side = (d: number | null, i: number) => {
+      const [before, after] = [known?.[i], known?.[i + rank]];
+      return d === null || before == null || after == null ? null : d + before + after;
+    };
+    const shape = x.shape && known?.length === 2 * rank ? x.shape.map(side) : undefined;
+    return this.op('Pad', [x, counts, this.scalar(value, x)], shape, { mode: attr.string('constant') });
+  }
 }
 
 /** The known elements of a 1-D int64 value: its contents, or as many unknowns as its length. */
