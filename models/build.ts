@@ -2,8 +2,7 @@
 import { openModelDir, type Component, type SvdModelDir } from './model-dir.js';
 import { GraphBuilder, type AttentionImpl, type GraphDType, type SaveResult } from './onnx/graph-builder.js';
 import { SafetensorsWeights, type WeightSource } from './onnx/weights.js';
-import { PORTABLE_FORMS, type GraphForms } from './networks/forms.js';
-import { fusionPasses } from './networks/fusions.js';
+import { formPasses, PORTABLE_FORMS, type GraphForms } from './networks/forms.js';
 import type { NetworkContract } from './networks/contracts.js';
 import { buildImageEncoder, imageEncoderContract } from './networks/image-encoder.js';
 import { buildUNet, unetContract } from './networks/unet.js';
@@ -17,7 +16,7 @@ interface NetworkEntry {
   /** The network's inputs and outputs (names, types, shapes): what its graph declares and its sessions are fed. */
   contract(model: SvdModelDir): NetworkContract;
   define(b: GraphBuilder, model: SvdModelDir, forms: GraphForms): void;
-  /** Whether the network's graph follows the forms' image layout (the two run every step or chunk); the others stay NCHW. */
+  /** Whether the forms' image layout applies to the network's graph (the two that run every step or chunk); the others stay NCHW. */
   layoutFromForms: boolean;
   /** The graph's precision given the requested one. */
   dtype(model: SvdModelDir, requested: GraphDType): GraphDType;
@@ -74,13 +73,13 @@ export function networkDType(model: SvdModelDir, network: NetworkName, requested
   return NETWORK_TABLE[network].dtype(model, requested);
 }
 
-/** The graph of `network` in a fresh builder reading weights from `weights`: defined in standard operators, then the forms' fusions applied. */
+/** The graph of `network` in a fresh builder reading weights from `weights`: defined in standard operators, then the forms' passes applied (channels last, fused operators). */
 export function defineNetwork(model: SvdModelDir, network: NetworkName, weights: WeightSource, opts: BuildOptions): GraphBuilder {
   const entry = NETWORK_TABLE[network];
   const forms = opts.forms ?? PORTABLE_FORMS;
-  const b = new GraphBuilder({ dtype: opts.dtype, attention: opts.attention, weights, imageLayout: entry.layoutFromForms ? forms.imageLayout : 'nchw' });
+  const b = new GraphBuilder({ dtype: opts.dtype, attention: opts.attention, weights });
   entry.define(b, model, forms);
-  b.applyPasses(fusionPasses(forms.fusions));
+  b.applyPasses(formPasses(entry.layoutFromForms ? forms : { ...forms, imageLayout: 'nchw' }));
   return b;
 }
 

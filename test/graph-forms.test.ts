@@ -5,16 +5,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { describe, expect, it } from 'vitest';
-import { buildNetworkFile } from '../models/build.js';
+import { buildNetworkFile, defineNetwork } from '../models/build.js';
 import { openModelDir } from '../models/model-dir.js';
-import { PORTABLE_FORMS, type GraphForms } from '../models/networks/forms.js';
+import { formPasses, PORTABLE_FORMS, type GraphForms } from '../models/networks/forms.js';
 import { ALL_FUSIONS, compareVersions, fusionPasses, fusionsFor, FUSED_OPERATOR_SUPPORT } from '../models/networks/fusions.js';
 import { buildImageEncoder } from '../models/networks/image-encoder.js';
-import { feedForwardGeglu } from '../models/networks/layers.js';
+import { feedForwardGeglu, linear, resnetBlock2d, selfAttention } from '../models/networks/layers.js';
 import { buildUNet } from '../models/networks/unet.js';
 import { buildVaeDecoder, buildVaeEncoder } from '../models/networks/vae.js';
 import { concatInitializers } from '../models/onnx/graph-passes.js';
-import { GraphBuilder, type AttentionImpl, type ImageLayout } from '../models/onnx/graph-builder.js';
+import { GraphBuilder, type AttentionImpl } from '../models/onnx/graph-builder.js';
 import { RandomWeights } from '../models/onnx/weights.js';
 import { graphFormsFor, parseGraphForms } from '../models/runtime/runtime.js';
 import { SVD_XT_IMAGE_ENCODER, SVD_XT_UNET, SVD_XT_VAE } from '../models/reference-configs.js';
@@ -27,7 +27,11 @@ interface Recorded {
 }
 const recorded = JSON.parse(readFileSync(new URL('./fixtures/graph-operator-counts.json', import.meta.url), 'utf8')) as Record<string, Recorded>;
 
-const cuda = graphFormsFor('cuda', { provider: 'cuda', onnxruntime: FUSED_OPERATOR_SUPPORT.GroupNorm.minOnnxruntime });
+// The newest release the support table names: every fusion on.
+const newest = Object.values(FUSED_OPERATOR_SUPPORT)
+  .map((s) => s.minOnnxruntime)
+  .reduce((a, b) => (compareVersions(a, b) >= 0 ? a : b));
+const cuda = graphFormsFor('cuda', { provider: 'cuda', onnxruntime: newest });
 const FORMS: Record<string, [AttentionImpl, GraphForms]> = {
   'portable-mha': ['mha', PORTABLE_FORMS],
   'portable-matmul': ['matmul', PORTABLE_FORMS],
@@ -48,10 +52,9 @@ describe('full-size graphs per network and form, the fused operators applied by 
   for (const [form, [attention, forms]] of Object.entries(FORMS)) {
     for (const [network, followsLayout, define] of NETWORKS) {
       it(`${network}, ${form}: the recorded operator counts`, () => {
-        const imageLayout: ImageLayout = followsLayout ? forms.imageLayout : 'nchw';
-        const b = new GraphBuilder({ dtype: 'float16', attention, weights: new RandomWeights(), imageLayout });
+        const b = new GraphBuilder({ dtype: 'float16', attention, weights: new RandomWeights() });
         define(b, forms);
-        b.applyPasses(fusionPasses(forms.fusions));
+        b.applyPasses(formPasses(followsLayout ? forms : { ...forms, imageLayout: 'nchw' }));
         const expected = recorded[`${network} ${form}`]!;
         expect({ parameters: b.parameterCount, nodes: b.nodeCount, operators: b.operatorCounts() }).toEqual(expected);
       });
@@ -63,15 +66,22 @@ describe('fusion selection by target', () => {
   it('leaves out what the release or provider lacks', () => {
     expect(fusionsFor({ provider: 'webgpu', onnxruntime: '1.30.0' })).toEqual([]);
     expect(fusionsFor({ provider: 'cpu', onnxruntime: '1.30.0' })).toEqual([]);
+    const cudaFrom = (minOnnxruntime: string, minComputeCapability?: number) => ({ providers: ['cuda'] as const, minOnnxruntime, minComputeCapability });
     const support = {
-      ...FUSED_OPERATOR_SUPPORT,
-      BiasSplitGelu: { providers: ['cuda'] as const, minOnnxruntime: '1.27.0' },
-      GroupNorm: { providers: ['cuda'] as const, minOnnxruntime: '1.19.0', minComputeCapability: 8.0 },
-      NhwcConv: { providers: ['cuda'] as const, minOnnxruntime: '1.19.0' },
+      BiasSplitGelu: cudaFrom('1.27.0'),
+      GroupNorm: cudaFrom('1.19.0', 8.0),
+      NhwcConv: cudaFrom('1.19.0'),
+      SkipGroupNorm: cudaFrom('1.30.0'),
+      BiasGelu: cudaFrom('1.30.0'),
+      BiasAdd: cudaFrom('1.30.0'),
+      'MultiHeadAttention (packed QKV)': cudaFrom('1.30.0'),
     };
     expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.26.0', computeCapability: 7.5 }, support)).toEqual(['nhwc-conv']);
     expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.26.0', computeCapability: 9.0 }, support)).toEqual(['nhwc-conv', 'group-norm-nhwc']);
-    expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.30.0' }, support)).toEqual(['nhwc-conv', 'bias-split-gelu']);
+    // SkipGroupNorm rewrites GroupNorm's result: it goes where GroupNorm does.
+    expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.30.0' }, support)).toEqual(['nhwc-conv', 'bias-split-gelu', 'bias-gelu', 'bias-add', 'packed-qkv']);
+    expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.30.0', computeCapability: 9.0 }, support)).toEqual(ALL_FUSIONS);
+    expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.29.0', computeCapability: 9.0 }, support)).toEqual(['nhwc-conv', 'group-norm-nhwc', 'bias-split-gelu']);
   });
   it('orders releases by number, not by text', () => {
     expect(compareVersions('1.19.2', '1.26.0')).toBeLessThan(0);
@@ -88,7 +98,8 @@ describe('the fused graphs as written', () => {
       const path = join(out, `${network}.onnx`);
       buildNetworkFile(model, network, path, { dtype: 'float16', attention: 'mha', forms: cuda });
       const graph = onnxProto.onnx.ModelProto.decode(readFileSync(path)).graph!;
-      const defined = new Set([...graph.input!.map((i) => i.name!), ...graph.initializer!.map((i) => i.name!), ...graph.node!.flatMap((n) => n.output!)]);
+      // In the order they run: every value is defined before a node reads it.
+      const defined = new Set([...graph.input!.map((i) => i.name!), ...graph.initializer!.map((i) => i.name!)]);
       const read = new Set<string>();
       for (const node of graph.node!) {
         for (const input of node.input!) {
@@ -107,13 +118,32 @@ describe('the fused graphs as written', () => {
     const tensor = (name: string, dims: number[], values: number[]) => ({ name, dims, dtype: 'float32' as const, external: true, bytes: () => new Uint8Array(Float32Array.from(values).buffer) });
     const a = tensor('a', [2, 2], [1, 2, 3, 4]);
     const b = tensor('b', [2, 1], [5, 6]);
-    const joined = concatInitializers('ab', a, b, 1);
+    const joined = concatInitializers('ab', [a, b], 1);
     expect(joined.dims).toEqual([2, 3]);
     expect(Array.from(new Float32Array(joined.bytes().buffer))).toEqual([1, 2, 5, 3, 4, 6]);
-    expect(Array.from(new Float32Array(concatInitializers('aa', a, a, 0).bytes().buffer))).toEqual([1, 2, 3, 4, 1, 2, 3, 4]);
-    expect(() => concatInitializers('x', a, tensor('c', [3, 1], [0, 0, 0]), 1)).toThrow(/cannot join/);
+    expect(Array.from(new Float32Array(concatInitializers('aa', [a, a], 0).bytes().buffer))).toEqual([1, 2, 3, 4, 1, 2, 3, 4]);
+    expect(() => concatInitializers('x', [a, tensor('c', [3, 1], [0, 0, 0])], 1)).toThrow(/cannot join/);
   });
 });
+
+/** The graph as written to a file, with a reader for its float32 (external) and int64 (inline) initializers and each value's producer. */
+function written(b: GraphBuilder) {
+  const path = join(tempDir('svd-fusion-'), 'g.onnx');
+  b.save(path);
+  const graph = onnxProto.onnx.ModelProto.decode(readFileSync(path)).graph!;
+  const data = readFileSync(`${path}_data`);
+  const values = (name: string) => {
+    const init = graph.initializer!.find((i) => i.name === name)!;
+    const at = (key: string) => Number(init.externalData!.find((e) => e.key === key)!.value);
+    return { dims: init.dims!.map(Number), data: new Float32Array(data.buffer.slice(data.byteOffset + at('offset'), data.byteOffset + at('offset') + at('length'))) };
+  };
+  const ints = (name: string) => {
+    const raw = graph.initializer!.find((i) => i.name === name)!.rawData!;
+    return Array.from(new BigInt64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)), Number);
+  };
+  const producer = (value: string) => graph.node!.find((n) => n.output!.includes(value))!;
+  return { graph, values, ints, producer, ops: graph.node!.map((n) => n.opType!) };
+}
 
 describe('the bias-split-gelu pass', () => {
   it("joins the GEGLU projection halves back into the checkpoint's proj, transposed, and its bias", () => {
@@ -122,15 +152,7 @@ describe('the bias-split-gelu pass', () => {
     const x = b.input('x', 'float32', [1, 4, 320]);
     b.output(feedForwardGeglu(b, x, 'ff'), 'y', [1, 4, 320]);
     expect(b.applyPasses(fusionPasses(['bias-split-gelu']))).toEqual({ 'bias-split-gelu': 1 });
-    const path = join(tempDir('svd-geglu-'), 'geglu.onnx');
-    b.save(path);
-    const graph = onnxProto.onnx.ModelProto.decode(readFileSync(path)).graph!;
-    const data = readFileSync(`${path}_data`);
-    const values = (name: string) => {
-      const init = graph.initializer!.find((i) => i.name === name)!;
-      const at = (key: string) => Number(init.externalData!.find((e) => e.key === key)!.value);
-      return { dims: init.dims!.map(Number), data: new Float32Array(data.buffer.slice(data.byteOffset + at('offset'), data.byteOffset + at('offset') + at('length'))) };
-    };
+    const { graph, values } = written(b);
     const gelu = graph.node!.find((n) => n.opType === 'BiasSplitGelu')!;
     const matmul = graph.node!.find((n) => n.output![0] === gelu.input![0])!;
     expect(matmul.input![0]).toBe('x');
@@ -143,11 +165,133 @@ describe('the bias-split-gelu pass', () => {
   });
 });
 
+describe('the bias-gelu pass', () => {
+  it('takes every GELU of the fixture networks the CPU tests hold to the reference with it (networks.test.ts)', () => {
+    const model = openModelDir(FIXTURE_MODEL);
+    const forms: GraphForms = { ...PORTABLE_FORMS, fusions: ['bias-gelu'] };
+    for (const network of ['image_encoder', 'unet'] as const) {
+      const plain = defineNetwork(model, network, new RandomWeights(), { dtype: 'float32', attention: 'mha' }).operatorCounts();
+      const fused = defineNetwork(model, network, new RandomWeights(), { dtype: 'float32', attention: 'mha', forms }).operatorCounts();
+      expect(fused['com.microsoft:BiasGelu'], network).toBe((plain.Erf ?? 0) + (plain['com.microsoft:Gelu'] ?? 0));
+      expect(fused['com.microsoft:BiasGelu'], network).toBeGreaterThan(0);
+      expect((fused.Erf ?? 0) + (fused['com.microsoft:Gelu'] ?? 0), network).toBe(0);
+    }
+  });
+});
+
+describe('the packed-qkv pass', () => {
+  it('projects q, k and v with one MatMul whose result, viewed as [B, S, heads, 3, head size], holds each projection per head', () => {
+    const weights = new RandomWeights(5);
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights });
+    const [tokens, dim, heads] = [6, 64, 4];
+    const headSize = dim / heads;
+    const x = b.input('x', 'float32', [1, tokens, dim]);
+    b.output(selfAttention(b, x, 'attn', heads, { qkvBias: false }), 'y', [1, tokens, dim]);
+    expect(b.applyPasses(fusionPasses(['packed-qkv']))).toEqual({ 'packed-qkv': 1 });
+    const { graph, values, ints, producer } = written(b);
+    const mha = graph.node!.find((n) => n.opType === 'MultiHeadAttention')!;
+    expect(mha.input).toHaveLength(1);
+    expect(Number(mha.attribute!.find((a) => a.name === 'num_heads')!.i)).toBe(heads);
+    const view = producer(mha.input![0]!);
+    expect(view.opType).toBe('Reshape');
+    expect(ints(view.input![1]!)).toEqual([0, 0, heads, 3, headSize]);
+    const matmul = producer(view.input![0]!);
+    expect(matmul.opType).toBe('MatMul');
+    expect(matmul.input![0]).toBe('x');
+    const w = values(matmul.input![1]!);
+    expect(w.dims).toEqual([dim, 3 * dim]);
+    // On random tokens, the joined product viewed per head and part equals each separate projection.
+    const xs = Float32Array.from({ length: tokens * dim }, (_, i) => Math.sin(i * 1.3));
+    const project = (weight: (i: number, o: number) => number, width: number) =>
+      Array.from({ length: tokens * width }, (_, k) => {
+        const [t, o] = [Math.floor(k / width), k % width];
+        let sum = 0;
+        for (let i = 0; i < dim; i++) sum += xs[t * dim + i]! * weight(i, o);
+        return sum;
+      });
+    const packed = project((i, o) => w.data[i * 3 * dim + o]!, 3 * dim);
+    ['to_q', 'to_k', 'to_v'].forEach((name, part) => {
+      const torch = weights.load(`attn.${name}.weight`, [dim, dim]); // [out, in]
+      const separate = project((i, o) => torch[o * dim + i]!, dim);
+      const fromPacked = separate.map((_, k) => {
+        const [t, o] = [Math.floor(k / dim), k % dim];
+        const [head, h] = [Math.floor(o / headSize), o % headSize];
+        return packed[t * 3 * dim + (head * 3 + part) * headSize + h]!;
+      });
+      expect(Math.max(...fromPacked.map((v, k) => Math.abs(v - separate[k]!)))).toBeLessThan(1e-5);
+    });
+  });
+
+  it('leaves attention with biased projections (CLIP) and cross-attention alone', () => {
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new RandomWeights(5) });
+    const x = b.input('x', 'float32', [1, 6, 64]);
+    b.output(selfAttention(b, x, 'attn', 4, { qkvBias: true }), 'y', [1, 6, 64]);
+    expect(b.applyPasses(fusionPasses(['packed-qkv']))).toEqual({ 'packed-qkv': 0 });
+  });
+});
+
+describe('the bias-add pass', () => {
+  it("adds a residual and a projection's bias in one BiasAdd on the projection", () => {
+    const weights = new RandomWeights(9);
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights });
+    const x = b.input('x', 'float32', [1, 5, 320]);
+    b.output(b.add(x, linear(b, x, 'proj', 320)), 'y', [1, 5, 320]);
+    expect(b.applyPasses(fusionPasses(['bias-add']))).toEqual({ 'bias-add': 1 });
+    const { graph, values, producer, ops } = written(b);
+    expect(ops).not.toContain('Add');
+    const fused = graph.node!.find((n) => n.opType === 'BiasAdd')!;
+    expect(fused.domain).toBe('com.microsoft');
+    const [input, bias, skip] = fused.input!;
+    expect(skip).toBe('x');
+    expect(Array.from(values(bias!).data)).toEqual(Array.from(weights.load('proj.bias', [320])));
+    const view = producer(input!);
+    expect([view.opType, producer(view.input![0]!).opType]).toEqual(['Reshape', 'MatMul']);
+  });
+
+  it('keeps the standard operators where the kernel does not take the width or the shapes differ', () => {
+    for (const [dims, outF] of [
+      [[1, 5, 64], 64],
+      [[1, 1, 320], 320],
+    ] as const) {
+      const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new RandomWeights(9) });
+      const x = b.input('x', 'float32', [1, 5, dims[2]]);
+      const other = b.input('other', 'float32', [...dims]);
+      b.output(b.add(x, linear(b, other, 'proj', outF)), 'y', [1, 5, outF]);
+      expect(b.applyPasses(fusionPasses(['bias-add']))).toEqual({ 'bias-add': 0 });
+    }
+  });
+});
+
+describe('the skip-group-norm pass', () => {
+  it("folds the time embedding's Add, and a block's residual before the next norm, into SkipGroupNorm", () => {
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new RandomWeights(2) });
+    const x = b.input('x', 'float32', ['n', 64, 'h', 'w']);
+    const temb = b.silu(b.input('temb', 'float32', ['n', 32]));
+    const h = resnetBlock2d(b, resnetBlock2d(b, x, 'a', 64, 1e-5, temb), 'b', 64, 1e-5, temb);
+    b.output(h, 'y', ['n', 64, 'h', 'w']);
+    const applied = b.applyPasses(formPasses({ ...PORTABLE_FORMS, imageLayout: 'nhwc', fusions: ['nhwc-conv', 'group-norm-nhwc', 'skip-group-norm'] }));
+    expect(applied['skip-group-norm']).toBe(3);
+    const { graph, producer } = written(b);
+    const fused = graph.node!.filter((n) => n.opType === 'SkipGroupNorm');
+    const shape = (n: (typeof fused)[number]) => [producer(n.input![0]!).opType, producer(n.input![3]!).opType, n.output!.length];
+    // Two time embeddings ([N, 1, 1, C] skips after the first conv), one residual whose sum block b's shortcut still reads.
+    expect(fused.map(shape)).toEqual([
+      ['NhwcConv', 'Unsqueeze', 1],
+      ['Transpose', 'NhwcConv', 2],
+      ['NhwcConv', 'Unsqueeze', 1],
+    ]);
+    // Of the four norms only block a's first stays a GroupNorm: it reads the input, no sum.
+    expect(graph.node!.filter((n) => n.opType === 'GroupNorm')).toHaveLength(1);
+  });
+});
+
 describe('SVD_GRAPH_FORMS', () => {
   it('names the fusions to use: none, all, or names joined by +', () => {
     expect(parseGraphForms('fusions=none', cuda).fusions).toEqual([]);
     expect(parseGraphForms('fusions=all', PORTABLE_FORMS).fusions).toEqual(ALL_FUSIONS);
     expect(parseGraphForms('fusions=nhwc-conv+bias-split-gelu, imageLayout=nhwc', PORTABLE_FORMS)).toMatchObject({ fusions: ['nhwc-conv', 'bias-split-gelu'], imageLayout: 'nhwc' });
-    expect(() => parseGraphForms('fusions=nhwc-conv+flash', cuda)).toThrow(/"fusions=nhwc-conv\+flash" is not .*fusions=none\|all\|<nhwc-conv\|group-norm-nhwc\|bias-split-gelu>/);
+    expect(() => parseGraphForms('fusions=nhwc-conv+flash', cuda)).toThrow(
+      /"fusions=nhwc-conv\+flash" is not .*fusions=none\|all\|<nhwc-conv\|group-norm-nhwc\|skip-group-norm\|bias-split-gelu\|bias-gelu\|bias-add\|packed-qkv>/,
+    );
   });
 });

@@ -35,6 +35,8 @@ describe.each<{ attention: AttentionImpl; forms: GraphForms; label: string }>([
   { attention: 'mha', forms: PORTABLE_FORMS, label: 'mha attention, portable forms' },
   { attention: 'matmul', forms: PORTABLE_FORMS, label: 'matmul attention, portable forms' },
   { attention: 'mha', forms: { ...graphFormsFor('cuda'), fusions: [] }, label: "mha attention, the CUDA provider's forms" },
+  // The fusions whose operator the CPU provider also implements.
+  { attention: 'mha', forms: { ...PORTABLE_FORMS, fusions: ['bias-gelu'] }, label: 'mha attention, BiasGelu' },
 ])('fixture networks, fp32 CPU, $label', ({ attention, forms }) => {
   const check = (actual: ort.Tensor, golden: string) => {
     const ref = goldenFile();

@@ -1,8 +1,13 @@
 // Provider-specific ways to express the same networks: named build options, chosen per provider
 // by `graphFormsFor` in models/runtime/runtime.ts. Every form computes the same values.
 import type { VaeConfig } from '../configs.js';
-import type { AttentionImpl, ImageLayout } from '../onnx/graph-builder.js';
-import type { GraphFusion } from './fusions.js';
+import { channelsLast } from '../onnx/channels-last.js';
+import type { AttentionImpl } from '../onnx/graph-builder.js';
+import type { GraphPass, GraphRewrite } from '../onnx/graph-passes.js';
+import { fusionPasses, type GraphFusion } from './fusions.js';
+
+/** How a network's image tensors are laid out: ONNX's own [N, C, H, W], or channels last [N, H, W, C]. */
+export type ImageLayout = 'nchw' | 'nhwc';
 
 export interface GraphForms {
   /**
@@ -17,8 +22,8 @@ export interface GraphForms {
    */
   decoderFrameHalves: boolean;
   /**
-   * The image tensors' layout in the UNet and the decoder (ops.ts `ImageLayout`): channels last
-   * on CUDA, with its NhwcConv and GroupNorm + SiLU in one pass (instead of InstanceNormalization,
+   * The image tensors' layout in the UNet and the decoder, made by the `channels-last` graph pass
+   * (onnx/channels-last.ts) from the standard graph: channels last on CUDA, with its NhwcConv and GroupNorm + SiLU in one pass (instead of InstanceNormalization,
    * affine and SiLU); no transposes around the temporal layers. H100: 0.755 → 0.63 s per UNet
    * step, decoder 1.1 → 0.85 s per 8 frames (BENCHMARKS.md, CUDA attempt 11).
    */
@@ -47,4 +52,9 @@ export function maxDecoderChunk(forms: GraphForms, maxTensorBytes: number | unde
   const whole = Math.floor(maxTensorBytes / perFrame(ch[0]!));
   const wide = ch.length > 1 ? Math.floor(maxTensorBytes / perFrame(ch[1]!)) * (forms.decoderFrameHalves ? 2 : 1) : whole;
   return Math.max(1, Math.min(whole, wide));
+}
+
+/** The passes that make a network's standard graph this form: channels last where asked, then the fused operators. */
+export function formPasses(forms: GraphForms): (GraphPass | GraphRewrite)[] {
+  return [...(forms.imageLayout === 'nhwc' ? [channelsLast] : []), ...fusionPasses(forms.fusions)];
 }

@@ -18,77 +18,56 @@ export function linear(b: GraphBuilder, x: Value, name: string, outF: number, op
   return b.linear(x, w, { bias });
 }
 
-/** The channel count of an image tensor of the graph's layout ([N, C, H, W] or [N, H, W, C]). */
-export function channelsOf(b: GraphBuilder, x: Value, what: string): number {
-  return staticDim(x, b.layout.channelAxis(x.shape?.length ?? 4), what);
+/** The channel count of an image tensor [N, C, ...]. */
+export function channelsOf(x: Value, what: string): number {
+  return staticDim(x, 1, what);
 }
 
 /** Joins image tensors along their channels. */
 export function concatChannels(b: GraphBuilder, xs: Value[]): Value {
-  return b.concat(xs, b.layout.channelAxis(xs[0]!.shape?.length ?? 4));
-}
-
-/** A 2-D convolution of the graph's layout by torch weights [M, C, kH, kW] (permuted for channels last). */
-function conv(b: GraphBuilder, x: Value, name: string, w: { shape: number[]; transforms: WeightTransform[] }, opts: { bias: Value | undefined; strides?: number[]; pads: number[] }): Value {
-  if (!b.channelsLast) return b.conv2d(x, b.weight(`${name}.weight`, w.shape, ...w.transforms), opts);
-  const weights = b.weight(`${name}.weight`, w.shape, ...w.transforms, transform.permute([0, 2, 3, 1]));
-  return b.conv2dNhwc(x, weights, opts);
+  return b.concat(xs, 1);
 }
 
 /** torch `Conv2d` with a square kernel ("same" padding unless `pads` says). */
 export function conv2d(b: GraphBuilder, x: Value, name: string, outC: number, k: number, opts: { stride?: number; pads?: number[]; bias?: boolean } = {}): Value {
-  const inC = channelsOf(b, x, name);
+  const inC = channelsOf(x, name);
   const bias = opts.bias === false ? undefined : b.weight(`${name}.bias`, [outC]);
   const p = (k - 1) / 2;
   const stride = opts.stride ?? 1;
-  return conv(b, x, name, { shape: [outC, inC, k, k], transforms: [] }, { bias, strides: [stride, stride], pads: opts.pads ?? [p, p, p, p] });
+  return b.conv2d(x, b.weight(`${name}.weight`, [outC, inC, k, k]), { bias, strides: [stride, stride], pads: opts.pads ?? [p, p, p, p] });
 }
 
 /**
  * A (k,1,1) Conv3d over frames, run as a 2-D conv on one tensor per video (3-D convs are missing
- * on some providers): [B, C, F, H·W], or channels last [B, F, H·W, C]. `fold` transforms apply
+ * on some providers): [B, C, F, H·W]. `fold` transforms apply
  * to the weights and the bias alike (a blend factor folded in).
  */
 export function temporalConv(b: GraphBuilder, x: Value, name: string, outC: number, k: number, ...fold: WeightTransform[]): Value {
-  const inC = channelsOf(b, x, name);
+  const inC = channelsOf(x, name);
   const bias = b.weight(`${name}.bias`, [outC], ...fold);
   const p = (k - 1) / 2;
-  return conv(b, x, name, { shape: [outC, inC, k, 1, 1], transforms: [transform.reshape([outC, inC, k, 1]), ...fold] }, { bias, pads: [p, 0, p, 0] });
+  const w = b.weight(`${name}.weight`, [outC, inC, k, 1, 1], transform.reshape([outC, inC, k, 1]), ...fold);
+  return b.conv2d(x, w, { bias, pads: [p, 0, p, 0] });
 }
 
-/** torch `GroupNorm` with affine over the channels, followed by SiLU where `silu` says (fused where the layout allows). */
+/** torch `GroupNorm` with affine over the channels, followed by SiLU where `silu` says (one fused operator where a pass makes it one). */
 export function groupNorm(b: GraphBuilder, x: Value, name: string, eps: number, opts: { groups?: number; silu?: boolean } = {}): Value {
   const groups = opts.groups ?? 32;
-  const channels = channelsOf(b, x, name);
+  const channels = channelsOf(x, name);
   if (channels % groups !== 0) throw new Error(`${name}: ${channels} channels cannot be split into ${groups} groups`);
-  if (b.channelsLast) {
-    const [scale, bias] = [b.weightFloat32(`${name}.weight`, [channels]), b.weightFloat32(`${name}.bias`, [channels])];
-    return b.groupNormNhwc(x, { groups, scale, bias, epsilon: eps, silu: opts.silu ?? false });
-  }
   const view = transform.reshape([channels, ...new Array(x.shape!.length - 2).fill(1)]);
   const y = b.groupNorm(x, { groups, scale: b.weight(`${name}.weight`, [channels], view), bias: b.weight(`${name}.bias`, [channels], view), epsilon: eps });
   return opts.silu ? b.silu(y) : y;
 }
 
-/** Image tensor [N, C, H, W] or [N, H, W, C] → tokens [N, H·W, C]. */
+/** Image tensor [N, C, H, W] → tokens [N, H·W, C]. */
 export function imageToTokens(b: GraphBuilder, x: Value): Value {
-  const channels = channelsOf(b, x, 'image to tokens');
-  return b.channelsLast ? b.reshape(x, [0, -1, channels]) : b.transpose(b.reshape(x, [0, channels, -1]), [0, 2, 1]);
+  return b.transpose(b.reshape(x, [0, channelsOf(x, 'image to tokens'), -1]), [0, 2, 1]);
 }
 
 /** Tokens [N, H·W, C] → an image tensor shaped like `like`. */
 export function tokensToImage(b: GraphBuilder, tokens: Value, like: Value): Value {
-  return b.channelsLast ? b.reshape(tokens, b.shape(like)) : b.reshape(b.transpose(tokens, [0, 2, 1]), b.shape(like));
-}
-
-/** ONNX's [N, C, H, W] into the graph's layout (at a network's input). */
-export function fromNchw(b: GraphBuilder, x: Value): Value {
-  return b.imageFromNchw(x);
-}
-
-/** The graph's layout back to ONNX's [N, C, H, W] (at a network's output). */
-export function toNchw(b: GraphBuilder, x: Value): Value {
-  return b.imageToNchw(x);
+  return b.reshape(b.transpose(tokens, [0, 2, 1]), b.shape(like));
 }
 
 /** torch `LayerNorm` over the last axis. */
@@ -121,27 +100,27 @@ export function timestepMlp(b: GraphBuilder, x: Value, name: string, hidden: num
 export function resnetBlock2d(b: GraphBuilder, x: Value, name: string, outC: number, eps: number, temb?: Value): Value {
   return b.scope(name, () => {
     let h = conv2d(b, groupNorm(b, x, `${name}.norm1`, eps, { silu: true }), `${name}.conv1`, outC, 3);
-    if (temb) h = b.add(h, b.unsqueeze(linear(b, temb, `${name}.time_emb_proj`, outC), [...b.layout.spatialAxes]));
+    if (temb) h = b.add(h, b.unsqueeze(linear(b, temb, `${name}.time_emb_proj`, outC), [2, 3]));
     h = conv2d(b, groupNorm(b, h, `${name}.norm2`, eps, { silu: true }), `${name}.conv2`, outC, 3);
-    const shortcut = channelsOf(b, x, name) === outC ? x : conv2d(b, x, `${name}.conv_shortcut`, outC, 1);
+    const shortcut = channelsOf(x, name) === outC ? x : conv2d(b, x, `${name}.conv_shortcut`, outC, 1);
     return b.add(shortcut, h);
   });
 }
 
 /**
- * diffusers `TemporalResnetBlock` on [B, C, F, H·W] (channels last: [B, F, H·W, C]) followed by the block's `AlphaBlender`
+ * diffusers `TemporalResnetBlock` on [B, C, F, H·W] followed by the block's `AlphaBlender`
  * (`mixer`), folded together: the temporal branch is x + h and the blend is α·x + (1 − α)·(x + h)
  * (or the switched form), so the result is x + c·h with c = 1 − α (switched: α), and c is folded
  * into conv2's weights and bias. `temb` is SiLU(emb) [B·F, C_t].
  */
 function temporalResnetBlockBlended(b: GraphBuilder, x: Value, name: string, opts: { mixer: string; eps: number; switchMix: boolean; frames: FrameDims; temb?: Value }): Value {
-  const channels = channelsOf(b, x, name);
+  const channels = channelsOf(x, name);
   let h = temporalConv(b, groupNorm(b, x, `${name}.norm1`, opts.eps, { silu: true }), `${name}.conv1`, channels, 3);
   if (opts.temb) {
-    // [B·F, C_t] → [B, F, C] → [B, C, F, 1] (channels last: [B, F, 1, C])
+    // [B·F, C_t] → [B, F, C] → [B, C, F, 1]
     const proj = linear(b, opts.temb, `${name}.time_emb_proj`, channels);
     const perVideo = b.reshape(proj, [opts.frames.batch, opts.frames.frames, channels]);
-    h = b.add(h, b.channelsLast ? b.unsqueeze(perVideo, [2]) : b.unsqueeze(b.transpose(perVideo, [0, 2, 1]), [3]));
+    h = b.add(h, b.unsqueeze(b.transpose(perVideo, [0, 2, 1]), [3]));
   }
   const blend = transform.scaleBy(`${opts.mixer}.mix_factor`, opts.switchMix ? 'sigmoid' : 'oneMinusSigmoid');
   h = temporalConv(b, groupNorm(b, h, `${name}.norm2`, opts.eps, { silu: true }), `${name}.conv2`, channels, 3, blend);
@@ -182,7 +161,7 @@ export function spatioTemporalSteps(b: GraphBuilder, name: string, outC: number,
   ];
 }
 
-/** diffusers `SpatioTemporalResBlock` on [B·F, C, H, W] (or [B·F, H, W, C]). */
+/** diffusers `SpatioTemporalResBlock` on [B·F, C, H, W]. */
 export function spatioTemporalResBlock(b: GraphBuilder, x: Value, name: string, outC: number, opts: SpatioTemporalOptions): Value {
   return runFrameSteps(b, x, spatioTemporalSteps(b, name, outC, opts));
 }
@@ -201,18 +180,17 @@ function temporalHalf(b: GraphBuilder, spatial: Value, name: string, opts: Spati
 
 /**
  * Per-frame image tensors [B·F, C, H, W] as one tensor per video for the temporal layers,
- * [B, C, F, H·W]; channels last, [B·F, H, W, C] → [B, F, H·W, C] (no transpose: the frames of a
+ * [B, C, F, H·W] (channels last, the channels-last pass keeps it one Reshape: the frames of a
  * video already sit apart).
  */
 export function framesByVideo(b: GraphBuilder, x: Value, frames: FrameDims): Value {
-  const channels = channelsOf(b, x, 'frames by video');
-  if (b.channelsLast) return b.reshape(x, [frames.batch, frames.frames, -1, channels]);
+  const channels = channelsOf(x, 'frames by video');
   return b.transpose(b.reshape(x, [frames.batch, frames.frames, channels, -1]), [0, 2, 1, 3]);
 }
 
 /** `framesByVideo` undone: back to per-frame tensors shaped like `like`. */
 export function framesBack(b: GraphBuilder, byVideo: Value, like: Value): Value {
-  return b.reshape(b.channelsLast ? byVideo : b.transpose(byVideo, [0, 2, 1, 3]), b.shape(like));
+  return b.reshape(b.transpose(byVideo, [0, 2, 1, 3]), b.shape(like));
 }
 
 /**

@@ -77,14 +77,14 @@ export function rifeConfigOf(weights: WeightSource): RifeConfig {
 
 /** torch `Conv2d` (square kernel k, padding (k − 1) / 2) from [N, C, H, W]. */
 function conv(b: GraphBuilder, x: Value, name: string, outC: number, stride = 1): Value {
-  const inC = channelsOf(b, x, name);
+  const inC = channelsOf(x, name);
   const w = b.weight(`${name}.weight`, [outC, inC, 3, 3]);
   return b.conv2d(x, w, { bias: b.weight(`${name}.bias`, [outC]), strides: [stride, stride], pads: [1, 1, 1, 1] });
 }
 
 /** torch `ConvTranspose2d(C, M, 4, 2, 1)`: doubles the image side. */
 function upConv(b: GraphBuilder, x: Value, name: string, outC: number): Value {
-  const inC = channelsOf(b, x, name);
+  const inC = channelsOf(x, name);
   return b.convTranspose2d(x, b.weight(`${name}.weight`, [inC, outC, 4, 4]), { bias: b.weight(`${name}.bias`, [outC]), stride: 2, pad: 1 });
 }
 
@@ -100,7 +100,7 @@ function head(b: GraphBuilder, x: Value, cfg: RifeConfig): Value {
 
 /** `ResConv`: leaky_relu(conv(x) · beta + x), beta one factor per channel. */
 function resConv(b: GraphBuilder, x: Value, name: string): Value {
-  const c = channelsOf(b, x, name);
+  const c = channelsOf(x, name);
   const y = b.mul(conv(b, x, `${name}.conv`, c), b.weight(`${name}.beta`, [1, c, 1, 1]));
   return b.leakyRelu(b.add(y, x), NEGATIVE_SLOPE);
 }

@@ -10,7 +10,6 @@ import {
   concatChannels,
   conv2d,
   feedForwardGeglu,
-  fromNchw,
   groupNorm,
   imageToTokens,
   layerNorm,
@@ -21,7 +20,6 @@ import {
   spatioTemporalResBlock,
   timestepMlp,
   tokensToImage,
-  toNchw,
   type FrameDims,
 } from './layers.js';
 
@@ -72,7 +70,7 @@ function transformerSpatioTemporal(c: Ctx, x: Value, name: string, heads: number
   const { b } = c;
   return b.scope(name, () => {
     const { batch, frames } = c.frames;
-    const channels = channelsOf(b, x, name);
+    const channels = channelsOf(x, name);
     const inner = channels; // heads × (channels / heads)
     let h = imageToTokens(b, groupNorm(b, x, `${name}.norm`, 1e-6));
     h = linear(b, h, `${name}.proj_in`, inner);
@@ -149,7 +147,7 @@ export function buildUNet(b: GraphBuilder, cfg: UNetConfig, opts: { forms?: Grap
   const stBlock = (x: Value, name: string, outC: number, eps: number) => spatioTemporalResBlock(b, x, name, outC, { eps, temporalEps: eps, switchMix: false, frames, temb: c.temb });
 
   const x5 = b.cast(sample, b.dtype);
-  let h = fromNchw(b, b.reshape(x5, [bf, cfg.in_channels, b.dim(x5, 3), b.dim(x5, 4)]));
+  let h = b.reshape(x5, [bf, cfg.in_channels, b.dim(x5, 3), b.dim(x5, 4)]);
   h = conv2d(b, h, 'conv_in', ch[0]!, 3);
 
   const skips: Value[] = [h];
@@ -191,7 +189,7 @@ export function buildUNet(b: GraphBuilder, cfg: UNetConfig, opts: { forms?: Grap
     if (i < levels - 1) h = conv2d(b, b.upsampleNearest2x(h), `up_blocks.${i}.upsamplers.0.conv`, outC, 3);
   });
 
-  h = toNchw(b, conv2d(b, groupNorm(b, h, 'conv_norm_out', 1e-5, { silu: true }), 'conv_out', cfg.out_channels, 3));
+  h = conv2d(b, groupNorm(b, h, 'conv_norm_out', 1e-5, { silu: true }), 'conv_out', cfg.out_channels, 3);
   const out = b.reshape(h, [frames.batch, frames.frames, cfg.out_channels, b.dim(h, 2), b.dim(h, 3)]);
   declareOutput(b, contract, 'model_output', b.cast(out, 'float32'));
 }

@@ -9,7 +9,6 @@ import {
   conv2d,
   framesBack,
   framesByVideo,
-  fromNchw,
   groupNorm,
   imageToTokens,
   linear,
@@ -19,7 +18,6 @@ import {
   spatioTemporalSteps,
   temporalConv,
   tokensToImage,
-  toNchw,
   type FrameDims,
   type FrameStep,
   type SpatioTemporalOptions,
@@ -28,7 +26,7 @@ import {
 /** `Attention` with GroupNorm and residual on an image tensor, one head of the full width (VAE mid block). */
 function spatialSelfAttention(b: GraphBuilder, x: Value, name: string, groups: number): Value {
   return b.scope(name, () => {
-    const channels = channelsOf(b, x, name);
+    const channels = channelsOf(x, name);
     const tokens = imageToTokens(b, groupNorm(b, x, `${name}.group_norm`, 1e-6, { groups }));
     const q = linear(b, tokens, `${name}.to_q`, channels);
     const k = linear(b, tokens, `${name}.to_k`, channels);
@@ -40,7 +38,7 @@ function spatialSelfAttention(b: GraphBuilder, x: Value, name: string, groups: n
 
 /** `Upsample2D` with a conv: nearest 2×, then a 3×3 conv of the same width. */
 function upsample2d(b: GraphBuilder, x: Value, name: string): Value {
-  return conv2d(b, b.upsampleNearest2x(x), `${name}.conv`, channelsOf(b, x, name), 3);
+  return conv2d(b, b.upsampleNearest2x(x), `${name}.conv`, channelsOf(x, name), 3);
 }
 
 /** The encoder's edges: an image in [-1, 1] to the mode of its latent distribution (unscaled). */
@@ -72,7 +70,7 @@ export function buildVaeEncoder(b: GraphBuilder, cfg: VaeConfig): void {
   const groups = cfg.norm_num_groups;
   const contract = vaeEncoderContract(cfg);
   const { image } = declareInputs(b, contract);
-  let h = conv2d(b, fromNchw(b, b.cast(image, b.dtype)), 'encoder.conv_in', ch[0]!, 3);
+  let h = conv2d(b, b.cast(image, b.dtype), 'encoder.conv_in', ch[0]!, 3);
   ch.forEach((outC, i) => {
     for (let j = 0; j < cfg.layers_per_block; j++) {
       h = resnetBlock2d(b, h, `encoder.down_blocks.${i}.resnets.${j}`, outC, 1e-6);
@@ -85,7 +83,7 @@ export function buildVaeEncoder(b: GraphBuilder, cfg: VaeConfig): void {
   h = spatialSelfAttention(b, h, 'encoder.mid_block.attentions.0', groups);
   h = resnetBlock2d(b, h, 'encoder.mid_block.resnets.1', top, 1e-6);
   h = conv2d(b, groupNorm(b, h, 'encoder.conv_norm_out', 1e-6, { groups, silu: true }), 'encoder.conv_out', 2 * cfg.latent_channels, 3);
-  const moments = toNchw(b, conv2d(b, h, 'quant_conv', 2 * cfg.latent_channels, 1));
+  const moments = conv2d(b, h, 'quant_conv', 2 * cfg.latent_channels, 1);
   // The mode of a diagonal Gaussian is its mean: the first latent_channels channels. Not scaled.
   const mean = b.slice(moments, [0], [cfg.latent_channels], [1]);
   declareOutput(b, contract, 'latent', b.cast(mean, 'float32'));
@@ -102,7 +100,7 @@ export function buildVaeDecoder(b: GraphBuilder, cfg: VaeConfig, opts: { forms?:
   const stOpts: SpatioTemporalOptions = { eps: 1e-6, temporalEps: 1e-5, switchMix: true, frames };
 
   const top = ch[ch.length - 1]!;
-  let h = conv2d(b, fromNchw(b, b.cast(latents, b.dtype)), 'decoder.conv_in', top, 3);
+  let h = conv2d(b, b.cast(latents, b.dtype), 'decoder.conv_in', top, 3);
   h = spatioTemporalResBlock(b, h, 'decoder.mid_block.resnets.0', top, stOpts);
   // MidBlockTemporalDecoder zips resnets[1:] with its single attention: one attention, one more resnet.
   if (cfg.layers_per_block >= 2) {
@@ -127,11 +125,11 @@ export function buildVaeDecoder(b: GraphBuilder, cfg: VaeConfig, opts: { forms?:
   // time_conv_out: Conv3d (3,1,1) over frames, as a 2-D conv on one tensor per video.
   const mixed = temporalConv(b, framesByVideo(b, h, frames), 'decoder.time_conv_out', cfg.out_channels, 3);
   const out = b.cast(framesBack(b, mixed, h), 'float32');
-  declareOutput(b, contract, 'frames', toNchw(b, out));
+  declareOutput(b, contract, 'frames', out);
   // diffusers' postprocess as well, so the pipeline fetches finished frames instead of making a
   // pass over every value on the CPU: (x / 2 + 0.5) clamped to [0, 1], frame-major RGB
   // [F, H, W, 3] (what video encoders take), and its 8-bit form, ×255 rounded half to even.
-  const video = b.clip(b.add(b.mul(b.imageToNhwc(out), 0.5), 0.5), 0, 1);
+  const video = b.clip(b.add(b.mul(b.transpose(out, [0, 2, 3, 1]), 0.5), 0.5), 0, 1);
   declareOutput(b, contract, 'video', video);
   declareOutput(b, contract, 'rgb', b.cast(b.round(b.mul(video, 255)), 'uint8'));
 }

@@ -1,13 +1,13 @@
 // What a network definition writes to: the operator vocabulary (ops.ts), checkpoint weights bound
 // through typed transforms (weight-binding.ts), and the file it all becomes (onnx-writer.ts).
 import { OnnxWriter, type SaveResult } from './onnx-writer.js';
-import { applyPasses, type GraphPass } from './graph-passes.js';
+import { applyPasses, type GraphPass, type GraphRewrite } from './graph-passes.js';
 import { Ops, type OpsOptions, type Value } from './ops.js';
 import { WeightBinding, type WeightTransform } from './weight-binding.js';
 import type { WeightSource } from './weights.js';
 
 export type { SaveResult } from './onnx-writer.js';
-export { attr, staticDim, type AttentionImpl, type ImageLayout, type Dim, type ElemType, type GraphDType, type Shape, type Value } from './ops.js';
+export { attr, staticDim, type AttentionImpl, type Dim, type ElemType, type GraphDType, type Shape, type Value } from './ops.js';
 export { transform, type WeightTransform } from './weight-binding.js';
 
 export interface BuilderOptions extends OpsOptions {
@@ -26,11 +26,6 @@ export class GraphBuilder extends Ops {
   /** Checkpoint tensor `name`, shape-checked against `shape` (what the config implies), after `transforms`. */
   weight(name: string, shape: readonly number[], ...transforms: WeightTransform[]): Value {
     return this.weights.bind(name, shape, transforms);
-  }
-
-  /** `weight`, stored in float32 whatever the graph's precision (operators that take float32 parameters). */
-  weightFloat32(name: string, shape: readonly number[], ...transforms: WeightTransform[]): Value {
-    return this.weights.bind(name, shape, transforms, 'float32');
   }
 
   /** Checks that a checkpoint tensor exists with the expected shape (and counts it) without adding it to the graph. */
@@ -53,7 +48,7 @@ export class GraphBuilder extends Ops {
    * leave unread; the graph is finished after this (nothing more is defined on it).
    * Returns how many fusions each pass applied.
    */
-  applyPasses(passes: readonly GraphPass[]): Record<string, number> {
+  applyPasses(passes: readonly (GraphPass | GraphRewrite)[]): Record<string, number> {
     return applyPasses(this.file, passes);
   }
 

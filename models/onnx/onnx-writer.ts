@@ -40,6 +40,8 @@ export interface Initializer {
   dtype: ElemType;
   /** Produces the little-endian bytes when the file is written. */
   bytes(): Uint8Array;
+  /** The values before they were stored in `dtype` (checkpoint weights): a pass that stores them otherwise loses nothing. */
+  values?(): Float32Array;
   /** In the external-data file (weights) rather than inline (small constants). */
   external: boolean;
 }
@@ -59,6 +61,7 @@ export class OnnxWriter {
   private readonly inputs: onnxProto.onnx.IValueInfoProto[] = [];
   private readonly outputs: onnxProto.onnx.IValueInfoProto[] = [];
   private readonly inputShapes = new Map<string, Shape>();
+  private readonly inputDimNames = new Map<string, readonly (number | string)[]>();
   private counter = 0;
 
   /** A name no other node, value or initializer of this file has. */
@@ -112,6 +115,7 @@ export class OnnxWriter {
   /** A graph input or output; a string dimension is dynamic (its name shows in the file). */
   addInput(name: string, dtype: ElemType, dims: readonly (number | string)[]): void {
     this.inputs.push(valueInfo(name, dtype, dims));
+    this.inputDimNames.set(name, [...dims]);
     this.inputShapes.set(
       name,
       dims.map((d) => (typeof d === 'number' ? d : null)),
@@ -121,6 +125,13 @@ export class OnnxWriter {
   /** A graph input's shape, its named (run-time) sizes unknown. */
   inputShape(name: string): Shape | undefined {
     return this.inputShapes.get(name);
+  }
+  /** A graph input's dimensions as declared: sizes, and names for the run-time ones. */
+  inputDims(name: string): readonly (number | string)[] | undefined {
+    return this.inputDimNames.get(name);
+  }
+  get inputNames(): readonly string[] {
+    return [...this.inputDimNames.keys()];
   }
   addOutput(name: string, dtype: ElemType, dims: readonly (number | string)[]): void {
     this.outputs.push(valueInfo(name, dtype, dims));

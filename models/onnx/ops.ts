@@ -25,33 +25,11 @@ export type Dim = number | Value;
 
 export type AttentionImpl = 'mha' | 'matmul';
 
-/** How a network's image tensors are laid out: ONNX's own [N, C, H, W], or channels last [N, H, W, C]. */
-export type ImageLayout = 'nchw' | 'nhwc';
-
-/** Where an image layout keeps its axes, and how its tensors turn into either ONNX layout. */
-export interface LayoutRules {
-  /** The channel axis of an image tensor of rank `rank`. */
-  channelAxis(rank: number): number;
-  /** The image axes (H, W) of a rank-4 image tensor. */
-  spatialAxes: readonly [number, number];
-  /** Permutations of a rank-4 image tensor into [N, C, H, W] and into [N, H, W, C] (absent: it is already). */
-  toNchw?: readonly number[];
-  toNhwc?: readonly number[];
-  fromNchw?: readonly number[];
-}
-
-export const IMAGE_LAYOUTS: Readonly<Record<ImageLayout, LayoutRules>> = {
-  nchw: { channelAxis: () => 1, spatialAxes: [2, 3], toNhwc: [0, 2, 3, 1] },
-  nhwc: { channelAxis: (rank) => rank - 1, spatialAxes: [1, 2], toNchw: [0, 3, 1, 2], fromNchw: [0, 2, 3, 1] },
-};
-
 export interface OpsOptions {
   /** Element type of activations and weights inside the graph. */
   dtype: GraphDType;
   /** How attention is expressed unless a call says: the fused com.microsoft MultiHeadAttention, or MatMul/Softmax/MatMul. */
   attention: AttentionImpl;
-  /** Default 'nchw'. */
-  imageLayout?: ImageLayout;
 }
 
 /** The size of `axis` of x, which must be known while defining the graph (a channel count, a width). */
@@ -64,7 +42,6 @@ export function staticDim(x: Value, axis: number, what: string): number {
 export class Ops {
   readonly dtype: GraphDType;
   readonly attentionImpl: AttentionImpl;
-  readonly imageLayout: ImageLayout;
   private readonly constCache = new Map<string, Value>();
   private readonly scopes: string[] = [];
 
@@ -74,30 +51,6 @@ export class Ops {
   ) {
     this.dtype = opts.dtype;
     this.attentionImpl = opts.attention;
-    this.imageLayout = opts.imageLayout ?? 'nchw';
-  }
-
-  /** Image tensors are [N, H, W, C] in this graph. */
-  get channelsLast(): boolean {
-    return this.imageLayout === 'nhwc';
-  }
-
-  /** Where this graph's image tensors keep their axes. */
-  get layout(): LayoutRules {
-    return IMAGE_LAYOUTS[this.imageLayout];
-  }
-
-  /** A rank-4 image tensor of ONNX's [N, C, H, W] in this graph's layout (at a network's input). */
-  imageFromNchw(x: Value): Value {
-    return this.layout.fromNchw ? this.transpose(x, [...this.layout.fromNchw]) : x;
-  }
-  /** A rank-4 image tensor of this graph's layout as [N, C, H, W] (at a network's output). */
-  imageToNchw(x: Value): Value {
-    return this.layout.toNchw ? this.transpose(x, [...this.layout.toNchw]) : x;
-  }
-  /** A rank-4 image tensor of this graph's layout as [N, H, W, C] (frames as video encoders take them). */
-  imageToNhwc(x: Value): Value {
-    return this.layout.toNhwc ? this.transpose(x, [...this.layout.toNhwc]) : x;
   }
 
   // ---- edges -----------------------------------------------------------------------------
@@ -269,15 +222,6 @@ export class Ops {
     const attrs = { strides: attr.ints([opts.stride, opts.stride]), pads: attr.ints([opts.pad, opts.pad, opts.pad, opts.pad]), kernel_shape: attr.ints([k, k]) };
     return this.op('ConvTranspose', opts.bias ? [x, w, opts.bias] : [x, w], shape, attrs);
   }
-  /**
-   * 2-D convolution of channels-last [N, H, W, C] by weights [M, kH, kW, C], in standard
-   * operators: Conv between transposes. The `nhwc-conv` graph pass (models/networks/fusions.ts)
-   * makes it one com.microsoft NhwcConv, which takes its weights in that order.
-   */
-  conv2dNhwc(x: Value, w: Value, opts: { bias?: Value; strides?: number[]; pads?: number[] } = {}): Value {
-    const y = this.conv2d(this.transpose(x, [0, 3, 1, 2]), this.transpose(w, [0, 3, 1, 2]), opts);
-    return this.transpose(y, [0, 2, 3, 1]);
-  }
 
   // ---- normalisation ---------------------------------------------------------------------
 
@@ -302,22 +246,6 @@ export class Ops {
     const normed = this.op('InstanceNormalization', [grouped, ones, zeros], grouped.shape, { epsilon: attr.float(opts.epsilon) });
     const back = this.reshape(normed, this.shape(x));
     return this.add(this.mul(back, opts.scale), opts.bias);
-  }
-
-  /**
-   * GroupNorm over channels-last [N, ..., C], then SiLU where asked, with `scale` and `bias`
-   * float32 [C]: `groupNorm` between transposes. The `group-norm-nhwc` graph pass makes it one
-   * com.microsoft GroupNorm (statistics and the affine in float32, SiLU fused), which takes the
-   * float32 [C] parameters as they are.
-   */
-  groupNormNhwc(x: Value, opts: { groups: number; scale: Value; bias: Value; epsilon: number; silu: boolean }): Value {
-    const channels = staticDim(x, -1, 'GroupNorm input');
-    const rank = x.shape?.length ?? 4;
-    const toFirst = [0, rank - 1, ...Array.from({ length: rank - 2 }, (_, i) => i + 1)];
-    const toLast = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2), 1];
-    const perChannel = (v: Value) => this.reshape(this.cast(v, x.dtype), [channels, ...new Array<number>(rank - 2).fill(1)]);
-    const y = this.groupNorm(this.transpose(x, toFirst), { groups: opts.groups, scale: perChannel(opts.scale), bias: perChannel(opts.bias), epsilon: opts.epsilon });
-    return this.transpose(opts.silu ? this.silu(y) : y, toLast);
   }
 
   /** Softmax in float32 (exponentials of fp16 scores overflow), back in x's type. */
@@ -427,14 +355,10 @@ export class Ops {
     const target = this.shapeOf(dims);
     return this.op('Expand', [x, target], broadcast(x.shape, knownContents(target), 'Expand'));
   }
-  /** Nearest-neighbour 2× upsampling of the image axes (H, W in either layout), as torch's interpolate(scale_factor=2). */
+  /** Nearest-neighbour 2× upsampling of [N, C, H, W], as torch's interpolate(scale_factor=2). */
   upsampleNearest2x(x: Value): Value {
-    const spatial: readonly number[] = this.layout.spatialAxes;
-    const scales = this.constant(
-      [0, 1, 2, 3].map((i) => (spatial.includes(i) ? 2 : 1)),
-      'float32',
-    );
-    const shape = x.shape?.map((d, i) => (!spatial.includes(i) || d === null ? d : d * 2));
+    const scales = this.constant([1, 1, 2, 2], 'float32');
+    const shape = x.shape?.map((d, i) => (i < 2 || d === null ? d : d * 2));
     return this.op('Resize', [x, null, scales], shape, {
       mode: attr.string('nearest'),
       coordinate_transformation_mode: attr.string('asymmetric'),

@@ -60,21 +60,16 @@ export class WeightBinding {
     const dims = transforms.reduce((d, t) => transformedDims(name, d, t), [...shape]);
     const value: Value = { name: this.file.uniqueName(`w:${name}`), dtype, shape: dims };
     const { source } = this;
-    this.file.addInitializer({
-      name: value.name,
-      dims,
-      dtype,
-      external: true,
-      bytes: () => {
-        let data = source.load(name, shape);
-        let d = [...shape];
-        for (const t of transforms) {
-          data = transformedValues(source, data, d, t);
-          d = transformedDims(name, d, t);
-        }
-        return encodeFloats(data, dtype);
-      },
-    });
+    const values = () => {
+      let data = source.load(name, shape);
+      let d = [...shape];
+      for (const t of transforms) {
+        data = transformedValues(source, data, d, t);
+        d = transformedDims(name, d, t);
+      }
+      return data;
+    };
+    this.file.addInitializer({ name: value.name, dims, dtype, external: true, bytes: () => encodeFloats(values(), dtype), values });
     this.bound.set(key, value);
     return value;
   }
@@ -170,26 +165,34 @@ export function canonicalJson(value: unknown): string {
 
 /** Row-major `data` of shape `dims` with its axes reordered by `perm`. */
 export function permute(data: Float32Array, dims: readonly number[], perm: readonly number[]): Float32Array {
+  return new Float32Array(permuteElements(asBytes(data), dims, perm, 4).buffer);
+}
+
+export const asBytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/** Row-major elements of `elementBytes` each, of shape `dims`, with their axes reordered by `perm` (output axis i is input axis perm[i]). */
+export function permuteElements(data: Uint8Array, dims: readonly number[], perm: readonly number[], elementBytes: number): Uint8Array {
+  const aligned = data.slice();
+  const words = elementBytes === 2 ? new Uint16Array(aligned.buffer) : elementBytes === 4 ? new Uint32Array(aligned.buffer) : elementBytes === 8 ? new BigUint64Array(aligned.buffer) : aligned;
+  const out = new (words.constructor as Uint8ArrayConstructor)(words.length);
   const rank = dims.length;
-  const inStrides = new Array<number>(rank);
-  for (let i = rank - 1, s = 1; i >= 0; s *= dims[i]!, i--) inStrides[i] = s;
+  const strides = new Array<number>(rank);
+  for (let i = rank - 1, s = 1; i >= 0; s *= dims[i]!, i--) strides[i] = s;
   const outDims = perm.map((p) => dims[p]!);
-  // Walking the output in order, the input index moves by the permuted strides.
-  const strides = perm.map((p) => inStrides[p]!);
-  const out = new Float32Array(data.length);
+  const moved = perm.map((p) => strides[p]!);
   const idx = new Array<number>(rank).fill(0);
   let src = 0;
   for (let o = 0; o < out.length; o++) {
-    out[o] = data[src]!;
+    out[o] = words[src] as number;
     for (let a = rank - 1; a >= 0; a--) {
       idx[a]!++;
-      src += strides[a]!;
+      src += moved[a]!;
       if (idx[a]! < outDims[a]!) break;
-      src -= strides[a]! * outDims[a]!;
+      src -= moved[a]! * outDims[a]!;
       idx[a] = 0;
     }
   }
-  return out;
+  return asBytes(out);
 }
 
 function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
