@@ -332,6 +332,11 @@ export interface FusedOperatorSupport {
   minOnnxruntime: string;
   /** The lowest compute capability its kernels were checked on; absent: every card the release runs on. */
   minComputeCapability?: number;
+  /**
+   * false: its graphs run, but were measured no faster than without it (and used more memory), so
+   * the provider's default forms leave it out; `SVD_GRAPH_FORMS=fusions=…` names it for experiments.
+   */
+  chosen?: false;
 }
 
 /**
@@ -346,11 +351,11 @@ export interface FusedOperatorSupport {
 export const FUSED_OPERATOR_SUPPORT: Readonly<Record<FusedOperator, FusedOperatorSupport>> = {
   NhwcConv: { providers: ['cuda'], minOnnxruntime: '1.19.2' },
   GroupNorm: { providers: ['cuda'], minOnnxruntime: '1.19.2' },
-  SkipGroupNorm: { providers: ['cuda'], minOnnxruntime: '1.29.0' },
+  SkipGroupNorm: { providers: ['cuda'], minOnnxruntime: '1.29.0', chosen: false },
   BiasSplitGelu: { providers: ['cuda'], minOnnxruntime: '1.19.2' },
-  BiasGelu: { providers: ['cuda'], minOnnxruntime: '1.29.0' },
-  BiasAdd: { providers: ['cuda'], minOnnxruntime: '1.29.0' },
-  'MultiHeadAttention (packed QKV)': { providers: ['cuda'], minOnnxruntime: '1.29.0' },
+  BiasGelu: { providers: ['cuda'], minOnnxruntime: '1.29.0', chosen: false },
+  BiasAdd: { providers: ['cuda'], minOnnxruntime: '1.29.0', chosen: false },
+  'MultiHeadAttention (packed QKV)': { providers: ['cuda'], minOnnxruntime: '1.29.0', chosen: false },
 };
 
 /** The fusions whose operator `target` runs, by FUSED_OPERATOR_SUPPORT (and, for one that rewrites another's result, where that one runs). */
@@ -358,7 +363,7 @@ export function fusionsFor(target: RuntimeTarget, support: Readonly<Record<Fused
   const runs = (name: GraphFusion): boolean => {
     const fusion: { writes: FusedOperator; after?: GraphFusion } = GRAPH_FUSIONS[name];
     const s = support[fusion.writes];
-    if (!s.providers.includes(target.provider) || compareVersions(target.onnxruntime, s.minOnnxruntime) < 0) return false;
+    if (s.chosen === false || !s.providers.includes(target.provider) || compareVersions(target.onnxruntime, s.minOnnxruntime) < 0) return false;
     if (fusion.after && !runs(fusion.after)) return false;
     return s.minComputeCapability === undefined || (target.computeCapability !== undefined && target.computeCapability >= s.minComputeCapability);
   };
