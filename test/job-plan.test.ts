@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { PlanDevice, PlanModel } from '../common/job-plan.js';
 import { parseSettings } from '../common/settings.js';
 import { hostPeakMiB } from '../models/plan/host-memory.js';
-import { MemoryPlanError, planJob, WEBGPU_MAX_TENSOR_BYTES } from '../models/plan/job-plan.js';
+import { chainHeldFrames, MemoryPlanError, planJob, WEBGPU_MAX_TENSOR_BYTES } from '../models/plan/job-plan.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { prepareImage } from '../models/pipeline/prepare-image.js';
 import { FIXTURE_INPUT, FIXTURE_MODEL, tempDir } from './helpers.js';
@@ -76,6 +76,18 @@ describe('planJob on the CPU', () => {
     );
     expect(() => planJob(cpu(300), TINY, s)).toThrow(/need about [\d.]+ GiB even decoding one frame at a time.*Lower the frames or the size/);
     expect(planJob(cpu(16_000), TINY, s)).toMatchObject({ decodeChunk: 128 });
+  });
+
+  it('counts the whole video a chained job holds: its segments, then the interpolated frames', () => {
+    const clip = job({ width: 1024, height: 576, frames: 25, decodeChunk: 1 });
+    const chained = job({ width: 1024, height: 576, frames: 25, decodeChunk: 1, extend: 8, interpolate: 8 });
+    // 8 segments of 25 frames join to 193; interpolated by 8 they become 1537.
+    expect(chainHeldFrames(clip, 25)).toBe(0);
+    expect(chainHeldFrames(chained, 25)).toBe(193 + 1537);
+    const alone = planJob(cpu(16_000), TINY, clip).memory!.peakMiB;
+    expect(planJob(cpu(16_000), TINY, chained).memory!.peakMiB - alone).toBeCloseTo((1024 * 576 * 3 * (193 + 1537)) / 2 ** 20, 0);
+    // Enough for one clip, not for the chain: refused before anything runs, saying why.
+    expect(() => planJob(cpu(alone + 500), TINY, chained)).toThrow(/1024x576 making a video of 1537 frames \(its segments and interpolation held in memory\).*Lower the frames or the size/);
   });
 });
 

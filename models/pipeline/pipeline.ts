@@ -28,7 +28,7 @@ import {
 } from '../runtime/runtime.js';
 import { SessionPool } from './session-pool.js';
 import { createScheduler } from '../schedulers/scheduler.js';
-import { SETTINGS, type SamplingSettings } from '../../common/settings.js';
+import { SETTINGS, type GenerationSettings, type SamplingSettings } from '../../common/settings.js';
 import type { GenerationProgress as ProgressEvent } from '../../common/progress.js';
 
 const f = Math.fround;
@@ -216,7 +216,7 @@ export class SvdPipeline {
    * runs, when it does not fit. On the CPU the memory free now is counted, with what this process
    * holds from earlier jobs.
    */
-  planJob(settings: SamplingSettings & ImageSize): JobPlan {
+  planJob(settings: SamplingSettings & ImageSize & Partial<Pick<GenerationSettings, 'extend' | 'interpolate'>>): JobPlan {
     return planJob(deviceNow(this.device, residentMiB), this.planBasis.model, settings);
   }
 

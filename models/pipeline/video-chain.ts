@@ -38,6 +38,9 @@ export async function generateChain(pipeline: SvdPipeline, image: RgbImage, sett
   const started = performance.now();
   if (settings.interpolate > 1 && !opts.interpolator) throw new Error(`interpolate > 1 needs a frame interpolator (${INSTALL_INTERPOLATOR_COMMAND})`);
   const segments = settings.extend;
+  // The whole video is planned before its first segment: a chain too long for this machine's
+  // memory is refused before anything runs (each segment is planned again as it starts).
+  if (segments > 1 || settings.interpolate > 1) pipeline.planJob({ ...settings, width: image.width, height: image.height });
   const seed = settings.seed ?? randomSeed();
   const seeds = Array.from({ length: segments }, (_, k) => segmentSeed(seed, k));
   const frameBytes = image.width * image.height * 3;

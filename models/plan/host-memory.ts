@@ -44,6 +44,13 @@ export interface HostJob {
   videos: 1 | 2;
   /** 'auto': the most that fit, up to `autoLimit`. */
   decodeChunk: number | 'auto';
+  /**
+   * 8-bit frames the video chain holds beside the segment being made (the segments made so far and
+   * their joined copy, or the joined video and its interpolated one); 0 for a single clip.
+   */
+  heldFrames?: number;
+  /** The chained video's frames in the end, for the message. */
+  videoFrames?: number;
 }
 
 /** The job's peak above the loaded model, MiB, decoding `chunk` frames at a time. */
@@ -53,7 +60,8 @@ export function hostPeakMiB(job: Omit<HostJob, 'decodeChunk'>, chunk: number, mo
   const perPixel =
     job.frames * (job.videos * est.unetBytesPerVideoFramePixelChannel * model.unetChannels + est.outputBytesPerFramePixel) +
     chunk * est.decoderBytesPerFramePixelChannel * decoder +
-    est.fullSizeBytesPerPixelChannel * decoder;
+    est.fullSizeBytesPerPixelChannel * decoder +
+    3 * (job.heldFrames ?? 0);
   return est.fixedMiB + (pixels * perPixel) / MiB;
 }
 
@@ -69,7 +77,8 @@ export interface HostPlan {
  */
 export function planHostMemory(availableMiB: number, job: HostJob, model: Pick<PlanModel, 'unetChannels' | 'decoderChannels'>, autoLimit: number, est: HostEstimates = CPU_ESTIMATES): HostPlan {
   const peak = (chunk: number) => hostPeakMiB(job, chunk, model, est);
-  const size = `${job.frames} frames at ${job.width}x${job.height}`;
+  const chain = job.heldFrames ? ` making a video of ${job.videoFrames} frames (its segments and interpolation held in memory)` : '';
+  const size = `${job.frames} frames at ${job.width}x${job.height}${chain}`;
   const free = `and ${gib(availableMiB)} of this machine's memory is free for it`;
   if (peak(1) > availableMiB) {
     throw new MemoryPlanError(

@@ -4,6 +4,7 @@
 // POST /api/plan with it, from the same basis (common/job-plan.ts), so both say the same.
 import type { JobPlan, PlanDevice, PlanModel } from '../../common/job-plan.js';
 import type { GenerationSettings } from '../../common/settings.js';
+import { chainFrameCount, interpolatedCount } from '../../common/video-chain.js';
 import { PORTABLE_FORMS, maxDecoderChunk } from '../networks/forms.js';
 import type { VaeConfig } from '../configs.js';
 import { MemoryPlanError, planMemory } from './gpu-memory.js';
@@ -11,8 +12,20 @@ import { hostAvailableMiB, planHostMemory } from './host-memory.js';
 
 export { MemoryPlanError } from './gpu-memory.js';
 
-/** What of a job's settings the plan depends on (the size is the video's). */
-export type PlanJob = Pick<GenerationSettings, 'width' | 'height' | 'frames' | 'maxGuidance' | 'decodeChunk'>;
+/** What of a job's settings the plan depends on (the size is the video's; the chain's settings where the whole job is planned, not one segment). */
+export type PlanJob = Pick<GenerationSettings, 'width' | 'height' | 'frames' | 'maxGuidance' | 'decodeChunk'> & Partial<Pick<GenerationSettings, 'extend' | 'interpolate'>>;
+
+/**
+ * 8-bit frames a chained job holds in host memory beside the segment being made: the segments so
+ * far and their joined copy, then the joined video and its interpolated one (video-chain.ts).
+ */
+export function chainHeldFrames(job: PlanJob, defaultFrames: number): number {
+  const extend = job.extend ?? 1;
+  const interpolate = job.interpolate ?? 1;
+  if (extend === 1 && interpolate === 1) return 0;
+  const joined = chainFrameCount({ frames: job.frames, extend, interpolate: 1 }, defaultFrames);
+  return joined + (interpolate > 1 ? interpolatedCount(joined, interpolate) : joined);
+}
 
 /** A device as planned for now: the basis, with the host memory free at this moment (CPU). */
 export type PlanningDevice = PlanDevice & { hostAvailableMiB?: number };
@@ -70,7 +83,9 @@ export function planJob(device: PlanningDevice, model: PlanModel, job: PlanJob):
 
   const layout = { guidanceBatch: device.guidanceBatch, sessions: device.sessions, decoderPerShape: device.provider === 'cuda' && device.sessions === 'shared' };
   if (device.provider === 'cpu' && device.hostAvailableMiB !== undefined) {
-    const plan = planHostMemory(device.hostAvailableMiB, { width, height, frames, videos, decodeChunk: auto ? 'auto' : upTo }, model, Math.min(AUTO_CHUNK_LIMIT, upTo));
+    const heldFrames = chainHeldFrames(job, model.frames);
+    const videoFrames = chainFrameCount({ frames: job.frames, extend: job.extend ?? 1, interpolate: job.interpolate ?? 1 }, model.frames);
+    const plan = planHostMemory(device.hostAvailableMiB, { width, height, frames, videos, decodeChunk: auto ? 'auto' : upTo, heldFrames, videoFrames }, model, Math.min(AUTO_CHUNK_LIMIT, upTo));
     return { ...base, ...layout, decodeChunk: plan.decodeChunk, memory: { kind: 'host', peakMiB: plan.peakMiB, availableMiB: Math.round(device.hostAvailableMiB) }, notes: notes(plan.decodeChunk) };
   }
   const decodeChunk = auto ? Math.min(AUTO_CHUNK_LIMIT, upTo) : upTo;
