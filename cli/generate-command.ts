@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { videoFormatOf } from '../common/video-formats.js';
 import { formatError } from '../common/messages.js';
 import type { ChainProgress, GenerationProgress } from '../common/progress.js';
-import { demoDefaults, fastModelDefaults, jobSettingsSchema, modelDefaults, parseSettings, SETTINGS, type GenerationSettingsInput, type JobSettingsInput } from '../common/settings.js';
+import { demoDefaults, fastModelDefaults, jobSettingsSchema, modelDefaults, SETTINGS, type JobSettingsInput } from '../common/settings.js';
 import { INSTALL_INTERPOLATOR_COMMAND } from '../common/video-chain.js';
 import { isModelName, MODEL_NAMES, modelDirOf } from '../models/download/catalog.js';
 import { findInterpolator, interpolatorWeights } from '../models/interpolator.js';
@@ -81,13 +81,6 @@ export async function runGenerate(args: string[]): Promise<void> {
   if (attention !== 'mha' && attention !== 'matmul') throw new UsageError(`--attention must be mha or matmul, got "${attention}"`);
   const dtype = values.dtype === undefined ? undefined : parseDType(values.dtype);
   const given = settingsFromFlags(values, SETTINGS) as JobSettingsInput;
-  const parse = (input: GenerationSettingsInput) => {
-    try {
-      return parseSettings(input, flagOf);
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-  };
   // The job's schema: the generation settings plus variations, and the rules between them.
   const parseJob = (input: JobSettingsInput) => {
     const r = jobSettingsSchema.safeParse(input);
@@ -106,8 +99,8 @@ export async function runGenerate(args: string[]): Promise<void> {
   // The demo models and a consistency-distilled one have their own defaults for what the flags leave out, as on the page.
   const fast = model.scheduler.config._class_name === 'AnimateLCMSVDStochasticIterativeScheduler';
   const withDefaults = { ...modelDefaults({ demo: isDemoModel(modelDir), fast }), ...given };
-  const { variations } = parseJob(withDefaults);
-  const settings = parse(withDefaults);
+  // One parse gives both: the generation settings are the job's without what the server alone reads.
+  const { variations, ...settings } = parseJob(withDefaults);
   const interpolatorAt = settings.interpolate > 1 ? findInterpolator(modelDir, values.interpolator) : undefined;
   if (settings.interpolate > 1) {
     if (!interpolatorAt) throw new UsageError(`--interpolate ${settings.interpolate} needs a frame interpolator: install RIFE with ${INSTALL_INTERPOLATOR_COMMAND} (or give --interpolator DIR)`);
