@@ -81,10 +81,9 @@ export function boxRoutes(host: JobHost, queue: RedisQueue): Router {
 
   router.post('/boxes/jobs/:id/result', holder, upload, async (req, res) => {
     const who = res.locals.box as BoxRequest;
-    const { [LAST_FRAME_FIELD]: lastFrames, ...uploaded } = (req.files ?? {}) as Record<string, Express.Multer.File[]>;
+    // Each uploaded field (multer let through only the formats and the last frame) and its file.
     const files = new Map<VideoFormat | typeof LAST_FRAME_FIELD, string>();
-    for (const [format, [file]] of Object.entries(uploaded)) if (file) files.set(format as VideoFormat, file.path);
-    if (lastFrames?.[0]) files.set(LAST_FRAME_FIELD, lastFrames[0].path);
+    for (const [field, [file]] of Object.entries((req.files ?? {}) as Record<string, Express.Multer.File[]>)) if (file) files.set(field as VideoFormat | typeof LAST_FRAME_FIELD, file.path);
     let raw: unknown;
     try {
       raw = JSON.parse(String((req.body as Record<string, unknown>).result ?? ''));
