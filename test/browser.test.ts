@@ -338,7 +338,9 @@ describe('the page', () => {
   });
 
   it('continues a job after a reload, and cancels it: the summary keeps the typed seed, and the last finished video stays', async () => {
-    const page = await pageWithImage({ ...LONG, seed: 99 });
+    // Four times LONG's pixels: the 200 steps must outlast the reload, so that Cancel lands while
+    // it samples (a fast machine could reach decoding first, where the job ends done instead).
+    const page = await pageWithImage({ ...LONG, width: 256, height: 128, seed: 99 });
     await page.click('[data-testid=run]');
     await page.waitForSelector('[data-testid=progress-label]:has-text("Sampling")', { timeout: 60_000 });
     const beforeReload = await stepOf(page);
