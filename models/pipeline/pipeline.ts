@@ -30,6 +30,7 @@ import {
 } from '../runtime/runtime.js';
 import { SessionPool } from './session-pool.js';
 import { createScheduler } from '../schedulers/scheduler.js';
+import { denoise } from './denoise-loop.js';
 import { SETTINGS, type GenerationSettings, type SamplingSettings } from '../../common/settings.js';
 import type { GenerationProgress as ProgressEvent } from '../../common/progress.js';
 
@@ -388,79 +389,53 @@ export class SvdPipeline {
   }): Promise<{ latents: Float32Array; unetRunMs: number }> {
     const { embedding, latent, settings, opts } = a;
     const { F, C, h, w } = a.dims;
-    // 2. Schedule and initial latents.
+    // 2. Schedule.
     const scheduler = createScheduler(this.model.scheduler.config);
     scheduler.setTimesteps(settings.sigmas ? { sigmas: settings.sigmas } : settings.steps);
-    const sigma0 = f(scheduler.initNoiseSigma);
-    let latents: Float32Array = Float32Array.from(a.initialNoise, (v) => f(v * sigma0));
 
-    // 3. Guidance batch: unconditional (zeros) first, as diffusers orders it.
+    // 3. Conditioning of the guidance batch: unconditional (zeros) first, as diffusers orders it.
     const cfg = settings.maxGuidance > 1;
     const B = cfg ? 2 : 1;
     const embDim = embedding.length;
-    const frameSize = C * h * w;
     const ehs = new Float32Array(B * embDim);
     ehs.set(embedding, (B - 1) * embDim);
     const ids = new Float32Array(B * 3);
     for (let b = 0; b < B; b++) ids.set([settings.fps - 1, settings.motionBucket, settings.noiseAug], b * 3);
-    const guidance = linspace(settings.minGuidance, settings.maxGuidance, F);
-    const sampleIn = new Float32Array(B * F * 2 * frameSize);
-    // Image-latent half of the UNet input never changes: fill it once.
-    for (let f_ = 0; f_ < F; f_++) sampleIn.set(latent, ((B - 1) * F + f_) * 2 * frameSize + frameSize);
 
-    // 4. Denoising loop.
+    // 4. Initial latents and the denoising loop with guidance.
     const unetSession = this.pool.get('unet');
     const steps = scheduler.numInferenceSteps;
     const loopStart = performance.now();
     let unetRunMs = 0;
-    const scaled = new Float32Array(latents.length);
-    for (let i = 0; i < steps; i++) {
-      a.checkCancelled();
-      scheduler.scaleModelInput(latents, i, scaled);
-      for (let b = 0; b < B; b++) for (let f_ = 0; f_ < F; f_++) sampleIn.set(scaled.subarray(f_ * frameSize, (f_ + 1) * frameSize), (b * F + f_) * 2 * frameSize);
-      const timestep = new ort.Tensor('float32', Float32Array.of(scheduler.timesteps[i]!), [1]);
-      const unet = async (from: number, n: number) => {
+    const latents = await denoise({
+      scheduler,
+      dims: a.dims,
+      imageLatent: latent,
+      initialNoise: a.initialNoise,
+      guidance: cfg ? linspace(settings.minGuidance, settings.maxGuidance, F) : undefined,
+      split: a.plan.guidanceBatch === 'split',
+      stepNoise: a.stepNoise,
+      unet: async (sample, from, n, i) => {
         const t = performance.now();
         const out = (
           await unetSession.run({
-            sample: new ort.Tensor('float32', sampleIn.subarray(from * F * 2 * frameSize, (from + n) * F * 2 * frameSize), [n, F, 2 * C, h, w]),
-            timestep,
+            sample: new ort.Tensor('float32', sample, [n, F, 2 * C, h, w]),
+            timestep: new ort.Tensor('float32', Float32Array.of(scheduler.timesteps[i]!), [1]),
             encoder_hidden_states: new ort.Tensor('float32', ehs.subarray(from * embDim, (from + n) * embDim), [n, 1, embDim]),
             added_time_ids: new ort.Tensor('float32', ids.subarray(from * 3, (from + n) * 3), [n, 3]),
           })
         ).model_output!.data as Float32Array;
         unetRunMs += performance.now() - t;
         return out;
-      };
-      let out: Float32Array;
-      if (a.plan.guidanceBatch === 'split' && B === 2) {
-        // One video at a time: the same results with half the UNet's activations on the GPU
-        // (WebGPU's 'lean' mode always; CUDA where planMemory finds the joint batch does not fit;
-        // what it saves and costs: BENCHMARKS.md, WebGPU attempt 15).
-        out = new Float32Array(2 * F * frameSize);
-        out.set(await unet(0, 1), 0);
-        out.set(await unet(1, 1), F * frameSize);
-      } else {
-        out = await unet(0, B);
-      }
-      let v: Float32Array = out;
-      if (cfg) {
-        v = new Float32Array(F * frameSize);
-        for (let f_ = 0; f_ < F; f_++) {
-          const g = guidance[f_]!;
-          for (let k = 0; k < frameSize; k++) {
-            const idx = f_ * frameSize + k;
-            const u = out[idx]!;
-            v[idx] = f(u + f(g * f(out[F * frameSize + idx]! - u)));
-          }
-        }
-      }
-      const denoised = opts.onPreview ? new Float32Array(latents.length) : undefined;
-      latents = scheduler.step(v, i, latents, { predOriginal: denoised, noise: a.stepNoise });
-      if (denoised) opts.onPreview!(denoised, { frames: F, channels: C, height: h, width: w });
-      const elapsedMs = performance.now() - loopStart;
-      opts.onProgress?.({ stage: 'sampling', step: i + 1, steps, elapsedMs, etaMs: (elapsedMs / (i + 1)) * (steps - i - 1) });
-    }
+      },
+      checkCancelled: a.checkCancelled,
+      previews: opts.onPreview !== undefined,
+      onStep: (i, denoised) => {
+        if (denoised) opts.onPreview!(denoised, { frames: F, channels: C, height: h, width: w });
+        const elapsedMs = performance.now() - loopStart;
+        opts.onProgress?.({ stage: 'sampling', step: i + 1, steps, elapsedMs, etaMs: (elapsedMs / (i + 1)) * (steps - i - 1) });
+      },
+    });
     return { latents, unetRunMs };
   }
 

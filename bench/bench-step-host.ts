@@ -1,0 +1,83 @@
+// The host work between two UNet runs at SVD-XT's full size (25 frames, 4 × 72 × 128 latents,
+// guidance batch of two): the pipeline's own denoising loop (models/pipeline/denoise-loop.ts) with
+// the UNet replaced by a stand-in that hands back one precomputed output. The stand-in can hold
+// the main thread for --unet-ms per run, as onnxruntime-node's session.run does (its binding runs
+// synchronously), to show what overlaps a UNet run and what does not. Previews on, as the server
+// asks for them. Prints the host milliseconds per step (median over every step of --jobs jobs)
+// and per job (the loop's whole time less the stand-in's), for the Euler and the AnimateLCM
+// sampler at their reference settings.
+//   npm run bench:step-host -- [--jobs N] [--unet-ms MS]
+import { parseArgs } from 'node:util';
+import { denoise } from '../models/pipeline/denoise-loop.js';
+import { linspace } from '../models/pipeline/pipeline.js';
+import { NormalGenerator } from '../models/pipeline/random.js';
+import { ANIMATELCM_SVD_XT_SCHEDULER, SVD_XT_SCHEDULER } from '../models/reference-configs.js';
+import { createScheduler } from '../models/schedulers/scheduler.js';
+import { modelDefaults, parseSettings } from '../common/settings.js';
+import { machineLine } from './bench-env.js';
+
+const { values } = parseArgs({ options: { jobs: { type: 'string', default: '5' }, 'unet-ms': { type: 'string', default: '0' } } });
+const jobs = Number(values.jobs);
+const unetMs = Number(values['unet-ms']);
+if (!(Number.isInteger(jobs) && jobs >= 1)) throw new Error(`--jobs must be a positive integer, got ${values.jobs}`);
+if (!(unetMs >= 0)) throw new Error(`--unet-ms must be a number of milliseconds ≥ 0, got ${values['unet-ms']}`);
+console.log(machineLine('cpu (host work only: the UNet is a stand-in)'));
+
+const dims = { F: 25, C: 4, h: 72, w: 128 };
+const latentSize = dims.F * dims.C * dims.h * dims.w;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** Deterministic stand-in values in about the range of a UNet output. */
+const filled = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.001 + k));
+const unetOutput = filled(2 * latentSize, 1);
+const imageLatent = filled(dims.C * dims.h * dims.w, 2);
+
+// Each sampler at its model's default settings (the page's and the CLI's).
+const samplers = [
+  { name: 'Euler', config: SVD_XT_SCHEDULER, settings: parseSettings({}) },
+  { name: 'AnimateLCM', config: ANIMATELCM_SVD_XT_SCHEDULER, settings: parseSettings(modelDefaults({ fast: true })) },
+];
+
+for (const s of samplers) {
+  const stepMs: number[] = [];
+  const jobMs: number[] = [];
+  for (let j = 0; j < jobs; j++) {
+    const scheduler = createScheduler(s.config);
+    scheduler.setTimesteps(s.settings.steps);
+    const rng = new NormalGenerator(j);
+    const initialNoise = rng.normals(latentSize);
+    let standIn = 0;
+    let standInJob = 0;
+    const start = performance.now();
+    let last = start;
+    await denoise({
+      scheduler,
+      dims,
+      imageLatent,
+      initialNoise,
+      guidance: linspace(s.settings.minGuidance, s.settings.maxGuidance, dims.F),
+      split: false,
+      stepNoise: (n) => rng.normals(n),
+      unet: async (_sample, _from, n) => {
+        // onnxruntime-node runs the session from setImmediate, holding the main thread.
+        await new Promise((resolve) => setImmediate(resolve));
+        const t = performance.now();
+        while (performance.now() - t < unetMs);
+        standIn += performance.now() - t;
+        return unetOutput.subarray(0, n * latentSize);
+      },
+      previews: true,
+      onStep: () => {
+        const now = performance.now();
+        stepMs.push(now - last - standIn);
+        last = now;
+        standInJob += standIn;
+        standIn = 0;
+      },
+    });
+    jobMs.push(performance.now() - start - standInJob);
+  }
+  const { steps, minGuidance, maxGuidance } = s.settings;
+  console.log(
+    `${s.name} (${steps} steps, guidance ${minGuidance} → ${maxGuidance}): host work ${median(stepMs).toFixed(1)} ms per step (median of ${stepMs.length}), ${median(jobMs).toFixed(1)} ms per job (median of ${jobs})`,
+  );
+}
