@@ -93,6 +93,24 @@ describe('seeded normal generator', () => {
     expect(Math.abs(variance - 1)).toBeLessThan(0.01);
     expect(() => new NormalGenerator(-1)).toThrow(/seed must be an integer/);
   });
+  it('draws a block as value-by-value draws would, keeping the spare value of a pair between blocks', () => {
+    const oneByOne = new NormalGenerator(7);
+    const blocks = new NormalGenerator(7);
+    // Odd and even lengths, so blocks start both on a fresh pair and on a spare value.
+    for (const n of [1, 2, 3, 5, 4, 1, 1, 0, 6, 1001, 10_000]) {
+      const expected = Float32Array.from({ length: n }, () => oneByOne.normal());
+      expect(blocks.fill(new Float32Array(n))).toEqual(expected);
+    }
+  });
+  it('goes on with the same values from a copy of its state, and refuses the state of another seed', () => {
+    const a = new NormalGenerator(11);
+    a.normals(5); // leaves a spare value
+    const b = NormalGenerator.fromState(structuredClone(a.state));
+    expect(b.normals(9)).toEqual(a.normals(9));
+    expect(() => {
+      new NormalGenerator(12).state = a.state;
+    }).toThrow(/seed 12 cannot take the state of seed 11/);
+  });
   it('is pinned: these first values are the documented algorithm', () => {
     const v = new NormalGenerator(0).normals(3);
     // Values recorded when the generator was written; a change means every saved seed changes.

@@ -68,10 +68,79 @@ export class NormalGenerator {
 
   /** n standard normal float32 values. */
   normals(n: number): Float32Array {
-    const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.normal();
+    return this.fill(new Float32Array(n));
+  }
+
+  /**
+   * Fills `out` with the values `out.length` calls of normal() would give, in their order: the
+   * same steps with the state in locals (no call per value; the pipeline draws a video's worth
+   * of noise per sampling step).
+   */
+  fill(out: Float32Array): Float32Array {
+    const n = out.length;
+    let i = 0;
+    if (n > 0 && this.spare !== undefined) {
+      out[i++] = this.spare;
+      this.spare = undefined;
+    }
+    let { s0, s1, s2, s3 } = this;
+    const twoPi = 2 * Math.PI;
+    while (i < n) {
+      // Two xoshiro128** outputs as uniforms in (0, 1), as nextUint32() and uniform() make them.
+      let u = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+      let t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = rotl(s3, 11);
+      const u1 = (u + 0.5) / 4294967296;
+      u = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+      t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = rotl(s3, 11);
+      const u2 = (u + 0.5) / 4294967296;
+      const r = Math.sqrt(-2 * Math.log(u1));
+      const theta = twoPi * u2;
+      out[i++] = r * Math.cos(theta);
+      if (i < n) out[i++] = r * Math.sin(theta);
+      else this.spare = r * Math.sin(theta);
+    }
+    this.s0 = s0;
+    this.s1 = s1;
+    this.s2 = s2;
+    this.s3 = s3;
     return out;
   }
+
+  /** Where the sequence stands: a generator made from it with fromState() goes on with the same values. */
+  get state(): GeneratorState {
+    return { seed: this.seed, words: [this.s0, this.s1, this.s2, this.s3], spare: this.spare };
+  }
+
+  set state(state: GeneratorState) {
+    if (state.seed !== this.seed) throw new Error(`a generator of seed ${this.seed} cannot take the state of seed ${state.seed}`);
+    [this.s0, this.s1, this.s2, this.s3] = state.words;
+    this.spare = state.spare;
+  }
+
+  static fromState(state: GeneratorState): NormalGenerator {
+    const g = new NormalGenerator(state.seed);
+    g.state = state;
+    return g;
+  }
+}
+
+/** A NormalGenerator's position in its sequence, as plain data (it crosses to a worker thread). */
+export interface GeneratorState {
+  seed: number;
+  words: [number, number, number, number];
+  spare: number | undefined;
 }
 
 function rotl(x: number, k: number): number {
