@@ -45,6 +45,7 @@ describe('AnimateLCM scheduler', () => {
       expect(relL2(scaled, f32(ref.scaled))).toBeLessThan(1e-7);
       let asked = 0;
       const predOriginal = new Float32Array(x.length);
+      const inPlace = Float32Array.from(x);
       x = s.step(f32(ref.model_output), i, x, {
         predOriginal,
         noise: (n) => {
@@ -57,6 +58,11 @@ describe('AnimateLCM scheduler', () => {
       expect(relL2(x, f32(ref.prev_sample))).toBeLessThan(1e-7);
       // Noise is drawn only where it is added: between steps of a multi-step run.
       expect(asked).toBe(r.steps > 1 && i < r.steps - 1 ? 1 : 0);
+      // It says so before the step (the pipeline draws the noise while the UNet runs).
+      expect(s.drawsNoise(i)).toBe(asked === 1);
+      // Written over its input, the step gives the same values.
+      expect(s.step(f32(ref.model_output), i, inPlace, { out: inPlace, noise: () => f32(ref.noise!) })).toBe(inPlace);
+      expect(inPlace).toEqual(x);
       if (i === r.steps - 1) expect([...predOriginal]).toEqual([...x]);
     });
   });

@@ -52,6 +52,10 @@ describe('Euler/Karras scheduler', () => {
     }
     const next = s.step(v, 0, x);
     expect(relL2(next, g.readFloat32('latents_after_step_0'))).toBeLessThan(1e-6);
+    // Written over its input, the step gives the same values; it never asks for noise.
+    const inPlace = Float32Array.from(x);
+    expect(s.step(v, 0, inPlace, { out: inPlace })).toEqual(next);
+    expect(s.drawsNoise(0)).toBe(false);
     // The UNet input at step 0 is the scaled latents next to the image latent.
     const scaled = s.scaleModelInput(x, 0);
     const sample = g.readFloat32('unet_step0_sample');

@@ -44,17 +44,21 @@ export class AnimateLcmScheduler implements Scheduler {
     return out;
   }
 
-  /** x0 = c_out·F + c_skip·x, then x0 + s_noise·σ_{i+1}·z (z drawn only where σ_{i+1} > 0 and there is more than one step). */
-  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, { predOriginal, noise }: StepExtras = {}): Float32Array {
-    const { sigma_data: sd, sigma_max, s_noise, clip_denoised } = this.config;
+  /** Fresh noise at σ_{i+1} where it is above 0, and only where there is more than one step. */
+  drawsNoise(stepIndex: number): boolean {
+    return this.numInferenceSteps > 1 && this.sigmaHat(stepIndex) > 0;
+  }
+
+  /** x0 = c_out·F + c_skip·x, then x0 + s_noise·σ_{i+1}·z (z where drawsNoise). */
+  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, { predOriginal, noise, out = new Float32Array(sample.length) }: StepExtras = {}): Float32Array {
+    const { sigma_data: sd, s_noise, clip_denoised } = this.config;
     const s = this.sigmas[stepIndex]!;
     const sd2 = sd ** 2;
     const denom = f(f(s * s) + sd2);
     const cSkip = f(sd2 / denom);
     const cOut = f(f(-s * sd) / f(Math.sqrt(denom)));
-    const sigmaHat = Math.min(Math.max(this.sigmas[stepIndex + 1]!, 0), sigma_max);
-    const z = this.numInferenceSteps > 1 && sigmaHat > 0 ? noiseOf(noise, sample.length) : undefined;
-    const out = new Float32Array(sample.length);
+    const sigmaHat = this.sigmaHat(stepIndex);
+    const z = this.drawsNoise(stepIndex) ? noiseOf(noise, sample.length) : undefined;
     for (let i = 0; i < sample.length; i++) {
       let x0 = f(f(cOut * modelOutput[i]!) + f(cSkip * sample[i]!));
       if (clip_denoised) x0 = Math.min(Math.max(x0, -1), 1);
@@ -62,6 +66,11 @@ export class AnimateLcmScheduler implements Scheduler {
       out[i] = z ? x0 + f(f(z[i]! * s_noise) * sigmaHat) : x0;
     }
     return out;
+  }
+
+  /** σ_{i+1} clamped to [0, σ_max]: the noise level the step goes to. */
+  private sigmaHat(stepIndex: number): number {
+    return Math.min(Math.max(this.sigmas[stepIndex + 1]!, 0), this.config.sigma_max);
   }
 
   private karras(ramp: number): number {

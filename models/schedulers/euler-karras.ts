@@ -58,14 +58,18 @@ export class EulerKarrasScheduler implements Scheduler {
     return out;
   }
 
+  /** An ODE sampler: no noise between steps. */
+  drawsNoise(): boolean {
+    return false;
+  }
+
   /** One Euler step from σ_i to σ_{i+1} with the v-prediction `modelOutput`; returns x_{i+1}. */
-  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, { predOriginal }: StepExtras = {}): Float32Array {
+  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, { predOriginal, out = new Float32Array(sample.length) }: StepExtras = {}): Float32Array {
     const s = this.sigmas[stepIndex]!;
     const next = this.sigmas[stepIndex + 1]!;
     const s2p1 = f(f(s * s) + 1);
     const cOut = f(-s / f(Math.sqrt(s2p1)));
     const dt = f(next - s);
-    const out = new Float32Array(sample.length);
     for (let i = 0; i < sample.length; i++) {
       const x = sample[i]!;
       const x0 = f(f(modelOutput[i]! * cOut) + f(x / s2p1));

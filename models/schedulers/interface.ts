@@ -7,6 +7,8 @@ export interface StepExtras {
   predOriginal?: Float32Array;
   /** Standard normal noise of `n` values, for samplers that add fresh noise between steps. */
   noise?: (n: number) => Float32Array;
+  /** Where the new sample goes: may be `sample` itself (each value is read before it is written); a new array if not given. */
+  out?: Float32Array;
 }
 
 export interface Scheduler {
@@ -23,6 +25,8 @@ export interface Scheduler {
   setTimesteps(steps: number | { sigmas: readonly number[] }): void;
   /** The UNet's input for step `stepIndex` from the current sample. */
   scaleModelInput(sample: Float32Array, stepIndex: number, out?: Float32Array): Float32Array;
+  /** Whether step(`stepIndex`) asks for fresh noise (as many values as the sample has), so that it can be drawn ahead. */
+  drawsNoise(stepIndex: number): boolean;
   /** The sample after step `stepIndex` from the UNet's (guided) output. */
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, extras?: StepExtras): Float32Array;
 }
