@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { denoise } from '../models/pipeline/denoise-loop.js';
 import { linspace } from '../models/pipeline/pipeline.js';
 import { NormalGenerator } from '../models/pipeline/random.js';
+import { SeededStepNoise } from '../models/pipeline/step-noise.js';
 import { ANIMATELCM_SVD_XT_SCHEDULER, SVD_XT_SCHEDULER } from '../models/reference-configs.js';
 import { createScheduler } from '../models/schedulers/scheduler.js';
 import { modelDefaults, parseSettings } from '../common/settings.js';
@@ -45,6 +46,7 @@ for (const s of samplers) {
     scheduler.setTimesteps(s.settings.steps);
     const rng = new NormalGenerator(j);
     const initialNoise = rng.normals(latentSize);
+    const stepNoise = new SeededStepNoise(rng);
     let standIn = 0;
     let standInJob = 0;
     const start = performance.now();
@@ -56,7 +58,7 @@ for (const s of samplers) {
       initialNoise,
       guidance: linspace(s.settings.minGuidance, s.settings.maxGuidance, dims.F),
       split: false,
-      stepNoise: (n) => rng.normals(n),
+      stepNoise,
       unet: async (_sample, _from, n) => {
         // onnxruntime-node runs the session from setImmediate, holding the main thread.
         await new Promise((resolve) => setImmediate(resolve));
@@ -75,6 +77,7 @@ for (const s of samplers) {
       },
     });
     jobMs.push(performance.now() - start - standInJob);
+    stepNoise.close();
   }
   const { steps, minGuidance, maxGuidance } = s.settings;
   console.log(

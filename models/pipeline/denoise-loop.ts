@@ -2,8 +2,10 @@
 // step, the scaled latents and the image latents into the UNet's input for the guidance batch,
 // the UNet, the guidance mix, the scheduler's step. The UNet is the caller's (a session in the
 // pipeline, a stand-in in bench/bench-step-host.ts), so the host work between two UNet runs is
-// this one code path wherever it is measured.
+// this one code path wherever it is measured. Every video-sized array is made once per job: a
+// fresh multi-megabyte array costs its page faults on every step (BENCHMARKS.md, host work).
 import type { Scheduler } from '../schedulers/interface.js';
+import type { StepNoise } from './step-noise.js';
 
 const f = Math.fround;
 
@@ -27,67 +29,83 @@ export interface DenoiseLoop {
   guidance: Float32Array | undefined;
   /** Run the guidance batch's two videos one after the other instead of together. */
   split: boolean;
-  /** `n` standard normals, in the order the scheduler asks for them. */
-  stepNoise: (n: number) => Float32Array;
+  /** The noise for the steps that add it, in the order the scheduler asks. */
+  stepNoise: StepNoise;
   /**
    * The UNet on `sample` ([n, F, 2C, h, w]: entries from … from + n − 1 of the guidance batch,
-   * unconditional first) at step `stepIndex`; its output is [n, F, C, h, w].
+   * unconditional first) at step `stepIndex`; its output is [n, F, C, h, w] (kept by the loop
+   * until the step is done, never written).
    */
   unet: (sample: Float32Array, from: number, n: number, stepIndex: number) => Promise<Float32Array>;
   /** Called before each step (throws to stop). */
   checkCancelled?: () => void;
-  /** Called after each step, with the step's estimate of the clean latents [F, C, h, w] where `previews` is set. */
+  /**
+   * Called after each step, with the step's estimate of the clean latents [F, C, h, w] where
+   * `previews` is set (the loop's own array: read it during the call, copy it to keep it).
+   */
   onStep?: (stepIndex: number, denoised: Float32Array | undefined) => void;
   previews?: boolean;
 }
 
-/** The latents [F, C, h, w] after the scheduler's last step. */
+/** The latents [F, C, h, w] after the scheduler's last step (an array of the caller's from then on). */
 export async function denoise(a: DenoiseLoop): Promise<Float32Array> {
-  const { scheduler, guidance } = a;
+  const { scheduler, guidance, stepNoise } = a;
   const { F, C, h, w } = a.dims;
-  const sigma0 = f(scheduler.initNoiseSigma);
-  let latents: Float32Array = Float32Array.from(a.initialNoise, (v) => f(v * sigma0));
-
-  // Guidance batch: unconditional first, as diffusers orders it.
-  const cfg = guidance !== undefined;
-  const B = cfg ? 2 : 1;
   const frameSize = C * h * w;
+  const videoSize = F * frameSize;
+  const sigma0 = f(scheduler.initNoiseSigma);
+  const latents = new Float32Array(videoSize);
+  for (let i = 0; i < videoSize; i++) latents[i] = f(a.initialNoise[i]! * sigma0);
+
+  // Guidance batch: unconditional first, as diffusers orders it. Each frame of the UNet's input
+  // is the frame's scaled latents, then the image latent (zeros for the unconditional video).
+  const B = guidance ? 2 : 1;
   const sampleIn = new Float32Array(B * F * 2 * frameSize);
-  // Image-latent half of the UNet input never changes: fill it once (zeros for the unconditional video).
   for (let f_ = 0; f_ < F; f_++) sampleIn.set(a.imageLatent, ((B - 1) * F + f_) * 2 * frameSize + frameSize);
   const unet = (from: number, n: number, i: number) => a.unet(sampleIn.subarray(from * F * 2 * frameSize, (from + n) * F * 2 * frameSize), from, n, i);
+  const guided = guidance ? new Float32Array(videoSize) : undefined;
+  const denoised = a.previews ? new Float32Array(videoSize) : undefined;
 
-  const scaled = new Float32Array(latents.length);
   for (let i = 0; i < scheduler.numInferenceSteps; i++) {
     a.checkCancelled?.();
-    scheduler.scaleModelInput(latents, i, scaled);
-    for (let b = 0; b < B; b++) for (let f_ = 0; f_ < F; f_++) sampleIn.set(scaled.subarray(f_ * frameSize, (f_ + 1) * frameSize), (b * F + f_) * 2 * frameSize);
-    let out: Float32Array;
-    if (a.split && B === 2) {
-      // One video at a time: the same results with half the UNet's activations on the GPU
+    for (let f_ = 0; f_ < F; f_++) {
+      const at = f_ * 2 * frameSize;
+      scheduler.scaleModelInput(latents.subarray(f_ * frameSize, (f_ + 1) * frameSize), i, sampleIn.subarray(at, at + frameSize));
+      if (B === 2) sampleIn.copyWithin((F + f_) * 2 * frameSize, at, at + frameSize);
+    }
+    const noise = scheduler.drawsNoise(i) ? stepNoise.draw(videoSize) : undefined;
+    // Its failure is reported where it is awaited, after the UNet run.
+    noise?.catch(() => {});
+    let v: Float32Array;
+    if (guidance && guided) {
+      // split: one video at a time, the same results with half the UNet's activations on the GPU
       // (WebGPU's 'lean' mode always; CUDA where planMemory finds the joint batch does not fit;
       // what it saves and costs: BENCHMARKS.md, WebGPU attempt 15).
-      out = new Float32Array(2 * F * frameSize);
-      out.set(await unet(0, 1, i), 0);
-      out.set(await unet(1, 1, i), F * frameSize);
+      const [uncond, cond] = a.split ? [await unet(0, 1, i), await unet(1, 1, i)] : halves(await unet(0, 2, i), videoSize);
+      v = guide(uncond, cond, guidance, frameSize, guided);
     } else {
-      out = await unet(0, B, i);
+      v = await unet(0, 1, i);
     }
-    let v: Float32Array = out;
-    if (guidance) {
-      v = new Float32Array(F * frameSize);
-      for (let f_ = 0; f_ < F; f_++) {
-        const g = guidance[f_]!;
-        for (let k = 0; k < frameSize; k++) {
-          const idx = f_ * frameSize + k;
-          const u = out[idx]!;
-          v[idx] = f(u + f(g * f(out[F * frameSize + idx]! - u)));
-        }
-      }
-    }
-    const denoised = a.previews ? new Float32Array(latents.length) : undefined;
-    latents = scheduler.step(v, i, latents, { predOriginal: denoised, noise: a.stepNoise });
+    const z = noise && (await noise);
+    scheduler.step(v, i, latents, { out: latents, predOriginal: denoised, noise: z && (() => z) });
     a.onStep?.(i, denoised);
   }
   return latents;
+}
+
+function halves(out: Float32Array, n: number): [Float32Array, Float32Array] {
+  return [out.subarray(0, n), out.subarray(n, 2 * n)];
+}
+
+/** uncond + g·(cond − uncond) per frame, each operation rounded to float32 as the reference's fp32 tensors are. */
+function guide(uncond: Float32Array, cond: Float32Array, guidance: Float32Array, frameSize: number, out: Float32Array): Float32Array {
+  for (let f_ = 0; f_ < guidance.length; f_++) {
+    const g = guidance[f_]!;
+    const end = (f_ + 1) * frameSize;
+    for (let k = f_ * frameSize; k < end; k++) {
+      const u = uncond[k]!;
+      out[k] = f(u + f(g * f(cond[k]! - u)));
+    }
+  }
+  return out;
 }

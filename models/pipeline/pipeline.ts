@@ -31,6 +31,7 @@ import {
 import { SessionPool } from './session-pool.js';
 import { createScheduler } from '../schedulers/scheduler.js';
 import { denoise } from './denoise-loop.js';
+import { GivenStepNoise, SeededStepNoise, type StepNoise } from './step-noise.js';
 import { SETTINGS, type GenerationSettings, type SamplingSettings } from '../../common/settings.js';
 import type { GenerationProgress as ProgressEvent } from '../../common/progress.js';
 
@@ -79,7 +80,7 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   onProgress?: (e: ProgressEvent) => void;
   noise?: NoiseOverride;
-  /** After each step: the current estimate of the clean latents, [F, C, h, w], for previews. */
+  /** After each step: the current estimate of the clean latents, [F, C, h, w], for previews (the sampler's own array: copy it to keep it). */
   onPreview?: (denoised: Float32Array, dims: { frames: number; channels: number; height: number; width: number }) => void;
 }
 
@@ -306,14 +307,7 @@ export class SvdPipeline {
     };
     const condNoise = checkNoise('conditioning', opts.noise?.condAug, 3 * H * W) ?? rng.normals(3 * H * W);
     const initialNoise = checkNoise('initial', opts.noise?.initial, F * dims.C * dims.h * dims.w) ?? rng.normals(F * dims.C * dims.h * dims.w);
-    let stepDraws = 0;
-    const stepNoise = (n: number) => {
-      const given = opts.noise?.steps;
-      if (!given) return rng.normals(n);
-      const k = stepDraws++;
-      if (k >= given.length) throw new Error(`the sampler asked for step noise ${k + 1} times but ${given.length} step noise tensors were given`);
-      return checkNoise(`step ${k + 1}`, given[k], n)!;
-    };
+    const stepNoise = opts.noise?.steps ? new GivenStepNoise(opts.noise.steps) : new SeededStepNoise(rng);
 
     // 1. Conditioning: CLIP embedding of the clean image, VAE latent of the noise-augmented one.
     let loadMs = await this.pool.enterStage(['image_encoder', 'vae_encoder'], say);
@@ -325,7 +319,9 @@ export class SvdPipeline {
     // 2.–4. Schedule, initial latents, and the denoising loop with guidance.
     loadMs += await this.pool.enterStage(['unet'], say);
     const loopStart = performance.now();
-    const { latents, unetRunMs } = await this.inStage('sampling', sized, () => this.sample({ embedding, latent, initialNoise, stepNoise, settings, dims, plan, opts, checkCancelled }));
+    const { latents, unetRunMs } = await this.inStage('sampling', sized, () => this.sample({ embedding, latent, initialNoise, stepNoise, settings, dims, plan, opts, checkCancelled })).finally(() =>
+      stepNoise.close(),
+    );
     const sampleMs = performance.now() - loopStart;
 
     // 5. Decode in chunks of contiguous frames; the temporal layers see one chunk at a time.
@@ -380,7 +376,7 @@ export class SvdPipeline {
     embedding: Float32Array;
     latent: Float32Array;
     initialNoise: Float32Array;
-    stepNoise: (n: number) => Float32Array;
+    stepNoise: StepNoise;
     settings: SamplingSettings;
     dims: LatentDims;
     plan: JobPlan;
