@@ -1,23 +1,25 @@
 // The host work between two UNet runs at SVD-XT's full size (25 frames, 4 × 72 × 128 latents,
 // guidance batch of two): the pipeline's own denoising loop (models/pipeline/denoise-loop.ts) with
-// the UNet replaced by a stand-in that hands back one precomputed output. The stand-in can hold
-// the main thread for --unet-ms per run, as onnxruntime-node's session.run does (its binding runs
-// synchronously), to show what overlaps a UNet run and what does not. Previews on, as the server
-// asks for them. Prints the host milliseconds per step (median over every step of --jobs jobs)
-// and per job (the loop's whole time less the stand-in's), for the Euler and the AnimateLCM
-// sampler at their reference settings.
+// the UNet replaced by a stand-in that hands back one precomputed output. The stand-in holds the
+// main thread for --unet-ms per run (default 100; a full-size UNet run takes about 0.5 s on an
+// H200), as onnxruntime-node's session.run does (its binding runs the session synchronously),
+// so what overlaps a UNet run (the AnimateLCM sampler's noise, drawn on the pipeline's noise
+// thread) shows. Previews on, as the server asks for them. Prints the host milliseconds per step
+// (median over every step of --jobs jobs) and per job (the loop's whole time less the
+// stand-in's), for the Euler and the AnimateLCM sampler at their models' default settings, the
+// latter with its noise drawn on the noise thread (as the pipeline does) and on the main thread.
 //   npm run bench:step-host -- [--jobs N] [--unet-ms MS]
 import { parseArgs } from 'node:util';
 import { denoise } from '../models/pipeline/denoise-loop.js';
 import { linspace } from '../models/pipeline/pipeline.js';
 import { NormalGenerator } from '../models/pipeline/random.js';
-import { SeededStepNoise } from '../models/pipeline/step-noise.js';
+import { NoiseThread, SeededStepNoise } from '../models/pipeline/step-noise.js';
 import { ANIMATELCM_SVD_XT_SCHEDULER, SVD_XT_SCHEDULER } from '../models/reference-configs.js';
 import { createScheduler } from '../models/schedulers/scheduler.js';
 import { modelDefaults, parseSettings } from '../common/settings.js';
 import { machineLine } from './bench-env.js';
 
-const { values } = parseArgs({ options: { jobs: { type: 'string', default: '5' }, 'unet-ms': { type: 'string', default: '0' } } });
+const { values } = parseArgs({ options: { jobs: { type: 'string', default: '5' }, 'unet-ms': { type: 'string', default: '100' } } });
 const jobs = Number(values.jobs);
 const unetMs = Number(values['unet-ms']);
 if (!(Number.isInteger(jobs) && jobs >= 1)) throw new Error(`--jobs must be a positive integer, got ${values.jobs}`);
@@ -33,9 +35,11 @@ const unetOutput = filled(2 * latentSize, 1);
 const imageLatent = filled(dims.C * dims.h * dims.w, 2);
 
 // Each sampler at its model's default settings (the page's and the CLI's).
+const thread = new NoiseThread();
 const samplers = [
-  { name: 'Euler', config: SVD_XT_SCHEDULER, settings: parseSettings({}) },
-  { name: 'AnimateLCM', config: ANIMATELCM_SVD_XT_SCHEDULER, settings: parseSettings(modelDefaults({ fast: true })) },
+  { name: 'Euler', config: SVD_XT_SCHEDULER, settings: parseSettings({}), thread: undefined },
+  { name: 'AnimateLCM, noise on the noise thread', config: ANIMATELCM_SVD_XT_SCHEDULER, settings: parseSettings(modelDefaults({ fast: true })), thread },
+  { name: 'AnimateLCM, noise on the main thread', config: ANIMATELCM_SVD_XT_SCHEDULER, settings: parseSettings(modelDefaults({ fast: true })), thread: undefined },
 ];
 
 for (const s of samplers) {
@@ -46,7 +50,7 @@ for (const s of samplers) {
     scheduler.setTimesteps(s.settings.steps);
     const rng = new NormalGenerator(j);
     const initialNoise = rng.normals(latentSize);
-    const stepNoise = new SeededStepNoise(rng);
+    const stepNoise = new SeededStepNoise(rng, s.thread);
     let standIn = 0;
     let standInJob = 0;
     const start = performance.now();
@@ -77,10 +81,12 @@ for (const s of samplers) {
       },
     });
     jobMs.push(performance.now() - start - standInJob);
-    stepNoise.close();
   }
   const { steps, minGuidance, maxGuidance } = s.settings;
   console.log(
     `${s.name} (${steps} steps, guidance ${minGuidance} → ${maxGuidance}): host work ${median(stepMs).toFixed(1)} ms per step (median of ${stepMs.length}), ${median(jobMs).toFixed(1)} ms per job (median of ${jobs})`,
   );
 }
+// Draws that fell back to the main thread would make the first AnimateLCM line read like the second.
+console.log(`noise thread: ${thread.usable ? `${thread.draws} draws` : 'failed, noise drawn on the main thread'}`);
+thread.close();

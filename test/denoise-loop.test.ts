@@ -2,12 +2,13 @@
 // noise drawn ahead (kept here, value by value, as the reference): every latent, preview and UNet
 // input bit for bit, for both samplers, with and without guidance, the guidance batch together
 // and split, with the seed's noise and with given noise.
-import { describe, expect, it } from 'vitest';
+import { Worker } from 'node:worker_threads';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ANIMATELCM_SVD_XT_SCHEDULER, SVD_XT_SCHEDULER } from '../models/reference-configs.js';
 import { denoise } from '../models/pipeline/denoise-loop.js';
 import { linspace } from '../models/pipeline/pipeline.js';
 import { NormalGenerator } from '../models/pipeline/random.js';
-import { GivenStepNoise, SeededStepNoise, type StepNoise } from '../models/pipeline/step-noise.js';
+import { GivenStepNoise, NoiseThread, SeededStepNoise, type StepNoise } from '../models/pipeline/step-noise.js';
 import { createScheduler } from '../models/schedulers/scheduler.js';
 import type { SchedulerConfig } from '../models/configs.js';
 
@@ -87,7 +88,6 @@ async function loop(config: SchedulerConfig, steps: number, guidance: Float32Arr
     previews: true,
     onStep: (_, d) => previews.push(Float32Array.from(d!)),
   });
-  stepNoise.close();
   // A split run sees the two halves one after the other: joined as one batch to compare.
   const joined = split ? inputs.flatMap((x, k) => (k % 2 ? [] : [concat(x, inputs[k + 1]!)])) : inputs;
   return { latents, previews, inputs: joined };
@@ -118,20 +118,40 @@ const layouts = [
   ['unguided', false, false],
 ] as const;
 
+const thread = new NoiseThread();
+afterAll(() => thread.close());
+
 describe('denoising loop', () => {
   for (const [name, config, steps] of samplers)
     for (const [layout, guided, split] of layouts) {
-      it(`${name}, ${layout}: the same bits as the reference loop, from the seed`, async () => {
+      it(`${name}, ${layout}: the same bits as the reference loop, from the seed, drawn on a worker thread or not`, async () => {
         const guidance = guided ? linspace(1, 3, dims.F) : undefined;
         const refRng = new NormalGenerator(5);
         const ref = await referenceLoop(config, steps, guidance, refRng.normals(videoSize), (n) => refRng.normals(n));
-        const rng = new NormalGenerator(5);
-        const got = await loop(config, steps, guidance, split, rng.normals(videoSize), new SeededStepNoise(rng));
-        expectSameBits(got, ref);
-        // The generator ends where the reference's does: no draw more, none fewer.
-        expect(rng.state).toEqual(refRng.state);
+        for (const onThread of [true, false]) {
+          const rng = new NormalGenerator(5);
+          const before = thread.draws;
+          const got = await loop(config, steps, guidance, split, rng.normals(videoSize), new SeededStepNoise(rng, onThread ? thread : undefined));
+          // The AnimateLCM sampler's noise (after each step but the last) was drawn on the thread where one was given.
+          expect(thread.draws - before).toBe(onThread && name === 'AnimateLCM' ? steps - 1 : 0);
+          expectSameBits(got, ref);
+          // The generator ends where the reference's does: no draw more, none fewer.
+          expect(rng.state).toEqual(refRng.state);
+        }
       });
     }
+
+  it('draws on the main thread, the same values, where the noise thread fails', async () => {
+    const failing = new NoiseThread();
+    // A thread that ends before it answers, as a crashed one would.
+    Object.assign(failing, { start: () => new Worker('process.exit(3)', { eval: true }) });
+    const refRng = new NormalGenerator(9);
+    const rng = new NormalGenerator(9);
+    const noise = new SeededStepNoise(rng, failing);
+    for (const n of [7, 7, 4]) expect(await noise.draw(n)).toEqual(refRng.normals(n));
+    expect(failing.usable).toBe(false);
+    expect(rng.state).toEqual(refRng.state);
+  });
 
   it('AnimateLCM with given noise: the same bits as the reference loop; too few tensors is an error', async () => {
     const given = [1, 2, 3].map((k) => Float32Array.from({ length: videoSize }, (_, i) => Math.sin(i * k)));

@@ -31,7 +31,7 @@ import {
 import { SessionPool } from './session-pool.js';
 import { createScheduler } from '../schedulers/scheduler.js';
 import { denoise } from './denoise-loop.js';
-import { GivenStepNoise, SeededStepNoise, type StepNoise } from './step-noise.js';
+import { GivenStepNoise, NoiseThread, SeededStepNoise, type StepNoise } from './step-noise.js';
 import { SETTINGS, type GenerationSettings, type SamplingSettings } from '../../common/settings.js';
 import type { GenerationProgress as ProgressEvent } from '../../common/progress.js';
 
@@ -128,6 +128,8 @@ const OUT_OF_MEMORY = /Failed to allocate memory|out of memory|cudaErrorMemoryAl
 
 export class SvdPipeline {
   private readonly pool: SessionPool;
+  /** Draws a sampler's step noise while the UNet runs; kept from job to job. */
+  private readonly noiseThread = new NoiseThread();
 
   private constructor(
     readonly model: SvdModelDir,
@@ -228,6 +230,7 @@ export class SvdPipeline {
   }
 
   async release(): Promise<void> {
+    this.noiseThread.close();
     await this.pool.release();
   }
 
@@ -307,7 +310,7 @@ export class SvdPipeline {
     };
     const condNoise = checkNoise('conditioning', opts.noise?.condAug, 3 * H * W) ?? rng.normals(3 * H * W);
     const initialNoise = checkNoise('initial', opts.noise?.initial, F * dims.C * dims.h * dims.w) ?? rng.normals(F * dims.C * dims.h * dims.w);
-    const stepNoise = opts.noise?.steps ? new GivenStepNoise(opts.noise.steps) : new SeededStepNoise(rng);
+    const stepNoise = opts.noise?.steps ? new GivenStepNoise(opts.noise.steps) : new SeededStepNoise(rng, this.noiseThread);
 
     // 1. Conditioning: CLIP embedding of the clean image, VAE latent of the noise-augmented one.
     let loadMs = await this.pool.enterStage(['image_encoder', 'vae_encoder'], say);
@@ -319,9 +322,7 @@ export class SvdPipeline {
     // 2.–4. Schedule, initial latents, and the denoising loop with guidance.
     loadMs += await this.pool.enterStage(['unet'], say);
     const loopStart = performance.now();
-    const { latents, unetRunMs } = await this.inStage('sampling', sized, () => this.sample({ embedding, latent, initialNoise, stepNoise, settings, dims, plan, opts, checkCancelled })).finally(() =>
-      stepNoise.close(),
-    );
+    const { latents, unetRunMs } = await this.inStage('sampling', sized, () => this.sample({ embedding, latent, initialNoise, stepNoise, settings, dims, plan, opts, checkCancelled }));
     const sampleMs = performance.now() - loopStart;
 
     // 5. Decode in chunks of contiguous frames; the temporal layers see one chunk at a time.

@@ -1,5 +1,9 @@
 // Where a sampler's fresh noise between steps comes from: the caller's tensors (reference replay)
 // or the job's seeded generator, drawn in the order the sampler asks, after the initial noise.
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { NoiseDraw } from './noise-worker.js';
 import type { NormalGenerator } from './random.js';
 
 export interface StepNoise {
@@ -9,8 +13,6 @@ export interface StepNoise {
    * the source's: valid until the next draw.
    */
   draw(n: number): Promise<Float32Array>;
-  /** Frees what the source holds (the job is over). */
-  close(): void;
 }
 
 /** The caller's tensors, one per step that asks, checked for their count and size. */
@@ -26,20 +28,106 @@ export class GivenStepNoise implements StepNoise {
     if (z.length !== n) throw new Error(`step ${k + 1} noise has ${z.length} values, expected ${n}`);
     return z;
   }
-
-  close(): void {}
 }
 
-/** The seed's generator, into one buffer reused from step to step. */
+/**
+ * The seed's generator, into one buffer reused from step to step, drawn on a NoiseThread where
+ * one is given: the same values in the same order, since each draw starts from the generator's
+ * state and takes the state after it back. Where the thread fails, the draw is made here from
+ * the same state.
+ */
 export class SeededStepNoise implements StepNoise {
-  private buffer = new Float32Array(0);
+  private buffer: Float32Array<ArrayBuffer> = new Float32Array(0);
 
-  constructor(private readonly rng: NormalGenerator) {}
+  constructor(
+    private readonly rng: NormalGenerator,
+    private readonly thread?: NoiseThread,
+  ) {}
 
   async draw(n: number): Promise<Float32Array> {
+    // A buffer lost with a failed thread is detached (length 0) and made again.
     if (this.buffer.length !== n) this.buffer = new Float32Array(n);
+    if (this.thread?.usable) {
+      try {
+        const { state, out } = await this.thread.fill({ state: this.rng.state, out: this.buffer });
+        this.rng.state = state;
+        this.buffer = out;
+        return out;
+      } catch {
+        if (this.buffer.length !== n) this.buffer = new Float32Array(n);
+      }
+    }
     return this.rng.fill(this.buffer);
   }
+}
 
-  close(): void {}
+/**
+ * A worker thread (noise-worker.ts) that draws noise while the main thread is held by
+ * onnxruntime-node's session.run (its binding runs the session synchronously, so nothing on the
+ * main thread overlaps a UNet run). Started at its first draw and kept for the next jobs; one
+ * draw at a time. After a failure it is not used again.
+ */
+export class NoiseThread {
+  private worker: Worker | null | undefined;
+  /** Draws made on the thread (tests and benchmarks check that it was used). */
+  draws = 0;
+
+  get usable(): boolean {
+    return this.worker !== null;
+  }
+
+  /** Fills `out` from `state` on the thread (the array is transferred there and back); rejects where the thread fails. */
+  fill(request: NoiseDraw): Promise<NoiseDraw> {
+    return new Promise((resolve, reject) => {
+      const worker = this.start();
+      if (!worker) return reject(new Error('the noise thread could not start'));
+      const done = (err?: Error) => {
+        worker.off('message', onMessage).off('error', done).off('exit', onExit);
+        if (!err) return;
+        this.close();
+        this.worker = null;
+        reject(err);
+      };
+      const onMessage = (reply: NoiseDraw) => {
+        done();
+        this.draws++;
+        resolve(reply);
+      };
+      const onExit = (code: number) => done(new Error(`the noise thread exited with code ${code}`));
+      worker.on('message', onMessage).on('error', done).on('exit', onExit);
+      worker.postMessage(request, [request.out.buffer]);
+    });
+  }
+
+  close(): void {
+    void this.worker?.terminate();
+    if (this.worker) this.worker = undefined;
+  }
+
+  private start(): Worker | null {
+    if (this.worker !== undefined) return this.worker;
+    try {
+      this.worker = startNoiseWorker();
+      // An idle thread does not keep the process alive.
+      this.worker.unref();
+    } catch {
+      this.worker = null;
+    }
+    return this.worker;
+  }
+}
+
+/**
+ * noise-worker next to this module, with this module's extension: the compiled .js (dist/), a
+ * bundle's .mjs (the GPU machine's .device-build, where package.json's bundle:device builds it
+ * beside the others), or the TypeScript source (tests, npm run dev), which the worker loads after
+ * registering tsx's loader itself (a worker thread of Node 20 does not take --import).
+ */
+function startNoiseWorker(): Worker {
+  const here = fileURLToPath(import.meta.url);
+  const ext = extname(here);
+  const entry = pathToFileURL(join(dirname(here), `noise-worker${ext}`));
+  if (ext !== '.ts') return new Worker(entry);
+  const tsx = import.meta.resolve('tsx/esm/api');
+  return new Worker(`import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`, { eval: true });
 }
