@@ -127,7 +127,8 @@ function startNoiseWorker(): Worker {
   const here = fileURLToPath(import.meta.url);
   const ext = extname(here);
   const entry = pathToFileURL(join(dirname(here), `noise-worker${ext}`));
-  if (ext !== '.ts') return new Worker(entry);
+  // None of the parent's Node options: the thread only computes (an option such as --input-type stops it from starting).
+  if (ext !== '.ts') return new Worker(entry, { execArgv: [] });
   const tsx = import.meta.resolve('tsx/esm/api');
-  return new Worker(`import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`, { eval: true });
+  return new Worker(`import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`, { eval: true, execArgv: [] });
 }
