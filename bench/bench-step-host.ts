@@ -10,7 +10,7 @@
 // latter with its noise drawn on the noise thread (as the pipeline does) and on the main thread.
 //   npm run bench:step-host -- [--jobs N] [--unet-ms MS]
 import { parseArgs } from 'node:util';
-import { denoise } from '../models/pipeline/denoise-loop.js';
+import { DenoiseBuffers, denoise } from '../models/pipeline/denoise-loop.js';
 import { linspace } from '../models/pipeline/pipeline.js';
 import { NormalGenerator } from '../models/pipeline/random.js';
 import { NoiseThread, SeededStepNoise } from '../models/pipeline/step-noise.js';
@@ -35,7 +35,9 @@ const unetOutput = filled(2 * latentSize, 1);
 const imageLatent = filled(dims.C * dims.h * dims.w, 2);
 
 // Each sampler at its model's default settings (the page's and the CLI's).
+// Kept from job to job, as the pipeline keeps them.
 const thread = new NoiseThread();
+const buffers = new DenoiseBuffers();
 const samplers = [
   { name: 'Euler', config: SVD_XT_SCHEDULER, settings: parseSettings({}), thread: undefined },
   { name: 'AnimateLCM, noise on the noise thread', config: ANIMATELCM_SVD_XT_SCHEDULER, settings: parseSettings(modelDefaults({ fast: true })), thread },
@@ -63,6 +65,7 @@ for (const s of samplers) {
       guidance: linspace(s.settings.minGuidance, s.settings.maxGuidance, dims.F),
       split: false,
       stepNoise,
+      buffers,
       unet: async (_sample, _from, n) => {
         // onnxruntime-node runs the session from setImmediate, holding the main thread.
         await new Promise((resolve) => setImmediate(resolve));

@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ANIMATELCM_SVD_XT_SCHEDULER, SVD_XT_SCHEDULER } from '../models/reference-configs.js';
-import { denoise } from '../models/pipeline/denoise-loop.js';
+import { DenoiseBuffers, denoise } from '../models/pipeline/denoise-loop.js';
 import { linspace } from '../models/pipeline/pipeline.js';
 import { NormalGenerator } from '../models/pipeline/random.js';
 import { GivenStepNoise, NoiseThread, SeededStepNoise, type StepNoise } from '../models/pipeline/step-noise.js';
@@ -70,7 +70,7 @@ async function referenceLoop(config: SchedulerConfig, steps: number, guidance: F
   return { latents, previews, inputs };
 }
 
-async function loop(config: SchedulerConfig, steps: number, guidance: Float32Array | undefined, split: boolean, initialNoise: Float32Array, stepNoise: StepNoise) {
+async function loop(config: SchedulerConfig, steps: number, guidance: Float32Array | undefined, split: boolean, initialNoise: Float32Array, stepNoise: StepNoise, buffers?: DenoiseBuffers) {
   const scheduler = createScheduler(config);
   scheduler.setTimesteps(steps);
   const inputs: Float32Array[] = [];
@@ -84,6 +84,7 @@ async function loop(config: SchedulerConfig, steps: number, guidance: Float32Arr
     guidance,
     split,
     stepNoise,
+    buffers,
     unet,
     previews: true,
     onStep: (_, d) => previews.push(Float32Array.from(d!)),
@@ -119,6 +120,8 @@ const layouts = [
 ] as const;
 
 const thread = new NoiseThread();
+// Shared by the tests, as a pipeline shares them between jobs: each run finds the last one's values in them.
+const buffers = new DenoiseBuffers();
 afterAll(() => thread.close());
 
 describe('denoising loop', () => {
@@ -131,7 +134,7 @@ describe('denoising loop', () => {
         for (const onThread of [true, false]) {
           const rng = new NormalGenerator(5);
           const before = thread.draws;
-          const got = await loop(config, steps, guidance, split, rng.normals(videoSize), new SeededStepNoise(rng, onThread ? thread : undefined));
+          const got = await loop(config, steps, guidance, split, rng.normals(videoSize), new SeededStepNoise(rng, onThread ? thread : undefined), buffers);
           // The AnimateLCM sampler's noise (after each step but the last) was drawn on the thread where one was given.
           expect(thread.draws - before).toBe(onThread && name === 'AnimateLCM' ? steps - 1 : 0);
           expectSameBits(got, ref);
@@ -140,6 +143,23 @@ describe('denoising loop', () => {
         }
       });
     }
+
+  it('the same bits with kept arrays full of what another job left (NaN here)', async () => {
+    const dirty = new DenoiseBuffers();
+    await dirty.use(async (array) => {
+      for (const [name, n] of [
+        ['sample', 2 * videoSize * 2],
+        ['guided', videoSize],
+        ['denoised', videoSize],
+      ] as const)
+        array(name, n).fill(Number.NaN);
+    });
+    const guidance = linspace(1, 3, dims.F);
+    const refRng = new NormalGenerator(6);
+    const ref = await referenceLoop(SVD_XT_SCHEDULER, 3, guidance, refRng.normals(videoSize), (n) => refRng.normals(n));
+    const rng = new NormalGenerator(6);
+    expectSameBits(await loop(SVD_XT_SCHEDULER, 3, guidance, false, rng.normals(videoSize), new SeededStepNoise(rng), dirty), ref);
+  });
 
   it('draws on the main thread, the same values, where the noise thread fails', async () => {
     const failing = new NoiseThread();

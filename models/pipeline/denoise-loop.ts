@@ -2,8 +2,9 @@
 // step, the scaled latents and the image latents into the UNet's input for the guidance batch,
 // the UNet, the guidance mix, the scheduler's step. The UNet is the caller's (a session in the
 // pipeline, a stand-in in bench/bench-step-host.ts), so the host work between two UNet runs is
-// this one code path wherever it is measured. Every video-sized array is made once per job: a
-// fresh multi-megabyte array costs its page faults on every step (BENCHMARKS.md, host work).
+// this one code path wherever it is measured. No video-sized array is made per step, and those
+// of a DenoiseBuffers are kept from job to job: a fresh multi-megabyte array costs its page
+// faults each time (BENCHMARKS.md, host work between UNet runs).
 import type { Scheduler } from '../schedulers/interface.js';
 import type { StepNoise } from './step-noise.js';
 
@@ -45,10 +46,37 @@ export interface DenoiseLoop {
    */
   onStep?: (stepIndex: number, denoised: Float32Array | undefined) => void;
   previews?: boolean;
+  /** Arrays kept from an earlier run (the pipeline's); fresh ones if not given. */
+  buffers?: DenoiseBuffers;
+}
+
+/** The loop's working arrays, kept for the next run; a run that finds them held by another gets fresh ones. */
+export class DenoiseBuffers {
+  private readonly arrays = new Map<string, Float32Array>();
+  private held = false;
+
+  /** Runs `fn` with a getter of arrays by name and length: this set's (with whatever they held) where it is free. */
+  async use<T>(fn: (array: (name: string, n: number) => Float32Array) => Promise<T>): Promise<T> {
+    if (this.held) return fn((_, n) => new Float32Array(n));
+    this.held = true;
+    try {
+      return await fn((name, n) => {
+        let a = this.arrays.get(name);
+        if (a?.length !== n) this.arrays.set(name, (a = new Float32Array(n)));
+        return a;
+      });
+    } finally {
+      this.held = false;
+    }
+  }
 }
 
 /** The latents [F, C, h, w] after the scheduler's last step (an array of the caller's from then on). */
-export async function denoise(a: DenoiseLoop): Promise<Float32Array> {
+export function denoise(a: DenoiseLoop): Promise<Float32Array> {
+  return (a.buffers ?? new DenoiseBuffers()).use((array) => loop(a, array));
+}
+
+async function loop(a: DenoiseLoop, array: (name: string, n: number) => Float32Array): Promise<Float32Array> {
   const { scheduler, guidance, stepNoise } = a;
   const { F, C, h, w } = a.dims;
   const frameSize = C * h * w;
@@ -58,13 +86,19 @@ export async function denoise(a: DenoiseLoop): Promise<Float32Array> {
   for (let i = 0; i < videoSize; i++) latents[i] = f(a.initialNoise[i]! * sigma0);
 
   // Guidance batch: unconditional first, as diffusers orders it. Each frame of the UNet's input
-  // is the frame's scaled latents, then the image latent (zeros for the unconditional video).
+  // is the frame's scaled latents (written at each step), then the image latent (zeros for the
+  // unconditional video).
   const B = guidance ? 2 : 1;
-  const sampleIn = new Float32Array(B * F * 2 * frameSize);
-  for (let f_ = 0; f_ < F; f_++) sampleIn.set(a.imageLatent, ((B - 1) * F + f_) * 2 * frameSize + frameSize);
+  const sampleIn = array('sample', B * F * 2 * frameSize);
+  for (let b = 0; b < B; b++)
+    for (let f_ = 0; f_ < F; f_++) {
+      const at = (b * F + f_) * 2 * frameSize + frameSize;
+      if (b === B - 1) sampleIn.set(a.imageLatent, at);
+      else sampleIn.fill(0, at, at + frameSize);
+    }
   const unet = (from: number, n: number, i: number) => a.unet(sampleIn.subarray(from * F * 2 * frameSize, (from + n) * F * 2 * frameSize), from, n, i);
-  const guided = guidance ? new Float32Array(videoSize) : undefined;
-  const denoised = a.previews ? new Float32Array(videoSize) : undefined;
+  const guided = guidance ? array('guided', videoSize) : undefined;
+  const denoised = a.previews ? array('denoised', videoSize) : undefined;
 
   for (let i = 0; i < scheduler.numInferenceSteps; i++) {
     a.checkCancelled?.();

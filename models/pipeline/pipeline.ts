@@ -30,7 +30,7 @@ import {
 } from '../runtime/runtime.js';
 import { SessionPool } from './session-pool.js';
 import { createScheduler } from '../schedulers/scheduler.js';
-import { denoise } from './denoise-loop.js';
+import { DenoiseBuffers, denoise } from './denoise-loop.js';
 import { GivenStepNoise, NoiseThread, SeededStepNoise, type StepNoise } from './step-noise.js';
 import { SETTINGS, type GenerationSettings, type SamplingSettings } from '../../common/settings.js';
 import type { GenerationProgress as ProgressEvent } from '../../common/progress.js';
@@ -130,6 +130,8 @@ export class SvdPipeline {
   private readonly pool: SessionPool;
   /** Draws a sampler's step noise while the UNet runs; kept from job to job. */
   private readonly noiseThread = new NoiseThread();
+  /** The denoising loop's working arrays, kept from job to job. */
+  private readonly denoiseBuffers = new DenoiseBuffers();
 
   private constructor(
     readonly model: SvdModelDir,
@@ -412,6 +414,7 @@ export class SvdPipeline {
       guidance: cfg ? linspace(settings.minGuidance, settings.maxGuidance, F) : undefined,
       split: a.plan.guidanceBatch === 'split',
       stepNoise: a.stepNoise,
+      buffers: this.denoiseBuffers,
       unet: async (sample, from, n, i) => {
         const t = performance.now();
         const out = (
