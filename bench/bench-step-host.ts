@@ -1,20 +1,21 @@
 // The host work between two UNet runs at SVD-XT's full size (25 frames, 4 × 72 × 128 latents,
 // guidance batch of two): the pipeline's own denoising loop (models/pipeline/denoise-loop.ts) with
 // the UNet replaced by a stand-in that hands back one precomputed output. The stand-in holds the
-// main thread for --unet-ms per run (default 100; a full-size UNet run takes about 0.5 s on an
-// H200), as onnxruntime-node's session.run does (its binding runs the session synchronously),
-// so what overlaps a UNet run (the AnimateLCM sampler's noise, drawn on the pipeline's noise
-// thread) shows. Previews on, as the server asks for them. Prints the host milliseconds per step
-// (median over every step of --jobs jobs) and per job (the loop's whole time less the
-// stand-in's), for the Euler and the AnimateLCM sampler at their models' default settings, the
-// latter with its noise drawn on the noise thread (as the pipeline does) and on the main thread.
+// main thread for --unet-ms per run (default 100, part of a GPU's UNet run), as
+// onnxruntime-node's session.run does (its binding runs the session synchronously), so what
+// overlaps a UNet run (the AnimateLCM sampler's noise, drawn on the pipeline's noise thread)
+// shows. Previews on, as the server asks for them. Prints the host milliseconds per step (median
+// over every step of --jobs jobs) and per job (the loop's whole time less the stand-in's), for
+// the Euler and the AnimateLCM sampler at their models' default settings, the latter with its
+// noise drawn on the noise thread (as the pipeline does) and on the main thread; then the
+// decoder's unscale of the latents (unscaleLatents), once per job.
 //   npm run bench:step-host -- [--jobs N] [--unet-ms MS]
 import { parseArgs } from 'node:util';
 import { DenoiseBuffers, denoise } from '../models/pipeline/denoise-loop.js';
-import { linspace } from '../models/pipeline/pipeline.js';
+import { linspace, unscaleLatents } from '../models/pipeline/pipeline.js';
 import { NormalGenerator } from '../models/pipeline/random.js';
 import { NoiseThread, SeededStepNoise } from '../models/pipeline/step-noise.js';
-import { ANIMATELCM_SVD_XT_SCHEDULER, SVD_XT_SCHEDULER } from '../models/reference-configs.js';
+import { ANIMATELCM_SVD_XT_SCHEDULER, SVD_XT_SCHEDULER, SVD_XT_VAE } from '../models/reference-configs.js';
 import { createScheduler } from '../models/schedulers/scheduler.js';
 import { modelDefaults, parseSettings } from '../common/settings.js';
 import { machineLine } from './bench-env.js';
@@ -90,6 +91,14 @@ for (const s of samplers) {
     `${s.name} (${steps} steps, guidance ${minGuidance} → ${maxGuidance}): host work ${median(stepMs).toFixed(1)} ms per step (median of ${stepMs.length}), ${median(jobMs).toFixed(1)} ms per job (median of ${jobs})`,
   );
 }
+// The decoder's first host work on the sampler's latents, once per job.
+const unscaleMs = Array.from({ length: jobs }, () => {
+  const latents = filled(latentSize, 3);
+  const t = performance.now();
+  unscaleLatents(latents, SVD_XT_VAE.scaling_factor);
+  return performance.now() - t;
+});
+console.log(`decode's unscale of the latents: ${median(unscaleMs).toFixed(1)} ms per job (median of ${jobs})`);
 // Draws that fell back to the main thread would make the first AnimateLCM line read like the second.
 console.log(`noise thread: ${thread.usable ? `${thread.draws} draws` : 'failed, noise drawn on the main thread'}`);
 thread.close();

@@ -443,11 +443,8 @@ export class SvdPipeline {
   private async decode(latents: Float32Array, d: LatentDims, plan: JobPlan, checkCancelled: () => void, onProgress?: (e: ProgressEvent) => void): Promise<{ frames: Float32Array; rgb: Uint8Array }> {
     const { F, W, H, C, h, w } = d;
     const frameSize = C * h * w;
-    const inv = f(1 / this.model.vae.config.scaling_factor);
-    // In place (the sampler's array has no other use), in a plain loop: Float32Array.from with a
-    // map function calls it through the iterator protocol, a slow way for a video of latents.
-    const unscaled = latents;
-    for (let i = 0; i < unscaled.length; i++) unscaled[i] = f(unscaled[i]! * inv);
+    // In place: the sampler's array has no other use.
+    const unscaled = unscaleLatents(latents, this.model.vae.config.scaling_factor);
     const chunk = plan.decodeChunk;
     const chunks = Math.ceil(F / chunk);
     const frames = new Float32Array(F * H * W * 3);
@@ -481,6 +478,17 @@ interface LatentDims {
 
 function isOutOfMemory(err: unknown): boolean {
   return err instanceof Error && OUT_OF_MEMORY.test(err.message);
+}
+
+/**
+ * latents / scaling_factor as diffusers' `1 / scaling_factor * latents` (times the float32 reciprocal), in place. A plain
+ * loop: Float32Array.from with a map function calls it through the iterator protocol, a slow way
+ * through a video of latents (BENCHMARKS.md, host work between UNet runs).
+ */
+export function unscaleLatents(latents: Float32Array, scalingFactor: number): Float32Array {
+  const inv = f(1 / scalingFactor);
+  for (let i = 0; i < latents.length; i++) latents[i] = f(latents[i]! * inv);
+  return latents;
 }
 
 /** torch.linspace in float32: the first half counts up from start, the second down from end. */
