@@ -6,12 +6,14 @@ import { parentPort } from 'node:worker_threads';
 import { type GeneratorState, NormalGenerator } from './random.js';
 
 export interface NoiseDraw {
+  /** Which request a reply answers (one a cancelled job left behind is answered too). */
+  id: number;
   state: GeneratorState;
   out: Float32Array<ArrayBuffer>;
 }
 
-parentPort?.on('message', ({ state, out }: NoiseDraw) => {
+parentPort?.on('message', ({ id, state, out }: NoiseDraw) => {
   const rng = NormalGenerator.fromState(state);
   rng.fill(out);
-  parentPort!.postMessage({ state: rng.state, out } satisfies NoiseDraw, [out.buffer]);
+  parentPort!.postMessage({ id, state: rng.state, out } satisfies NoiseDraw, [out.buffer]);
 });

@@ -71,13 +71,15 @@ export class NoiseThread {
   private worker: Worker | null | undefined;
   /** Draws made on the thread (tests and benchmarks check that it was used). */
   draws = 0;
+  private requests = 0;
 
   get usable(): boolean {
     return this.worker !== null;
   }
 
   /** Fills `out` from `state` on the thread (the array is transferred there and back); rejects where the thread fails. */
-  fill(request: NoiseDraw): Promise<NoiseDraw> {
+  fill({ state, out }: Omit<NoiseDraw, 'id'>): Promise<NoiseDraw> {
+    const id = ++this.requests;
     return new Promise((resolve, reject) => {
       const worker = this.start();
       if (!worker) return reject(new Error('the noise thread could not start'));
@@ -89,13 +91,15 @@ export class NoiseThread {
         reject(err);
       };
       const onMessage = (reply: NoiseDraw) => {
+        // A draw a cancelled job left running answers first: not this one's.
+        if (reply.id !== id) return;
         done();
         this.draws++;
         resolve(reply);
       };
       const onExit = (code: number) => done(new Error(`the noise thread exited with code ${code}`));
       worker.on('message', onMessage).on('error', done).on('exit', onExit);
-      worker.postMessage(request, [request.out.buffer]);
+      worker.postMessage({ id, state, out } satisfies NoiseDraw, [out.buffer]);
     });
   }
 
