@@ -77,10 +77,7 @@ export function planJob(device: PlanningDevice, model: PlanModel, job: PlanJob):
   const upTo = Math.min(asked, tensorLimit);
   const base = { provider: device.provider, width, height, frames, decodeChunkAuto: auto };
   /** Says so where the tensor limit is what set the chunk. */
-  const notes = (chunk: number): string[] =>
-    chunk === tensorLimit && asked > tensorLimit
-      ? [`decoding ${chunk} frames at a time${auto ? '' : ` instead of ${asked}`}: ${cap!.why}`]
-      : [];
+  const notes = (chunk: number): string[] => (chunk === tensorLimit && asked > tensorLimit ? [`decoding ${chunk} frames at a time${auto ? '' : ` instead of ${asked}`}: ${cap!.why}`] : []);
 
   if (device.gpuBudgetMiB !== undefined) {
     const plan = planMemory(
