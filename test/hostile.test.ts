@@ -378,7 +378,13 @@ describe('hostile input against the server process', () => {
         ['settings a list', json, '{"settings": [1, 2]}', 400, settingsNotObject],
         ['settings as JSON text', json, '{"settings": "{\\"steps\\": 4}"}', 400, settingsNotObject],
         ['settings nested 5000 deep', json, `{"settings": ${'['.repeat(5000)}${']'.repeat(5000)}}`, 400, settingsNotObject],
-        ['huge numbers', json, '{"settings": {"width": 1e999, "steps": -1e308, "seed": 1e400}}', 400, /^bad settings: (?=.*width must be a multiple of 64, 64–2048)(?=.*steps must be a whole number, 1–200)(?=.*seed must be 0–)/],
+        [
+          'huge numbers',
+          json,
+          '{"settings": {"width": 1e999, "steps": -1e308, "seed": 1e400}}',
+          400,
+          /^bad settings: (?=.*width must be a multiple of 64, 64–2048)(?=.*steps must be a whole number, 1–200)(?=.*seed must be 0–)/,
+        ],
         ['NaN-ish strings', json, '{"settings": {"width": "NaN", "frames": "Infinity", "fps": "0x10"}}', 400, /^bad settings: (?=.*width must)(?=.*frames must)(?=.*fps must)/],
         ['nested junk', json, JSON.stringify({ settings: { framing: { mode: { $gt: '' } }, formats: [[['mp4']]] } }), 400, /^bad settings: (?=.*framing\.mode)(?=.*formats)/],
         ['a model path', json, '{"settings": {"model": "../../../etc/passwd"}}', 400, /^bad settings: model "\.\.\/\.\.\/\.\.\/etc\/passwd" is not installed; installed: /],
@@ -785,6 +791,7 @@ describe('a shared link (issue 21): each browser its own jobs, and no riding on 
         ['DELETE', `api/jobs/${id}`],
         ['DELETE', `api/history/${id}`],
         ['POST', `api/jobs/${id}/rerun`, { 'content-type': 'application/json' }, '{}'],
+        ['POST', `api/jobs/${id}/continue`, { 'content-type': 'application/json' }, '{}'],
       ];
       const theirs = routes(a);
       const none = routes(ghost);
@@ -795,6 +802,8 @@ describe('a shared link (issue 21): each browser its own jobs, and no riding on 
         expect(r.status, `${method} ${path}`).toBe(404);
         expect(r.text.replace(a, 'ID'), `${method} ${path}`).toBe(missing.text.replace(ghost, 'ID'));
       }
+      // Nothing was continued or re-run from Alice's job on Bob's word.
+      expect(server.service.store.list().filter((j) => j.continues === a || j.rerunOf === a)).toEqual([]);
       expect(await bob.emitWithAck('watch', a)).toEqual({ error: 'no such job' });
       expect((await alice.emitWithAck('watch', a)).job?.id).toBe(a);
       // An API user sends its id as a header; one that sends none sees only jobs without an owner.
@@ -874,6 +883,8 @@ describe('a shared link (issue 21): each browser its own jobs, and no riding on 
       const what = JSON.stringify(foreign);
       expect((await postJob(server.url, jobForm(small), headers)).status, what).toBe(403);
       expect((await send(server.url, 'POST', `api/jobs/${a}/rerun`, { headers: { ...headers, 'content-type': 'application/json' }, body: '{}' })).status, what).toBe(403);
+      expect((await send(server.url, 'POST', `api/jobs/${a}/continue`, { headers: { ...headers, 'content-type': 'application/json' }, body: '{}' })).status, what).toBe(403);
+      expect((await send(server.url, 'POST', 'api/plan', { headers: { ...headers, 'content-type': 'application/json' }, body: '{}' })).status, what).toBe(403);
       expect((await send(server.url, 'DELETE', `api/jobs/${a}`, { headers })).status, what).toBe(403);
       expect((await send(server.url, 'DELETE', `api/history/${a}`, { headers })).status, what).toBe(403);
       const handshake = await send(server.url, 'GET', 'socket.io/?EIO=4&transport=polling', { headers });
@@ -882,10 +893,12 @@ describe('a shared link (issue 21): each browser its own jobs, and no riding on 
     }
     expect(await ids(jar(ALICE))).toEqual(before);
     expect((await job(a, jar(ALICE))).status).not.toBe('cancelled');
-    // A no-cors POST can only send a form or text: a rerun takes JSON only.
-    for (const type of [undefined, 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
-      const r = await send(server.url, 'POST', `api/jobs/${a}/rerun`, { headers: { ...jar(ALICE), origin, ...(type ? { 'content-type': type } : {}) }, body: '' });
-      expect(r.status, String(type)).toBe(415);
+    // A no-cors POST can only send a form or text: a rerun and a continuation take JSON only.
+    for (const route of ['rerun', 'continue']) {
+      for (const type of [undefined, 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+        const r = await send(server.url, 'POST', `api/jobs/${a}/${route}`, { headers: { ...jar(ALICE), origin, ...(type ? { 'content-type': type } : {}) }, body: '' });
+        expect(r.status, `${route} ${type}`).toBe(415);
+      }
     }
     expect(await ids(jar(ALICE))).toEqual(before);
     // The page's own origin works.
@@ -893,6 +906,42 @@ describe('a shared link (issue 21): each browser its own jobs, and no riding on 
     expect(same.status, same.text).toBe(200);
     await ended(a, jar(ALICE));
     expect((await socketAs({ ...jar(ALICE), origin })).connected).toBe(true);
+  });
+
+  it('continue: only a finished video; queued, running, cancelled and failed jobs are a 409 that says so; two at once are two jobs', async () => {
+    const cont = (id: string) => send(server.url, 'POST', `api/jobs/${id}/continue`, { headers: { ...jar(ALICE), 'content-type': 'application/json' }, body: '{}' });
+    const refusal = async (id: string, status: string) => {
+      const r = await cont(id);
+      expect(r.status, r.text).toBe(409);
+      expect(JSON.parse(r.text).error).toBe(`job ${id} is ${status}; only a finished video can be continued`);
+    };
+    const done = await submitAs(jar(ALICE));
+    await ended(done, jar(ALICE));
+    // Two at once (a double click, two tabs): each its own job, from the same last frame.
+    const both = await Promise.all([cont(done), cont(done)]);
+    expect(both.map((r) => r.status)).toEqual([202, 202]);
+    const made = both.map((r) => (JSON.parse(r.text) as { id: string }).id);
+    expect(new Set(made).size).toBe(2);
+    const lastFrame = readFileSync(join(out, done, 'last-frame.png'));
+    for (const id of made) {
+      expect(await ended(id, jar(ALICE))).toMatchObject({ status: 'done', continues: done });
+      expect(readFileSync(join(out, id, 'input.png')).equals(lastFrame)).toBe(true);
+    }
+    // Not finished yet: queued behind a running one, and running.
+    const running = await submitAs(jar(ALICE), { ...small, steps: 60 });
+    const queued = await submitAs(jar(ALICE), { ...small, steps: 60 });
+    await waitFor(async () => (await job(running, jar(ALICE))).progress?.stage === 'sampling');
+    await refusal(queued, 'queued');
+    await refusal(running, 'running');
+    await send(server.url, 'DELETE', `api/jobs/${queued}`, { headers: jar(ALICE) });
+    expect((await ended(queued, jar(ALICE))).status).toBe('cancelled');
+    await refusal(queued, 'cancelled');
+    // Failed: its worker killed mid-job (the server restarts the worker).
+    const health = JSON.parse((await send(server.url, 'GET', 'api/health', { headers: jar(ALICE) })).text) as { workers: { pid?: number }[] };
+    process.kill(health.workers[0]!.pid!, 'SIGKILL');
+    expect((await ended(running, jar(ALICE))).status).toBe('failed');
+    await refusal(running, 'failed');
+    expect(server.service.store.list().filter((j) => j.continues === queued || j.continues === running)).toEqual([]);
   });
 
   it('a tossed svd_token cookie beside the right one does not lock the owner out', async () => {
