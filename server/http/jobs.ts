@@ -178,7 +178,8 @@ export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
     const settings = checkSettings({ ...old.settings, seed: undefined, ...settingsOfBody(req.body) });
     checkPlan(ctx, settings);
     const png = await readFile(service.store.file(old.id, LAST_FRAME_FILE)).catch(() => {
-      throw new HttpError(410, `the last frame of job ${old.id} is not on the server (jobs made before continuing existed do not keep it); run the job again first`);
+      const why = old.ranOn ? `the worker box that made it (${old.ranOn.box}) sent none the server could use` : 'jobs made before continuing existed do not keep it';
+      throw new HttpError(410, `the last frame of job ${old.id} is not on the server (${why}); run the job again first`);
     });
     res.status(202).json(accepted(service, service.submit({ png }, settings, { continues: old.id, owner: ownerOfRequest(res) })));
   });

@@ -96,8 +96,8 @@ export function boxRoutes(host: JobHost, queue: RedisQueue): Router {
       for (const path of files.values()) rmSync(path, { force: true });
       throw new HttpError(400, `bad result: ${formatError(result.error)}`);
     }
-    await receiveResult(host, queue, who.id, who.lock, who.ranOn.box, files, result.data).catch(claimErrors);
-    res.json({ id: who.id, done: true });
+    const { lastFrameRefused } = await receiveResult(host, queue, who.id, who.lock, who.ranOn.box, files, result.data).catch(claimErrors);
+    res.json({ id: who.id, done: true, ...(lastFrameRefused ? { lastFrameRefused } : {}) });
   });
 
   return router;
