@@ -942,6 +942,11 @@ describe('a shared link (issue 21): each browser its own jobs, and no riding on 
     expect((await ended(running, jar(ALICE))).status).toBe('failed');
     await refusal(running, 'failed');
     expect(server.service.store.list().filter((j) => j.continues === queued || j.continues === running)).toEqual([]);
+    // Finished, but its last frame is gone (a job from before continuing existed): a 410 that says what to do.
+    rmSync(join(out, done, 'last-frame.png'));
+    const gone = await cont(done);
+    expect(gone.status).toBe(410);
+    expect(JSON.parse(gone.text).error).toBe(`the last frame of job ${done} is not on the server (jobs made before continuing existed do not keep it); run the job again first`);
   });
 
   it('a tossed svd_token cookie beside the right one does not lock the owner out', async () => {
