@@ -37,7 +37,7 @@ export function errorHandler(err: unknown, _req: Request, res: Response, _next: 
   res.status(500).json({ error: `internal error: ${e.message}` });
 }
 
-/** express.json's refusals in the user's words (its own name the parser's internals: "request entity too large", "incorrect header check"). */
+/** express.json's refusals in the user's words (its own speak of the parser: "request entity too large", "incorrect header check"). */
 function bodyParserMessage(e: Error & { type?: string; limit?: number; length?: number; code?: string }): string | undefined {
   switch (e.type) {
     case 'entity.parse.failed':

@@ -82,7 +82,7 @@ export function boxRoutes(host: JobHost, queue: RedisQueue): Router {
     limits: { fileSize: MAX_VIDEO_BYTES, files: videoFormats.length + 1, fields: 1, fieldSize: MAX_FIELD_BYTES, parts: videoFormats.length + 2 },
     fileFilter: (_req, file, cb) => cb(null, [...videoFormats, LAST_FRAME_FIELD].includes(file.fieldname)),
   }).fields([...videoFormats, LAST_FRAME_FIELD].map((name) => ({ name, maxCount: 1 })));
-  // multer removes what it wrote when it refuses an upload; its words are a page's ("the image is larger than 20 MB") or its own ("Unexpected field").
+  // multer removes what it wrote when it refuses an upload; the refusal is worded here for a box (the API's handler words it for the page's image upload).
   const upload = (req: Request, res: Response, next: NextFunction) => receive(req, res, (err?: unknown) => next(err instanceof multer.MulterError ? boxUploadError(err) : err));
 
   // The lock is checked before the body is read, so no one else's upload reaches the disk.

@@ -30,14 +30,14 @@ async function lastFrameProblem(path: string | undefined, width: number, height:
   if (header?.format !== 'png') return `the last frame ${box} sent is not a PNG`;
   if (header.width !== width || header.height !== height) return `the last frame ${box} sent is ${header.width}x${header.height}, not the job's ${width}x${height}`;
   // The header can be whole and the pixels cut off: only decoding it all tells.
-  const whole = await image
+  const damage = await image
     .raw()
     .toBuffer()
     .then(
       () => undefined,
       (err: Error) => err.message,
     );
-  return whole && `the last frame ${box} sent is a damaged PNG (${whole})`;
+  return damage && `the last frame ${box} sent is a damaged PNG (${damage})`;
 }
 
 /**
