@@ -113,7 +113,7 @@ export function boxRoutes(host: JobHost, queue: RedisQueue): Router {
     const result = boxResultSchema.safeParse(raw);
     if (!result.success) {
       for (const path of files.values()) rmSync(path, { force: true });
-      throw new HttpError(400, `bad result: ${formatError(result.error)}`);
+      throw new HttpError(400, `bad result: ${formatError(result.error, (key) => key || 'result')}`);
     }
     const { lastFrameRefused } = await receiveResult(host, queue, who.id, who.lock, who.ranOn.box, files, result.data).catch(claimErrors);
     res.json({ id: who.id, done: true, ...(lastFrameRefused ? { lastFrameRefused } : {}) });
