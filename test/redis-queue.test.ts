@@ -5,6 +5,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Job, Queue, Worker } from 'bullmq';
+import fc from 'fast-check';
 import { chromium } from 'playwright-core';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import sharp from 'sharp';
@@ -374,9 +375,9 @@ describe("a box's result with a bad last frame", () => {
   }
   const ownJob = async (id: string) => (await (await fetch(`${own.url}api/jobs/${id}`, { headers: auth })).json()) as JobSnapshot;
   /** The result fields a box sends, with the last frame (or none) and any field added after them. */
-  function resultForm(lastFrame: Uint8Array | undefined, more: [string, Uint8Array | string][] = []): FormData {
+  function resultForm(lastFrame: Uint8Array | undefined, more: [string, Uint8Array | string][] = [], resultText = result): FormData {
     const form = new FormData();
-    form.set('result', result);
+    form.set('result', resultText);
     form.append('mp4', new Blob([new Uint8Array(mp4)]), 'video.mp4');
     if (lastFrame) form.append(LAST_FRAME_FIELD, new Blob([new Uint8Array(lastFrame)]), 'last-frame.png');
     for (const [name, data] of more) {
@@ -423,7 +424,7 @@ describe("a box's result with a bad last frame", () => {
     expect((await fetch(`${own.url}api/health`, { headers: auth })).status).toBe(200);
   });
 
-  it('refuses an upload with a field repeated as a whole, leaving the job to the box, which then delivers it with its frame', async () => {
+  it('refuses an upload with a field repeated, or a result of the wrong shape, as a whole, leaving the job to the box, which then delivers it with its frame', async () => {
     const { id, job, lock, deliver } = await takeJob();
     const good = await frame(64, 64).png().toBuffer();
     const cases: [string, FormData, RegExp][] = [
@@ -435,6 +436,8 @@ describe("a box's result with a bad last frame", () => {
       ['the video twice', resultForm(good, [['mp4', mp4]]), /^the file "mp4" came more than once; send /],
       ['the result twice', resultForm(good, [['result', result]]), /^the upload has more parts than a result has \(.+\); send "result" once/],
       ['the last frame as text', resultForm(undefined, [[LAST_FRAME_FIELD, 'iVBORw0KGgo=']]), /^the upload has more parts than a result has/],
+      ['a result that is a list', resultForm(good, [], '[1]'), /^bad result: result must be a JSON object \{frameCount, fps, seed, seeds\?, provider, totalMs\}$/],
+      ['a result that is not JSON', resultForm(good, [], '{frameCount: 2}'), /^send the result as JSON in the "result" field beside the videos$/],
     ];
     for (const [what, form, message] of cases) {
       const answer = await deliver(form);
@@ -443,6 +446,33 @@ describe("a box's result with a bad last frame", () => {
       expect((await ownJob(id)).status, what).toBe('running');
       expect(leftovers(id), what).toEqual([]);
     }
+    // The "result" field of every type and value (never the 2 frames the video has): refused with what was wrong.
+    const results = fc.oneof(
+      fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v)),
+      fc
+        .record(
+          {
+            frameCount: fc.oneof(fc.integer({ min: 3 }), fc.integer({ max: 1 }), fc.double(), fc.string()),
+            fps: fc.oneof(fc.double(), fc.constant(8)),
+            seed: fc.oneof(fc.integer(), fc.double()),
+            provider: fc.string({ maxLength: 300 }),
+            totalMs: fc.double(),
+          },
+          { requiredKeys: [] },
+        )
+        .map((r) => JSON.stringify(r)),
+      fc.string({ maxLength: 80 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(results, async (text) => {
+        const answer = await deliver(resultForm(good, [], text));
+        expect([400, 422], text).toContain(answer.status);
+        expect(answer.body.error, text).toMatch(/^(bad result: \S|send the result as JSON in the "result" field beside the videos$|video\.mp4 from hand-box )/);
+        expect(leftovers(id), text).toEqual([]);
+      }),
+      { numRuns: 40 },
+    );
+    expect((await ownJob(id)).status).toBe('running');
     const answer = await deliver(resultForm(good));
     expect(answer).toEqual({ status: 200, body: { id, done: true } });
     await job.moveToCompleted('delivered', lock, false);
