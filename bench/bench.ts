@@ -41,6 +41,8 @@ const { values } = parseArgs({
     /** Run pipeline.warmUp first (as the server does after loading), reported apart. */
     'warm-up': { type: 'boolean', default: false },
     sessions: { type: 'string' },
+    /** CUDA: shared (one arena for every network, the default) or own (one per session). */
+    'cuda-arena': { type: 'string' },
   },
 });
 const dtype = values.dtype === 'fp32' ? 'float32' : 'float16';
@@ -106,8 +108,11 @@ const pipeline = await SvdPipeline.create(model, files, resolution, dtype, (m) =
   gpuMemory: values['gpu-memory'] as GpuMemoryMode,
   guidanceBatch: values.guidance as 'joint' | 'split' | undefined,
   sessions: values.sessions as 'shared' | 'separate' | undefined,
+  cudaArena: values['cuda-arena'] as 'shared' | 'own' | undefined,
 });
 report.sessionCreateS = sec(performance.now() - t);
+report.sharedArena = pipeline.planBasis.device.sharedArena ?? false;
+console.log(`one shared CUDA arena: ${report.sharedArena}`);
 console.log(`sessions created in ${report.sessionCreateS} s`);
 
 // Decode chunk 8 unless given, as in the runs BENCHMARKS.md records (--decode-chunk auto: the planner's choice).

@@ -16,6 +16,8 @@ export const planDeviceSchema = z.object({
   /** The layout the worker was started with (WebGPU's memory mode, the benchmark's overrides). */
   guidanceBatch: z.enum(['joint', 'split']),
   sessions: z.enum(['shared', 'separate']),
+  /** CUDA: all the worker's sessions draw on one memory arena (models/runtime/cuda-arena.ts), so open stages hold the largest stage's peak, not the sum. */
+  sharedArena: z.boolean().optional(),
   /** CPU: the worker's resident memory with its model loaded, before any job, MiB. */
   hostBaselineMiB: mib.optional(),
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planMemory, MemoryPlanError } from '../models/plan/gpu-memory.js';
+import { CUDA_SHARED_ARENA_ESTIMATES, planMemory, MemoryPlanError } from '../models/plan/gpu-memory.js';
 import { SvdPipeline, type ProgressEvent } from '../models/pipeline/pipeline.js';
 import { prepareImage } from '../models/pipeline/prepare-image.js';
 import { parseSettings } from '../common/settings.js';
@@ -25,6 +25,21 @@ describe('planMemory (CUDA estimates)', () => {
     expect(plan.notes.join('; ')).toMatch(new RegExp(`decoding ${plan.decodeChunk} frames at a time instead of 8`));
     const svd = planMemory(budget, xt(8, 14), XT);
     expect(svd.peakMiB).toBeLessThanOrEqual(budget);
+  });
+
+  it('with one shared arena, keeps every network open on a 16 GB card: the stages draw on one pool, so only the weights add up', () => {
+    const budget = 15 * 1024 - 512;
+    const shared = planMemory(budget, xt(4), XT, CUDA_SHARED_ARENA_ESTIMATES, { sharedArena: true });
+    expect(shared).toMatchObject({ sessions: 'shared', guidanceBatch: 'joint', decodeChunk: 4, decoderPerShape: true, notes: [] });
+    // Every weight (the decoder twice: a session for the last, shorter chunk) and the largest stage's activations, the UNet's here.
+    const unetActivations = (CUDA_SHARED_ARENA_ESTIMATES.unetBytesPerVideoFramePixel * 2 * 25 * 1024 * 576) / 2 ** 20;
+    expect(shared.peakMiB).toBe(Math.round(CUDA_SHARED_ARENA_ESTIMATES.contextMiB + XT.unet + XT.encoders + 2 * XT.vae_decoder + unetActivations));
+    // The same card with an arena per session: the activations add up, and each job reopens its stages.
+    expect(planMemory(budget, xt(4), XT)).toMatchObject({ sessions: 'separate' });
+    // 'auto' takes the largest chunk that keeps everything open: 5 frames (25 in five chunks, no second decoder session).
+    expect(planMemory(budget, { ...xt(4), decodeChunk: 'auto' }, XT, CUDA_SHARED_ARENA_ESTIMATES, { sharedArena: true })).toMatchObject({ sessions: 'shared', decodeChunk: 5 });
+    // Where even a 4-frame chunk does not fit beside every weight, the stages are opened one at a time again.
+    expect(planMemory(11 * 1024, { ...xt(4), decodeChunk: 'auto' }, XT, CUDA_SHARED_ARENA_ESTIMATES, { sharedArena: true })).toMatchObject({ sessions: 'separate' });
   });
 
   it('splits the guidance batch before giving up on sampling', () => {

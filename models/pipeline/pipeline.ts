@@ -13,10 +13,12 @@ import { NormalGenerator, randomSeed } from './random.js';
 import type { JobPlan, PlanBasis } from '../../common/job-plan.js';
 import { deviceNow, planJob, WEBGPU_MAX_TENSOR_BYTES } from '../plan/job-plan.js';
 import { defaultGpuBudgetMiB } from '../plan/gpu-budget.js';
+import { cudaArenaModes, shareCudaArena, type CudaArenaMode } from '../runtime/cuda-arena.js';
 import { residentMiB } from '../plan/host-memory.js';
 import {
   bufferCacheFor,
   describeResolution,
+  envChoice,
   graphFormsFor,
   resolveGpuMemoryMode,
   resolveProvider,
@@ -55,6 +57,11 @@ export interface LoadOptions {
   memoryBudgetMiB?: number;
   /** CUDA device id (one worker per card). */
   deviceId?: number;
+  /**
+   * CUDA: one memory arena for all the networks ('shared', the default, where it can be
+   * registered: cuda-arena.ts) or one per session ('own'); SVD_CUDA_ARENA sets it for a process.
+   */
+  cudaArena?: CudaArenaMode;
   onProgress?: (e: ProgressEvent) => void;
 }
 
@@ -104,6 +111,15 @@ export class GenerationCancelled extends Error {
 type ImageSize = Pick<RgbImage, 'width' | 'height'>;
 
 type Stage = 'encoding' | 'sampling' | 'decoding';
+
+/** Registers the card's shared arena unless 'own' is asked; says why where it cannot be had. */
+function useSharedCudaArena(asked: CudaArenaMode | undefined, deviceId: number, say: (message: string) => void): boolean {
+  const mode = asked ?? envChoice('SVD_CUDA_ARENA', cudaArenaModes) ?? 'shared';
+  if (mode === 'own') return false;
+  const result = shareCudaArena(deviceId);
+  if (!result.ok) say(`each network keeps its own GPU memory arena (one shared arena could not be set up: ${result.reason})`);
+  return result.ok;
+}
 
 /** onnxruntime's words for a failed GPU allocation (CUDA arena, cudaMalloc, WebGPU buffers). */
 const OUT_OF_MEMORY = /Failed to allocate memory|out of memory|cudaErrorMemoryAllocation|CUDA failure 2\b|BFCArena|Not enough memory/i;
@@ -179,15 +195,17 @@ export class SvdPipeline {
     resolution: ProviderResolution,
     dtype: GraphDType,
     say: (message: string) => void = () => {},
-    opts: Pick<LoadOptions, 'gpuMemory' | 'guidanceBatch' | 'sessions' | 'memoryBudgetMiB' | 'deviceId'> = {},
+    opts: Pick<LoadOptions, 'gpuMemory' | 'guidanceBatch' | 'sessions' | 'memoryBudgetMiB' | 'deviceId' | 'cudaArena'> = {},
   ): Promise<SvdPipeline> {
     const gpuMemory = resolution.provider === 'webgpu' ? await resolveGpuMemoryMode(opts.gpuMemory ?? 'auto') : undefined;
     if (gpuMemory) say(`WebGPU memory mode ${gpuMemory}`);
     // Measured before any session of ours holds memory.
     const budget = opts.memoryBudgetMiB ?? (await defaultGpuBudgetMiB(resolution.provider, opts.deviceId));
     if (budget !== undefined) say(`GPU memory to use: ${(budget / 1024).toFixed(1)} GiB`);
+    const sharedArena = resolution.provider === 'cuda' && useSharedCudaArena(opts.cudaArena, opts.deviceId ?? 0, say);
     const device: PlanBasis['device'] = {
       provider: resolution.provider,
+      ...(sharedArena ? { sharedArena } : {}),
       ...(budget !== undefined ? { gpuBudgetMiB: budget } : {}),
       ...(resolution.provider === 'webgpu' ? { maxTensorBytes: WEBGPU_MAX_TENSOR_BYTES } : {}),
       guidanceBatch: opts.guidanceBatch ?? (gpuMemory === 'lean' ? 'split' : 'joint'),

@@ -28,6 +28,22 @@ export const CUDA_ESTIMATES: MemoryEstimates = {
   encodersActivationMiB: 300,
 };
 
+/**
+ * The CUDA provider with one arena for all sessions (runtime/cuda-arena.ts), which grows by what
+ * is asked instead of doubling. The UNet's figure is kept (it overstated the peak measured with all
+ * networks open, 25 frames at 1024x576, by about 1 GiB); the decoder's is the most its activations
+ * can have needed in that run, decoding 4 frames at a time beside every weight (BENCHMARKS.md,
+ * "A 16 GB card: job 2").
+ */
+export const CUDA_SHARED_ARENA_ESTIMATES: MemoryEstimates = { ...CUDA_ESTIMATES, decoderBytesPerFramePixel: 3510 };
+
+/**
+ * 'auto' keeps every network open rather than reopening each stage per job for a larger decoder
+ * chunk, unless the chunk would fall below this. With one shared arena the open layout costs
+ * only the other stages' weights, and reopening costs seconds every job, so it gives way later.
+ */
+const MIN_OPEN_CHUNK = { ownArenas: 8, sharedArena: 4 };
+
 export interface JobShape {
   width: number;
   height: number;
@@ -76,7 +92,11 @@ function largestChunk(frames: number, fits: (chunk: number) => boolean): number 
   return chunk;
 }
 
-export function planMemory(budgetMiB: number, job: JobShape, weights: NetworkWeightsMiB, est: MemoryEstimates = CUDA_ESTIMATES): MemoryPlan {
+/**
+ * `sharedArena`: every session draws on one arena (cuda-arena.ts), so with everything open the
+ * stages' activations do not add up: the card holds every weight and the largest stage's peak.
+ */
+export function planMemory(budgetMiB: number, job: JobShape, weights: NetworkWeightsMiB, est: MemoryEstimates = CUDA_ESTIMATES, opts: { sharedArena?: boolean } = {}): MemoryPlan {
   const pixels = job.width * job.height;
   const unetAct = (videos: number) => (est.unetBytesPerVideoFramePixel * videos * job.frames * pixels) / MiB;
   const decoderAct = (chunk: number) => (est.decoderBytesPerFramePixel * chunk * pixels) / MiB;
@@ -88,14 +108,17 @@ export function planMemory(budgetMiB: number, job: JobShape, weights: NetworkWei
   // decoder session per chunk length (the full chunk and the last one).
   const sharedPeak = (chunk: number) => {
     const tail = job.frames % chunk;
+    if (opts.sharedArena) {
+      // The tail's decoder session holds a second copy of the decoder's weights.
+      const decoderWeights = weights.vae_decoder * (tail ? 2 : 1);
+      return est.contextMiB + weights.encoders + weights.unet + decoderWeights + Math.max(est.encodersActivationMiB, unetAct(job.videos), decoderAct(chunk));
+    }
     return est.contextMiB + encoders + weights.unet + unetAct(job.videos) + weights.vae_decoder + decoderAct(chunk) + (tail ? decoderAct(tail) : 0);
   };
   const room = budgetMiB - est.contextMiB;
   const separateFit = Math.min(requested, Math.max(0, Math.floor((room - weights.vae_decoder) / decoderAct(1))));
-  // 'auto' keeps everything open with a smaller chunk rather than reopening each stage per job
-  // for a larger one, unless the chunk would drop below the default's 8 frames.
   const sharedChunk = auto ? largestChunk(requested, (c) => sharedPeak(c) <= budgetMiB) : sharedPeak(requested) <= budgetMiB ? requested : 0;
-  if (sharedChunk > 0 && sharedChunk >= Math.min(separateFit, 8)) {
+  if (sharedChunk > 0 && sharedChunk >= Math.min(separateFit, opts.sharedArena ? MIN_OPEN_CHUNK.sharedArena : MIN_OPEN_CHUNK.ownArenas)) {
     return { guidanceBatch: 'joint', sessions: 'shared', decodeChunk: sharedChunk, decoderPerShape: true, peakMiB: Math.round(sharedPeak(sharedChunk)), notes: [] };
   }
 

@@ -7,7 +7,7 @@ import type { GenerationSettings } from '../../common/settings.js';
 import { chainFrameCount, interpolatedCount } from '../../common/video-chain.js';
 import { PORTABLE_FORMS, maxDecoderChunk } from '../networks/forms.js';
 import type { VaeConfig } from '../configs.js';
-import { MemoryPlanError, planMemory } from './gpu-memory.js';
+import { CUDA_ESTIMATES, CUDA_SHARED_ARENA_ESTIMATES, MemoryPlanError, planMemory } from './gpu-memory.js';
 import { hostAvailableMiB, planHostMemory } from './host-memory.js';
 
 export { MemoryPlanError } from './gpu-memory.js';
@@ -69,7 +69,13 @@ export function planJob(device: PlanningDevice, model: PlanModel, job: PlanJob):
       : [];
 
   if (device.gpuBudgetMiB !== undefined) {
-    const plan = planMemory(device.gpuBudgetMiB, { width, height, frames, videos, decodeChunk: auto && upTo === frames ? 'auto' : upTo }, model.weightsMiB);
+    const plan = planMemory(
+      device.gpuBudgetMiB,
+      { width, height, frames, videos, decodeChunk: auto && upTo === frames ? 'auto' : upTo },
+      model.weightsMiB,
+      device.sharedArena ? CUDA_SHARED_ARENA_ESTIMATES : CUDA_ESTIMATES,
+      { sharedArena: device.sharedArena },
+    );
     return {
       ...base,
       decodeChunk: plan.decodeChunk,

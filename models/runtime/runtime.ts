@@ -10,6 +10,7 @@ import { checkCuda, checkWebgpu, childStarter, type GpuProvider, type ProviderCh
 import { RandomWeights } from '../onnx/weights.js';
 import { nvidiaGpu } from './nvidia-smi.js';
 import { packageVersion } from './onnxruntime-package.js';
+import { USE_ENV_ALLOCATORS, usesSharedCudaArena } from './cuda-arena.js';
 
 import { gpuMemoryModes, type GpuMemoryMode, type Provider, type ProviderChoice } from '../../common/runtime-choices.js';
 
@@ -91,7 +92,7 @@ export function bufferCacheFor(mode: Exclude<GpuMemoryMode, 'auto'>): WebGpuBuff
 }
 
 /** An environment variable that must be one of `allowed` when set (empty counts as unset). */
-function envChoice<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+export function envChoice<T extends string>(name: string, allowed: readonly T[]): T | undefined {
   const value = process.env[name];
   if (value === undefined || value === '') return undefined;
   if (!(allowed as readonly string[]).includes(value)) throw new Error(`${name}=${value} is not one of ${allowed.join(', ')}`);
@@ -134,6 +135,8 @@ function webgpuExperimentOptions(): { ep: Record<string, string>; extra?: Record
 }
 
 export function sessionOptions(provider: Provider, opts: { webgpuCache?: WebGpuBufferCacheMode; deviceId?: number } = {}): ort.InferenceSession.SessionOptions {
+  // CUDA sessions take the card's shared arena where one was registered (cuda-arena.ts).
+  const arena = provider === 'cuda' && usesSharedCudaArena(opts.deviceId ?? 0) ? USE_ENV_ALLOCATORS : undefined;
   // Shapes repeat exactly from step to step: exact-size buffer reuse ('simple') keeps WebGPU
   // memory flat, where the default size buckets grew until the card ran out (seen on an H100).
   const experiment = provider === 'webgpu' ? webgpuExperimentOptions() : { ep: {} };
@@ -143,7 +146,7 @@ export function sessionOptions(provider: Provider, opts: { webgpuCache?: WebGpuB
       : provider === 'cuda' && opts.deviceId !== undefined
         ? { name: 'cuda', deviceId: opts.deviceId }
         : provider;
-  const extra = experiment.extra;
+  const extra = experiment.extra || arena ? { ...experiment.extra, ...arena } : undefined;
   return {
     executionProviders: [ep],
     ...(extra ? { extra } : {}),
