@@ -13,7 +13,7 @@ import { NormalGenerator, randomSeed } from './random.js';
 import type { JobPlan, PlanBasis } from '../../common/job-plan.js';
 import { deviceNow, planJob, WEBGPU_MAX_TENSOR_BYTES } from '../plan/job-plan.js';
 import { defaultGpuBudgetMiB } from '../plan/gpu-budget.js';
-import { cudaArenaModes, shareCudaArena, type CudaArenaMode } from '../runtime/cuda-arena.js';
+import { cudaArenaModes, releaseSharedCudaArena, shareCudaArena, type CudaArenaMode } from '../runtime/cuda-arena.js';
 import { residentMiB } from '../plan/host-memory.js';
 import {
   bufferCacheFor,
@@ -136,11 +136,16 @@ export class SvdPipeline {
     readonly gpuMemory: 'fast' | 'lean' | undefined,
     /** The device as the job planner sees it (on the CPU, the memory baseline is added once the sessions are open). */
     private readonly device: PlanBasis['device'],
-    deviceId: number | undefined,
+    private readonly deviceId: number | undefined,
   ) {
     const options = () => sessionOptions(this.provider, { ...(gpuMemory ? { webgpuCache: bufferCacheFor(gpuMemory) } : {}), deviceId });
     const contracts = Object.fromEntries(NETWORKS.map((n) => [n, networkContract(model, n)])) as Record<NetworkName, NetworkContract>;
     this.pool = new SessionPool(files, contracts, options, device.sessions);
+  }
+
+  /** With every session closed, the shared arena's memory goes back to the card (cuda-arena.ts). */
+  private releaseArena(): void {
+    if (this.device.sharedArena) releaseSharedCudaArena(this.deviceId ?? 0);
   }
 
   /**
@@ -227,6 +232,7 @@ export class SvdPipeline {
 
   async release(): Promise<void> {
     await this.pool.release();
+    this.releaseArena();
   }
 
   /**
@@ -263,16 +269,24 @@ export class SvdPipeline {
     const say = (message: string) => opts.onProgress?.({ stage: 'loading', message });
     for (const note of plan.notes) say(note);
     await this.pool.useLayout(plan.sessions);
+    // A job after one that gave the card back makes the arena again before its sessions open.
+    if (this.device.sharedArena) shareCudaArena(this.deviceId ?? 0);
     try {
       return { ...(await this.run(image, settings, plan, opts)), plan };
     } catch (err) {
       // A failed allocation leaves the arenas full: start the next job from a clean card.
-      if (isOutOfMemory(err)) await this.pool.close();
+      if (isOutOfMemory(err)) {
+        await this.pool.close();
+        this.releaseArena();
+      }
       throw err;
     } finally {
       // With separate stages nothing stays open between jobs (or after a failed or cancelled one),
       // so an idle server leaves the card free.
-      if (plan.sessions === 'separate') await this.pool.close();
+      if (plan.sessions === 'separate') {
+        await this.pool.close();
+        this.releaseArena();
+      }
     }
   }
 
