@@ -80,11 +80,16 @@ export interface GenerateOptions {
   noise?: NoiseOverride;
   /** After each step: the current estimate of the clean latents, [F, C, h, w], for previews. */
   onPreview?: (denoised: Float32Array, dims: { frames: number; channels: number; height: number; width: number }) => void;
+  /**
+   * Also return the frames as floats (default true). A server needs only the 8-bit RGB: without
+   * them the decoder's float output (four times the bytes) never leaves the device.
+   */
+  floatFrames?: boolean;
 }
 
 export interface GenerateResult {
-  /** [F, H, W, 3] in [0, 1], before 8-bit conversion. */
-  frames: Float32Array;
+  /** [F, H, W, 3] in [0, 1], before 8-bit conversion; absent where `floatFrames: false` was asked. */
+  frames?: Float32Array;
   /** [F, H, W, 3] 8-bit RGB. */
   rgb: Uint8Array;
   frameCount: number;
@@ -264,6 +269,8 @@ export class SvdPipeline {
    * One video from `image`, already at the video's size (see prepareImage), with the sampling
    * settings (diffusers' `__call__` arguments): the size is the image's.
    */
+  generate(image: RgbImage, settings: SamplingSettings, opts?: GenerateOptions & { floatFrames?: true }): Promise<GenerateResult & { frames: Float32Array }>;
+  generate(image: RgbImage, settings: SamplingSettings, opts: GenerateOptions): Promise<GenerateResult>;
   async generate(image: RgbImage, settings: SamplingSettings, opts: GenerateOptions = {}): Promise<GenerateResult> {
     const plan = this.planJob({ ...settings, width: image.width, height: image.height });
     const say = (message: string) => opts.onProgress?.({ stage: 'loading', message });
@@ -345,7 +352,7 @@ export class SvdPipeline {
     const decodeStart = performance.now();
     const decodeLoadMs = await this.pool.enterStage(['vae_decoder'], say);
     loadMs += decodeLoadMs;
-    const { frames, rgb } = await this.inStage('decoding', sized, () => this.decode(latents, dims, plan, checkCancelled, onProgress));
+    const { frames, rgb } = await this.inStage('decoding', sized, () => this.decode(latents, dims, plan, opts.floatFrames ?? true, checkCancelled, onProgress));
     const totalMs = performance.now() - started;
     onProgress?.({ stage: 'done', elapsedMs: totalMs });
     return {
@@ -479,15 +486,22 @@ export class SvdPipeline {
   }
 
   /** Latents [F, C, h, w] → frames [F, H, W, 3] in [0, 1] and their 8-bit RGB, a chunk of contiguous frames at a time. */
-  private async decode(latents: Float32Array, d: LatentDims, plan: JobPlan, checkCancelled: () => void, onProgress?: (e: ProgressEvent) => void): Promise<{ frames: Float32Array; rgb: Uint8Array }> {
+  private async decode(
+    latents: Float32Array,
+    d: LatentDims,
+    plan: JobPlan,
+    floatFrames: boolean,
+    checkCancelled: () => void,
+    onProgress?: (e: ProgressEvent) => void,
+  ): Promise<{ frames?: Float32Array; rgb: Uint8Array }> {
     const { F, W, H, C, h, w } = d;
     const frameSize = C * h * w;
     const inv = f(1 / this.model.vae.config.scaling_factor);
     const unscaled = Float32Array.from(latents, (x) => f(x * inv));
     const chunk = plan.decodeChunk;
     const chunks = Math.ceil(F / chunk);
-    const frames = new Float32Array(F * H * W * 3);
-    const rgb = new Uint8Array(frames.length);
+    const frames = floatFrames ? new Float32Array(F * H * W * 3) : undefined;
+    const rgb = new Uint8Array(F * H * W * 3);
     const HW = H * W;
     for (let k = 0; k < chunks; k++) {
       checkCancelled();
@@ -497,8 +511,8 @@ export class SvdPipeline {
       const session = await this.pool.decoder(n, plan.decoderPerShape);
       const feeds = { latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, C, h, w]) };
       // The decoder graph postprocesses on the device (vae.ts): only copies are left here.
-      const out = await session.run(feeds);
-      frames.set(out.video!.data as Float32Array, from * HW * 3);
+      const out = await session.run(feeds, frames ? undefined : ['rgb']);
+      frames?.set(out.video!.data as Float32Array, from * HW * 3);
       rgb.set(out.rgb!.data as Uint8Array, from * HW * 3);
     }
     return { frames, rgb };
