@@ -143,7 +143,8 @@ export async function runGenerate(args: string[]): Promise<void> {
     // Sessions stay open from one variation to the next.
     for (const [v, t] of targets.entries()) {
       if (variations > 1) console.error(`variation ${v + 1}/${variations}, seed ${t.seed}`);
-      const result = await generateChain(pipeline, image, { ...settings, seed: t.seed }, { signal: controller.signal, onProgress, noise, interpolator });
+      // Float frames only where --frames-out writes them.
+      const result = await generateChain(pipeline, image, { ...settings, seed: t.seed }, { signal: controller.signal, onProgress, noise, interpolator, floatFrames: t.frames !== undefined });
       let framesOut = t.frames;
       let outPath = t.out;
       if (framesOut) {

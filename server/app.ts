@@ -78,7 +78,8 @@ export function createApp(opts: AppOptions): { app: express.Express; server: Htt
       (req) => viaHttps(req.headers, req.secure, trust),
     ),
   );
-  api.use(express.json({ limit: '64kb' }));
+  // Not strict: a body of JSON that is not an object (null, 5) reaches the route's schema, which says what it should be.
+  api.use(express.json({ limit: '64kb', strict: false }));
   const limiter = rateLimit({
     windowMs: 60_000,
     limit: opts.jobRateLimit ?? 30,

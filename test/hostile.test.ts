@@ -175,6 +175,8 @@ describe('hostile input against the server process', () => {
         ['GET', `api/jobs/${id}`],
         ['DELETE', `api/jobs/${id}`],
         ['POST', `api/jobs/${id}/rerun`],
+        ['POST', `api/jobs/${id}/continue`],
+        ['POST', 'api/plan'],
         ['GET', `api/jobs/${id}/input.png`],
         ['GET', `api/jobs/${id}/video.mp4`],
         ['GET', `api/jobs/${id}/video.webm`],
@@ -214,7 +216,7 @@ describe('hostile input against the server process', () => {
       await fc.assert(
         fc.asyncProperty(
           ids,
-          fc.constantFrom('', '/rerun', '/input.png', '/video.mp4', '/video.avi', '/video.', '/video.%E0%A4%A', '/poster.jpg', '/x/y'),
+          fc.constantFrom('', '/rerun', '/continue', '/input.png', '/video.mp4', '/video.avi', '/video.', '/video.%E0%A4%A', '/poster.jpg', '/x/y'),
           fc.constantFrom('GET', 'DELETE', 'POST', 'PUT', 'PATCH'),
           async (id, tail, method) => {
             const r = await send(server.url, method, `api/jobs/${id}${tail}`, { headers: { ...auth, 'content-type': 'application/json' }, body: method === 'POST' ? '{}' : undefined });
@@ -357,6 +359,132 @@ describe('hostile input against the server process', () => {
         { numRuns: 80 },
       );
       expectClientError(await send(server.url, 'POST', `api/jobs/${jobId}/rerun`, { headers: { ...auth, 'content-type': 'application/json' }, body: 'x'.repeat(100_000) }), 'big body');
+    });
+
+    it('POST /api/plan: bodies of every wrong type, size, type and encoding are 4xx that say what to send', async () => {
+      const json = { 'content-type': 'application/json' };
+      const plan = (headers: Record<string, string>, body?: string | Uint8Array) => send(server.url, 'POST', 'api/plan', { headers: { ...auth, ...headers }, body });
+      const notObject = /^bad request: the body must be a JSON object like \{"settings": \{\.\.\.\}\}$/;
+      const settingsNotObject = /^bad request: "settings" must be a JSON object, like \{"settings": \{"steps": 25\}\}$/;
+      const notJson = /^send the settings as JSON \(content-type: application\/json\), like \{"settings": \{\.\.\.\}\}$/;
+      const cases: [string, Record<string, string>, string | Uint8Array | undefined, number, RegExp][] = [
+        ['null', json, 'null', 400, notObject],
+        ['a number', json, '5', 400, notObject],
+        ['a number past float range', json, '1e999', 400, notObject],
+        ['a NaN-ish string', json, '"NaN"', 400, notObject],
+        ['true', json, 'true', 400, notObject],
+        ['an array', json, '[{"settings": {}}]', 400, notObject],
+        ['settings null', json, '{"settings": null}', 400, settingsNotObject],
+        ['settings a list', json, '{"settings": [1, 2]}', 400, settingsNotObject],
+        ['settings as JSON text', json, '{"settings": "{\\"steps\\": 4}"}', 400, settingsNotObject],
+        ['settings nested 5000 deep', json, `{"settings": ${'['.repeat(5000)}${']'.repeat(5000)}}`, 400, settingsNotObject],
+        [
+          'huge numbers',
+          json,
+          '{"settings": {"width": 1e999, "steps": -1e308, "seed": 1e400}}',
+          400,
+          /^bad settings: (?=.*width must be a multiple of 64, 64–2048)(?=.*steps must be a whole number, 1–200)(?=.*seed must be 0–)/,
+        ],
+        ['NaN-ish strings', json, '{"settings": {"width": "NaN", "frames": "Infinity", "fps": "0x10"}}', 400, /^bad settings: (?=.*width must)(?=.*frames must)(?=.*fps must)/],
+        ['nested junk', json, JSON.stringify({ settings: { framing: { mode: { $gt: '' } }, formats: [[['mp4']]] } }), 400, /^bad settings: (?=.*framing\.mode)(?=.*formats)/],
+        ['a model path', json, '{"settings": {"model": "../../../etc/passwd"}}', 400, /^bad settings: model "\.\.\/\.\.\/\.\.\/etc\/passwd" is not installed; installed: /],
+        // JSON.parse keeps the last of repeated keys: the plan is of what the job would run with.
+        ['repeated keys', json, '{"settings": {"steps": 4}, "settings": {"steps": 9999}}', 400, /^bad settings: steps must be 1–200$/],
+        ['a video too long to encode', json, JSON.stringify({ settings: { ...small, frames: 128, loops: 10 } }), 400, /^bad settings: the video would be 1280 frames/],
+        ['broken JSON', json, '{"settings": {"steps": 4', 400, /^the body is not valid JSON \(.+\); send a JSON object like/],
+        ['1 MB', json, JSON.stringify({ settings: { model: 'x'.repeat(2 ** 20) } }), 413, /^the body is 1025 kB, over the 64 kB a JSON request may be; send only the settings$/],
+        ['UTF-16 that is not', { 'content-type': 'application/json; charset=utf-16' }, '{"settings": {}}', 400, /^the body is not valid JSON/],
+        ['latin1', { 'content-type': 'application/json; charset=latin1' }, '{"settings": {}}', 415, /^unsupported charset "LATIN1"; send the JSON as UTF-8$/],
+        [
+          'gzip that is not',
+          { ...json, 'content-encoding': 'gzip' },
+          '{"settings": {}}',
+          400,
+          /^the body could not be decompressed as its Content-Encoding says \(incorrect header check\); send it uncompressed$/,
+        ],
+        ['an unknown encoding', { ...json, 'content-encoding': 'compress' }, '{"settings": {}}', 415, /^unsupported content encoding "compress"; send the body uncompressed, or with gzip or deflate$/],
+        // A body the JSON parser does not read would be planned as the defaults: refused instead.
+        ['text', { 'content-type': 'text/plain' }, '{"settings": {"steps": 4}}', 415, notJson],
+        ['a form', { 'content-type': 'application/x-www-form-urlencoded' }, 'settings=%7B%7D', 415, notJson],
+        ['multipart', { 'content-type': 'multipart/form-data; boundary=x' }, '--x\r\nContent-Disposition: form-data; name="settings"\r\n\r\n{}\r\n--x--\r\n', 415, notJson],
+        ['no content type', {}, '{"settings": {}}', 415, notJson],
+        ['no body', {}, undefined, 415, notJson],
+      ];
+      for (const [what, headers, body, status, message] of cases) {
+        const r = await plan(headers, body);
+        expectClientError(r, what);
+        expect(r.status, `${what}: ${r.text.slice(0, 200)}`).toBe(status);
+        expect((JSON.parse(r.text) as { error: string }).error, what).toMatch(message);
+      }
+      // Generated bodies: a plan (200, or the planner's refusal in words) or a 4xx that says why.
+      const keys = ['width', 'height', 'frames', 'steps', 'sigmas', 'decodeChunk', 'extend', 'interpolate', 'variations', 'formats', 'loops', 'pingPong', 'model', 'framing', 'seed'];
+      const bodies = fc.oneof(
+        fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+        fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify({ settings: v })),
+        fc.dictionary(fc.constantFrom(...keys), fc.jsonValue({ maxDepth: 2 }), { minKeys: 1, maxKeys: 4 }).map((d) => JSON.stringify({ settings: d })),
+        fc.string({ maxLength: 100 }),
+      );
+      await fc.assert(
+        fc.asyncProperty(bodies, async (body) => {
+          const r = await plan(json, body);
+          if (r.status === 200) return void expect(Object.keys(JSON.parse(r.text) as object)).toEqual([expect.stringMatching(/^(plan|refused)$/)]);
+          // Valid settings while the worker reloads its model (a job cancelled mid-step above restarts it): the planner's own answer.
+          if (r.status === 503) return void expect(JSON.parse(r.text).error).toBe('the plan is made once the model has loaded on a worker; ask again shortly');
+          expectClientError(r, body.slice(0, 80));
+        }),
+        { numRuns: 120 },
+      );
+      // And the plan itself, for the same settings a job would take.
+      const ok = await waitFor(async () => {
+        const r = await plan(json, JSON.stringify({ settings: small }));
+        return r.status === 503 ? undefined : r;
+      });
+      expect(ok.status, ok.text).toBe(200);
+      expect(JSON.parse(ok.text)).toMatchObject({ plan: { provider: 'cpu', width: 128, height: 64, frames: 3 } });
+    });
+
+    it('POST /api/jobs/:id/continue: JSON only, and bodies of every wrong type are 4xx', async () => {
+      const url = `api/jobs/${jobId}/continue`;
+      for (const type of [undefined, 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+        const r = await send(server.url, 'POST', url, { headers: { ...auth, ...(type ? { 'content-type': type } : {}) }, body: '{}' });
+        expect(r.status, String(type)).toBe(415);
+        expect(JSON.parse(r.text).error).toMatch(/^send it as JSON \(content-type: application\/json\), \{\} for the same settings/);
+      }
+      const json = { ...auth, 'content-type': 'application/json' };
+      for (const [body, message] of [
+        ['null', /^bad request: the body must be a JSON object/],
+        ['[]', /^bad request: the body must be a JSON object/],
+        ['{"settings": "steps=4"}', /^bad request: "settings" must be a JSON object/],
+        ['{"settings": {"seed": -1}}', /^bad settings: seed must be 0–/],
+        ['{"settings": {"extend": 9}}', /^bad settings: extend /],
+        ['{"settings": ', /^the body is not valid JSON/],
+        [JSON.stringify({ settings: { model: 'x'.repeat(2 ** 20) } }), /^the body is 1025 kB, over the 64 kB/],
+      ] as const) {
+        const r = await send(server.url, 'POST', url, { headers: json, body });
+        expectClientError(r, body.slice(0, 60));
+        expect(JSON.parse(r.text).error, body.slice(0, 60)).toMatch(message);
+      }
+      const bodies = fc.oneof(
+        fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+        fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify({ settings: v })),
+        fc
+          .dictionary(fc.constantFrom('steps', 'frames', 'extend', 'interpolate', 'variations', 'seed', 'width', 'model'), fc.jsonValue({ maxDepth: 1 }), { minKeys: 1 })
+          .map((d) => JSON.stringify({ settings: d })),
+        fc.string({ maxLength: 100 }),
+      );
+      await fc.assert(
+        fc.asyncProperty(bodies, async (body) => {
+          const r = await send(server.url, 'POST', url, { headers: json, body });
+          // A body that happens to be valid settings continues the tiny job; cancel it so the queue stays short.
+          if (r.status === 202) {
+            const made = JSON.parse(r.text) as { id: string; ids?: string[] };
+            for (const id of made.ids ?? [made.id]) await send(server.url, 'DELETE', `api/jobs/${id}`, { headers: auth });
+            return;
+          }
+          expectClientError(r, body.slice(0, 80));
+        }),
+        { numRuns: 80 },
+      );
     });
 
     it('malformed HTTP is refused by the parser and the process lives', async () => {
@@ -663,6 +791,7 @@ describe('a shared link (issue 21): each browser its own jobs, and no riding on 
         ['DELETE', `api/jobs/${id}`],
         ['DELETE', `api/history/${id}`],
         ['POST', `api/jobs/${id}/rerun`, { 'content-type': 'application/json' }, '{}'],
+        ['POST', `api/jobs/${id}/continue`, { 'content-type': 'application/json' }, '{}'],
       ];
       const theirs = routes(a);
       const none = routes(ghost);
@@ -673,6 +802,8 @@ describe('a shared link (issue 21): each browser its own jobs, and no riding on 
         expect(r.status, `${method} ${path}`).toBe(404);
         expect(r.text.replace(a, 'ID'), `${method} ${path}`).toBe(missing.text.replace(ghost, 'ID'));
       }
+      // Nothing was continued or re-run from Alice's job on Bob's word.
+      expect(server.service.store.list().filter((j) => j.continues === a || j.rerunOf === a)).toEqual([]);
       expect(await bob.emitWithAck('watch', a)).toEqual({ error: 'no such job' });
       expect((await alice.emitWithAck('watch', a)).job?.id).toBe(a);
       // An API user sends its id as a header; one that sends none sees only jobs without an owner.
@@ -752,6 +883,8 @@ describe('a shared link (issue 21): each browser its own jobs, and no riding on 
       const what = JSON.stringify(foreign);
       expect((await postJob(server.url, jobForm(small), headers)).status, what).toBe(403);
       expect((await send(server.url, 'POST', `api/jobs/${a}/rerun`, { headers: { ...headers, 'content-type': 'application/json' }, body: '{}' })).status, what).toBe(403);
+      expect((await send(server.url, 'POST', `api/jobs/${a}/continue`, { headers: { ...headers, 'content-type': 'application/json' }, body: '{}' })).status, what).toBe(403);
+      expect((await send(server.url, 'POST', 'api/plan', { headers: { ...headers, 'content-type': 'application/json' }, body: '{}' })).status, what).toBe(403);
       expect((await send(server.url, 'DELETE', `api/jobs/${a}`, { headers })).status, what).toBe(403);
       expect((await send(server.url, 'DELETE', `api/history/${a}`, { headers })).status, what).toBe(403);
       const handshake = await send(server.url, 'GET', 'socket.io/?EIO=4&transport=polling', { headers });
@@ -760,10 +893,12 @@ describe('a shared link (issue 21): each browser its own jobs, and no riding on 
     }
     expect(await ids(jar(ALICE))).toEqual(before);
     expect((await job(a, jar(ALICE))).status).not.toBe('cancelled');
-    // A no-cors POST can only send a form or text: a rerun takes JSON only.
-    for (const type of [undefined, 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
-      const r = await send(server.url, 'POST', `api/jobs/${a}/rerun`, { headers: { ...jar(ALICE), origin, ...(type ? { 'content-type': type } : {}) }, body: '' });
-      expect(r.status, String(type)).toBe(415);
+    // A no-cors POST can only send a form or text: a rerun and a continuation take JSON only.
+    for (const route of ['rerun', 'continue']) {
+      for (const type of [undefined, 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+        const r = await send(server.url, 'POST', `api/jobs/${a}/${route}`, { headers: { ...jar(ALICE), origin, ...(type ? { 'content-type': type } : {}) }, body: '' });
+        expect(r.status, `${route} ${type}`).toBe(415);
+      }
     }
     expect(await ids(jar(ALICE))).toEqual(before);
     // The page's own origin works.
@@ -771,6 +906,47 @@ describe('a shared link (issue 21): each browser its own jobs, and no riding on 
     expect(same.status, same.text).toBe(200);
     await ended(a, jar(ALICE));
     expect((await socketAs({ ...jar(ALICE), origin })).connected).toBe(true);
+  });
+
+  it('continue: only a finished video; queued, running, cancelled and failed jobs are a 409 that says so; two at once are two jobs', async () => {
+    const cont = (id: string) => send(server.url, 'POST', `api/jobs/${id}/continue`, { headers: { ...jar(ALICE), 'content-type': 'application/json' }, body: '{}' });
+    const refusal = async (id: string, status: string) => {
+      const r = await cont(id);
+      expect(r.status, r.text).toBe(409);
+      expect(JSON.parse(r.text).error).toBe(`job ${id} is ${status}; only a finished video can be continued`);
+    };
+    const done = await submitAs(jar(ALICE));
+    await ended(done, jar(ALICE));
+    // Two at once (a double click, two tabs): each its own job, from the same last frame.
+    const both = await Promise.all([cont(done), cont(done)]);
+    expect(both.map((r) => r.status)).toEqual([202, 202]);
+    const made = both.map((r) => (JSON.parse(r.text) as { id: string }).id);
+    expect(new Set(made).size).toBe(2);
+    const lastFrame = readFileSync(join(out, done, 'last-frame.png'));
+    for (const id of made) {
+      expect(await ended(id, jar(ALICE))).toMatchObject({ status: 'done', continues: done });
+      expect(readFileSync(join(out, id, 'input.png')).equals(lastFrame)).toBe(true);
+    }
+    // Not finished yet: queued behind a running one, and running.
+    const running = await submitAs(jar(ALICE), { ...small, steps: 60 });
+    const queued = await submitAs(jar(ALICE), { ...small, steps: 60 });
+    await waitFor(async () => (await job(running, jar(ALICE))).progress?.stage === 'sampling');
+    await refusal(queued, 'queued');
+    await refusal(running, 'running');
+    await send(server.url, 'DELETE', `api/jobs/${queued}`, { headers: jar(ALICE) });
+    expect((await ended(queued, jar(ALICE))).status).toBe('cancelled');
+    await refusal(queued, 'cancelled');
+    // Failed: its worker killed mid-job (the server restarts the worker).
+    const health = JSON.parse((await send(server.url, 'GET', 'api/health', { headers: jar(ALICE) })).text) as { workers: { pid?: number }[] };
+    process.kill(health.workers[0]!.pid!, 'SIGKILL');
+    expect((await ended(running, jar(ALICE))).status).toBe('failed');
+    await refusal(running, 'failed');
+    expect(server.service.store.list().filter((j) => j.continues === queued || j.continues === running)).toEqual([]);
+    // Finished, but its last frame is gone (a job from before continuing existed): a 410 that says what to do.
+    rmSync(join(out, done, 'last-frame.png'));
+    const gone = await cont(done);
+    expect(gone.status).toBe(410);
+    expect(JSON.parse(gone.text).error).toBe(`the last frame of job ${done} is not on the server (jobs made before continuing existed do not keep it); run the job again first`);
   });
 
   it('a tossed svd_token cookie beside the right one does not lock the owner out', async () => {

@@ -101,6 +101,22 @@ describe('planJob without a known memory budget (WebGPU)', () => {
     expect(plan.memory).toBeUndefined();
     expect(planJob(webgpu, halves, job())).toMatchObject({ decodeChunk: 8, decodeChunkAuto: true, notes: [] });
   });
+
+  it('on CUDA, auto never decodes more frames than 2^31 values of the widest full-size layer, however large the card', () => {
+    // 25 frames x 256 channels x 1024x576 is 3.8e9 values: the CUDA Resize refused it on an H200.
+    const big = planJob({ ...cuda(130_000), sharedArena: true }, XT, job());
+    expect(big).toMatchObject({
+      decodeChunk: 14,
+      decodeChunkAuto: true,
+      sessions: 'shared',
+      notes: ["decoding 14 frames at a time: onnxruntime's CUDA kernels take at most 2^31 values in one tensor"],
+    });
+    expect(14 * 256 * 1024 * 576).toBeLessThan(2 ** 31);
+    expect(15 * 256 * 1024 * 576).toBeGreaterThan(2 ** 31);
+    expect(planJob(cuda(130_000), XT, job({ decodeChunk: 25 })).notes).toEqual(["decoding 14 frames at a time instead of 25: onnxruntime's CUDA kernels take at most 2^31 values in one tensor"]);
+    // Smaller videos are not held back: 25 frames of 512x320 fit in one chunk.
+    expect(planJob(cuda(130_000), XT, job({ width: 512, height: 320 }))).toMatchObject({ decodeChunk: 25, notes: [] });
+  });
 });
 
 describe('the pipeline plans every job with it (CPU, the demo model)', () => {

@@ -55,6 +55,15 @@ describe('the C API of the loaded onnxruntime', () => {
     // The environment held it: it can be removed once, and then there is none.
     api.unregisterArena('Cpu', 0);
     expect(() => api.unregisterArena('Cpu', 0)).toThrow(OrtCallError);
+    // A new one can be made after (as a job does after the one before gave the card back).
+    api.registerArena({ providerType: 'CPUExecutionProvider', memoryName: 'Cpu', deviceId: 0, arena: { arena_extend_strategy: 1 } });
+    const again = await ort.InferenceSession.create(probeModelPath(), { executionProviders: ['cpu'], extra: { ...USE_ENV_ALLOCATORS } });
+    try {
+      expect([...((await again.run({ x: new ort.Tensor('float32', Float32Array.of(0, 0, 0, 1), [1, 4]) })).y!.data as Float32Array)]).toEqual([1, 1, 1, 2]);
+    } finally {
+      await again.release();
+      api.unregisterArena('Cpu', 0);
+    }
   });
 
   it("turns a failed call into an error carrying onnxruntime's message", () => {

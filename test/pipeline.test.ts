@@ -89,6 +89,14 @@ describe('sampling pipeline on the fixture (fp32, CPU)', () => {
     expect(Number.isInteger(unseeded.seed)).toBe(true);
   });
 
+  it('a server asks for the 8-bit frames alone: the same bytes, and no float frames fetched', async () => {
+    const img = await image();
+    const both = await pipeline.generate(img, parseSettings({ ...call, seed: 77 }));
+    const bytesOnly = await pipeline.generate(img, parseSettings({ ...call, seed: 77 }), { floatFrames: false });
+    expect(bytesOnly.frames).toBeUndefined();
+    expect(Buffer.compare(Buffer.from(bytesOnly.rgb), Buffer.from(both.rgb))).toBe(0);
+  });
+
   it('runs without a guidance batch when max guidance <= 1', async () => {
     const r = await pipeline.generate(await image(), parseSettings({ ...call, minGuidance: 1, maxGuidance: 1, seed: 5 }));
     expect(r.frames.every((v) => v >= 0 && v <= 1)).toBe(true);

@@ -2,16 +2,18 @@
 // redis-server, a front server with --queue (in this process, so it can be restarted), and two
 // `server/worker-box.ts` boxes with their own folders and the demo model. One Redis and one set of
 // boxes serve the whole suite; the tests run in order.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Queue } from 'bullmq';
+import { type Job, Queue, Worker } from 'bullmq';
+import fc from 'fast-check';
 import { chromium } from 'playwright-core';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HealthResponse, JobSnapshot } from '../common/api-types.js';
 import type { HistoryEvent } from '../common/socket-events.js';
-import { PREFIX, QUEUE_NAME, redisConnection } from '../server/queue/redis-link.js';
+import { encodeVideo } from '../media/ffmpeg.js';
+import { LAST_FRAME_FIELD, PREFIX, QUEUE_NAME, redisConnection } from '../server/queue/redis-link.js';
 import { type RunningServer, startServer } from '../server/main.js';
 import { FIXTURE_INPUT, FIXTURE_MODEL, tempDir, waitFor } from './helpers.js';
 import { failedBox, startBox, startRedis, type TestBox, type TestRedis } from './queue-boxes.js';
@@ -34,11 +36,11 @@ const boxDirs = { 'box-a': tempDir('svd-box-a-'), 'box-b': tempDir('svd-box-b-')
 const startFront = () => startServer({ model: FIXTURE_MODEL, port: front?.port ?? 0, outputDir, provider: 'cpu', token: TOKEN, queue: redis.url, jobRateLimit: 1000 }, () => {});
 const addBox = async (name: 'box-a' | 'box-b') => boxes.set(name, await startBox({ name, redis: redis.url, server: front.url, token: TOKEN, workDir: boxDirs[name] }));
 
-async function submit(settings: object): Promise<string> {
+async function submit(settings: object, to = front.url): Promise<string> {
   const form = new FormData();
   form.append('image', new Blob([new Uint8Array(png)]), 'input.png');
   form.append('settings', JSON.stringify(settings));
-  const res = await fetch(`${front.url}api/jobs`, { method: 'POST', body: form, headers: auth });
+  const res = await fetch(`${to}api/jobs`, { method: 'POST', body: form, headers: auth });
   const body = (await res.json()) as { id?: string; error?: string };
   if (!body.id) throw new Error(`submit: ${res.status} ${body.error}`);
   return body.id;
@@ -331,5 +333,155 @@ describe('a front server with --queue and two worker boxes', () => {
     expect(code).toBe(1);
     expect(out).toMatch(/refused the token/);
     expect((await failedBox(['--queue', 'http://127.0.0.1:1', '--server', front.url, '--token', TOKEN])).out).toMatch(/--queue: give the Redis address as redis:\/\/HOST:PORT/);
+  });
+});
+
+// A box's upload as the front server's route takes it, sent by hand: a BullMQ worker of the test's
+// own holds the lock (BullMQ's manual processing), and the requests carry the token and headers a
+// box sends. On another Redis database with a front server of its own (one queue per front
+// server), so the suite's boxes never take these jobs.
+describe("a box's result with a bad last frame", () => {
+  let own: RunningServer;
+  let taker: Worker;
+  let mp4: Uint8Array;
+  const frame = (width: number, height: number) => sharp({ create: { width, height, channels: 3, background: { r: 30, g: 90, b: 200 } } });
+  const result = JSON.stringify({ frameCount: 2, fps: 8, seed: 1, provider: 'cpu', totalMs: 5 });
+
+  beforeAll(async () => {
+    own = await startServer({ model: FIXTURE_MODEL, port: 0, outputDir: tempDir('svd-front-frames-'), provider: 'cpu', token: TOKEN, queue: `${redis.url}/2`, jobRateLimit: 1000 }, () => {});
+    taker = new Worker(QUEUE_NAME, null, { connection: redisConnection(`${redis.url}/2`), prefix: PREFIX, lockDuration: 120_000 });
+    const path = join(tempDir(), 'video.mp4');
+    await encodeVideo({ rgb: new Uint8Array(64 * 64 * 3 * 2).fill(120), frameCount: 2, width: 64, height: 64, fps: 8 }, path, 'mp4');
+    mp4 = new Uint8Array(readFileSync(path));
+  });
+  afterAll(async () => {
+    await taker?.close();
+    await own?.close();
+  });
+
+  /** A job of `small` (64x64, 2 frames, mp4), taken and claimed as a box does: the lock on it, the box's headers. */
+  async function takeJob(): Promise<{ id: string; job: Job; lock: string; deliver: (form: FormData) => Promise<{ status: number; body: Record<string, unknown> }> }> {
+    const id = await submit(small, own.url);
+    const lock = `hand-made-lock-${id}`;
+    const job = await waitFor(() => taker.getNextJob(lock, { block: false }));
+    expect(job.id).toBe(id);
+    const headers = { ...auth, 'x-svd-box': 'hand-box', 'x-svd-worker': 'worker 1', 'x-svd-lock': lock };
+    expect((await fetch(`${own.url}api/boxes/jobs/${id}/input.png`, { headers })).status).toBe(200);
+    const deliver = async (form: FormData) => {
+      const res = await fetch(`${own.url}api/boxes/jobs/${id}/result`, { method: 'POST', headers, body: form });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    return { id, job, lock, deliver };
+  }
+  const ownJob = async (id: string) => (await (await fetch(`${own.url}api/jobs/${id}`, { headers: auth })).json()) as JobSnapshot;
+  /** The result fields a box sends, with the last frame (or none) and any field added after them. */
+  function resultForm(lastFrame: Uint8Array | undefined, more: [string, Uint8Array | string][] = [], resultText = result): FormData {
+    const form = new FormData();
+    form.set('result', resultText);
+    form.append('mp4', new Blob([new Uint8Array(mp4)]), 'video.mp4');
+    if (lastFrame) form.append(LAST_FRAME_FIELD, new Blob([new Uint8Array(lastFrame)]), 'last-frame.png');
+    for (const [name, data] of more) {
+      if (typeof data === 'string') form.append(name, data);
+      else form.append(name, new Blob([new Uint8Array(data)]), 'x.bin');
+    }
+    return form;
+  }
+  const leftovers = (id: string) => readdirSync(own.service.store.dir(id)).filter((f) => f.startsWith('.upload-'));
+
+  it('keeps the videos and refuses the frame, saying why: not a PNG, another size, cut off, too large, or none at all', async () => {
+    const good = await frame(64, 64).png().toBuffer();
+    const noisy = await sharp({ create: { width: 64, height: 64, channels: 3, background: 'black', noise: { type: 'gaussian', mean: 128, sigma: 60 } } })
+      .png()
+      .toBuffer();
+    const cases: [string, Uint8Array | undefined, RegExp][] = [
+      ['a JPEG', await frame(64, 64).jpeg().toBuffer(), /^the last frame hand-box sent is not a PNG$/],
+      ['bytes that are no picture', new Uint8Array(5000).fill(7), /^the last frame hand-box sent is not a PNG$/],
+      ['a PNG of another size', await frame(128, 64).png().toBuffer(), /^the last frame hand-box sent is 128x64, not the job's 64x64$/],
+      ['a PNG cut off in its pixels', noisy.subarray(0, noisy.length >> 1), /^the last frame hand-box sent is a damaged PNG \(.+\)$/],
+      ['a PNG with 2 MB after it', Buffer.concat([good, Buffer.alloc(2 ** 21, 1)]), /^the last frame hand-box sent is 2\.0 MB, more than a 64x64 PNG can be$/],
+      ['no last frame beside the video', undefined, /^hand-box sent no last frame \(field "lastFrame"; is the box the same version as the front server\?\)$/],
+    ];
+    for (const [what, lastFrame, why] of cases) {
+      const { id, job, lock, deliver } = await takeJob();
+      const answer = await deliver(resultForm(lastFrame));
+      expect(answer.status, what).toBe(200);
+      expect(answer.body, what).toEqual({ id, done: true, lastFrameRefused: expect.stringMatching(why) });
+      // The box then completes the job in BullMQ, as after any delivery.
+      await job.moveToCompleted('delivered', lock, false);
+      expect(await ownJob(id), what).toMatchObject({ status: 'done', videos: { mp4: 'video.mp4' } });
+      const video = await fetch(`${own.url}api/jobs/${id}/video.mp4`, { headers: auth });
+      expect(Buffer.from(await video.arrayBuffer()).equals(mp4), what).toBe(true);
+      expect(existsSync(own.service.store.file(id, 'last-frame.png')), what).toBe(false);
+      expect(leftovers(id), what).toEqual([]);
+      const log = readFileSync(own.service.store.file(id, 'log.txt'), 'utf8');
+      expect(log, what).toContain(`${answer.body.lastFrameRefused}: not kept; the videos are, but this job cannot be continued`);
+      const more = await fetch(`${own.url}api/jobs/${id}/continue`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' });
+      expect(more.status, what).toBe(410);
+      expect(((await more.json()) as { error: string }).error).toBe(
+        `the last frame of job ${id} is not on the server (the worker box that made it (hand-box) sent none the server could use); run the job again first`,
+      );
+    }
+    expect((await fetch(`${own.url}api/health`, { headers: auth })).status).toBe(200);
+  });
+
+  it('refuses an upload with a field repeated, or a result of the wrong shape, as a whole, leaving the job to the box, which then delivers it with its frame', async () => {
+    const { id, job, lock, deliver } = await takeJob();
+    const good = await frame(64, 64).png().toBuffer();
+    const cases: [string, FormData, RegExp][] = [
+      [
+        'the last frame twice',
+        resultForm(good, [[LAST_FRAME_FIELD, good]]),
+        /^the file "lastFrame" came more than once; send "result" once, each video format the job asked for once and "lastFrame" once$/,
+      ],
+      ['the video twice', resultForm(good, [['mp4', mp4]]), /^the file "mp4" came more than once; send /],
+      ['the result twice', resultForm(good, [['result', result]]), /^the upload has more parts than a result has \(.+\); send "result" once/],
+      ['the last frame as text', resultForm(undefined, [[LAST_FRAME_FIELD, 'iVBORw0KGgo=']]), /^the upload has more parts than a result has/],
+      ['a result that is a list', resultForm(good, [], '[1]'), /^bad result: result must be a JSON object \{frameCount, fps, seed, seeds\?, provider, totalMs\}$/],
+      ['a result that is not JSON', resultForm(good, [], '{frameCount: 2}'), /^send the result as JSON in the "result" field beside the videos$/],
+    ];
+    for (const [what, form, message] of cases) {
+      const answer = await deliver(form);
+      expect(answer.status, what).toBe(400);
+      expect(answer.body.error, what).toMatch(message);
+      expect((await ownJob(id)).status, what).toBe('running');
+      expect(leftovers(id), what).toEqual([]);
+    }
+    // The "result" field of every type and value (never the 2 frames the video has): refused with what was wrong.
+    const results = fc.oneof(
+      fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v)),
+      fc
+        .record(
+          {
+            frameCount: fc.oneof(fc.integer({ min: 3 }), fc.integer({ max: 1 }), fc.double(), fc.string()),
+            fps: fc.oneof(fc.double(), fc.constant(8)),
+            seed: fc.oneof(fc.integer(), fc.double()),
+            provider: fc.string({ maxLength: 300 }),
+            totalMs: fc.double(),
+          },
+          { requiredKeys: [] },
+        )
+        .map((r) => JSON.stringify(r)),
+      fc.string({ maxLength: 80 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(results, async (text) => {
+        const answer = await deliver(resultForm(good, [], text));
+        expect([400, 422], text).toContain(answer.status);
+        expect(answer.body.error, text).toMatch(/^(bad result: \S|send the result as JSON in the "result" field beside the videos$|video\.mp4 from hand-box )/);
+        expect(leftovers(id), text).toEqual([]);
+      }),
+      { numRuns: 40 },
+    );
+    expect((await ownJob(id)).status).toBe('running');
+    const answer = await deliver(resultForm(good));
+    expect(answer).toEqual({ status: 200, body: { id, done: true } });
+    await job.moveToCompleted('delivered', lock, false);
+    expect(await ownJob(id)).toMatchObject({ status: 'done', videos: { mp4: 'video.mp4' } });
+    expect(readFileSync(own.service.store.file(id, 'last-frame.png')).equals(good)).toBe(true);
+    const more = await fetch(`${own.url}api/jobs/${id}/continue`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' });
+    expect(more.status).toBe(202);
+    // Nothing takes the continuation here: cancelled while it waits.
+    const next = ((await more.json()) as { id: string }).id;
+    expect((await fetch(`${own.url}api/jobs/${next}`, { method: 'DELETE', headers: auth })).status).toBe(200);
   });
 });

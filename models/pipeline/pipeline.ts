@@ -13,7 +13,7 @@ import { NormalGenerator, randomSeed } from './random.js';
 import type { JobPlan, PlanBasis } from '../../common/job-plan.js';
 import { deviceNow, planJob, WEBGPU_MAX_TENSOR_BYTES } from '../plan/job-plan.js';
 import { defaultGpuBudgetMiB } from '../plan/gpu-budget.js';
-import { cudaArenaModes, shareCudaArena, type CudaArenaMode } from '../runtime/cuda-arena.js';
+import { cudaArenaModes, releaseSharedCudaArena, shareCudaArena, type CudaArenaMode } from '../runtime/cuda-arena.js';
 import { residentMiB } from '../plan/host-memory.js';
 import {
   bufferCacheFor,
@@ -82,11 +82,16 @@ export interface GenerateOptions {
   noise?: NoiseOverride;
   /** After each step: the current estimate of the clean latents, [F, C, h, w], for previews (the sampler's own array: copy it to keep it). */
   onPreview?: (denoised: Float32Array, dims: { frames: number; channels: number; height: number; width: number }) => void;
+  /**
+   * Also return the frames as floats (default true). A server needs only the 8-bit RGB: without
+   * them the decoder's float output (four times the bytes) never leaves the device.
+   */
+  floatFrames?: boolean;
 }
 
 export interface GenerateResult {
-  /** [F, H, W, 3] in [0, 1], before 8-bit conversion. */
-  frames: Float32Array;
+  /** [F, H, W, 3] in [0, 1], before 8-bit conversion; absent where `floatFrames: false` was asked. */
+  frames?: Float32Array;
   /** [F, H, W, 3] 8-bit RGB. */
   rgb: Uint8Array;
   frameCount: number;
@@ -142,11 +147,16 @@ export class SvdPipeline {
     readonly gpuMemory: 'fast' | 'lean' | undefined,
     /** The device as the job planner sees it (on the CPU, the memory baseline is added once the sessions are open). */
     private readonly device: PlanBasis['device'],
-    deviceId: number | undefined,
+    private readonly deviceId: number | undefined,
   ) {
     const options = () => sessionOptions(this.provider, { ...(gpuMemory ? { webgpuCache: bufferCacheFor(gpuMemory) } : {}), deviceId });
     const contracts = Object.fromEntries(NETWORKS.map((n) => [n, networkContract(model, n)])) as Record<NetworkName, NetworkContract>;
     this.pool = new SessionPool(files, contracts, options, device.sessions);
+  }
+
+  /** With every session closed, the shared arena's memory goes back to the card (cuda-arena.ts). */
+  private releaseArena(): void {
+    if (this.device.sharedArena) releaseSharedCudaArena(this.deviceId ?? 0);
   }
 
   /**
@@ -234,6 +244,7 @@ export class SvdPipeline {
   async release(): Promise<void> {
     this.noiseThread.close();
     await this.pool.release();
+    this.releaseArena();
   }
 
   /**
@@ -265,21 +276,31 @@ export class SvdPipeline {
    * One video from `image`, already at the video's size (see prepareImage), with the sampling
    * settings (diffusers' `__call__` arguments): the size is the image's.
    */
+  generate(image: RgbImage, settings: SamplingSettings, opts?: GenerateOptions & { floatFrames?: true }): Promise<GenerateResult & { frames: Float32Array }>;
+  generate(image: RgbImage, settings: SamplingSettings, opts: GenerateOptions): Promise<GenerateResult>;
   async generate(image: RgbImage, settings: SamplingSettings, opts: GenerateOptions = {}): Promise<GenerateResult> {
     const plan = this.planJob({ ...settings, width: image.width, height: image.height });
     const say = (message: string) => opts.onProgress?.({ stage: 'loading', message });
     for (const note of plan.notes) say(note);
     await this.pool.useLayout(plan.sessions);
+    // A job after one that gave the card back makes the arena again before its sessions open.
+    if (this.device.sharedArena) shareCudaArena(this.deviceId ?? 0);
     try {
       return { ...(await this.run(image, settings, plan, opts)), plan };
     } catch (err) {
       // A failed allocation leaves the arenas full: start the next job from a clean card.
-      if (isOutOfMemory(err)) await this.pool.close();
+      if (isOutOfMemory(err)) {
+        await this.pool.close();
+        this.releaseArena();
+      }
       throw err;
     } finally {
       // With separate stages nothing stays open between jobs (or after a failed or cancelled one),
       // so an idle server leaves the card free.
-      if (plan.sessions === 'separate') await this.pool.close();
+      if (plan.sessions === 'separate') {
+        await this.pool.close();
+        this.releaseArena();
+      }
     }
   }
 
@@ -331,7 +352,7 @@ export class SvdPipeline {
     const decodeStart = performance.now();
     const decodeLoadMs = await this.pool.enterStage(['vae_decoder'], say);
     loadMs += decodeLoadMs;
-    const { frames, rgb } = await this.inStage('decoding', sized, () => this.decode(latents, dims, plan, checkCancelled, onProgress));
+    const { frames, rgb } = await this.inStage('decoding', sized, () => this.decode(latents, dims, plan, opts.floatFrames ?? true, checkCancelled, onProgress));
     const totalMs = performance.now() - started;
     onProgress?.({ stage: 'done', elapsedMs: totalMs });
     return {
@@ -440,15 +461,22 @@ export class SvdPipeline {
   }
 
   /** Latents [F, C, h, w] → frames [F, H, W, 3] in [0, 1] and their 8-bit RGB, a chunk of contiguous frames at a time (the latents are scaled in place). */
-  private async decode(latents: Float32Array, d: LatentDims, plan: JobPlan, checkCancelled: () => void, onProgress?: (e: ProgressEvent) => void): Promise<{ frames: Float32Array; rgb: Uint8Array }> {
+  private async decode(
+    latents: Float32Array,
+    d: LatentDims,
+    plan: JobPlan,
+    floatFrames: boolean,
+    checkCancelled: () => void,
+    onProgress?: (e: ProgressEvent) => void,
+  ): Promise<{ frames?: Float32Array; rgb: Uint8Array }> {
     const { F, W, H, C, h, w } = d;
     const frameSize = C * h * w;
     // In place: the sampler's array has no other use.
     const unscaled = unscaleLatents(latents, this.model.vae.config.scaling_factor);
     const chunk = plan.decodeChunk;
     const chunks = Math.ceil(F / chunk);
-    const frames = new Float32Array(F * H * W * 3);
-    const rgb = new Uint8Array(frames.length);
+    const frames = floatFrames ? new Float32Array(F * H * W * 3) : undefined;
+    const rgb = new Uint8Array(F * H * W * 3);
     const HW = H * W;
     for (let k = 0; k < chunks; k++) {
       checkCancelled();
@@ -458,8 +486,8 @@ export class SvdPipeline {
       const session = await this.pool.decoder(n, plan.decoderPerShape);
       const feeds = { latents: new ort.Tensor('float32', unscaled.slice(from * frameSize, (from + n) * frameSize), [n, C, h, w]) };
       // The decoder graph postprocesses on the device (vae.ts): only copies are left here.
-      const out = await session.run(feeds);
-      frames.set(out.video!.data as Float32Array, from * HW * 3);
+      const out = await session.run(feeds, frames ? undefined : ['rgb']);
+      frames?.set(out.video!.data as Float32Array, from * HW * 3);
       rgb.set(out.rgb!.data as Uint8Array, from * HW * 3);
     }
     return { frames, rgb };

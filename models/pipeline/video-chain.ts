@@ -47,6 +47,7 @@ export async function generateChain(pipeline: SvdPipeline, image: RgbImage, sett
   const parts: Uint8Array[] = [];
   let conditioning = image;
   let last: GenerateResult | undefined;
+  const single = segments === 1 && settings.interpolate === 1;
   for (let k = 0; k < segments; k++) {
     const tag = segments > 1 ? { segment: k + 1, segments } : {};
     last = await pipeline.generate(
@@ -54,6 +55,8 @@ export async function generateChain(pipeline: SvdPipeline, image: RgbImage, sett
       { ...settings, seed: seeds[k] },
       {
         ...opts,
+        // Float frames are returned for a single clip only (below): no segment of a chain fetches them.
+        floatFrames: single && (opts.floatFrames ?? true),
         // Replayed noise is for one clip: later segments draw their own from their seeds.
         noise: k === 0 ? opts.noise : undefined,
         onProgress: (e) => {
@@ -69,7 +72,6 @@ export async function generateChain(pipeline: SvdPipeline, image: RgbImage, sett
   let video: RgbFrames = { rgb: joined, frameCount: joined.length / frameBytes, width: image.width, height: image.height };
   const interpolateStart = performance.now();
   if (settings.interpolate > 1) video = await opts.interpolator!.interpolate(video, settings.interpolate, { signal: opts.signal, onProgress: opts.onProgress });
-  const single = segments === 1 && settings.interpolate === 1;
   return {
     ...video,
     fps: settings.fps * settings.interpolate,
@@ -77,7 +79,7 @@ export async function generateChain(pipeline: SvdPipeline, image: RgbImage, sett
     seeds,
     provider: last!.provider,
     dtype: last!.dtype,
-    ...(single ? { frames: last!.frames } : {}),
+    ...(single && last!.frames ? { frames: last!.frames } : {}),
     timings: { totalMs: performance.now() - started, interpolateMs: performance.now() - interpolateStart },
   };
 }

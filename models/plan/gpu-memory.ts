@@ -52,6 +52,8 @@ export interface JobShape {
   videos: 1 | 2;
   /** Frames decoded together; 'auto': the most that fit (up to all of them), as diffusers decodes by default. */
   decodeChunk: number | 'auto';
+  /** With 'auto': the most frames the provider can decode at once (its largest tensor), where that is fewer than all. */
+  maxDecodeChunk?: number;
 }
 
 export interface NetworkWeightsMiB {
@@ -101,7 +103,7 @@ export function planMemory(budgetMiB: number, job: JobShape, weights: NetworkWei
   const unetAct = (videos: number) => (est.unetBytesPerVideoFramePixel * videos * job.frames * pixels) / MiB;
   const decoderAct = (chunk: number) => (est.decoderBytesPerFramePixel * chunk * pixels) / MiB;
   const auto = job.decodeChunk === 'auto';
-  const requested = auto ? job.frames : Math.max(1, Math.min(job.decodeChunk as number, job.frames));
+  const requested = auto ? Math.min(job.frames, job.maxDecodeChunk ?? job.frames) : Math.max(1, Math.min(job.decodeChunk as number, job.frames));
   const encoders = weights.encoders + est.encodersActivationMiB;
 
   // Everything open at once: every stage's weights and arena stay on the card between jobs, and a

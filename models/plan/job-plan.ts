@@ -50,6 +50,19 @@ export const AUTO_CHUNK_LIMIT = 8;
 /** WebGPU fails a convolution whose output passes about 2 GiB (seen on an H100 with 8 frames of 256 channels at 1024x576). */
 export const WEBGPU_MAX_TENSOR_BYTES = 1.9e9;
 
+/**
+ * onnxruntime's CUDA kernels count a tensor's values in a 32-bit int: the decoder's Resize failed
+ * with "output element count exceeds int range" on 25 frames of 256 channels at 1024x576 (H200).
+ */
+export const CUDA_MAX_TENSOR_VALUES = 2 ** 31 - 1;
+
+/** The largest tensor the device's provider can hold, bytes, and how to say so; undefined where there is no limit. */
+function tensorCap(device: PlanDevice, valueBytes: number): { bytes: number; why: string } | undefined {
+  if (device.provider === 'cuda') return { bytes: CUDA_MAX_TENSOR_VALUES * valueBytes, why: "onnxruntime's CUDA kernels take at most 2^31 values in one tensor" };
+  if (device.maxTensorBytes === undefined) return undefined;
+  return { bytes: device.maxTensorBytes, why: `${device.provider} holds at most ${(device.maxTensorBytes / 1e9).toFixed(1)} GB in one tensor` };
+}
+
 export function planJob(device: PlanningDevice, model: PlanModel, job: PlanJob): JobPlan {
   const frames = job.frames ?? model.frames;
   const videos = job.maxGuidance > 1 ? 2 : 1;
@@ -58,20 +71,18 @@ export function planJob(device: PlanningDevice, model: PlanModel, job: PlanJob):
   // The provider's largest tensor bounds the chunk before memory does.
   // maxDecoderChunk reads only the decoder's widths and the halves form.
   const vae = { block_out_channels: model.decoderChannels } as VaeConfig;
-  const tensorLimit = maxDecoderChunk({ ...PORTABLE_FORMS, decoderFrameHalves: model.decoderFrameHalves }, device.maxTensorBytes, vae, width, height, model.valueBytes);
+  const cap = tensorCap(device, model.valueBytes);
+  const tensorLimit = maxDecoderChunk({ ...PORTABLE_FORMS, decoderFrameHalves: model.decoderFrameHalves }, cap?.bytes, vae, width, height, model.valueBytes);
   const asked = auto ? frames : Math.min(job.decodeChunk as number, frames);
   const upTo = Math.min(asked, tensorLimit);
   const base = { provider: device.provider, width, height, frames, decodeChunkAuto: auto };
   /** Says so where the tensor limit is what set the chunk. */
-  const notes = (chunk: number): string[] =>
-    chunk === tensorLimit && asked > tensorLimit
-      ? [`decoding ${chunk} frames at a time${auto ? '' : ` instead of ${asked}`}: ${device.provider} holds at most ${(device.maxTensorBytes! / 1e9).toFixed(1)} GB in one tensor`]
-      : [];
+  const notes = (chunk: number): string[] => (chunk === tensorLimit && asked > tensorLimit ? [`decoding ${chunk} frames at a time${auto ? '' : ` instead of ${asked}`}: ${cap!.why}`] : []);
 
   if (device.gpuBudgetMiB !== undefined) {
     const plan = planMemory(
       device.gpuBudgetMiB,
-      { width, height, frames, videos, decodeChunk: auto && upTo === frames ? 'auto' : upTo },
+      { width, height, frames, videos, decodeChunk: auto ? 'auto' : upTo, maxDecodeChunk: upTo },
       model.weightsMiB,
       device.sharedArena ? CUDA_SHARED_ARENA_ESTIMATES : CUDA_ESTIMATES,
       { sharedArena: device.sharedArena },

@@ -39,6 +39,17 @@ export function shareCudaArena(deviceId: number, opts: { limitBytes?: number } =
   return result;
 }
 
+/**
+ * Gives the shared arena's memory back to the card: the environment lets go of it, and its memory
+ * is freed once no session uses it (call it after closing them). The next shareCudaArena makes a
+ * new one. Without it an arena keeps what it took for as long as the process runs.
+ */
+export function releaseSharedCudaArena(deviceId: number): void {
+  if (shared.get(deviceId)?.ok !== true) return;
+  shared.delete(deviceId);
+  OrtCApi.open().unregisterArena('Cuda', deviceId);
+}
+
 /** Whether sessions on `deviceId` should use the shared arena (registered earlier in this process). */
 export function usesSharedCudaArena(deviceId: number): boolean {
   return shared.get(deviceId)?.ok === true;

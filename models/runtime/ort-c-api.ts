@@ -148,6 +148,8 @@ export function libraryFile(dir: string, platform: NodeJS.Platform = process.pla
 type Koffi = typeof import('koffi');
 type Pointer = unknown;
 
+const opened = new Map<string, OrtCApi>();
+
 /** onnxruntime's C API in the library the active onnxruntime-node package loads. */
 export class OrtCApi {
   private readonly fns = new Map<keyof Signatures, NativeFunction>();
@@ -161,6 +163,16 @@ export class OrtCApi {
 
   /** Opens the API; throws where the library or koffi cannot be loaded, or the library is older than API_VERSION. */
   static open(dir = nativeDir()): OrtCApi {
+    // One per library: koffi's named types may be declared once per process.
+    let api = opened.get(dir);
+    if (!api) {
+      api = OrtCApi.load(dir);
+      opened.set(dir, api);
+    }
+    return api;
+  }
+
+  private static load(dir: string): OrtCApi {
     const file = libraryFile(dir);
     if (!existsSync(file)) throw new Error(`onnxruntime's library is not at ${file}`);
     const koffi = createRequire(import.meta.url)('koffi') as Koffi;

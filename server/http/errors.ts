@@ -31,8 +31,24 @@ export function errorHandler(err: unknown, _req: Request, res: Response, _next: 
     const msg = err.code === 'LIMIT_FILE_SIZE' ? `the image is larger than ${MAX_UPLOAD_BYTES / 2 ** 20} MB; send a smaller file` : `bad upload: ${err.message}`;
     return void res.status(err.code === 'LIMIT_FILE_SIZE' ? 413 : 400).json({ error: msg });
   }
-  const e = err as Error & { status?: number; type?: string };
-  if (e.status && e.status >= 400 && e.status < 500) return void res.status(e.status).json({ error: e.message });
+  const e = err as Error & { status?: number; type?: string; limit?: number; length?: number };
+  if (e.status && e.status >= 400 && e.status < 500) return void res.status(e.status).json({ error: bodyParserMessage(e) ?? e.message });
   console.error('request failed:', e);
   res.status(500).json({ error: `internal error: ${e.message}` });
+}
+
+/** express.json's refusals in the user's words (its own speak of the parser: "request entity too large", "incorrect header check"). */
+function bodyParserMessage(e: Error & { type?: string; limit?: number; length?: number; code?: string }): string | undefined {
+  switch (e.type) {
+    case 'entity.parse.failed':
+      return `the body is not valid JSON (${e.message}); send a JSON object like {"settings": {...}}`;
+    case 'entity.too.large':
+      return `the body is ${e.length ? `${Math.ceil(e.length / 1024)} kB` : 'too large'}, over the ${Math.floor((e.limit ?? 0) / 1024)} kB a JSON request may be; send only the settings`;
+    case 'charset.unsupported':
+      return `${e.message}; send the JSON as UTF-8`;
+    case 'encoding.unsupported':
+      return `${e.message}; send the body uncompressed, or with gzip or deflate`;
+  }
+  if (e.code?.startsWith('Z_')) return `the body could not be decompressed as its Content-Encoding says (${e.message}); send it uncompressed`;
+  return undefined;
 }

@@ -21,7 +21,18 @@ const jobFormSchema = z.strictObject(
   { settings: z.string().optional() },
   { error: (i) => (i.code === 'unrecognized_keys' ? `unexpected form field ${i.keys.join(', ')}; send only "image" and "settings"` : 'send "settings" once, as a JSON text field') },
 );
-const rerunBodySchema = z.object({ settings: z.record(z.string(), z.unknown()).optional() }, { error: 'the body must be a JSON object like {"settings": {...}}' }).optional();
+/** The JSON body of a re-run, a continuation and a plan: settings to change, or none. */
+const settingsBodySchema = z.object(
+  { settings: z.record(z.string(), z.unknown(), { error: '"settings" must be a JSON object, like {"settings": {"steps": 25}}' }).optional() },
+  { error: 'the body must be a JSON object like {"settings": {...}}' },
+);
+
+/** The settings a JSON body sends (none for an empty body), or a 400 that says what the body should be. */
+export function settingsOfBody(raw: unknown): Record<string, unknown> | undefined {
+  const body = settingsBodySchema.safeParse(raw === undefined ? {} : raw);
+  if (!body.success) throw new HttpError(400, `bad request: ${body.error.issues[0]!.message}`);
+  return body.data.settings;
+}
 const pageSchema = z.object({
   limit: z.coerce
     .number({ error: 'limit must be a whole number, 1–500' })
@@ -151,9 +162,7 @@ export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
     const old = ownJob(ctx, res, String(req.params.id));
     // Only JSON: a form or text body is what a page elsewhere can send without asking (no-cors).
     if (!req.is('application/json')) throw new HttpError(415, 'send the re-run as JSON (content-type: application/json), {} for the same settings or {"settings": {...}} to change some');
-    const body = rerunBodySchema.safeParse(req.body);
-    if (!body.success) throw new HttpError(400, `bad request: ${formatError(body.error)}`);
-    const settings = checkSettings({ ...old.settings, ...body.data?.settings });
+    const settings = checkSettings({ ...old.settings, ...settingsOfBody(req.body) });
     checkPlan(ctx, settings);
     const png = await readFile(service.store.file(old.id, old.inputName)).catch(() => {
       throw new HttpError(410, `the input picture of job ${old.id} is no longer on the server; submit it again`);
@@ -166,12 +175,11 @@ export function jobRoutes(ctx: ApiContext, limiter: RequestHandler): Router {
     const old = ownJob(ctx, res, String(req.params.id));
     if (!req.is('application/json')) throw new HttpError(415, 'send it as JSON (content-type: application/json), {} for the same settings or {"settings": {...}} to change some');
     if (old.status !== 'done') throw new HttpError(409, `job ${old.id} is ${old.status}; only a finished video can be continued`);
-    const body = rerunBodySchema.safeParse(req.body);
-    if (!body.success) throw new HttpError(400, `bad request: ${formatError(body.error)}`);
-    const settings = checkSettings({ ...old.settings, seed: undefined, ...body.data?.settings });
+    const settings = checkSettings({ ...old.settings, seed: undefined, ...settingsOfBody(req.body) });
     checkPlan(ctx, settings);
     const png = await readFile(service.store.file(old.id, LAST_FRAME_FILE)).catch(() => {
-      throw new HttpError(410, `the last frame of job ${old.id} is not on the server (jobs made before continuing existed do not keep it); run the job again first`);
+      const why = old.ranOn ? `the worker box that made it (${old.ranOn.box}) sent none the server could use` : 'jobs made before continuing existed do not keep it';
+      throw new HttpError(410, `the last frame of job ${old.id} is not on the server (${why}); run the job again first`);
     });
     res.status(202).json(accepted(service, service.submit({ png }, settings, { continues: old.id, owner: ownerOfRequest(res) })));
   });

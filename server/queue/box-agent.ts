@@ -202,8 +202,9 @@ export class BoxAgent {
       for (const [format, name] of Object.entries(record.videos)) form.set(format, await openAsBlob(this.store.file(jobId, name)), name);
       // What "Continue from the last frame" starts from, as a local job keeps it.
       form.set(LAST_FRAME_FIELD, await openAsBlob(this.store.file(jobId, LAST_FRAME_FILE)), LAST_FRAME_FILE);
-      await this.call(`api/boxes/jobs/${jobId}/result`, { method: 'POST', headers, body: form }, stop);
-      this.opts.log(`box ${this.name}: job ${jobId} delivered`);
+      const answer = (await (await this.call(`api/boxes/jobs/${jobId}/result`, { method: 'POST', headers, body: form }, stop)).json().catch(() => ({}))) as { lastFrameRefused?: unknown };
+      const refused = typeof answer.lastFrameRefused === 'string' ? `; the front server kept the videos but not the last frame: ${answer.lastFrameRefused}` : '';
+      this.opts.log(`box ${this.name}: job ${jobId} delivered${refused}`);
       return { box: this.name, worker: worker.name };
     } catch (err) {
       if (err instanceof CancelledByServer || err instanceof JobCancelledError || stop.aborted) {

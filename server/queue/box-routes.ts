@@ -21,6 +21,8 @@ import { ResultRejected, receiveResult } from './remote-results.js';
 
 /** Larger than any video the encoder may write (server/http/jobs.ts MAX_OUTPUT_BYTES of raw frames). */
 const MAX_VIDEO_BYTES = 2 ** 30;
+/** The "result" field: a short JSON text. */
+const MAX_FIELD_BYTES = 64 * 1024;
 
 interface BoxRequest {
   id: string;
@@ -47,6 +49,21 @@ const claimErrors = (err: unknown): never => {
   throw err;
 };
 
+/** A box's upload that multer refused, in words that say what to send. */
+function boxUploadError(err: multer.MulterError): HttpError {
+  const parts = `"result" once, each video format the job asked for once and "${LAST_FRAME_FIELD}" once`;
+  switch (err.code) {
+    case 'LIMIT_FILE_SIZE':
+      return new HttpError(413, `the file "${err.field}" is larger than the ${MAX_VIDEO_BYTES / 2 ** 30} GiB a box may send`);
+    case 'LIMIT_UNEXPECTED_FILE':
+      return new HttpError(400, `the file "${err.field}" came more than once; send ${parts}`);
+    case 'LIMIT_FIELD_VALUE':
+      return new HttpError(400, `the field "${err.field}" is longer than ${MAX_FIELD_BYTES / 1024} kB; "result" is a short JSON text`);
+    default:
+      return new HttpError(400, `the upload has more parts than a result has (${err.message}); send ${parts}`);
+  }
+}
+
 export function boxRoutes(host: JobHost, queue: RedisQueue): Router {
   const router = Router();
 
@@ -57,14 +74,16 @@ export function boxRoutes(host: JobHost, queue: RedisQueue): Router {
   });
 
   // The videos land as temporary files in the job's folder (the server removes those at start).
-  const upload = multer({
+  const receive = multer({
     storage: multer.diskStorage({
       destination: (req, _file, cb) => cb(null, host.store.dir(String(req.params.id))),
       filename: (_req, file, cb) => cb(null, `.upload-${file.fieldname}-${randomBytes(6).toString('hex')}.tmp`),
     }),
-    limits: { fileSize: MAX_VIDEO_BYTES, files: videoFormats.length + 1, fields: 1, fieldSize: 64 * 1024, parts: videoFormats.length + 2 },
+    limits: { fileSize: MAX_VIDEO_BYTES, files: videoFormats.length + 1, fields: 1, fieldSize: MAX_FIELD_BYTES, parts: videoFormats.length + 2 },
     fileFilter: (_req, file, cb) => cb(null, [...videoFormats, LAST_FRAME_FIELD].includes(file.fieldname)),
   }).fields([...videoFormats, LAST_FRAME_FIELD].map((name) => ({ name, maxCount: 1 })));
+  // multer removes what it wrote when it refuses an upload; the refusal is worded here for a box (the API's handler words it for the page's image upload).
+  const upload = (req: Request, res: Response, next: NextFunction) => receive(req, res, (err?: unknown) => next(err instanceof multer.MulterError ? boxUploadError(err) : err));
 
   // The lock is checked before the body is read, so no one else's upload reaches the disk.
   const holder = async (req: Request, res: Response, next: NextFunction) => {
@@ -94,10 +113,10 @@ export function boxRoutes(host: JobHost, queue: RedisQueue): Router {
     const result = boxResultSchema.safeParse(raw);
     if (!result.success) {
       for (const path of files.values()) rmSync(path, { force: true });
-      throw new HttpError(400, `bad result: ${formatError(result.error)}`);
+      throw new HttpError(400, `bad result: ${formatError(result.error, (key) => key || 'result')}`);
     }
-    await receiveResult(host, queue, who.id, who.lock, who.ranOn.box, files, result.data).catch(claimErrors);
-    res.json({ id: who.id, done: true });
+    const { lastFrameRefused } = await receiveResult(host, queue, who.id, who.lock, who.ranOn.box, files, result.data).catch(claimErrors);
+    res.json({ id: who.id, done: true, ...(lastFrameRefused ? { lastFrameRefused } : {}) });
   });
 
   return router;

@@ -69,16 +69,19 @@ export const BOX_HEADERS = { box: 'x-svd-box', worker: 'x-svd-worker', lock: 'x-
 export const LAST_FRAME_FIELD = 'lastFrame';
 
 /** What a box uploads beside the videos (the `result` field). */
-export const boxResultSchema = z.object({
-  /** Frames the job made (its segments joined and interpolated; before ping-pong and loops). */
-  frameCount: z.number().int().positive().max(65_536),
-  fps: z.number().positive().max(1000),
-  seed: z.number().int(),
-  /** Each segment's seed, when the job had several. */
-  seeds: z.array(z.number().int()).max(8).optional(),
-  provider: z.string().max(200),
-  totalMs: z.number().nonnegative(),
-});
+export const boxResultSchema = z.object(
+  {
+    /** Frames the job made (its segments joined and interpolated; before ping-pong and loops). */
+    frameCount: z.number().int().positive().max(65_536),
+    fps: z.number().positive().max(1000),
+    seed: z.number().int(),
+    /** Each segment's seed, when the job had several. */
+    seeds: z.array(z.number().int()).max(8).optional(),
+    provider: z.string().max(200),
+    totalMs: z.number().nonnegative(),
+  },
+  { error: 'must be a JSON object {frameCount, fps, seed, seeds?, provider, totalMs}' },
+);
 export type BoxResult = z.infer<typeof boxResultSchema>;
 
 /** Why BullMQ failed a job, in the user's words where BullMQ's are its own. */

@@ -41,6 +41,8 @@ async function runJob(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
     const result = await generateChain(pipeline, image, s, {
       interpolator,
       signal,
+      // The videos are made from the 8-bit frames alone.
+      floatFrames: false,
       onProgress: (e) => send({ type: 'progress', jobId, progress: e }),
       onPreview: (latents, dims) => {
         // One preview at a time: a step that ends while the last JPEG is being made skips its own.
