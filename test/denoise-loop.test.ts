@@ -173,9 +173,8 @@ describe('denoising loop', () => {
   });
 
   it('draws on the main thread, the same values, where the noise thread fails', async () => {
-    const failing = new NoiseThread();
     // A thread that ends before it answers, as a crashed one would.
-    Object.assign(failing, { start: () => new Worker('process.exit(3)', { eval: true }) });
+    const failing = new NoiseThread(() => new Worker('process.exit(3)', { eval: true }));
     const refRng = new NormalGenerator(9);
     const rng = new NormalGenerator(9);
     const noise = new SeededStepNoise(rng, failing);

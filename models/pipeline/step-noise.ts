@@ -72,6 +72,11 @@ export class NoiseThread {
   /** Draws made on the thread (tests and benchmarks check that it was used). */
   draws = 0;
   private requests = 0;
+  /** Draws sent and not yet answered. */
+  private pending = 0;
+
+  /** `spawn` starts the thread: noise-worker.ts by default (a test gives one that fails). */
+  constructor(private readonly spawn: () => Worker = startNoiseWorker) {}
 
   get usable(): boolean {
     return this.worker !== null;
@@ -85,9 +90,13 @@ export class NoiseThread {
       if (!worker) return reject(new Error('the noise thread could not start'));
       const done = (err?: Error) => {
         worker.off('message', onMessage).off('error', done).off('exit', onExit);
+        if (--this.pending === 0) worker.unref();
         if (!err) return;
-        this.close();
-        this.worker = null;
+        // Not again (unless this was a thread closed since and started anew).
+        if (this.worker === worker) {
+          this.close();
+          this.worker = null;
+        }
         reject(err);
       };
       const onMessage = (reply: NoiseDraw) => {
@@ -98,6 +107,8 @@ export class NoiseThread {
         resolve(reply);
       };
       const onExit = (code: number) => done(new Error(`the noise thread exited with code ${code}`));
+      // Held while a draw is out, so that the process waits for it; idle, it keeps nothing alive.
+      if (this.pending++ === 0) worker.ref();
       worker.on('message', onMessage).on('error', done).on('exit', onExit);
       worker.postMessage({ id, state, out } satisfies NoiseDraw, [out.buffer]);
     });
@@ -106,13 +117,13 @@ export class NoiseThread {
   close(): void {
     void this.worker?.terminate();
     if (this.worker) this.worker = undefined;
+    this.pending = 0;
   }
 
   private start(): Worker | null {
     if (this.worker !== undefined) return this.worker;
     try {
-      this.worker = startNoiseWorker();
-      // An idle thread does not keep the process alive.
+      this.worker = this.spawn();
       this.worker.unref();
     } catch {
       this.worker = null;
