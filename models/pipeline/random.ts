@@ -72,9 +72,9 @@ export class NormalGenerator {
   }
 
   /**
-   * Fills `out` with the values `out.length` calls of normal() would give, in their order: the
-   * same steps with the state in locals (no call per value; the pipeline draws a video's worth
-   * of noise per sampling step).
+   * Fills `out` with the values `out.length` calls of normal() would give, in their order, both
+   * values of a pair stored at once instead of one through the spare (the pipeline draws a
+   * video's worth of noise per sampling step).
    */
   fill(out: Float32Array): Float32Array {
     const n = out.length;
@@ -83,38 +83,14 @@ export class NormalGenerator {
       out[i++] = this.spare;
       this.spare = undefined;
     }
-    let { s0, s1, s2, s3 } = this;
     const twoPi = 2 * Math.PI;
     while (i < n) {
-      // Two xoshiro128** outputs as uniforms in (0, 1), as nextUint32() and uniform() make them.
-      let u = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
-      let t = s1 << 9;
-      s2 ^= s0;
-      s3 ^= s1;
-      s1 ^= s2;
-      s0 ^= s3;
-      s2 ^= t;
-      s3 = rotl(s3, 11);
-      const u1 = (u + 0.5) / 4294967296;
-      u = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
-      t = s1 << 9;
-      s2 ^= s0;
-      s3 ^= s1;
-      s1 ^= s2;
-      s0 ^= s3;
-      s2 ^= t;
-      s3 = rotl(s3, 11);
-      const u2 = (u + 0.5) / 4294967296;
-      const r = Math.sqrt(-2 * Math.log(u1));
-      const theta = twoPi * u2;
+      const r = Math.sqrt(-2 * Math.log(this.uniform()));
+      const theta = twoPi * this.uniform();
       out[i++] = r * Math.cos(theta);
       if (i < n) out[i++] = r * Math.sin(theta);
       else this.spare = r * Math.sin(theta);
     }
-    this.s0 = s0;
-    this.s1 = s1;
-    this.s2 = s2;
-    this.s3 = s3;
     return out;
   }
 
