@@ -509,9 +509,10 @@ function isOutOfMemory(err: unknown): boolean {
 }
 
 /**
- * latents / scaling_factor as diffusers' `1 / scaling_factor * latents` (times the float32 reciprocal), in place. A plain
- * loop: Float32Array.from with a map function calls it through the iterator protocol, a slow way
- * through a video of latents (BENCHMARKS.md, host work between UNet runs).
+ * latents / scaling_factor as diffusers' `1 / scaling_factor * latents` (times the float32
+ * reciprocal), in place. A plain loop: Float32Array.from with a map function calls it through
+ * the iterator protocol, a slow way through a video of latents (BENCHMARKS.md, host work between
+ * UNet runs).
  */
 export function unscaleLatents(latents: Float32Array, scalingFactor: number): Float32Array {
   const inv = f(1 / scalingFactor);
