@@ -64,8 +64,8 @@ export class SeededStepNoise implements StepNoise {
 /**
  * A worker thread (noise-worker.ts) that draws noise while the main thread is held by
  * onnxruntime-node's session.run (its binding runs the session synchronously, so nothing on the
- * main thread overlaps a UNet run). Started at its first draw and kept for the next jobs; one
- * draw at a time. After a failure it is not used again.
+ * main thread overlaps a UNet run). Started at its first draw and kept for the next jobs;
+ * draws are made in the order they are sent. After a failure it is not used again.
  */
 export class NoiseThread {
   private worker: Worker | null | undefined;
