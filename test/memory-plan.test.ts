@@ -29,7 +29,7 @@ describe('planMemory (CUDA estimates)', () => {
 
   it('with one shared arena, keeps every network open on a 16 GB card: the stages draw on one pool, so only the weights add up', () => {
     const budget = 15 * 1024 - 512;
-    const shared = planMemory(budget, xt(4), XT, CUDA_SHARED_ARENA_ESTIMATES, { sharedArena: true });
+    const shared = planMemory(budget, xt(4), XT, { sharedArena: true });
     expect(shared).toMatchObject({ sessions: 'shared', guidanceBatch: 'joint', decodeChunk: 4, decoderPerShape: true, notes: [] });
     // Every weight (the decoder twice: a session for the last, shorter chunk) and the largest stage's activations, the UNet's here.
     const unetActivations = (CUDA_SHARED_ARENA_ESTIMATES.unetBytesPerVideoFramePixel * 2 * 25 * 1024 * 576) / 2 ** 20;
@@ -37,9 +37,9 @@ describe('planMemory (CUDA estimates)', () => {
     // The same card with an arena per session: the activations add up, and each job reopens its stages.
     expect(planMemory(budget, xt(4), XT)).toMatchObject({ sessions: 'separate' });
     // 'auto' takes the largest chunk that keeps everything open: 5 frames (25 in five chunks, no second decoder session).
-    expect(planMemory(budget, { ...xt(4), decodeChunk: 'auto' }, XT, CUDA_SHARED_ARENA_ESTIMATES, { sharedArena: true })).toMatchObject({ sessions: 'shared', decodeChunk: 5 });
+    expect(planMemory(budget, { ...xt(4), decodeChunk: 'auto' }, XT, { sharedArena: true })).toMatchObject({ sessions: 'shared', decodeChunk: 5 });
     // Where even a 4-frame chunk does not fit beside every weight, the stages are opened one at a time again.
-    expect(planMemory(11 * 1024, { ...xt(4), decodeChunk: 'auto' }, XT, CUDA_SHARED_ARENA_ESTIMATES, { sharedArena: true })).toMatchObject({ sessions: 'separate' });
+    expect(planMemory(11 * 1024, { ...xt(4), decodeChunk: 'auto' }, XT, { sharedArena: true })).toMatchObject({ sessions: 'separate' });
   });
 
   it('splits the guidance batch before giving up on sampling', () => {

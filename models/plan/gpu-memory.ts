@@ -98,7 +98,8 @@ function largestChunk(frames: number, fits: (chunk: number) => boolean): number 
  * `sharedArena`: every session draws on one arena (cuda-arena.ts), so with everything open the
  * stages' activations do not add up: the card holds every weight and the largest stage's peak.
  */
-export function planMemory(budgetMiB: number, job: JobShape, weights: NetworkWeightsMiB, est: MemoryEstimates = CUDA_ESTIMATES, opts: { sharedArena?: boolean } = {}): MemoryPlan {
+export function planMemory(budgetMiB: number, job: JobShape, weights: NetworkWeightsMiB, opts: { sharedArena?: boolean } = {}): MemoryPlan {
+  const est = opts.sharedArena ? CUDA_SHARED_ARENA_ESTIMATES : CUDA_ESTIMATES;
   const pixels = job.width * job.height;
   const unetAct = (videos: number) => (est.unetBytesPerVideoFramePixel * videos * job.frames * pixels) / MiB;
   const decoderAct = (chunk: number) => (est.decoderBytesPerFramePixel * chunk * pixels) / MiB;

@@ -7,7 +7,7 @@ import type { GenerationSettings } from '../../common/settings.js';
 import { chainFrameCount, interpolatedCount } from '../../common/video-chain.js';
 import { PORTABLE_FORMS, maxDecoderChunk } from '../networks/forms.js';
 import type { VaeConfig } from '../configs.js';
-import { CUDA_ESTIMATES, CUDA_SHARED_ARENA_ESTIMATES, MemoryPlanError, planMemory } from './gpu-memory.js';
+import { MemoryPlanError, planMemory } from './gpu-memory.js';
 import { hostAvailableMiB, planHostMemory } from './host-memory.js';
 
 export { MemoryPlanError } from './gpu-memory.js';
@@ -80,13 +80,7 @@ export function planJob(device: PlanningDevice, model: PlanModel, job: PlanJob):
   const notes = (chunk: number): string[] => (chunk === tensorLimit && asked > tensorLimit ? [`decoding ${chunk} frames at a time${auto ? '' : ` instead of ${asked}`}: ${cap!.why}`] : []);
 
   if (device.gpuBudgetMiB !== undefined) {
-    const plan = planMemory(
-      device.gpuBudgetMiB,
-      { width, height, frames, videos, decodeChunk: auto ? 'auto' : upTo, maxDecodeChunk: upTo },
-      model.weightsMiB,
-      device.sharedArena ? CUDA_SHARED_ARENA_ESTIMATES : CUDA_ESTIMATES,
-      { sharedArena: device.sharedArena },
-    );
+    const plan = planMemory(device.gpuBudgetMiB, { width, height, frames, videos, decodeChunk: auto ? 'auto' : upTo, maxDecodeChunk: upTo }, model.weightsMiB, { sharedArena: device.sharedArena });
     return {
       ...base,
       decodeChunk: plan.decodeChunk,
