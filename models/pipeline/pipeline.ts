@@ -154,8 +154,9 @@ export class SvdPipeline {
     this.pool = new SessionPool(files, contracts, options, device.sessions);
   }
 
-  /** With every session closed, the shared arena's memory goes back to the card (cuda-arena.ts). */
-  private releaseArena(): void {
+  /** Closes every session, and gives the shared arena's memory back to the card with them (cuda-arena.ts). */
+  private async closeAll(): Promise<void> {
+    await this.pool.close();
     if (this.device.sharedArena) releaseSharedCudaArena(this.deviceId ?? 0);
   }
 
@@ -243,8 +244,8 @@ export class SvdPipeline {
 
   async release(): Promise<void> {
     this.noiseThread.close();
+    await this.closeAll();
     await this.pool.release();
-    this.releaseArena();
   }
 
   /**
@@ -289,18 +290,12 @@ export class SvdPipeline {
       return { ...(await this.run(image, settings, plan, opts)), plan };
     } catch (err) {
       // A failed allocation leaves the arenas full: start the next job from a clean card.
-      if (isOutOfMemory(err)) {
-        await this.pool.close();
-        this.releaseArena();
-      }
+      if (isOutOfMemory(err)) await this.closeAll();
       throw err;
     } finally {
       // With separate stages nothing stays open between jobs (or after a failed or cancelled one),
       // so an idle server leaves the card free.
-      if (plan.sessions === 'separate') {
-        await this.pool.close();
-        this.releaseArena();
-      }
+      if (plan.sessions === 'separate') await this.closeAll();
     }
   }
 

@@ -12,7 +12,9 @@ const SAME_AS_REQUESTED = 1;
 export type CudaArenaMode = 'shared' | 'own';
 export const cudaArenaModes = ['shared', 'own'] as const satisfies readonly CudaArenaMode[];
 
-const shared = new Map<number, { ok: true } | { ok: false; reason: string }>();
+type Registration = { ok: true } | { ok: false; reason: string };
+
+const shared = new Map<number, Registration>();
 
 /**
  * Registers the shared arena for CUDA device `deviceId` once per process. Call it only where the
@@ -20,7 +22,7 @@ const shared = new Map<number, { ok: true } | { ok: false; reason: string }>();
  * allocator without one). Returns why not where it cannot be done (koffi or the library missing,
  * an onnxruntime older than the API it needs); the sessions then keep their own arenas.
  */
-export function shareCudaArena(deviceId: number, opts: { limitBytes?: number } = {}): { ok: true } | { ok: false; reason: string } {
+export function shareCudaArena(deviceId: number): Registration {
   let result = shared.get(deviceId);
   if (result) return result;
   try {
@@ -28,7 +30,7 @@ export function shareCudaArena(deviceId: number, opts: { limitBytes?: number } =
       providerType: 'CUDAExecutionProvider',
       memoryName: 'Cuda',
       deviceId,
-      arena: { arena_extend_strategy: SAME_AS_REQUESTED, ...(opts.limitBytes ? { max_mem: Math.floor(opts.limitBytes) } : {}) },
+      arena: { arena_extend_strategy: SAME_AS_REQUESTED },
       providerOptions: { device_id: String(deviceId) },
     });
     result = { ok: true };
