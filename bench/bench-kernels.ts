@@ -29,7 +29,12 @@ interface Case {
 }
 const ones = (b: GraphBuilder, n: number, dtype: 'float16' | 'float32' = 'float16') => b.constant(new Array(n).fill(1), dtype, [n]);
 const zeros = (b: GraphBuilder, n: number, dtype: 'float16' | 'float32' = 'float16') => b.constant(new Array(n).fill(0), dtype, [n]);
-const bias = (b: GraphBuilder, n: number) => b.constant(Array.from({ length: n }, (_, i) => Math.sin(i) * 0.1), 'float16', [n]);
+const bias = (b: GraphBuilder, n: number) =>
+  b.constant(
+    Array.from({ length: n }, (_, i) => Math.sin(i) * 0.1),
+    'float16',
+    [n],
+  );
 /** Both outputs of a two-output node reach the graph's output (a few values of each), so neither is pruned. */
 const both = (b: GraphBuilder, x: Value, y: Value) => b.add(b.slice(b.reshape(x, [-1]), [0], [4], [0]), b.slice(b.reshape(y, [-1]), [0], [4], [0]));
 
@@ -95,7 +100,13 @@ const cases: Case[] = [
   {
     name: `GroupNorm NHWC + SiLU [${IMAGE}]`,
     inputs: [IMAGE],
-    body: (b, [x]) => b.node('GroupNorm', [x!, ones(b, 320, 'float32'), zeros(b, 320, 'float32')], { groups: attr.int(32), epsilon: attr.float(1e-5), activation: attr.int(1), channels_last: attr.int(1) }, { domain: MS })[0]!,
+    body: (b, [x]) =>
+      b.node(
+        'GroupNorm',
+        [x!, ones(b, 320, 'float32'), zeros(b, 320, 'float32')],
+        { groups: attr.int(32), epsilon: attr.float(1e-5), activation: attr.int(1), channels_last: attr.int(1) },
+        { domain: MS },
+      )[0]!,
   },
 ];
 
@@ -113,7 +124,14 @@ for (const [i, c] of cases.entries()) {
   const feeds = Object.fromEntries(
     c.inputs.map((dims, k) => {
       const n = dims.reduce((a, d) => a * d, 1);
-      return [`x${k}`, new ort.Tensor('float16', new Uint16Array(n).map((_, j) => 0x3800 + (j % 997)), dims)];
+      return [
+        `x${k}`,
+        new ort.Tensor(
+          'float16',
+          new Uint16Array(n).map((_, j) => 0x3800 + (j % 997)),
+          dims,
+        ),
+      ];
     }),
   );
   for (let r = 0; r < runs; r++) {

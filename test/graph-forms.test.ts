@@ -75,6 +75,7 @@ describe('fusion selection by target', () => {
       GroupNorm: cudaFrom('1.19.0', 8.0),
       NhwcConv: cudaFrom('1.19.0'),
       SkipGroupNorm: cudaFrom('1.30.0'),
+      SkipLayerNormalization: cudaFrom('1.30.0'),
       BiasGelu: cudaFrom('1.30.0'),
       BiasAdd: cudaFrom('1.30.0'),
       'MultiHeadAttention (packed QKV)': cudaFrom('1.30.0'),
@@ -82,12 +83,12 @@ describe('fusion selection by target', () => {
     expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.26.0', computeCapability: 7.5 }, support)).toEqual(['nhwc-conv']);
     expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.26.0', computeCapability: 9.0 }, support)).toEqual(['nhwc-conv', 'group-norm-nhwc']);
     // SkipGroupNorm rewrites GroupNorm's result: it goes where GroupNorm does.
-    expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.30.0' }, support)).toEqual(['nhwc-conv', 'bias-split-gelu', 'bias-gelu', 'bias-add', 'packed-qkv']);
+    expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.30.0' }, support)).toEqual(['nhwc-conv', 'skip-layer-norm', 'bias-split-gelu', 'bias-gelu', 'bias-add', 'packed-qkv']);
     expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.30.0', computeCapability: 9.0 }, support)).toEqual(ALL_FUSIONS);
     expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.29.0', computeCapability: 9.0 }, support)).toEqual(['nhwc-conv', 'group-norm-nhwc', 'bias-split-gelu']);
   });
   it('leaves out what runs but was measured no faster, unless named', () => {
-    expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.30.0', computeCapability: 9.0 })).toEqual(['nhwc-conv', 'group-norm-nhwc', 'bias-split-gelu']);
+    expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.30.0', computeCapability: 9.0 })).toEqual(['nhwc-conv', 'group-norm-nhwc', 'skip-layer-norm', 'bias-split-gelu']);
     const named = (FUSED_OPERATOR_SUPPORT as Record<string, { chosen?: false }>)['MultiHeadAttention (packed QKV)'];
     expect(named?.chosen).toBe(false);
   });
@@ -184,6 +185,55 @@ describe('the bias-gelu pass', () => {
       expect(fused['com.microsoft:BiasGelu'], network).toBeGreaterThan(0);
       expect((fused.Erf ?? 0) + (fused['com.microsoft:Gelu'] ?? 0), network).toBe(0);
     }
+  });
+});
+
+describe('the skip-layer-norm pass', () => {
+  it('takes every LayerNormalization of the UNet (the fixture networks.test.ts holds to the reference with it, and full size): residual sums, the frame embedding, the projection bias', () => {
+    const model = openModelDir(FIXTURE_MODEL);
+    const forms: GraphForms = { ...graphFormsFor('cuda'), fusions: ['skip-layer-norm'] };
+    const plain = defineNetwork(model, 'unet', new RandomWeights(), { dtype: 'float32', attention: 'mha' }).operatorCounts();
+    const fused = defineNetwork(model, 'unet', new RandomWeights(), { dtype: 'float32', attention: 'mha', forms }).operatorCounts();
+    expect(plain.LayerNormalization).toBeGreaterThan(0);
+    expect(fused['com.microsoft:SkipLayerNormalization']).toBe(plain.LayerNormalization);
+    expect(fused.LayerNormalization ?? 0).toBe(0);
+    // Each takes one Add with it.
+    expect(fused.Add).toBe(plain.Add! - plain.LayerNormalization!);
+    const b = new GraphBuilder({ dtype: 'float16', attention: 'mha', weights: new RandomWeights() });
+    buildUNet(b, SVD_XT_UNET, { forms: cudaDefault });
+    b.applyPasses(formPasses(cudaDefault));
+    const counts = b.operatorCounts();
+    expect(counts['com.microsoft:SkipLayerNormalization']).toBe(80);
+    expect(counts.LayerNormalization ?? 0).toBe(0);
+  });
+
+  it('views a skip broadcast over the leading axes as [1, K, C] beside the input as [-1, K, C], and gives the sum where it is read', () => {
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new RandomWeights(3) });
+    const x = b.input('x', 'float32', ['b', 's', 'f', 32]);
+    const emb = b.input('emb', 'float32', ['f', 32]);
+    const sum = b.add(x, emb);
+    const normed = b.layerNorm(sum, { scale: b.weight('n.weight', [32]), bias: b.weight('n.bias', [32]), epsilon: 1e-5 });
+    b.output(b.add(sum, normed), 'y', ['b', 's', 'f', 32]);
+    expect(b.applyPasses(fusionPasses(['skip-layer-norm']))).toEqual({ 'skip-layer-norm': 1 });
+    const { graph, producer } = written(b);
+    const fused = graph.node!.find((n) => n.opType === 'SkipLayerNormalization')!;
+    expect(fused.domain).toBe('com.microsoft');
+    expect(fused.output).toHaveLength(4);
+    const [input, skip] = [producer(fused.input![0]!), producer(fused.input![1]!)];
+    expect([input.opType, input.input![0], skip.opType, skip.input![0]]).toEqual(['Reshape', 'x', 'Reshape', 'emb']);
+    // Both views end in the skip's last two sizes: [-1] and [1] before them.
+    const lead = (view: typeof input) => producer(view.input![1]!).input![0]!;
+    const { ints } = written(b);
+    expect([ints(lead(input)), ints(lead(skip))]).toEqual([[-1], [1]]);
+    expect(graph.node!.filter((n) => n.opType === 'Add')).toHaveLength(1);
+  });
+
+  it('leaves a norm alone where the sum broadcasts over an inner axis', () => {
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new RandomWeights(3) });
+    const x = b.input('x', 'float32', ['n', 's', 32]);
+    const perRow = b.input('v', 'float32', ['n', 1, 32]);
+    b.output(b.layerNorm(b.add(x, perRow), { scale: b.weight('n.weight', [32]), bias: b.weight('n.bias', [32]), epsilon: 1e-5 }), 'y', ['n', 's', 32]);
+    expect(b.applyPasses(fusionPasses(['skip-layer-norm']))).toEqual({ 'skip-layer-norm': 0 });
   });
 });
 
@@ -299,7 +349,7 @@ describe('SVD_GRAPH_FORMS', () => {
     expect(parseGraphForms('fusions=all', PORTABLE_FORMS).fusions).toEqual(ALL_FUSIONS);
     expect(parseGraphForms('fusions=nhwc-conv+bias-split-gelu, imageLayout=nhwc', PORTABLE_FORMS)).toMatchObject({ fusions: ['nhwc-conv', 'bias-split-gelu'], imageLayout: 'nhwc' });
     expect(() => parseGraphForms('fusions=nhwc-conv+flash', cuda)).toThrow(
-      /"fusions=nhwc-conv\+flash" is not .*fusions=none\|all\|<nhwc-conv\|group-norm-nhwc\|skip-group-norm\|bias-split-gelu\|bias-gelu\|bias-add\|packed-qkv>/,
+      /"fusions=nhwc-conv\+flash" is not .*fusions=none\|all\|<nhwc-conv\|group-norm-nhwc\|skip-group-norm\|skip-layer-norm\|bias-split-gelu\|bias-gelu\|bias-add\|packed-qkv>/,
     );
   });
 });

@@ -37,6 +37,7 @@ describe.each<{ attention: AttentionImpl; forms: GraphForms; label: string }>([
   { attention: 'mha', forms: { ...graphFormsFor('cuda'), fusions: [] }, label: "mha attention, the CUDA provider's forms" },
   // The fusions whose operator the CPU provider also implements.
   { attention: 'mha', forms: { ...PORTABLE_FORMS, fusions: ['bias-gelu'] }, label: 'mha attention, BiasGelu' },
+  { attention: 'mha', forms: { ...graphFormsFor('cuda'), fusions: ['skip-layer-norm'] }, label: "mha attention, the CUDA provider's forms with SkipLayerNormalization" },
 ])('fixture networks, fp32 CPU, $label', ({ attention, forms }) => {
   const check = (actual: ort.Tensor, golden: string) => {
     const ref = goldenFile();

@@ -175,6 +175,96 @@ const skipGroupNorm: GraphPass = {
   },
 };
 
+/**
+ * LayerNormalization of a sum (a block's residual plus its branch, the frame embedding added
+ * before a temporal block, or a projection's bias) as one com.microsoft SkipLayerNormalization:
+ * the Add in the norm's pass over memory, the sum still given where something else reads it.
+ * onnxruntime's CUDA kernel for it reads rows with vector loads, where LayerNormalization's does
+ * not. It takes 3-D [N, S, C], and a skip of fewer rows is repeated: a same-shape skip goes in as
+ * [-1, 1, C] beside the input; a skip broadcast over the leading axes ([C], [K, C] or
+ * [1, …, 1, K, C]) as [1, K, C], the input as [-1, K, C]. A Reshape between the Add and the norm
+ * that keeps the last axis (`linear`'s, back to the tokens' shape) is taken in.
+ */
+const skipLayerNorm: GraphPass = {
+  name: 'skip-layer-norm',
+  match(g, norm) {
+    if (norm.opType !== 'LayerNormalization' || norm.domain || norm.inputs.length !== 3) return undefined;
+    const gamma = g.initializer(norm.inputs[1]);
+    const channels = gamma?.dims.length === 1 ? gamma.dims[0]! : undefined;
+    const normShape = g.shape(norm.inputs[0]!);
+    const axis = norm.attrs.axis;
+    if (channels === undefined || !g.initializer(norm.inputs[2]) || normShape?.[normShape.length - 1] !== channels) return undefined;
+    if (axis && 'i' in axis && axis.i !== -1 && axis.i !== normShape.length - 1) return undefined;
+    const view = g.producer(norm.inputs[0], 'Reshape');
+    const add = g.producer(view ? view.inputs[0] : norm.inputs[0], 'Add');
+    if (!add) return undefined;
+    const addShape = g.shape(add.outputs[0]!);
+    if (addShape?.[addShape.length - 1] !== channels) return undefined;
+    // The shape the results go back to: the Reshape's own target (given in full), or the Add's.
+    const target = view?.inputs[1];
+    if (view && g.ints(target)?.includes(0)) return undefined;
+    const operands = skipLayerNormOperands(g, add, channels);
+    if (!operands) return undefined;
+    const sum = (view ?? add).outputs[0]!;
+    const keepSum = g.readersOf(sum).length > 1;
+    const [normed, summed] = [g.uniqueName('skip_ln_out'), g.uniqueName('skip_ln_sum')];
+    const rows = operands.input.outputShapes![0];
+    const fused = g.node(
+      'SkipLayerNormalization',
+      [operands.input.outputs[0]!, operands.skip.outputs[0]!, norm.inputs[1]!, norm.inputs[2]!],
+      keepSum ? [normed, '', '', summed] : [normed],
+      pick(norm, ['epsilon']),
+      {
+        domain: MS,
+        outputShapes: [rows, undefined, undefined, rows],
+      },
+    );
+    const shapeNodes: NodeRecord[] = [];
+    let backTo = target;
+    if (!backTo) {
+      const full = g.node('Shape', [operands.full], [g.uniqueName('skip_ln_shape')], {}, { outputShapes: [[addShape.length]] });
+      shapeNodes.push(full);
+      backTo = full.outputs[0]!;
+    }
+    const back = (value: string, out: string) => g.node('Reshape', [value, backTo!], [out], {}, { outputShapes: [g.shape(out)] });
+    const outputs = [back(normed, norm.outputs[0]!), ...(keepSum ? [back(summed, sum)] : [])];
+    return { nodes: [add, ...(view ? [view] : []), norm], replacement: [...operands.nodes, fused, ...shapeNodes, ...outputs] };
+  },
+};
+
+/** SkipLayerNormalization's input and skip views of an Add's operands (see `skipLayerNorm`), or undefined where its kernel cannot take them. */
+function skipLayerNormOperands(g: PassGraph, add: NodeRecord, channels: number) {
+  const [a, b] = add.inputs as [string, string];
+  const sum = add.outputs[0]!;
+  const reshape = (x: string, dims: string, shape: (number | null)[]) => g.node('Reshape', [x, dims], [g.uniqueName('skip_ln_view')], {}, { outputShapes: [shape] });
+  if (g.sameShape(a, b) && g.sameShape(a, sum)) {
+    const rows = g.int64Constant([-1, 1, channels]);
+    const [input, skip] = [reshape(a, rows, [null, 1, channels]), reshape(b, rows, [null, 1, channels])];
+    return { full: a, input, skip, nodes: [input, skip] };
+  }
+  // The Add broadcasts the smaller operand, so its next-to-last size is the other's or 1: either
+  // way [1, K, C] repeated over [-1, K, C] rows is the same sum.
+  const shapeOf = (v: string) => g.shape(v) ?? g.initializer(v)?.dims;
+  const broadcast = (full: string, small: string) => {
+    const s = shapeOf(small);
+    return s !== undefined && g.sameShape(full, sum) && s[s.length - 1] === channels && s.slice(0, -2).every((d) => d === 1);
+  };
+  const [full, small] = broadcast(a, b) ? [a, b] : broadcast(b, a) ? [b, a] : [];
+  if (!full || !small) return undefined;
+  const smallShape = shapeOf(small)!;
+  if (smallShape.length === 1) {
+    const [input, skip] = [reshape(full, g.int64Constant([-1, 1, channels]), [null, 1, channels]), reshape(small, g.int64Constant([1, 1, channels]), [1, 1, channels])];
+    return { full, input, skip, nodes: [input, skip] };
+  }
+  // K may be known only at run time: both views take the skip's last two sizes.
+  const k = smallShape[smallShape.length - 2]!;
+  const kc = g.node('Shape', [small], [g.uniqueName('skip_ln_kc')], { start: attr.int(-2) }, { outputShapes: [[2]] });
+  const dims = (lead: number) => g.node('Concat', [g.int64Constant([lead]), kc.outputs[0]!], [g.uniqueName('skip_ln_dims')], { axis: attr.int(0) }, { outputShapes: [[3]] });
+  const [inputDims, skipDims] = [dims(-1), dims(1)];
+  const [input, skip] = [reshape(full, inputDims.outputs[0]!, [null, k, channels]), reshape(small, skipDims.outputs[0]!, [1, k, channels])];
+  return { full, input, skip, nodes: [kc, inputDims, skipDims, input, skip] };
+}
+
 /** The widths onnxruntime's CUDA BiasAdd accepts (SD's and SVD's blocks). */
 const BIAS_ADD_WIDTHS = [320, 640, 1280];
 
@@ -296,6 +386,7 @@ export const GRAPH_FUSIONS = {
   'nhwc-conv': { pass: nhwcConv, writes: 'NhwcConv' },
   'group-norm-nhwc': { pass: groupNormNhwc, writes: 'GroupNorm' },
   'skip-group-norm': { pass: skipGroupNorm, writes: 'SkipGroupNorm', after: 'group-norm-nhwc' },
+  'skip-layer-norm': { pass: skipLayerNorm, writes: 'SkipLayerNormalization' },
   'bias-split-gelu': { pass: biasSplitGelu, writes: 'BiasSplitGelu' },
   'bias-gelu': { pass: biasGelu, writes: 'BiasGelu' },
   'bias-add': { pass: biasAdd, writes: 'BiasAdd' },
@@ -320,7 +411,7 @@ export interface RuntimeTarget {
 }
 
 /** The com.microsoft operators the passes write. */
-export type FusedOperator = 'NhwcConv' | 'GroupNorm' | 'SkipGroupNorm' | 'BiasSplitGelu' | 'BiasGelu' | 'BiasAdd' | 'MultiHeadAttention (packed QKV)';
+export type FusedOperator = 'NhwcConv' | 'GroupNorm' | 'SkipGroupNorm' | 'SkipLayerNormalization' | 'BiasSplitGelu' | 'BiasGelu' | 'BiasAdd' | 'MultiHeadAttention (packed QKV)';
 
 export interface FusedOperatorSupport {
   /** The providers that implement the operator. */
@@ -352,6 +443,7 @@ export const FUSED_OPERATOR_SUPPORT: Readonly<Record<FusedOperator, FusedOperato
   NhwcConv: { providers: ['cuda'], minOnnxruntime: '1.19.2' },
   GroupNorm: { providers: ['cuda'], minOnnxruntime: '1.19.2' },
   SkipGroupNorm: { providers: ['cuda'], minOnnxruntime: '1.29.0', chosen: false },
+  SkipLayerNormalization: { providers: ['cuda'], minOnnxruntime: '1.29.0' },
   BiasSplitGelu: { providers: ['cuda'], minOnnxruntime: '1.19.2' },
   BiasGelu: { providers: ['cuda'], minOnnxruntime: '1.29.0', chosen: false },
   BiasAdd: { providers: ['cuda'], minOnnxruntime: '1.29.0', chosen: false },

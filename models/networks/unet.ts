@@ -38,9 +38,13 @@ interface Ctx {
 function basicTransformerBlock(c: Ctx, x: Value, name: string, heads: number): Value {
   const { b } = c;
   const dim = staticDim(x, -1, name);
-  let h = b.add(x, selfAttention(b, layerNorm(b, x, `${name}.norm1`, 1e-5), `${name}.attn1`, heads, { qkvBias: false }));
   layerNormWeightsCheck(b, `${name}.norm2`, dim);
-  h = b.add(h, singleTokenCrossAttention(b, c.contextPerFrame, `${name}.attn2`, dim));
+  // x + attn1 + attn2, the cross-attention's one vector per frame added first: the sum norm3 reads
+  // is then one Add of two same-shape tensors (a residual and a branch), the pattern the
+  // `skip-layer-norm` pass fuses into the norm.
+  const attn1 = selfAttention(b, layerNorm(b, x, `${name}.norm1`, 1e-5), `${name}.attn1`, heads, { qkvBias: false });
+  const crossed = b.add(x, singleTokenCrossAttention(b, c.contextPerFrame, `${name}.attn2`, dim));
+  const h = b.add(crossed, attn1);
   return b.add(h, feedForwardGeglu(b, layerNorm(b, h, `${name}.norm3`, 1e-5), `${name}.ff`));
 }
 
@@ -58,10 +62,11 @@ function temporalTransformerBlock(c: Ctx, x: Value, name: string, heads: number)
   const normed = layerNorm(b, h, `${name}.norm1`, 1e-5);
   const seqs = b.reshape(normed, [-1, b.dim(normed, 2), dim]);
   const attn = selfAttention(b, seqs, `${name}.attn1`, heads, { qkvBias: false, impl: c.forms.temporalAttention });
-  h = b.add(h, b.reshape(attn, b.shape(h)));
   layerNormWeightsCheck(b, `${name}.norm2`, dim);
-  // time_context: the first frame's embedding of each video, [B, 1, D] → [B, 1, 1, C]
-  h = b.add(h, b.unsqueeze(singleTokenCrossAttention(b, c.context, `${name}.attn2`, dim), [1]));
+  // time_context: the first frame's embedding of each video, [B, 1, D] → [B, 1, 1, C]; added
+  // before attn1's output, as in the spatial block (one same-shape Add before norm3).
+  const crossed = b.add(h, b.unsqueeze(singleTokenCrossAttention(b, c.context, `${name}.attn2`, dim), [1]));
+  h = b.add(crossed, b.reshape(attn, b.shape(h)));
   return b.add(h, feedForwardGeglu(b, layerNorm(b, h, `${name}.norm3`, 1e-5), `${name}.ff`));
 }
 
@@ -77,13 +82,13 @@ function transformerSpatioTemporal(c: Ctx, x: Value, name: string, heads: number
 
     // Frame-position embedding: sinusoid of 0..F-1 through an MLP, [F, C] broadcast over videos.
     const frameEmb = timestepMlp(b, b.cast(sinusoidalEmbedding(b, b.rangeFloat(frames), channels), b.dtype), `${name}.time_pos_embed`, channels * 4, channels);
-    const frameEmb4 = b.unsqueeze(frameEmb, [1]); // [F, 1, C]
 
     for (let i = 0; i < layers; i++) {
       h = basicTransformerBlock(c, h, `${name}.transformer_blocks.${i}`, heads);
-      // [B·F, S, C] → [B, F, S, C] (+ frame embedding) → [B, S, F, C]
+      // [B·F, S, C] → [B, F, S, C] → [B, S, F, C], + the frame embedding [F, C] after the
+      // transpose: the Add then sits right before the temporal block's first norm.
       const byVideo = b.reshape(h, [batch, frames, -1, inner]);
-      const withPos = b.transpose(b.add(byVideo, frameEmb4), [0, 2, 1, 3]);
+      const withPos = b.add(b.transpose(byVideo, [0, 2, 1, 3]), frameEmb);
       const temporal = temporalTransformerBlock(c, withPos, `${name}.temporal_transformer_blocks.${i}`, heads);
       const back = b.reshape(b.transpose(temporal, [0, 2, 1, 3]), b.shape(h));
       h = alphaBlend(b, `${name}.time_mixer`, h, back, false);
