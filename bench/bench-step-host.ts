@@ -7,20 +7,22 @@
 // shows. Previews on, as the server asks for them. Prints the host milliseconds per step (median
 // over every step of --jobs jobs) and per job (the loop's whole time less the stand-in's), for
 // the Euler and the AnimateLCM sampler at their models' default settings, the latter with its
-// noise drawn on the noise thread (as the pipeline does) and on the main thread; then the
-// decoder's unscale of the latents (unscaleLatents), once per job.
-//   npm run bench:step-host -- [--jobs N] [--unet-ms MS]
+// noise drawn on the noise thread (as the pipeline does) and on the main thread, each with the
+// host work on the main thread and on the step threads (as many as the pipeline takes here, or
+// --threads); then the decoder's unscale of the latents (unscaleLatents), once per job.
+//   npm run bench:step-host -- [--jobs N] [--unet-ms MS] [--threads N]
 import { parseArgs } from 'node:util';
 import { DenoiseBuffers, denoise } from '../models/pipeline/denoise-loop.js';
 import { linspace, unscaleLatents } from '../models/pipeline/pipeline.js';
 import { NormalGenerator } from '../models/pipeline/random.js';
 import { NoiseThread, SeededStepNoise } from '../models/pipeline/step-noise.js';
+import { StepThreads, stepThreadCount } from '../models/pipeline/step-threads.js';
 import { ANIMATELCM_SVD_XT_SCHEDULER, SVD_XT_SCHEDULER, SVD_XT_VAE } from '../models/reference-configs.js';
 import { createScheduler } from '../models/schedulers/scheduler.js';
 import { modelDefaults, parseSettings } from '../common/settings.js';
 import { machineLine } from './bench-env.js';
 
-const { values } = parseArgs({ options: { jobs: { type: 'string', default: '5' }, 'unet-ms': { type: 'string', default: '100' } } });
+const { values } = parseArgs({ options: { jobs: { type: 'string', default: '5' }, 'unet-ms': { type: 'string', default: '100' }, threads: { type: 'string', default: String(stepThreadCount()) } } });
 const jobs = Number(values.jobs);
 const unetMs = Number(values['unet-ms']);
 if (!(Number.isInteger(jobs) && jobs >= 1)) throw new Error(`--jobs must be a positive integer, got ${values.jobs}`);
@@ -39,11 +41,18 @@ const imageLatent = filled(dims.C * dims.h * dims.w, 2);
 // Kept from job to job, as the pipeline keeps them.
 const thread = new NoiseThread();
 const buffers = new DenoiseBuffers();
+const threads = Number(values.threads);
+if (!(Number.isInteger(threads) && threads >= 0)) throw new Error(`--threads must be a whole number ≥ 0, got ${values.threads}`);
+const pool = new StepThreads(threads);
+const euler = { config: SVD_XT_SCHEDULER, settings: parseSettings({}) };
+const lcm = { config: ANIMATELCM_SVD_XT_SCHEDULER, settings: parseSettings(modelDefaults({ fast: true })) };
 const samplers = [
-  { name: 'Euler', config: SVD_XT_SCHEDULER, settings: parseSettings({}), thread: undefined },
-  { name: 'AnimateLCM, noise on the noise thread', config: ANIMATELCM_SVD_XT_SCHEDULER, settings: parseSettings(modelDefaults({ fast: true })), thread },
-  { name: 'AnimateLCM, noise on the main thread', config: ANIMATELCM_SVD_XT_SCHEDULER, settings: parseSettings(modelDefaults({ fast: true })), thread: undefined },
-];
+  { name: 'Euler, main thread', ...euler, thread: undefined, pool: undefined },
+  { name: `Euler, ${pool.count} step threads`, ...euler, thread: undefined, pool },
+  { name: 'AnimateLCM, noise on the noise thread, main thread', ...lcm, thread, pool: undefined },
+  { name: `AnimateLCM, noise on the noise thread, ${pool.count} step threads`, ...lcm, thread, pool },
+  { name: 'AnimateLCM, noise on the main thread, main thread', ...lcm, thread: undefined, pool: undefined },
+].filter((s) => s.pool === undefined || pool.count > 0);
 
 for (const s of samplers) {
   const stepMs: number[] = [];
@@ -67,6 +76,7 @@ for (const s of samplers) {
       split: false,
       stepNoise,
       buffers,
+      threads: s.pool && { pool: s.pool, scheduler: s.config, timesteps: s.settings.steps },
       unet: async (_sample, _from, n) => {
         // onnxruntime-node runs the session from setImmediate, holding the main thread.
         await new Promise((resolve) => setImmediate(resolve));
@@ -101,4 +111,6 @@ const unscaleMs = Array.from({ length: jobs }, () => {
 console.log(`decode's unscale of the latents: ${median(unscaleMs).toFixed(1)} ms per job (median of ${jobs})`);
 // Draws that fell back to the main thread would make the first AnimateLCM line read like the second.
 console.log(`noise thread: ${thread.usable ? `${thread.draws} draws` : 'failed, noise drawn on the main thread'}`);
+console.log(`step threads: ${pool.count === 0 ? 'none on this machine' : pool.usable ? `${pool.count}, used` : 'failed, the host work was done on the main thread'}`);
 thread.close();
+pool.close();

@@ -1,7 +1,7 @@
 // The denoising loop against the loop as it was written before its buffers were reused and its
 // noise drawn ahead (kept here, value by value, as the reference): every latent, preview and UNet
 // input bit for bit, for both samplers, with and without guidance, the guidance batch together
-// and split, with the seed's noise and with given noise.
+// and split, with the seed's noise and with given noise, with the host work on step threads or not.
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ANIMATELCM_SVD_XT_SCHEDULER, SVD_XT_SCHEDULER } from '../models/reference-configs.js';
@@ -9,6 +9,7 @@ import { DenoiseBuffers, denoise } from '../models/pipeline/denoise-loop.js';
 import { linspace } from '../models/pipeline/pipeline.js';
 import { NormalGenerator } from '../models/pipeline/random.js';
 import { GivenStepNoise, NoiseThread, SeededStepNoise, type StepNoise } from '../models/pipeline/step-noise.js';
+import { StepThreads } from '../models/pipeline/step-threads.js';
 import { createScheduler } from '../models/schedulers/scheduler.js';
 import type { SchedulerConfig } from '../models/configs.js';
 
@@ -70,7 +71,16 @@ async function referenceLoop(config: SchedulerConfig, steps: number, guidance: F
   return { latents, previews, inputs };
 }
 
-async function loop(config: SchedulerConfig, steps: number, guidance: Float32Array | undefined, split: boolean, initialNoise: Float32Array, stepNoise: StepNoise, buffers?: DenoiseBuffers) {
+async function loop(
+  config: SchedulerConfig,
+  steps: number,
+  guidance: Float32Array | undefined,
+  split: boolean,
+  initialNoise: Float32Array,
+  stepNoise: StepNoise,
+  buffers?: DenoiseBuffers,
+  pool?: StepThreads,
+) {
   const scheduler = createScheduler(config);
   scheduler.setTimesteps(steps);
   const inputs: Float32Array[] = [];
@@ -86,6 +96,7 @@ async function loop(config: SchedulerConfig, steps: number, guidance: Float32Arr
     stepNoise,
     buffers,
     unet,
+    threads: pool && { pool, scheduler: config, timesteps: steps },
     previews: true,
     onStep: (_, d) => previews.push(Float32Array.from(d!)),
   });
@@ -120,9 +131,14 @@ const layouts = [
 ] as const;
 
 const thread = new NoiseThread();
+// Three workers for a video of 3 × 96 values: the shares do not follow the frames.
+const stepThreads = new StepThreads(3);
 // Shared by the tests, as a pipeline shares them between jobs: each run finds the last one's values in them.
 const buffers = new DenoiseBuffers();
-afterAll(() => thread.close());
+afterAll(() => {
+  thread.close();
+  stepThreads.close();
+});
 
 describe('denoising loop', () => {
   for (const [name, config, steps] of samplers)
@@ -131,10 +147,15 @@ describe('denoising loop', () => {
         const guidance = guided ? linspace(1, 3, dims.F) : undefined;
         const refRng = new NormalGenerator(5);
         const ref = await referenceLoop(config, steps, guidance, refRng.normals(videoSize), (n) => refRng.normals(n));
-        for (const onThread of [true, false]) {
+        for (const [onThread, pool] of [
+          [true, undefined],
+          [false, undefined],
+          [true, stepThreads],
+        ] as const) {
           const rng = new NormalGenerator(5);
           const before = thread.draws;
-          const got = await loop(config, steps, guidance, split, rng.normals(videoSize), new SeededStepNoise(rng, onThread ? thread : undefined), buffers);
+          const got = await loop(config, steps, guidance, split, rng.normals(videoSize), new SeededStepNoise(rng, onThread ? thread : undefined), buffers, pool);
+          expect(stepThreads.usable).toBe(true);
           // The AnimateLCM sampler's noise (after each step but the last) was drawn on the thread where one was given.
           expect(thread.draws - before).toBe(onThread && name === 'AnimateLCM' ? steps - 1 : 0);
           expectSameBits(got, ref);
@@ -181,6 +202,20 @@ describe('denoising loop', () => {
     for (const n of [7, 7, 4]) expect(await noise.draw(n)).toEqual(refRng.normals(n));
     expect(failing.usable).toBe(false);
     expect(rng.state).toEqual(refRng.state);
+  });
+
+  it('does the host work on the main thread, the same bits, where a step thread fails or never loads', async () => {
+    const guidance = linspace(1, 3, dims.F);
+    const refRng = new NormalGenerator(11);
+    const ref = await referenceLoop(ANIMATELCM_SVD_XT_SCHEDULER, 4, guidance, refRng.normals(videoSize), (n) => refRng.normals(n));
+    for (const spawn of [() => new Worker('process.exit(3)', { eval: true }), () => new Worker("require('node:worker_threads').parentPort.postMessage('ready')", { eval: true })]) {
+      // The second loads but never answers a phase: the loop gives up on it at the timeout (shortened here).
+      const pool = new StepThreads(2, spawn, 300);
+      const rng = new NormalGenerator(11);
+      expectSameBits(await loop(ANIMATELCM_SVD_XT_SCHEDULER, 4, guidance, false, rng.normals(videoSize), new SeededStepNoise(rng), undefined, pool), ref);
+      expect(pool.usable).toBe(false);
+      pool.close();
+    }
   });
 
   it('AnimateLCM with given noise: the same bits as the reference loop; too few tensors is an error', async () => {

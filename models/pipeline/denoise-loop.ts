@@ -5,8 +5,11 @@
 // this one code path wherever it is measured. No video-sized array is made per step, and those
 // of a DenoiseBuffers are kept from job to job: a fresh multi-megabyte array costs its page
 // faults each time (BENCHMARKS.md, host work between UNet runs).
+import type { SchedulerConfig } from '../configs.js';
 import type { Scheduler } from '../schedulers/interface.js';
 import type { StepNoise } from './step-noise.js';
+import { PHASE, type StepThreads } from './step-threads.js';
+import { finishStep, placeInput, scaleInput, type StepShape } from './step-work.js';
 
 const f = Math.fround;
 
@@ -48,6 +51,12 @@ export interface DenoiseLoop {
   previews?: boolean;
   /** Arrays kept from an earlier run (the pipeline's); fresh ones if not given. */
   buffers?: DenoiseBuffers;
+  /**
+   * Worker threads for the host work between UNet runs, with what they need to make the same
+   * scheduler (its config and the argument its timesteps were set with); the main thread does it
+   * where not given or where they fail.
+   */
+  threads?: { pool: StepThreads; scheduler: SchedulerConfig; timesteps: number | { sigmas: readonly number[] } };
 }
 
 /** The loop's working arrays, kept for the next run; a run that finds them held by another gets fresh ones. */
@@ -55,14 +64,20 @@ export class DenoiseBuffers {
   private readonly arrays = new Map<string, Float32Array>();
   private held = false;
 
-  /** Runs `fn` with a getter of arrays by name and length: this set's (with whatever they held) where it is free. */
-  async use<T>(fn: (array: (name: string, n: number) => Float32Array) => Promise<T>): Promise<T> {
-    if (this.held) return fn((_, n) => new Float32Array(n));
+  /**
+   * Runs `fn` with a getter of arrays by name and length: this set's (with whatever they held)
+   * where it is free. Shared arrays (in a SharedArrayBuffer of their exact size) are for the
+   * step threads; the others for onnxruntime, whose tensors take no shared memory.
+   */
+  async use<T>(fn: (array: ArrayGetter) => Promise<T>): Promise<T> {
+    const fresh = (n: number, shared?: boolean) => new Float32Array(shared ? new SharedArrayBuffer(4 * n) : new ArrayBuffer(4 * n));
+    if (this.held) return fn((_, n, shared) => fresh(n, shared));
     this.held = true;
     try {
-      return await fn((name, n) => {
-        let a = this.arrays.get(name);
-        if (a?.length !== n) this.arrays.set(name, (a = new Float32Array(n)));
+      return await fn((name, n, shared = false) => {
+        const key = `${name}${shared ? ' (shared)' : ''}`;
+        let a = this.arrays.get(key);
+        if (a?.length !== n) this.arrays.set(key, (a = fresh(n, shared)));
         return a;
       });
     } finally {
@@ -71,24 +86,40 @@ export class DenoiseBuffers {
   }
 }
 
+type ArrayGetter = (name: string, n: number, shared?: boolean) => Float32Array;
+
 /** The latents [F, C, h, w] after the scheduler's last step (an array of the caller's from then on). */
 export function denoise(a: DenoiseLoop): Promise<Float32Array> {
   return (a.buffers ?? new DenoiseBuffers()).use((array) => loop(a, array));
 }
 
-async function loop(a: DenoiseLoop, array: (name: string, n: number) => Float32Array): Promise<Float32Array> {
+async function loop(a: DenoiseLoop, array: ArrayGetter): Promise<Float32Array> {
   const { scheduler, guidance, stepNoise } = a;
   const { F, C, h, w } = a.dims;
   const frameSize = C * h * w;
   const videoSize = F * frameSize;
+  const B = guidance ? 2 : 1;
+  const shape: StepShape = { frames: F, frameSize, batch: B, guidance };
+  const steps = scheduler.numInferenceSteps;
+  const pool = a.threads?.pool;
+  const drawsNoise = Array.from({ length: steps }, (_, i) => scheduler.drawsNoise(i));
+  // What the threads read and write lives in shared memory; the UNet's input and output stay in
+  // onnxruntime's own arrays and are copied across.
+  const shared = pool?.usable === true;
+  // Step i reads latents[i % 2] and writes latents[(i + 1) % 2]: a step can always be run again.
+  const latents = [array('latents', videoSize, shared), array('latents next', videoSize, shared)] as const;
+  const scaled = array('scaled', videoSize, shared);
+  const guided = guidance ? array('guided', videoSize, shared) : undefined;
+  const denoised = a.previews ? array('denoised', videoSize, shared) : undefined;
+  const unetOut = shared || a.split ? array('unet output', B * videoSize, shared) : undefined;
+  const noiseIn = shared && drawsNoise.some(Boolean) ? array('noise', videoSize, true) : undefined;
+
   const sigma0 = f(scheduler.initNoiseSigma);
-  const latents = new Float32Array(videoSize);
-  for (let i = 0; i < videoSize; i++) latents[i] = f(a.initialNoise[i]! * sigma0);
+  for (let i = 0; i < videoSize; i++) latents[0][i] = f(a.initialNoise[i]! * sigma0);
 
   // Guidance batch: unconditional first, as diffusers orders it. Each frame of the UNet's input
-  // is the frame's scaled latents (written at each step), then the image latent (zeros for the
+  // is the frame's scaled latents (placed at each step), then the image latent (zeros for the
   // unconditional video).
-  const B = guidance ? 2 : 1;
   const sampleIn = array('sample', B * F * 2 * frameSize);
   for (let b = 0; b < B; b++)
     for (let f_ = 0; f_ < F; f_++) {
@@ -97,49 +128,60 @@ async function loop(a: DenoiseLoop, array: (name: string, n: number) => Float32A
       else sampleIn.fill(0, at, at + frameSize);
     }
   const unet = (from: number, n: number, i: number) => a.unet(sampleIn.subarray(from * F * 2 * frameSize, (from + n) * F * 2 * frameSize), from, n, i);
-  const guided = guidance ? array('guided', videoSize) : undefined;
-  const denoised = a.previews ? array('denoised', videoSize) : undefined;
 
-  for (let i = 0; i < scheduler.numInferenceSteps; i++) {
-    a.checkCancelled?.();
-    for (let f_ = 0; f_ < F; f_++) {
-      const at = f_ * 2 * frameSize;
-      scheduler.scaleModelInput(latents.subarray(f_ * frameSize, (f_ + 1) * frameSize), i, sampleIn.subarray(at, at + frameSize));
-      if (B === 2) sampleIn.copyWithin((F + f_) * 2 * frameSize, at, at + frameSize);
+  let threaded =
+    shared &&
+    (await pool!.begin({
+      scheduler: a.threads!.scheduler,
+      timesteps: a.threads!.timesteps,
+      shape: { frames: F, frameSize, batch: B, guidance: guidance && Float32Array.from(guidance) },
+      latents: [latents[0].buffer as SharedArrayBuffer, latents[1].buffer as SharedArrayBuffer],
+      scaled: scaled.buffer as SharedArrayBuffer,
+      unetOut: unetOut!.buffer as SharedArrayBuffer,
+      guided: guided?.buffer as SharedArrayBuffer | undefined,
+      denoised: denoised?.buffer as SharedArrayBuffer | undefined,
+      noise: noiseIn?.buffer as SharedArrayBuffer | undefined,
+      values: videoSize,
+    }));
+  /** Runs a phase on the threads; where they fail, `here` does it on this thread (from inputs the phase leaves as they were). */
+  const phase = (bits: number, i: number, here: () => void) => {
+    if (threaded && pool!.run(bits, i)) return;
+    threaded = false;
+    here();
+  };
+  try {
+    phase(PHASE.prepare, 0, () => scaleInput(scheduler, 0, latents[0], scaled, 0, videoSize));
+    placeInput(scaled, sampleIn, shape);
+    for (let i = 0; i < steps; i++) {
+      a.checkCancelled?.();
+      const noise = drawsNoise[i] ? stepNoise.draw(videoSize) : undefined;
+      // Its failure is reported where it is awaited, after the UNet run.
+      noise?.catch(() => {});
+      let out: Float32Array;
+      if (a.split) {
+        // split: one video at a time, the same results with half the UNet's activations on the GPU
+        // (WebGPU's 'lean' mode always; CUDA where planMemory finds the joint batch does not fit;
+        // what it saves and costs: BENCHMARKS.md, WebGPU attempt 15).
+        for (let b = 0; b < B; b++) unetOut!.set(await unet(b, 1, i), b * videoSize);
+        out = unetOut!;
+      } else {
+        out = await unet(0, B, i);
+        if (threaded) unetOut!.set(out);
+      }
+      const z = noise && (await noise);
+      if (z && threaded) noiseIn!.set(z);
+      const more = i + 1 < steps;
+      const bits = PHASE.finish | (more ? PHASE.prepare : 0) | (z ? PHASE.noise : 0) | (denoised ? PHASE.previews : 0);
+      const [now, next] = [latents[i % 2]!, latents[(i + 1) % 2]!];
+      phase(bits, i, () => {
+        finishStep(scheduler, i, { latents: now, next, unetOut: out, guided, denoised, noise: z }, shape, 0, videoSize);
+        if (more) scaleInput(scheduler, i + 1, next, scaled, 0, videoSize);
+      });
+      if (more) placeInput(scaled, sampleIn, shape);
+      a.onStep?.(i, denoised);
     }
-    const noise = scheduler.drawsNoise(i) ? stepNoise.draw(videoSize) : undefined;
-    // Its failure is reported where it is awaited, after the UNet run.
-    noise?.catch(() => {});
-    let v: Float32Array;
-    if (guidance && guided) {
-      // split: one video at a time, the same results with half the UNet's activations on the GPU
-      // (WebGPU's 'lean' mode always; CUDA where planMemory finds the joint batch does not fit;
-      // what it saves and costs: BENCHMARKS.md, WebGPU attempt 15).
-      const [uncond, cond] = a.split ? [await unet(0, 1, i), await unet(1, 1, i)] : halves(await unet(0, 2, i), videoSize);
-      v = guide(uncond, cond, guidance, frameSize, guided);
-    } else {
-      v = await unet(0, 1, i);
-    }
-    const z = noise && (await noise);
-    scheduler.step(v, i, latents, { out: latents, predOriginal: denoised, noise: z && (() => z) });
-    a.onStep?.(i, denoised);
+  } finally {
+    if (threaded) pool!.end();
   }
-  return latents;
-}
-
-function halves(out: Float32Array, n: number): [Float32Array, Float32Array] {
-  return [out.subarray(0, n), out.subarray(n, 2 * n)];
-}
-
-/** uncond + g·(cond − uncond) per frame, each operation rounded to float32 as the reference's fp32 tensors are. */
-function guide(uncond: Float32Array, cond: Float32Array, guidance: Float32Array, frameSize: number, out: Float32Array): Float32Array {
-  for (let f_ = 0; f_ < guidance.length; f_++) {
-    const g = guidance[f_]!;
-    const end = (f_ + 1) * frameSize;
-    for (let k = f_ * frameSize; k < end; k++) {
-      const u = uncond[k]!;
-      out[k] = f(u + f(g * f(cond[k]! - u)));
-    }
-  }
-  return out;
+  return Float32Array.from(latents[steps % 2]!);
 }

@@ -31,6 +31,7 @@ import {
 import { SessionPool } from './session-pool.js';
 import { createScheduler } from '../schedulers/scheduler.js';
 import { DenoiseBuffers, denoise } from './denoise-loop.js';
+import { StepThreads, stepThreadCount } from './step-threads.js';
 import { GivenStepNoise, NoiseThread, SeededStepNoise, type StepNoise } from './step-noise.js';
 import { SETTINGS, type GenerationSettings, type SamplingSettings } from '../../common/settings.js';
 import type { GenerationProgress as ProgressEvent } from '../../common/progress.js';
@@ -135,6 +136,8 @@ export class SvdPipeline {
   private readonly pool: SessionPool;
   /** Draws a sampler's step noise while the UNet runs; kept from job to job. */
   private readonly noiseThread = new NoiseThread();
+  /** The host work between UNet runs, shared across the cores (none on a machine of two or fewer). */
+  private readonly stepThreads = new StepThreads(stepThreadCount());
   /** The denoising loop's working arrays, kept from job to job. */
   private readonly denoiseBuffers = new DenoiseBuffers();
 
@@ -244,6 +247,7 @@ export class SvdPipeline {
 
   async release(): Promise<void> {
     this.noiseThread.close();
+    this.stepThreads.close();
     await this.closeAll();
     await this.pool.release();
   }
@@ -406,7 +410,8 @@ export class SvdPipeline {
     const { F, C, h, w } = a.dims;
     // 2. Schedule.
     const scheduler = createScheduler(this.model.scheduler.config);
-    scheduler.setTimesteps(settings.sigmas ? { sigmas: settings.sigmas } : settings.steps);
+    const timesteps = settings.sigmas ? { sigmas: settings.sigmas } : settings.steps;
+    scheduler.setTimesteps(timesteps);
 
     // 3. Conditioning of the guidance batch: unconditional (zeros) first, as diffusers orders it.
     const cfg = settings.maxGuidance > 1;
@@ -431,6 +436,7 @@ export class SvdPipeline {
       split: a.plan.guidanceBatch === 'split',
       stepNoise: a.stepNoise,
       buffers: this.denoiseBuffers,
+      threads: { pool: this.stepThreads, scheduler: this.model.scheduler.config, timesteps },
       unet: async (sample, from, n, i) => {
         const t = performance.now();
         const out = (

@@ -11,6 +11,11 @@ export interface StepExtras {
   out?: Float32Array;
 }
 
+/**
+ * `scaleModelInput` and `step` are elementwise: each value they write depends only on the values
+ * at the same index of their inputs (and the step index). The pipeline relies on it to run them
+ * on parts of the arrays, on several threads (models/pipeline/step-work.ts).
+ */
 export interface Scheduler {
   /** The `_class_name` this sampler implements. */
   readonly className: SchedulerConfig['_class_name'];
