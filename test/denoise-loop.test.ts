@@ -204,6 +204,20 @@ describe('denoising loop', () => {
     expect(rng.state).toEqual(refRng.state);
   });
 
+  it('two loops at once on one set of step threads: one takes them, the other works alone, both the same bits', async () => {
+    const guidance = linspace(1, 3, dims.F);
+    const refRng = new NormalGenerator(12);
+    const ref = await referenceLoop(SVD_XT_SCHEDULER, 4, guidance, refRng.normals(videoSize), (n) => refRng.normals(n));
+    const run = () => {
+      const rng = new NormalGenerator(12);
+      return loop(SVD_XT_SCHEDULER, 4, guidance, false, rng.normals(videoSize), new SeededStepNoise(rng), undefined, stepThreads);
+    };
+    const [a, b] = await Promise.all([run(), run()]);
+    expectSameBits(a, ref);
+    expectSameBits(b, ref);
+    expect(stepThreads.usable).toBe(true);
+  });
+
   it('does the host work on the main thread, the same bits, where a step thread fails or never loads', async () => {
     const guidance = linspace(1, 3, dims.F);
     const refRng = new NormalGenerator(11);

@@ -70,12 +70,14 @@ export class StepThreads {
     return this.count > 0 && this.workers !== null;
   }
 
-  /** Hands the workers a job, each its share of `values`; false where the threads cannot take it (then they are not used again). */
+  /** Hands the workers a job, each its share of `values`; false where the threads are taken by another job, or cannot start (then they are not used again). */
   async begin(job: StepThreadsJob): Promise<boolean> {
-    if (!this.usable) return false;
+    // One job at a time: a loop that finds the threads taken (another job of the same pipeline) works alone.
+    if (!this.usable || this.inJob) return false;
+    this.inJob = true;
     if (!(await this.start())) return this.fail();
     const workers = this.workers;
-    if (!workers) return false;
+    if (!workers) return this.fail();
     const { values, ...rest } = job;
     const generation = Atomics.load(this.ctrl, CONTROL.generation);
     Atomics.store(this.ctrl, CONTROL.failed, 0);
@@ -83,7 +85,6 @@ export class StepThreads {
       const range: [number, number] = [Math.floor((values * k) / workers.length), Math.floor((values * (k + 1)) / workers.length)];
       w.postMessage({ ...rest, control: this.control, generation, range } satisfies StepJobMessage);
     });
-    this.inJob = true;
     return true;
   }
 
