@@ -1,15 +1,17 @@
 // The graph builder's parts: weight binding (transforms as data, never aliased), the static
 // shapes values carry (checked against what onnxruntime computes), and the layers that read
 // channel counts from them.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder, transform, type Value, type WeightTransform } from '../models/onnx/graph-builder.js';
 import { ShapeError } from '../models/onnx/static-shapes.js';
 import { canonicalJson, permute } from '../models/onnx/weight-binding.js';
-import type { WeightSource } from '../models/onnx/weights.js';
-import { conv2d, groupNorm, linear } from '../models/networks/layers.js';
-import { tempDir } from './helpers.js';
+import { RandomWeights, type WeightSource } from '../models/onnx/weights.js';
+import { alphaBlend, conv2d, framesBack, framesByVideo, groupNorm, linear, resnetBlock2d, spatioTemporalResBlock, temporalConv, type FrameDims } from '../models/networks/layers.js';
+import { relL2, tempDir } from './helpers.js';
 
 /** Checkpoint tensors held in memory. */
 class MemoryWeights implements WeightSource {
@@ -41,7 +43,13 @@ async function run(b: GraphBuilder, feeds: Record<string, ort.Tensor> = {}) {
 
 describe('weight binding', () => {
   const w = { shape: [4, 2], data: [1, 2, 3, 4, 5, 6, 7, 8] };
-  const tensors = { w, a: { shape: [1], data: [0.5] }, c: { shape: [1], data: [-2] } };
+  const tensors = {
+    w,
+    a: { shape: [1], data: [0.5] },
+    c: { shape: [1], data: [-2] },
+    d: { shape: [4, 2], data: [10, 20, 30, 40, 50, 60, 70, 80] },
+    e: { shape: [2, 4], data: [-1, -2, -3, -4, -5, -6, -7, -8] },
+  };
   // Every pair of these differs in one transform or one argument of a transform.
   const variants: { label: string; transforms: WeightTransform[]; expected: number[] }[] = [
     { label: 'as stored', transforms: [], expected: w.data },
@@ -57,6 +65,13 @@ describe('weight binding', () => {
     { label: 'scaled by sigmoid(a)', transforms: [transform.scaleBy('a', 'sigmoid')], expected: w.data.map((v) => v * sigmoid(0.5)) },
     { label: 'scaled by 1 − sigmoid(a)', transforms: [transform.scaleBy('a', 'oneMinusSigmoid')], expected: w.data.map((v) => v * (1 - sigmoid(0.5))) },
     { label: 'scaled by sigmoid(c)', transforms: [transform.scaleBy('c', 'sigmoid')], expected: w.data.map((v) => v * sigmoid(-2)) },
+    { label: 'plus d', transforms: [transform.plus('d')], expected: [11, 22, 33, 44, 55, 66, 77, 88] },
+    { label: 'transposed, plus e', transforms: [transform.transpose(), transform.plus('e')], expected: [0, 1, 2, 3, -3, -2, -1, 0] },
+    {
+      label: 'plus d, scaled by sigmoid(a)',
+      transforms: [transform.plus('d'), transform.scaleBy('a', 'sigmoid')],
+      expected: [11, 22, 33, 44, 55, 66, 77, 88].map((v) => Math.fround(v * sigmoid(0.5))),
+    },
   ];
 
   it('gives each distinct transform of a tensor its own initializer, with the transformed values', async () => {
@@ -83,8 +98,8 @@ describe('weight binding', () => {
   it('counts each checkpoint tensor once however often it is bound', () => {
     const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new MemoryWeights(tensors) });
     for (const v of variants) b.weight('w', [4, 2], ...v.transforms);
-    // w (8) and the two scale tensors a and c (1 each).
-    expect(b.parameterCount).toBe(10);
+    // w (8), the two scale tensors a and c (1 each) and the two added ones d and e (8 each).
+    expect(b.parameterCount).toBe(26);
   });
 
   it('rejects transforms that do not fit the tensor', () => {
@@ -92,6 +107,10 @@ describe('weight binding', () => {
     expect(() => b.weight('w', [4, 2], transform.rows(3, 5))).toThrow(/rows \[3, 5\) of w \[4, 2\] are out of range/);
     expect(() => b.weight('w', [4, 2], transform.reshape([3, 3]))).toThrow(/cannot view w \[4, 2\] as \[3, 3\]/);
     expect(() => b.weight('a', [1], transform.transpose())).toThrow(/transpose needs a 2-D weight/);
+    // The added tensor must have the dims the values have where it is added.
+    expect(() => b.weight('w', [4, 2], transform.plus('e'))).toThrow(/tensor "e" has shape \[2, 4\] but config.json implies \[4, 2\]/);
+    expect(() => b.weight('w', [4, 2], transform.transpose(), transform.plus('d'))).toThrow(/tensor "d" has shape \[4, 2\] but config.json implies \[2, 4\]/);
+    expect(() => b.weight('w', [4, 2], transform.plus('missing'))).toThrow(/missing tensor "missing"/);
   });
 
   it('keys are canonical JSON, and what JSON would drop is refused', () => {
@@ -245,5 +264,79 @@ describe('weight permute transform', () => {
             const srcIndex = ((src[0]! * dims[1]! + src[1]!) * dims[2]! + src[2]!) * dims[3]! + src[3]!;
             expect(out[((a * outDims[1]! + b2) * outDims[2]! + c) * outDims[3]! + d]).toBe(data[srcIndex]);
           }
+  });
+});
+
+describe("a resnet's conv1 bias folded into its time-embedding projection", () => {
+  const [channels, eps] = [64, 1e-5];
+  /** diffusers' ResnetBlock2D and TemporalResnetBlock + AlphaBlender as written there: conv1 with its bias, the blend as a blend. */
+  const reference = {
+    resnet(b: GraphBuilder, x: Value, name: string, temb: Value) {
+      let h = conv2d(b, groupNorm(b, x, `${name}.norm1`, eps, { silu: true }), `${name}.conv1`, channels, 3);
+      h = b.add(h, b.unsqueeze(linear(b, temb, `${name}.time_emb_proj`, channels), [2, 3]));
+      return b.add(x, conv2d(b, groupNorm(b, h, `${name}.norm2`, eps, { silu: true }), `${name}.conv2`, channels, 3));
+    },
+    spatioTemporal(b: GraphBuilder, x: Value, name: string, temb: Value, frames: FrameDims) {
+      const spatial = reference.resnet(b, x, `${name}.spatial_res_block`, temb);
+      const t = framesByVideo(b, spatial, frames);
+      const r = `${name}.temporal_res_block`;
+      let h = temporalConv(b, groupNorm(b, t, `${r}.norm1`, eps, { silu: true }), `${r}.conv1`, channels, 3);
+      const proj = b.reshape(linear(b, temb, `${r}.time_emb_proj`, channels), [frames.batch, frames.frames, channels]);
+      h = b.add(h, b.unsqueeze(b.transpose(proj, [0, 2, 1]), [3]));
+      h = b.add(t, temporalConv(b, groupNorm(b, h, `${r}.norm2`, eps, { silu: true }), `${r}.conv2`, channels, 3));
+      return framesBack(b, alphaBlend(b, `${name}.time_mixer`, t, h, false), spatial);
+    },
+  };
+
+  function define(b: GraphBuilder, folded: boolean) {
+    const x = b.input('x', 'float32', ['f', channels, 'h', 'w']);
+    const temb = b.silu(b.input('temb', 'float32', ['f', 8]));
+    const frames: FrameDims = { batch: b.ints([1]), frames: b.dim(x, 0) };
+    const opts = { eps, temporalEps: eps, switchMix: false, frames, temb };
+    b.output(folded ? resnetBlock2d(b, x, 'res', channels, eps, temb) : reference.resnet(b, x, 'res', temb), 'resnet', ['f', channels, 'h', 'w']);
+    b.output(folded ? spatioTemporalResBlock(b, x, 'st', channels, opts) : reference.spatioTemporal(b, x, 'st', temb, frames), 'spatio_temporal', ['f', channels, 'h', 'w']);
+    // The decoder's resnets have no time embedding: conv1 keeps its bias.
+    b.output(resnetBlock2d(b, x, 'plain', channels, eps), 'plain', ['f', channels, 'h', 'w']);
+  }
+
+  it('builds conv1 without a bias where a time embedding is added to it, and computes the same', async () => {
+    const weights = new RandomWeights(11);
+    const [folded, unfolded] = [true, false].map((f) => {
+      const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights });
+      define(b, f);
+      return b;
+    }) as [GraphBuilder, GraphBuilder];
+    expect(folded.parameterCount).toBe(unfolded.parameterCount);
+    const path = join(tempDir('svd-fold-'), 'g.onnx');
+    folded.save(path);
+    const graph = onnxProto.onnx.ModelProto.decode(readFileSync(path)).graph!;
+    const convs = graph.node!.filter((n) => n.opType === 'Conv').map((n) => [n.input![1]!.replace(/^w:|_\d+$/g, ''), n.input!.length]);
+    expect(Object.fromEntries(convs)).toEqual({
+      'res.conv1.weight': 2,
+      'res.conv2.weight': 3,
+      'st.spatial_res_block.conv1.weight': 2,
+      'st.spatial_res_block.conv2.weight': 3,
+      'st.temporal_res_block.conv1.weight': 2,
+      'st.temporal_res_block.conv2.weight': 3,
+      'plain.conv1.weight': 3,
+      'plain.conv2.weight': 3,
+    });
+    const feeds = {
+      x: new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: 3 * channels * 5 * 4 }, (_, i) => Math.sin(i * 0.37)),
+        [3, channels, 5, 4],
+      ),
+      temb: new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: 3 * 8 }, (_, i) => Math.cos(i)),
+        [3, 8],
+      ),
+    };
+    const [a, b] = [await run(folded, feeds), await run(unfolded, feeds)];
+    for (const name of ['resnet', 'spatio_temporal', 'plain']) {
+      expect(a[name]!.dims, name).toEqual(b[name]!.dims);
+      expect(relL2(a[name]!.data as Float32Array, b[name]!.data as Float32Array), name).toBeLessThan(1e-6);
+    }
   });
 });

@@ -10,11 +10,14 @@ export interface FrameDims {
   frames: Value;
 }
 
-/** torch `Linear` (weights [out, in], stored transposed), reading `in` from x's last axis. */
-export function linear(b: GraphBuilder, x: Value, name: string, outF: number, opts: { bias?: boolean } = {}): Value {
+/**
+ * torch `Linear` (weights [out, in], stored transposed), reading `in` from x's last axis.
+ * `biasFold` transforms apply to the bias (another bias added to the result folded in).
+ */
+export function linear(b: GraphBuilder, x: Value, name: string, outF: number, opts: { bias?: boolean; biasFold?: readonly WeightTransform[] } = {}): Value {
   const inF = staticDim(x, -1, name);
   const w = b.weight(`${name}.weight`, [outF, inF], transform.transpose());
-  const bias = opts.bias === false ? undefined : b.weight(`${name}.bias`, [outF]);
+  const bias = opts.bias === false ? undefined : b.weight(`${name}.bias`, [outF], ...(opts.biasFold ?? []));
   return b.linear(x, w, { bias });
 }
 
@@ -42,9 +45,10 @@ export function conv2d(b: GraphBuilder, x: Value, name: string, outC: number, k:
  * on some providers): [B, C, F, H·W]. `fold` transforms apply
  * to the weights and the bias alike (a blend factor folded in).
  */
-export function temporalConv(b: GraphBuilder, x: Value, name: string, outC: number, k: number, ...fold: WeightTransform[]): Value {
+export function temporalConv(b: GraphBuilder, x: Value, name: string, outC: number, k: number, opts: { bias?: boolean; fold?: readonly WeightTransform[] } = {}): Value {
   const inC = channelsOf(x, name);
-  const bias = b.weight(`${name}.bias`, [outC], ...fold);
+  const fold = opts.fold ?? [];
+  const bias = opts.bias === false ? undefined : b.weight(`${name}.bias`, [outC], ...fold);
   const p = (k - 1) / 2;
   const w = b.weight(`${name}.weight`, [outC, inC, k, 1, 1], transform.reshape([outC, inC, k, 1]), ...fold);
   return b.conv2d(x, w, { bias, pads: [p, 0, p, 0] });
@@ -96,11 +100,20 @@ export function timestepMlp(b: GraphBuilder, x: Value, name: string, hidden: num
   return linear(b, b.silu(linear(b, x, `${name}.linear_1`, hidden)), `${name}.linear_2`, outF);
 }
 
+/**
+ * A resnet's time-embedding projection, conv1's bias folded into its bias: conv1(x) + b₁ +
+ * proj(temb) + b_t is the same sum with conv1 built without its bias, one pass over the image
+ * fewer (onnxruntime's CUDA convolution adds a bias in a kernel of its own).
+ */
+function timeEmbeddingProjection(b: GraphBuilder, temb: Value, name: string, channels: number): Value {
+  return linear(b, temb, `${name}.time_emb_proj`, channels, { biasFold: [transform.plus(`${name}.conv1.bias`)] });
+}
+
 /** diffusers `ResnetBlock2D` (pre-norm, SiLU, output scale 1) on an image tensor. `temb` is SiLU(temb) [N, T]. */
 export function resnetBlock2d(b: GraphBuilder, x: Value, name: string, outC: number, eps: number, temb?: Value): Value {
   return b.scope(name, () => {
-    let h = conv2d(b, groupNorm(b, x, `${name}.norm1`, eps, { silu: true }), `${name}.conv1`, outC, 3);
-    if (temb) h = b.add(h, b.unsqueeze(linear(b, temb, `${name}.time_emb_proj`, outC), [2, 3]));
+    let h = conv2d(b, groupNorm(b, x, `${name}.norm1`, eps, { silu: true }), `${name}.conv1`, outC, 3, { bias: !temb });
+    if (temb) h = b.add(h, b.unsqueeze(timeEmbeddingProjection(b, temb, name, outC), [2, 3]));
     h = conv2d(b, groupNorm(b, h, `${name}.norm2`, eps, { silu: true }), `${name}.conv2`, outC, 3);
     const shortcut = channelsOf(x, name) === outC ? x : conv2d(b, x, `${name}.conv_shortcut`, outC, 1);
     return b.add(shortcut, h);
@@ -115,15 +128,16 @@ export function resnetBlock2d(b: GraphBuilder, x: Value, name: string, outC: num
  */
 function temporalResnetBlockBlended(b: GraphBuilder, x: Value, name: string, opts: { mixer: string; eps: number; switchMix: boolean; frames: FrameDims; temb?: Value }): Value {
   const channels = channelsOf(x, name);
-  let h = temporalConv(b, groupNorm(b, x, `${name}.norm1`, opts.eps, { silu: true }), `${name}.conv1`, channels, 3);
+  // conv1 is plain (the blend is folded into conv2 only), so its bias moves into the projection's as it is.
+  let h = temporalConv(b, groupNorm(b, x, `${name}.norm1`, opts.eps, { silu: true }), `${name}.conv1`, channels, 3, { bias: !opts.temb });
   if (opts.temb) {
     // [B·F, C_t] → [B, F, C] → [B, C, F, 1]
-    const proj = linear(b, opts.temb, `${name}.time_emb_proj`, channels);
+    const proj = timeEmbeddingProjection(b, opts.temb, name, channels);
     const perVideo = b.reshape(proj, [opts.frames.batch, opts.frames.frames, channels]);
     h = b.add(h, b.unsqueeze(b.transpose(perVideo, [0, 2, 1]), [3]));
   }
   const blend = transform.scaleBy(`${opts.mixer}.mix_factor`, opts.switchMix ? 'sigmoid' : 'oneMinusSigmoid');
-  h = temporalConv(b, groupNorm(b, h, `${name}.norm2`, opts.eps, { silu: true }), `${name}.conv2`, channels, 3, blend);
+  h = temporalConv(b, groupNorm(b, h, `${name}.norm2`, opts.eps, { silu: true }), `${name}.conv2`, channels, 3, { fold: [blend] });
   return b.add(x, h);
 }
 

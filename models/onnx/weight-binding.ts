@@ -28,7 +28,12 @@ export type WeightTransform =
   /** An elementwise function of the values (e.g. sigmoid of a mix factor). */
   | { readonly kind: 'map'; readonly fn: ScalarFunction }
   /** Multiplied by fn(first value of another checkpoint tensor), e.g. a blend factor. */
-  | { readonly kind: 'scaleBy'; readonly tensor: string; readonly fn: ScalarFunction };
+  | { readonly kind: 'scaleBy'; readonly tensor: string; readonly fn: ScalarFunction }
+  /**
+   * Plus another checkpoint tensor, elementwise, that has the dims the values have at this step
+   * (e.g. a convolution's bias folded into the bias of the projection added to its result).
+   */
+  | { readonly kind: 'plus'; readonly tensor: string };
 
 export const transform = {
   rows: (start: number, end: number): WeightTransform => ({ kind: 'rows', start, end }),
@@ -37,6 +42,7 @@ export const transform = {
   reshape: (dims: readonly number[]): WeightTransform => ({ kind: 'reshape', dims }),
   map: (fn: ScalarFunction): WeightTransform => ({ kind: 'map', fn }),
   scaleBy: (tensor: string, fn: ScalarFunction): WeightTransform => ({ kind: 'scaleBy', tensor, fn }),
+  plus: (tensor: string): WeightTransform => ({ kind: 'plus', tensor }),
 };
 
 export class WeightBinding {
@@ -56,8 +62,14 @@ export class WeightBinding {
     const cached = this.bound.get(key);
     if (cached) return cached;
     this.check(name, shape);
-    for (const t of transforms) if (t.kind === 'scaleBy') this.check(t.tensor, [1]);
-    const dims = transforms.reduce((d, t) => transformedDims(name, d, t), [...shape]);
+    const dims = transforms.reduce(
+      (d, t) => {
+        if (t.kind === 'scaleBy') this.check(t.tensor, [1]);
+        if (t.kind === 'plus') this.check(t.tensor, d);
+        return transformedDims(name, d, t);
+      },
+      [...shape],
+    );
     const value: Value = { name: this.file.uniqueName(`w:${name}`), dtype, shape: dims };
     const { source } = this;
     const values = () => {
@@ -119,6 +131,7 @@ function transformedDims(name: string, dims: number[], t: WeightTransform): numb
       return [...t.dims];
     case 'map':
     case 'scaleBy':
+    case 'plus':
       return dims;
   }
 }
@@ -140,6 +153,10 @@ function transformedValues(source: WeightSource, data: Float32Array, dims: reado
     case 'scaleBy': {
       const k = SCALAR_FUNCTIONS[t.fn](source.load(t.tensor, [1])[0]!);
       return data.map((v) => v * k);
+    }
+    case 'plus': {
+      const other = source.load(t.tensor, dims);
+      return data.map((v, i) => v + other[i]!);
     }
   }
 }
