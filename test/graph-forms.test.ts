@@ -10,7 +10,7 @@ import { openModelDir } from '../models/model-dir.js';
 import { formPasses, PORTABLE_FORMS, type GraphForms } from '../models/networks/forms.js';
 import { ALL_FUSIONS, compareVersions, fusionPasses, fusionsFor, FUSED_OPERATOR_SUPPORT } from '../models/networks/fusions.js';
 import { buildImageEncoder } from '../models/networks/image-encoder.js';
-import { feedForwardGeglu, linear, resnetBlock2d, selfAttention } from '../models/networks/layers.js';
+import { conv2d, feedForwardGeglu, linear, resnetBlock2d, selfAttention } from '../models/networks/layers.js';
 import { buildUNet } from '../models/networks/unet.js';
 import { buildVaeDecoder, buildVaeEncoder } from '../models/networks/vae.js';
 import { concatInitializers } from '../models/onnx/graph-passes.js';
@@ -78,17 +78,18 @@ describe('fusion selection by target', () => {
       SkipLayerNormalization: cudaFrom('1.30.0'),
       BiasGelu: cudaFrom('1.30.0'),
       BiasAdd: cudaFrom('1.30.0'),
+      'BiasAdd (convolution)': cudaFrom('1.30.0'),
       'MultiHeadAttention (packed QKV)': cudaFrom('1.30.0'),
     };
     expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.26.0', computeCapability: 7.5 }, support)).toEqual(['nhwc-conv']);
     expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.26.0', computeCapability: 9.0 }, support)).toEqual(['nhwc-conv', 'group-norm-nhwc']);
     // SkipGroupNorm rewrites GroupNorm's result: it goes where GroupNorm does.
-    expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.30.0' }, support)).toEqual(['nhwc-conv', 'skip-layer-norm', 'bias-split-gelu', 'bias-gelu', 'bias-add', 'packed-qkv']);
+    expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.30.0' }, support)).toEqual(['nhwc-conv', 'conv-bias-add', 'skip-layer-norm', 'bias-split-gelu', 'bias-gelu', 'bias-add', 'packed-qkv']);
     expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.30.0', computeCapability: 9.0 }, support)).toEqual(ALL_FUSIONS);
     expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.29.0', computeCapability: 9.0 }, support)).toEqual(['nhwc-conv', 'group-norm-nhwc', 'bias-split-gelu']);
   });
   it('leaves out what runs but was measured no faster, unless named', () => {
-    expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.30.0', computeCapability: 9.0 })).toEqual(['nhwc-conv', 'group-norm-nhwc', 'skip-layer-norm', 'bias-split-gelu']);
+    expect(fusionsFor({ provider: 'cuda', onnxruntime: '1.30.0', computeCapability: 9.0 })).toEqual(['nhwc-conv', 'conv-bias-add', 'group-norm-nhwc', 'skip-layer-norm', 'bias-split-gelu']);
     const named = (FUSED_OPERATOR_SUPPORT as Record<string, { chosen?: false }>)['MultiHeadAttention (packed QKV)'];
     expect(named?.chosen).toBe(false);
   });
@@ -320,6 +321,57 @@ describe('the bias-add pass', () => {
   });
 });
 
+describe('the conv-bias-add pass', () => {
+  const resnets = (channels: number, temb: boolean) => {
+    const weights = new RandomWeights(4);
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights });
+    const x = b.input('x', 'float32', [2, channels, 6, 8]);
+    const t = temb ? b.silu(b.input('temb', 'float32', [2, 32])) : undefined;
+    // Two blocks: the layout pass leaves the last convolution before an NCHW output as it is.
+    b.output(resnetBlock2d(b, resnetBlock2d(b, x, 'r', channels, 1e-5, t), 's', channels, 1e-5, t), 'y', [2, channels, 6, 8]);
+    return { b, weights };
+  };
+  const passes = formPasses({ ...PORTABLE_FORMS, imageLayout: 'nhwc', fusions: ['nhwc-conv', 'conv-bias-add'] });
+
+  it("adds a resnet's residual and conv2's bias in one BiasAdd on [N, H·W, C] views, the convolution left without its bias", () => {
+    const { b, weights } = resnets(320, true);
+    expect(b.applyPasses(passes)['conv-bias-add']).toBe(2);
+    const { graph, values, ints, producer } = written(b);
+    const fused = graph.node!.filter((n) => n.opType === 'BiasAdd');
+    expect(fused.map((n) => n.domain)).toEqual(['com.microsoft', 'com.microsoft']);
+    fused.forEach((node, i) => {
+      const [input, bias, skip] = node.input!;
+      expect(Array.from(values(bias!).data)).toEqual(Array.from(weights.load(`${['r', 's'][i]}.conv2.bias`, [320])));
+      const rows = producer(input!);
+      expect(rows.opType).toBe('Reshape');
+      expect(ints(rows.input![1]!)).toEqual([0, -1, 320]);
+      const conv = producer(rows.input![0]!);
+      expect([conv.opType, conv.input!.length]).toEqual(['NhwcConv', 2]);
+      // The skip is the block's input in channels-last order, viewed as rows.
+      expect(producer(skip!).opType).toBe('Reshape');
+    });
+    // Block s adds block r's sum, back in the residual's shape.
+    const back = graph.node!.find((n) => n.opType === 'Reshape' && n.input![0] === fused[0]!.output![0])!;
+    expect(producer(back.input![1]!).opType).toBe('Shape');
+    // conv1 lost its bias to the time embedding's projection: no channels-last convolution adds a bias.
+    expect(graph.node!.filter((n) => n.opType === 'NhwcConv').map((n) => n.input!.length)).toEqual([2, 2, 2, 2]);
+  });
+
+  it('keeps the standard operators where the width is not one the kernel takes', () => {
+    const { b } = resnets(64, true);
+    expect(b.applyPasses(passes)['conv-bias-add']).toBe(0);
+  });
+
+  it('leaves a convolution whose result something else also reads', () => {
+    const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new RandomWeights(4) });
+    const x = b.input('x', 'float32', [1, 320, 4, 4]);
+    const conv = conv2d(b, x, 'c', 320, 3);
+    b.output(b.add(x, conv), 'y', [1, 320, 4, 4]);
+    b.output(conv, 'z', [1, 320, 4, 4]);
+    expect(b.applyPasses(passes)['conv-bias-add']).toBe(0);
+  });
+});
+
 describe('the skip-group-norm pass', () => {
   it("folds the time embedding's Add, and a block's residual before the next norm, into SkipGroupNorm", () => {
     const b = new GraphBuilder({ dtype: 'float32', attention: 'mha', weights: new RandomWeights(2) });
@@ -349,7 +401,7 @@ describe('SVD_GRAPH_FORMS', () => {
     expect(parseGraphForms('fusions=all', PORTABLE_FORMS).fusions).toEqual(ALL_FUSIONS);
     expect(parseGraphForms('fusions=nhwc-conv+bias-split-gelu, imageLayout=nhwc', PORTABLE_FORMS)).toMatchObject({ fusions: ['nhwc-conv', 'bias-split-gelu'], imageLayout: 'nhwc' });
     expect(() => parseGraphForms('fusions=nhwc-conv+flash', cuda)).toThrow(
-      /"fusions=nhwc-conv\+flash" is not .*fusions=none\|all\|<nhwc-conv\|group-norm-nhwc\|skip-group-norm\|skip-layer-norm\|bias-split-gelu\|bias-gelu\|bias-add\|packed-qkv>/,
+      /"fusions=nhwc-conv\+flash" is not .*fusions=none\|all\|<nhwc-conv\|conv-bias-add\|group-norm-nhwc\|skip-group-norm\|skip-layer-norm\|bias-split-gelu\|bias-gelu\|bias-add\|packed-qkv>/,
     );
   });
 });

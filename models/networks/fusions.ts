@@ -6,6 +6,7 @@
 // never by trying and failing at run time.
 import { concatInitializers, initializerValues, intsAttr, sameInts, viewInitializer, type GraphPass, type PassGraph } from '../onnx/graph-passes.js';
 import { attr, encodeFloats, type Initializer, type NodeRecord } from '../onnx/onnx-writer.js';
+import type { Shape } from '../onnx/static-shapes.js';
 import type { Provider } from '../../common/runtime-choices.js';
 
 const MS = 'com.microsoft';
@@ -276,24 +277,71 @@ const BIAS_ADD_WIDTHS = [320, 640, 1280];
 const biasAdd: GraphPass = {
   name: 'bias-add',
   match(g, add) {
-    if (add.opType !== 'Add') return undefined;
-    for (const [i, j] of [
-      [0, 1],
-      [1, 0],
-    ] as const) {
-      const projected = add.inputs[j]!;
+    const found = residualAdd(g, add, (projected) => {
       const back = g.producer(projected, 'Reshape');
       const biased = back && g.producer(back.inputs[0], 'Add');
       const matmul = biased && g.producer(biased.inputs[0], 'MatMul');
       const bias = g.initializer(biased?.inputs[1]);
-      const residual = add.inputs[i]!;
-      if (!back || !biased || !matmul || bias?.dims.length !== 1 || !BIAS_ADD_WIDTHS.includes(bias.dims[0]!)) continue;
-      if (g.shape(projected)?.length !== 3 || !g.sameShape(projected, residual)) continue;
-      const view = g.node('Reshape', [matmul.outputs[0]!, back.inputs[1]!], [g.uniqueName('bias_add_input')], {}, { outputShapes: back.outputShapes });
-      const fused = g.node('BiasAdd', [view.outputs[0]!, bias.name, residual], [...add.outputs], {}, { domain: MS, outputShapes: add.outputShapes });
-      return { nodes: [biased, back, add], replacement: [view, fused] };
-    }
-    return undefined;
+      return back && biased && matmul && bias && g.shape(projected)?.length === 3 ? { back, biased, matmul, bias } : undefined;
+    });
+    if (!found) return undefined;
+    const { back, biased, matmul, bias, residual } = found;
+    const view = g.node('Reshape', [matmul.outputs[0]!, back.inputs[1]!], [g.uniqueName('bias_add_input')], {}, { outputShapes: back.outputShapes });
+    const fused = biasAddNode(g, view.outputs[0]!, bias, residual, [...add.outputs], add.outputShapes?.[0]);
+    return { nodes: [biased, back, add], replacement: [view, fused] };
+  },
+};
+
+/**
+ * Add(residual, biased) in either order, where `biasedOf` finds the biased value and its bias:
+ * what BiasAdd takes, a [C] bias of a width its kernel has and a residual of the same shape.
+ */
+function residualAdd<T extends { bias: Initializer }>(g: PassGraph, add: NodeRecord, biasedOf: (value: string) => T | undefined): (T & { residual: string }) | undefined {
+  if (add.opType !== 'Add') return undefined;
+  for (const [i, j] of [
+    [0, 1],
+    [1, 0],
+  ] as const) {
+    const [residual, value] = [add.inputs[i]!, add.inputs[j]!];
+    const biased = biasedOf(value);
+    if (biased?.bias.dims.length === 1 && BIAS_ADD_WIDTHS.includes(biased.bias.dims[0]!) && g.sameShape(value, residual)) return { ...biased, residual };
+  }
+  return undefined;
+}
+
+/** com.microsoft BiasAdd: input + bias + skip, on [N, S, C] (input and skip) and [C] (bias). */
+function biasAddNode(g: PassGraph, input: string, bias: Initializer, skip: string, outputs: string[], shape: Shape | undefined): NodeRecord {
+  return g.node('BiasAdd', [input, bias.name, skip], outputs, {}, { domain: MS, outputShapes: [shape] });
+}
+
+/**
+ * A residual added to a convolution with a bias (NhwcConv, its result read by that Add alone:
+ * a resnet's conv2 and its shortcut, a temporal resnet's conv2 and its input) as the convolution
+ * without its bias and one com.microsoft BiasAdd on [N, H·W, C] views: onnxruntime's CUDA
+ * convolution adds its bias in a pass of its own, and the Add is another.
+ */
+const convBiasAdd: GraphPass = {
+  name: 'conv-bias-add',
+  match(g, add) {
+    const found = residualAdd(g, add, (value) => {
+      const conv = g.producer(value, 'NhwcConv');
+      const bias = g.initializer(conv?.inputs[2]);
+      const shape = g.shape(value);
+      return conv?.domain === MS && bias && shape?.length === 4 && shape[3] === bias.dims[0] && g.readersOf(value).length === 1 ? { conv, bias } : undefined;
+    });
+    if (!found) return undefined;
+    const { conv, bias, residual } = found;
+    const shape = add.outputShapes?.[0];
+    const channels = bias.dims[0]!;
+    const rowsShape: Shape | undefined = shape && [shape[0]!, shape[1] !== null && shape[2] !== null ? shape[1]! * shape[2]! : null, channels];
+    const toRows = g.int64Constant([0, -1, channels]);
+    const unbiased = g.node('NhwcConv', conv.inputs.slice(0, 2), [g.uniqueName('conv_unbiased')], conv.attrs, { domain: MS, outputShapes: conv.outputShapes });
+    const rows = g.node('Reshape', [unbiased.outputs[0]!, toRows], [g.uniqueName('conv_rows')], {}, { outputShapes: [rowsShape] });
+    const skip = g.node('Reshape', [residual, toRows], [g.uniqueName('residual_rows')], {}, { outputShapes: [rowsShape] });
+    const fused = biasAddNode(g, rows.outputs[0]!, bias, skip.outputs[0]!, [g.uniqueName('conv_bias_add')], rowsShape);
+    const outShape = g.node('Shape', [residual], [g.uniqueName('residual_shape')], {}, { outputShapes: [[4]] });
+    const back = g.node('Reshape', [fused.outputs[0]!, outShape.outputs[0]!], [...add.outputs], {}, { outputShapes: add.outputShapes });
+    return { nodes: [conv, add], replacement: [unbiased, rows, skip, fused, outShape, back] };
   },
 };
 
@@ -384,6 +432,7 @@ function pick(node: NodeRecord, names: string[]) {
 /** The graph passes by name, in the order they run. */
 export const GRAPH_FUSIONS = {
   'nhwc-conv': { pass: nhwcConv, writes: 'NhwcConv' },
+  'conv-bias-add': { pass: convBiasAdd, writes: 'BiasAdd (convolution)', after: 'nhwc-conv' },
   'group-norm-nhwc': { pass: groupNormNhwc, writes: 'GroupNorm' },
   'skip-group-norm': { pass: skipGroupNorm, writes: 'SkipGroupNorm', after: 'group-norm-nhwc' },
   'skip-layer-norm': { pass: skipLayerNorm, writes: 'SkipLayerNormalization' },
@@ -411,7 +460,16 @@ export interface RuntimeTarget {
 }
 
 /** The com.microsoft operators the passes write. */
-export type FusedOperator = 'NhwcConv' | 'GroupNorm' | 'SkipGroupNorm' | 'SkipLayerNormalization' | 'BiasSplitGelu' | 'BiasGelu' | 'BiasAdd' | 'MultiHeadAttention (packed QKV)';
+export type FusedOperator =
+  | 'NhwcConv'
+  | 'GroupNorm'
+  | 'SkipGroupNorm'
+  | 'SkipLayerNormalization'
+  | 'BiasSplitGelu'
+  | 'BiasGelu'
+  | 'BiasAdd'
+  | 'BiasAdd (convolution)'
+  | 'MultiHeadAttention (packed QKV)';
 
 export interface FusedOperatorSupport {
   /** The providers that implement the operator. */
@@ -437,7 +495,10 @@ export interface FusedOperatorSupport {
  * been excluded yet: a release or card found lacking one gets its bound here (and the standard
  * operators in its place). SkipGroupNorm, BiasGelu, BiasAdd and the packed QKV input ran
  * correctly on onnxruntime 1.29.0 on sm_90 (BENCHMARKS.md, CUDA attempt 15: frames within 1 of 255
- * of the graphs without them); older releases are not known to run them.
+ * of the graphs without them); older releases are not known to run them. BiasAdd after a
+ * convolution is the same operator on the same shapes ([N, S, C] with a [C] bias), its own entry
+ * because the default forms choose it apart from the projections' form; its graphs have not yet
+ * been run on a GPU (BENCHMARKS.md records them when they are).
  */
 export const FUSED_OPERATOR_SUPPORT: Readonly<Record<FusedOperator, FusedOperatorSupport>> = {
   NhwcConv: { providers: ['cuda'], minOnnxruntime: '1.19.2' },
@@ -447,6 +508,7 @@ export const FUSED_OPERATOR_SUPPORT: Readonly<Record<FusedOperator, FusedOperato
   BiasSplitGelu: { providers: ['cuda'], minOnnxruntime: '1.19.2' },
   BiasGelu: { providers: ['cuda'], minOnnxruntime: '1.29.0', chosen: false },
   BiasAdd: { providers: ['cuda'], minOnnxruntime: '1.29.0', chosen: false },
+  'BiasAdd (convolution)': { providers: ['cuda'], minOnnxruntime: '1.29.0' },
   'MultiHeadAttention (packed QKV)': { providers: ['cuda'], minOnnxruntime: '1.29.0', chosen: false },
 };
 
