@@ -2,7 +2,7 @@
 // every value bit for bit, on sizes where the blur reaches past both borders, odd sizes, the
 // full-size video frames both ways, a size no multiple of the output's, and upscaling.
 import { describe, expect, it } from 'vitest';
-import { clipPixelValues, type Planar, resizeWithAntialiasing, rgbToSigned } from '../models/pipeline/clip-preprocess.js';
+import { clipPixelValues, clipPixelValuesOf, type Planar, resizeWithAntialiasing, rgbToSigned } from '../models/pipeline/clip-preprocess.js';
 import { NormalGenerator } from '../models/pipeline/random.js';
 
 const f = Math.fround;
@@ -150,6 +150,8 @@ const cases: [width: number, height: number, outH: number, outW: number][] = [
   [5, 3, 1, 1], // every tap of every pixel reflected, past both borders
   [9, 7, 2, 3],
   [37, 23, 11, 7], // odd sizes, odd factors
+  [7, 200, 3, 5], // down along one axis, up along the other
+  [300, 40, 224, 224],
   [64, 64, 224, 224], // upscaling: the narrowest blur
   [128, 64, 224, 224], // the fixture's size
   [1000, 333, 224, 224], // no multiple of the output's size
@@ -176,11 +178,13 @@ describe('CLIP preprocessing, bit for bit as the first loops', () => {
     expect(firstDifference(rgbToSigned(rgb, 256, 1).data, refRgbToSigned(rgb, 256, 1).data)).toBe(-1);
   });
 
-  it('leaves its input as it was (the pipeline reads the image again for the VAE)', () => {
-    const src = rgbToSigned(testImage(40, 30, 1), 40, 30);
+  it('leaves the [-1, 1] image as it was (the pipeline makes the VAE input from it next)', () => {
+    const rgb = testImage(40, 30, 1);
+    const src = rgbToSigned(rgb, 40, 30);
     const copy = Float32Array.from(src.data);
-    resizeWithAntialiasing(src, 8, 8);
+    const fromSigned = clipPixelValuesOf(src, 8, CLIP_MEAN, CLIP_STD);
     expect(firstDifference(src.data, copy)).toBe(-1);
+    expect(firstDifference(fromSigned, refClipPixelValues(rgb, 40, 30, 8, CLIP_MEAN, CLIP_STD))).toBe(-1);
   });
 
   it('refuses an image too small for its blur', () => {

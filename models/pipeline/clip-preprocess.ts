@@ -48,59 +48,40 @@ function reflect(i: number, n: number): number {
 }
 
 /**
- * For each of the n + 2·half positions of a reflect-padded axis, the sample it reads, times
- * `stride`: the taps of output i are entries i … i + 2·half.
+ * For each of the n + 2·half positions of a reflect-padded axis, the sample it reads: the taps
+ * of output i are entries i … i + 2·half.
  */
-function paddedIndex(n: number, half: number, stride: number): Int32Array {
-  return Int32Array.from({ length: n + 2 * half }, (_, p) => reflect(p - half, n) * stride);
+function paddedIndex(n: number, half: number): Int32Array {
+  return Int32Array.from({ length: n + 2 * half }, (_, p) => reflect(p - half, n));
 }
 
-// Both passes sum each output's taps in float64 from 0, first tap first, and round the sum to
-// float32 once: the sums the port was checked against the reference's tensors with (another
-// order changes last bits; test/clip-preprocess.test.ts keeps that first loop and compares).
+/**
+ * A plane's rows made one at a time in increasing order, the last `slots` kept: each stage of
+ * the resize reads a few neighbouring rows of the one before, so none needs a whole plane in
+ * between (each fresh plane is megabytes of new pages on every job).
+ */
+class RowWindow {
+  private readonly rows: Float32Array[];
+  private made = -1;
 
-/** The blur along rows: each row reflect-padded once, so the taps run without index checks. */
-function blurRows(src: Planar, kernel: Float32Array): Planar {
-  const { channels, height, width } = src;
-  const out = new Float32Array(src.data.length);
-  const taps = kernel.length;
-  const half = (taps - 1) / 2;
-  const k = Float64Array.from(kernel);
-  const index = paddedIndex(width, half, 1);
-  const padded = new Float64Array(width + 2 * half);
-  for (let row = 0; row < channels * height; row++) {
-    const at = row * width;
-    for (let p = 0; p < padded.length; p++) padded[p] = src.data[at + index[p]!]!;
-    for (let x = 0; x < width; x++) {
-      let acc = 0;
-      for (let t = 0; t < taps; t++) acc += k[t]! * padded[x + t]!;
-      out[at + x] = acc;
-    }
+  constructor(
+    width: number,
+    private readonly slots: number,
+    private readonly make: (r: number, into: Float32Array) => void,
+  ) {
+    const data = new Float32Array(width * slots);
+    this.rows = Array.from({ length: slots }, (_, i) => data.subarray(i * width, (i + 1) * width));
   }
-  return { ...src, data: out };
-}
 
-/** The blur along columns, a row at a time: each tap adds a whole source row to the row's sums. */
-function blurColumns(src: Planar, kernel: Float32Array): Planar {
-  const { channels, height, width } = src;
-  const out = new Float32Array(src.data.length);
-  const taps = kernel.length;
-  const half = (taps - 1) / 2;
-  const rowAt = paddedIndex(height, half, width);
-  const acc = new Float64Array(width);
-  for (let c = 0; c < channels; c++) {
-    const base = c * height * width;
-    for (let y = 0; y < height; y++) {
-      acc.fill(0);
-      for (let t = 0; t < taps; t++) {
-        const w = kernel[t]!;
-        const from = base + rowAt[y + t]!;
-        for (let x = 0; x < width; x++) acc[x]! += w * src.data[from + x]!;
-      }
-      out.set(acc, base + y * width);
+  /** Row r, made (with the rows before it not made yet) when first asked. */
+  row(r: number): Float32Array {
+    while (this.made < r) {
+      this.made++;
+      this.make(this.made, this.rows[this.made % this.slots]!);
     }
+    if (r <= this.made - this.slots) throw new Error(`row ${r} is no longer kept (row ${this.made} made, ${this.slots} kept)`);
+    return this.rows[r % this.slots]!;
   }
-  return { ...src, data: out };
 }
 
 function cubicWeights(t: number): [number, number, number, number] {
@@ -110,11 +91,8 @@ function cubicWeights(t: number): [number, number, number, number] {
   return [far(t + 1), near(t), near(1 - t), far(2 - t)];
 }
 
-/**
- * One axis of the bicubic resize: for each output position, its four source samples (clamped to
- * the edge, times `stride`) and their weights.
- */
-function cubicTaps(inN: number, outN: number, stride: number): { at: Int32Array; weight: Float64Array } {
+/** One axis of the bicubic resize: each output position's four source samples (clamped to the edge) and their weights. */
+function cubicTaps(inN: number, outN: number): { at: Int32Array; weight: Float64Array } {
   const scale = outN > 1 ? f((inN - 1) / (outN - 1)) : 0;
   const at = new Int32Array(4 * outN);
   const weight = new Float64Array(4 * outN);
@@ -122,50 +100,99 @@ function cubicTaps(inN: number, outN: number, stride: number): { at: Int32Array;
     const real = f(scale * o);
     const i = Math.floor(real);
     weight.set(cubicWeights(f(real - i)), 4 * o);
-    for (let m = 0; m < 4; m++) at[4 * o + m] = Math.min(Math.max(i - 1 + m, 0), inN - 1) * stride;
+    for (let m = 0; m < 4; m++) at[4 * o + m] = Math.min(Math.max(i - 1 + m, 0), inN - 1);
   }
   return { at, weight };
 }
 
-/** torch.nn.functional.interpolate(mode='bicubic', align_corners=True). */
-function bicubicAlignCorners(src: Planar, outH: number, outW: number): Planar {
-  const { channels, height: inH, width: inW } = src;
-  const out = new Float32Array(channels * outH * outW);
-  const ys = cubicTaps(inH, outH, inW);
-  const xs = cubicTaps(inW, outW, 1);
-  const s = src.data;
-  for (let c = 0; c < channels; c++) {
-    const base = c * inH * inW;
-    for (let y = 0; y < outH; y++) {
-      const row0 = base + ys.at[4 * y]!;
-      const row1 = base + ys.at[4 * y + 1]!;
-      const row2 = base + ys.at[4 * y + 2]!;
-      const row3 = base + ys.at[4 * y + 3]!;
-      const wy0 = ys.weight[4 * y]!;
-      const wy1 = ys.weight[4 * y + 1]!;
-      const wy2 = ys.weight[4 * y + 2]!;
-      const wy3 = ys.weight[4 * y + 3]!;
-      const to = (c * outH + y) * outW;
-      for (let x = 0; x < outW; x++) {
-        const q = 4 * x;
-        const x0 = xs.at[q]!;
-        const x1 = xs.at[q + 1]!;
-        const x2 = xs.at[q + 2]!;
-        const x3 = xs.at[q + 3]!;
-        const w0 = xs.weight[q]!;
-        const w1 = xs.weight[q + 1]!;
-        const w2 = xs.weight[q + 2]!;
-        const w3 = xs.weight[q + 3]!;
-        // Sums from 0 in the reference's order (a sum of -0 terms is +0 there, and so here).
-        const r0 = 0 + w0 * s[row0 + x0]! + w1 * s[row0 + x1]! + w2 * s[row0 + x2]! + w3 * s[row0 + x3]!;
-        const r1 = 0 + w0 * s[row1 + x0]! + w1 * s[row1 + x1]! + w2 * s[row1 + x2]! + w3 * s[row1 + x3]!;
-        const r2 = 0 + w0 * s[row2 + x0]! + w1 * s[row2 + x1]! + w2 * s[row2 + x2]! + w3 * s[row2 + x3]!;
-        const r3 = 0 + w0 * s[row3 + x0]! + w1 * s[row3 + x1]! + w2 * s[row3 + x2]! + w3 * s[row3 + x3]!;
-        out[to + x] = 0 + wy0 * r0 + wy1 * r1 + wy2 * r2 + wy3 * r3;
+// Every sum below runs in float64 from 0, first term first, and is rounded to float32 where the
+// first loops stored it (the Gaussian blur along rows, then along columns, then the bicubic):
+// the values the port was checked against the reference's tensors with. Another order changes
+// last bits; test/clip-preprocess.test.ts keeps those loops and compares.
+
+/** Gaussian blur along rows, then columns (reflect padding), then torch's bicubic with align_corners, one plane. */
+function blurAndResize(src: Float32Array, width: number, height: number, kX: Float32Array, kY: Float32Array, out: Float32Array, outH: number, outW: number): void {
+  const halfX = (kX.length - 1) / 2;
+  const halfY = (kY.length - 1) / 2;
+  const columnAt = paddedIndex(width, halfX);
+  const rowAt = paddedIndex(height, halfY);
+  const kx = Float64Array.from(kX);
+  const padded = new Float64Array(width + 2 * halfX);
+  const acc = new Float64Array(width);
+
+  const alongRows = new RowWindow(width, kY.length, (y, into) => {
+    const at = y * width;
+    for (let p = 0; p < padded.length; p++) padded[p] = src[at + columnAt[p]!]!;
+    // Four outputs at a time, each its own sum: four chains of additions run side by side.
+    let x = 0;
+    for (; x + 4 <= width; x += 4) {
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let t = 0; t < kx.length; t++) {
+        const w = kx[t]!;
+        s0 += w * padded[x + t]!;
+        s1 += w * padded[x + t + 1]!;
+        s2 += w * padded[x + t + 2]!;
+        s3 += w * padded[x + t + 3]!;
       }
+      into[x] = s0;
+      into[x + 1] = s1;
+      into[x + 2] = s2;
+      into[x + 3] = s3;
+    }
+    for (; x < width; x++) {
+      let sum = 0;
+      for (let t = 0; t < kx.length; t++) sum += kx[t]! * padded[x + t]!;
+      into[x] = sum;
+    }
+  });
+  // Output row y reads rows y − halfY … y + halfY of the row blur, reflected into the image:
+  // all within the last kY.length rows made once row min(y + halfY, H − 1) is.
+  const blurred = new RowWindow(width, 4, (y, into) => {
+    alongRows.row(Math.min(y + halfY, height - 1));
+    acc.fill(0);
+    for (let t = 0; t < kY.length; t++) {
+      const w = kY[t]!;
+      const row = alongRows.row(rowAt[y + t]!);
+      for (let x = 0; x < width; x++) acc[x] = acc[x]! + w * row[x]!;
+    }
+    into.set(acc);
+  });
+
+  // The bicubic's four rows of output row y lie within four consecutive rows, the last made first.
+  const ys = cubicTaps(height, outH);
+  const xs = cubicTaps(width, outW);
+  for (let y = 0; y < outH; y++) {
+    const q = 4 * y;
+    blurred.row(ys.at[q + 3]!);
+    const row0 = blurred.row(ys.at[q]!);
+    const row1 = blurred.row(ys.at[q + 1]!);
+    const row2 = blurred.row(ys.at[q + 2]!);
+    const row3 = blurred.row(ys.at[q + 3]!);
+    const wy0 = ys.weight[q]!;
+    const wy1 = ys.weight[q + 1]!;
+    const wy2 = ys.weight[q + 2]!;
+    const wy3 = ys.weight[q + 3]!;
+    for (let x = 0; x < outW; x++) {
+      const p = 4 * x;
+      const x0 = xs.at[p]!;
+      const x1 = xs.at[p + 1]!;
+      const x2 = xs.at[p + 2]!;
+      const x3 = xs.at[p + 3]!;
+      const w0 = xs.weight[p]!;
+      const w1 = xs.weight[p + 1]!;
+      const w2 = xs.weight[p + 2]!;
+      const w3 = xs.weight[p + 3]!;
+      // From 0 as the first loop summed (a sum of -0 terms is +0 there, and so here).
+      const r0 = 0 + w0 * row0[x0]! + w1 * row0[x1]! + w2 * row0[x2]! + w3 * row0[x3]!;
+      const r1 = 0 + w0 * row1[x0]! + w1 * row1[x1]! + w2 * row1[x2]! + w3 * row1[x3]!;
+      const r2 = 0 + w0 * row2[x0]! + w1 * row2[x1]! + w2 * row2[x2]! + w3 * row2[x3]!;
+      const r3 = 0 + w0 * row3[x0]! + w1 * row3[x1]! + w2 * row3[x2]! + w3 * row3[x3]!;
+      out[y * outW + x] = 0 + wy0 * r0 + wy1 * r1 + wy2 * r2 + wy3 * r3;
     }
   }
-  return { channels, height: outH, width: outW, data: out };
 }
 
 /** diffusers' `_resize_with_antialiasing` on a [-1,1] planar image. */
@@ -178,13 +205,25 @@ export function resizeWithAntialiasing(src: Planar, outH: number, outW: number):
   if ((kX - 1) / 2 >= src.width || (kY - 1) / 2 >= src.height) {
     throw new RangeError(`image ${src.width}x${src.height} is too small for the CLIP antialiasing filter`);
   }
-  const blurred = blurColumns(blurRows(src, gaussianKernel(kX, f(sigmaX))), gaussianKernel(kY, f(sigmaY)));
-  return bicubicAlignCorners(blurred, outH, outW);
+  const kernelX = gaussianKernel(kX, f(sigmaX));
+  const kernelY = gaussianKernel(kY, f(sigmaY));
+  const { channels, height, width } = src;
+  const out = new Float32Array(channels * outH * outW);
+  for (let c = 0; c < channels; c++) {
+    const plane = src.data.subarray(c * height * width, (c + 1) * height * width);
+    blurAndResize(plane, width, height, kernelX, kernelY, out.subarray(c * outH * outW, (c + 1) * outH * outW), outH, outW);
+  }
+  return { channels, height: outH, width: outW, data: out };
 }
 
 /** Full CLIP preprocessing: 8-bit RGB → [1, 3, size, size] normalised pixel values. */
 export function clipPixelValues(rgb: Uint8Array, width: number, height: number, size: number, mean: readonly number[], std: readonly number[]): Float32Array {
-  const resized = resizeWithAntialiasing(rgbToSigned(rgb, width, height), size, size);
+  return clipPixelValuesOf(rgbToSigned(rgb, width, height), size, mean, std);
+}
+
+/** clipPixelValues from the image already in [-1, 1] (rgbToSigned), which it leaves as it was: the VAE's input is made from it next. */
+export function clipPixelValuesOf(signed: Planar, size: number, mean: readonly number[], std: readonly number[]): Float32Array {
+  const resized = resizeWithAntialiasing(signed, size, size);
   const plane = size * size;
   const out = resized.data;
   for (let c = 0; c < 3; c++) {
