@@ -8,7 +8,7 @@ import { ANIMATELCM_SVD_XT_SCHEDULER, SVD_XT_SCHEDULER } from '../models/referen
 import { DenoiseBuffers, denoise } from '../models/pipeline/denoise-loop.js';
 import { linspace } from '../models/pipeline/pipeline.js';
 import { NormalGenerator } from '../models/pipeline/random.js';
-import { GivenStepNoise, NoiseThread, SeededStepNoise, type StepNoise } from '../models/pipeline/step-noise.js';
+import { drawSeededBlocks, GivenStepNoise, NoiseThread, SeededStepNoise, type StepNoise } from '../models/pipeline/step-noise.js';
 import { StepThreads } from '../models/pipeline/step-threads.js';
 import { createScheduler } from '../models/schedulers/scheduler.js';
 import type { SchedulerConfig } from '../models/configs.js';
@@ -230,6 +230,22 @@ describe('denoising loop', () => {
       expect(pool.usable).toBe(false);
       pool.close();
     }
+  });
+
+  it("draws a job's first blocks (conditioning, initial latents) in one draw, on the thread or here, as one after the other from the seed", async () => {
+    const failing = new NoiseThread(() => new Worker('process.exit(3)', { eval: true }));
+    for (const on of [thread, failing, undefined]) {
+      const refRng = new NormalGenerator(11);
+      const expected = [5, 0, 9].map((n) => refRng.normals(n));
+      const rng = new NormalGenerator(11);
+      const blocks = await drawSeededBlocks(rng, [5, 0, 9], on);
+      expect(blocks.map((b) => Array.from(b))).toEqual(expected.map((b) => Array.from(b)));
+      // The step noise goes on from where the blocks end.
+      expect(rng.state).toEqual(refRng.state);
+      expect(await new SeededStepNoise(rng, on).draw(6)).toEqual(refRng.normals(6));
+    }
+    expect(failing.usable).toBe(false);
+    expect((await drawSeededBlocks(new NormalGenerator(1), [0, 0], thread)).map((b) => b.length)).toEqual([0, 0]);
   });
 
   it('AnimateLCM with given noise: the same bits as the reference loop; too few tensors is an error', async () => {

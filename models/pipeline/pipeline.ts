@@ -7,7 +7,7 @@ import { networkContract, NETWORKS, type NetworkName } from '../build.js';
 import type { AttentionImpl, GraphDType } from '../onnx/graph-builder.js';
 import type { NetworkContract } from '../networks/contracts.js';
 import { vaeScaleFactor } from '../networks/vae.js';
-import { clipPixelValues, rgbToSigned } from './clip-preprocess.js';
+import { clipPixelValuesOf, rgbToSigned } from './clip-preprocess.js';
 import type { RgbImage } from './prepare-image.js';
 import { NormalGenerator, randomSeed } from './random.js';
 import type { JobPlan, PlanBasis } from '../../common/job-plan.js';
@@ -32,7 +32,7 @@ import { SessionPool } from './session-pool.js';
 import { createScheduler } from '../schedulers/scheduler.js';
 import { DenoiseBuffers, denoise } from './denoise-loop.js';
 import { StepThreads, stepThreadCount } from './step-threads.js';
-import { GivenStepNoise, NoiseThread, SeededStepNoise, type StepNoise } from './step-noise.js';
+import { drawSeededBlocks, GivenStepNoise, NoiseThread, SeededStepNoise, type StepNoise } from './step-noise.js';
 import { SETTINGS, type GenerationSettings, type SamplingSettings } from '../../common/settings.js';
 import type { GenerationProgress as ProgressEvent } from '../../common/progress.js';
 
@@ -323,21 +323,26 @@ export class SvdPipeline {
     const scale = vaeScaleFactor(this.model.vae.config);
     const dims: LatentDims = { F, W, H, h: H / scale, w: W / scale, C: this.model.vae.config.latent_channels };
 
-    // 0. Noise: the seed's generator, or the caller's tensors (reference replay).
+    // 0. Noise: the seed's generator, or the caller's tensors (reference replay). The seed's
+    // conditioning and initial noise are drawn on the noise thread while step 1 makes the CLIP
+    // embedding, which needs only the image; the step noise goes on from where they end.
     const seed = settings.seed ?? randomSeed();
     const rng = new NormalGenerator(seed);
     const checkNoise = (name: string, data: Float32Array | undefined, n: number) => {
       if (data && data.length !== n) throw new Error(`${name} noise has ${data.length} values, expected ${n}`);
       return data;
     };
-    const condNoise = checkNoise('conditioning', opts.noise?.condAug, 3 * H * W) ?? rng.normals(3 * H * W);
-    const initialNoise = checkNoise('initial', opts.noise?.initial, F * dims.C * dims.h * dims.w) ?? rng.normals(F * dims.C * dims.h * dims.w);
+    const givenCond = checkNoise('conditioning', opts.noise?.condAug, 3 * H * W);
+    const givenInitial = checkNoise('initial', opts.noise?.initial, F * dims.C * dims.h * dims.w);
+    const drawn = drawSeededBlocks(rng, [givenCond ? 0 : 3 * H * W, givenInitial ? 0 : F * dims.C * dims.h * dims.w], this.noiseThread);
     const stepNoise = opts.noise?.steps ? new GivenStepNoise(opts.noise.steps) : new SeededStepNoise(rng, this.noiseThread);
 
     // 1. Conditioning: CLIP embedding of the clean image, VAE latent of the noise-augmented one.
     let loadMs = await this.pool.enterStage(['image_encoder', 'vae_encoder'], say);
     onProgress?.({ stage: 'encoding' });
+    const condNoise = drawn.then(([cond]) => givenCond ?? cond!);
     const { embedding, latent } = await this.inStage('encoding', sized, () => this.encode(image, settings.noiseAug, condNoise));
+    const initialNoise = givenInitial ?? (await drawn)[1]!;
     const encodeMs = performance.now() - started - loadMs;
     checkCancelled();
 
@@ -382,15 +387,21 @@ export class SvdPipeline {
     }
   }
 
-  /** CLIP image embedding [D] and the VAE latent [C, h, w] of the noise-augmented image. */
-  private async encode(image: RgbImage, noiseAug: number, condNoise: Float32Array): Promise<{ embedding: Float32Array; latent: Float32Array }> {
+  /**
+   * CLIP image embedding [D] and the VAE latent [C, h, w] of the noise-augmented image. The noise
+   * is awaited only for the VAE: the CLIP embedding is made while it is drawn.
+   */
+  private async encode(image: RgbImage, noiseAug: number, condNoise: Promise<Float32Array>): Promise<{ embedding: Float32Array; latent: Float32Array }> {
     const { width: W, height: H } = image;
     const fe = this.model.featureExtractor.config;
     const clipSize = this.model.imageEncoder.config.image_size;
-    const clip = clipPixelValues(image.data, W, H, clipSize, fe.image_mean, fe.image_std);
+    const signed = rgbToSigned(image.data, W, H);
+    const clip = clipPixelValuesOf(signed, clipSize, fe.image_mean, fe.image_std);
     const embedding = (await this.pool.get('image_encoder').run({ pixel_values: new ort.Tensor('float32', clip, [1, 3, clipSize, clipSize]) })).image_embeds!.data as Float32Array;
-    const vaeIn = rgbToSigned(image.data, W, H).data;
-    for (let i = 0; i < vaeIn.length; i++) vaeIn[i] = f(vaeIn[i]! + f(noiseAug * condNoise[i]!));
+    // The CLIP input is made: the VAE's is the same image, noise-augmented in place.
+    const vaeIn = signed.data;
+    const noise = await condNoise;
+    for (let i = 0; i < vaeIn.length; i++) vaeIn[i] = f(vaeIn[i]! + f(noiseAug * noise[i]!));
     const latent = (await this.pool.get('vae_encoder').run({ image: new ort.Tensor('float32', vaeIn, [1, 3, H, W]) })).latent!.data as Float32Array;
     return { embedding, latent };
   }

@@ -1,5 +1,6 @@
-// Where a sampler's fresh noise between steps comes from: the caller's tensors (reference replay)
-// or the job's seeded generator, drawn in the order the sampler asks, after the initial noise.
+// Where a job's noise comes from: the caller's tensors (reference replay) or the job's seeded
+// generator, drawn in one order: the conditioning image's noise, the initial latents', then a
+// sampler's fresh noise between steps in the order it asks.
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -47,18 +48,49 @@ export class SeededStepNoise implements StepNoise {
   async draw(n: number): Promise<Float32Array> {
     // A buffer lost with a failed thread is detached (length 0) and made again.
     if (this.buffer.length !== n) this.buffer = new Float32Array(n);
-    if (this.thread?.usable) {
-      try {
-        const { state, out } = await this.thread.fill({ state: this.rng.state, out: this.buffer });
-        this.rng.state = state;
-        this.buffer = out;
-        return out;
-      } catch {
-        if (this.buffer.length !== n) this.buffer = new Float32Array(n);
-      }
-    }
-    return this.rng.fill(this.buffer);
+    this.buffer = await fillFrom(this.rng, this.buffer, this.thread);
+    return this.buffer;
   }
+}
+
+/**
+ * The job's first draws from the seed's generator, blocks of `sizes` values one after the other
+ * (`sizes.map((n) => rng.normals(n))`), made in one draw on the noise thread where one is given:
+ * the pipeline draws the conditioning image's and the initial latents' noise there while the
+ * main thread prepares the CLIP input, which needs neither. The generator is left after the last
+ * block, where the step noise goes on. Never rejects: a failed thread's draw is made here.
+ */
+export function drawSeededBlocks(rng: NormalGenerator, sizes: readonly number[], thread?: NoiseThread): Promise<Float32Array[]> {
+  const total = sizes.reduce((sum, n) => sum + n, 0);
+  // Made here, so that an array too large fails the caller at once.
+  const all = new Float32Array(total);
+  const split = (values: Float32Array) => {
+    let at = 0;
+    return sizes.map((n) => values.subarray(at, (at += n)));
+  };
+  if (total === 0) return Promise.resolve(split(all));
+  return fillFrom(rng, all, thread).then(split);
+}
+
+/**
+ * Fills `out` from `rng` on the thread where it is usable, else (or where it fails) here from the
+ * same state, and leaves `rng` after the draw. Resolves to the filled array: `out`, or its buffer
+ * back from the thread.
+ */
+async function fillFrom(rng: NormalGenerator, out: Float32Array<ArrayBuffer>, thread: NoiseThread | undefined): Promise<Float32Array<ArrayBuffer>> {
+  const n = out.length;
+  if (thread?.usable) {
+    try {
+      const reply = await thread.fill({ state: rng.state, out });
+      rng.state = reply.state;
+      return reply.out;
+    } catch {
+      // The array went to the failed thread (detached).
+      if (out.length !== n) out = new Float32Array(n);
+    }
+  }
+  rng.fill(out);
+  return out;
 }
 
 /**
