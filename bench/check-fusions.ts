@@ -51,7 +51,7 @@ const fused = values.fusions ? parseGraphForms(`fusions=${values.fusions}`, defa
 if (fused.fusions.length === 0) throw new Error(`${formsOf}: its default forms use no fused operator; name some with --fusions`);
 
 const rng = new NormalGenerator(5);
-const tensor = (dims: number[], scale = 1) => new ort.Tensor('float32', rng.normals(dims.reduce((a, b) => a * b, 1)).map((v) => v * scale), dims);
+const tensor = (dims: number[]) => new ort.Tensor('float32', rng.normals(dims.reduce((a, b) => a * b, 1)), dims);
 const feeds = {
   sample: tensor([2, F, unet.in_channels, h, w]),
   timestep: new ort.Tensor('float32', Float32Array.of(0.7), [1]),
