@@ -61,7 +61,7 @@ function specifiers(file: string): string[] {
 describe('the compiled code', () => {
   it('imports only Node builtins and production dependencies', () => {
     // tsx is resolved only where the worker pool and the noise thread start from .ts sources (npm run dev, tests), never from dist/.
-    const devOnlyWhenFromSource: Record<string, string[]> = { tsx: ['server/workers/pool.js', 'models/pipeline/step-noise.js'] };
+    const devOnlyWhenFromSource: Record<string, string[]> = { tsx: ['server/workers/pool.js', 'models/pipeline/compute-thread.js'] };
     const dist = join(copy, 'dist');
     const files = compiledFiles(dist);
     expect(files.map((f) => relative(dist, f))).toEqual(

@@ -1,9 +1,8 @@
 // Where a job's noise comes from: the caller's tensors (reference replay) or the job's seeded
 // generator, drawn in one order: the conditioning image's noise, the initial latents', then a
 // sampler's fresh noise between steps in the order it asks.
-import { dirname, extname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startComputeThread } from './compute-thread.js';
 import type { NoiseDraw } from './noise-worker.js';
 import type { NormalGenerator } from './random.js';
 
@@ -108,7 +107,7 @@ export class NoiseThread {
   private pending = 0;
 
   /** `spawn` starts the thread: noise-worker.ts by default (a test gives one that fails). */
-  constructor(private readonly spawn: () => Worker = startNoiseWorker) {}
+  constructor(private readonly spawn: () => Worker = () => startComputeThread('noise-worker')) {}
 
   get usable(): boolean {
     return this.worker !== null;
@@ -162,20 +161,4 @@ export class NoiseThread {
     }
     return this.worker;
   }
-}
-
-/**
- * noise-worker next to this module, with this module's extension: the compiled .js (dist/), a
- * bundle's .mjs (the GPU machine's .device-build, where package.json's bundle:device builds it
- * beside the others), or the TypeScript source (tests, npm run dev), which the worker loads after
- * registering tsx's loader itself (a worker thread of Node 20 does not take --import).
- */
-function startNoiseWorker(): Worker {
-  const here = fileURLToPath(import.meta.url);
-  const ext = extname(here);
-  const entry = pathToFileURL(join(dirname(here), `noise-worker${ext}`));
-  // None of the parent's Node options: the thread only computes (an option such as --input-type stops it from starting).
-  if (ext !== '.ts') return new Worker(entry, { execArgv: [] });
-  const tsx = import.meta.resolve('tsx/esm/api');
-  return new Worker(`import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`, { eval: true, execArgv: [] });
 }

@@ -9,9 +9,8 @@
 // does the phase itself (its inputs are untouched: a step writes other arrays than it reads) and
 // stops using the threads.
 import { availableParallelism } from 'node:os';
-import { dirname, extname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startComputeThread } from './compute-thread.js';
 import type { SchedulerConfig } from '../configs.js';
 import type { StepShape } from './step-work.js';
 
@@ -61,7 +60,7 @@ export class StepThreads {
   /** `spawn` starts one worker: step-worker.ts by default (a test gives one that fails); `timeoutMs`: how long a phase or the start may take. */
   constructor(
     readonly count: number,
-    private readonly spawn: () => Worker = startStepWorker,
+    private readonly spawn: () => Worker = () => startComputeThread('step-worker'),
     private readonly timeoutMs = PHASE_TIMEOUT_MS,
   ) {}
 
@@ -157,14 +156,4 @@ export class StepThreads {
     });
     return this.ready;
   }
-}
-
-function startStepWorker(): Worker {
-  const here = fileURLToPath(import.meta.url);
-  const ext = extname(here);
-  const entry = pathToFileURL(join(dirname(here), `step-worker${ext}`));
-  // None of the parent's Node options: the thread only computes (an option such as --input-type stops it from starting).
-  if (ext !== '.ts') return new Worker(entry, { execArgv: [] });
-  const tsx = import.meta.resolve('tsx/esm/api');
-  return new Worker(`import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`, { eval: true, execArgv: [] });
 }
