@@ -12,6 +12,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // The page's build, once for every suite that serves it.
+    globalSetup: ['test/global-setup.ts'],
     projects: [
       { extends: true, test: { name: 'main', include: ['test/**/*.test.ts'] } },
       {

@@ -124,8 +124,11 @@ function freeBytes(path: string): number {
   }
 }
 
-/** Rejects a video whose frames or duration are not what was encoded (a truncated write). */
-export async function verifyVideo(path: string, video: Pick<RawVideo, 'frameCount' | 'fps'>, name = basename(path)): Promise<void> {
+/**
+ * Rejects a video whose frames or duration are not what was encoded: a truncated write (`written`,
+ * ffmpeg's output here) or a file received from elsewhere that does not hold what its sender says.
+ */
+export async function verifyVideo(path: string, video: Pick<RawVideo, 'frameCount' | 'fps'>, name = basename(path), source: 'written' | 'received' = 'written'): Promise<void> {
   let problem: string;
   try {
     const found = await probeVideo(path);
@@ -139,6 +142,7 @@ export async function verifyVideo(path: string, video: Pick<RawVideo, 'frameCoun
     problem = (err as Error).message;
   }
   if (freeBytes(path) < 1 << 20) throw new DiskFullError(`${name} completely (${problem})`);
+  if (source === 'received') throw new FfmpegError(`${name} does not hold the video its result describes: ${problem}`);
   throw new FfmpegError(`ffmpeg wrote an incomplete ${name}: ${problem}`);
 }
 

@@ -1,13 +1,11 @@
 // The page's part of issue 23 in real headless Chromium against the real server (demo model and
 // demo interpolator on the CPU): continuing a finished video from its last frame, and variations
 // side by side with their seeds. Screenshots go to test/screenshots/.
-import { execSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobSnapshot } from '../common/api-types.js';
-import { PROJECT_ROOT } from '../models/paths.js';
 import { startServer, type RunningServer } from '../server/main.js';
 import { FIXTURE_INPUT, FIXTURE_MODEL, tempDir } from './helpers.js';
 
@@ -35,7 +33,6 @@ async function pageWithImage(settings: Record<string, string | number>): Promise
 }
 
 beforeAll(async () => {
-  execSync('npm run -s build:client', { cwd: PROJECT_ROOT, stdio: 'inherit' });
   mkdirSync(SHOTS, { recursive: true });
   // One person's page: the API calls here see what the page made (each browser sees only its own jobs otherwise).
   server = await startServer(

@@ -1,14 +1,12 @@
 // The page in real headless Chromium (playwright-core + Debian's chromium) against the real
 // server running the tiny demo model on the CPU, at a laptop's and a phone's size. Screenshots of
-// each state go to test/screenshots/.
-import { execSync } from 'node:child_process';
+// each state go to test/screenshots/. The page is built once for every suite (test/global-setup.ts).
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../models/paths.js';
 import { startServer, type RunningServer } from '../server/main.js';
 import { startCliServer } from './cli-server.js';
 import { FIXTURE_MODEL, tempDir, FIXTURE_INPUT } from './helpers.js';
@@ -111,7 +109,6 @@ const inView = (page: Page, selector: string) =>
   });
 
 beforeAll(async () => {
-  execSync('npm run -s build:client', { cwd: PROJECT_ROOT, stdio: 'inherit' });
   mkdirSync(SHOTS, { recursive: true });
   // No model installed: the server runs the demo model, as on a fresh machine.
   process.env.SVD_MODEL_DIR = join(tempDir('svd-browser-none-'), 'not-installed');

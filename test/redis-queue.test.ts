@@ -446,6 +446,11 @@ describe("a box's result with a bad last frame", () => {
       expect((await ownJob(id)).status, what).toBe('running');
       expect(leftovers(id), what).toEqual([]);
     }
+    // A result that says more frames than the video holds: the video is refused as not what it says.
+    const tooMany = await deliver(resultForm(good, [], JSON.stringify({ frameCount: 3, fps: 8, seed: 0, provider: '', totalMs: 0 })));
+    expect(tooMany.status).toBe(422);
+    expect(tooMany.body.error).toMatch(/^video\.mp4 from hand-box does not hold the video its result describes: it holds 2 of 3 frames/);
+    expect(leftovers(id)).toEqual([]);
     // The "result" field of every type and value (never the 2 frames the video has): refused with what was wrong.
     const results = fc.oneof(
       fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v)),

@@ -64,7 +64,7 @@ export async function receiveResult(
     }
     const frameCount = arrangedFrameCount(result.frameCount, job.settings);
     for (const [format, path] of files) {
-      await verifyVideo(path, { frameCount, fps: result.fps }, `video.${format} from ${box}`).catch((err: Error) => {
+      await verifyVideo(path, { frameCount, fps: result.fps }, `video.${format} from ${box}`, 'received').catch((err: Error) => {
         throw new ResultRejected(err.message);
       });
     }
