@@ -497,8 +497,9 @@ export interface FusedOperatorSupport {
  * correctly on onnxruntime 1.29.0 on sm_90 (BENCHMARKS.md, CUDA attempt 15: frames within 1 of 255
  * of the graphs without them); older releases are not known to run them. BiasAdd after a
  * convolution is the same operator on the same shapes ([N, S, C] with a [C] bias), its own entry
- * because the default forms choose it apart from the projections' form; its graphs have not yet
- * been run on a GPU (BENCHMARKS.md records them when they are).
+ * because the default forms choose it apart from the projections' form. It and
+ * SkipLayerNormalization ran correctly on onnxruntime 1.29.0 on sm_90 (BENCHMARKS.md, CUDA
+ * attempts 19 and 21: the fixture replay, and `check:fusions` against the standard operators).
  */
 export const FUSED_OPERATOR_SUPPORT: Readonly<Record<FusedOperator, FusedOperatorSupport>> = {
   NhwcConv: { providers: ['cuda'], minOnnxruntime: '1.19.2' },
